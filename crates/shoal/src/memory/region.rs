@@ -1,0 +1,161 @@
+//! Regions: ranges of bytes inside a mapping that stays alive as long as any handle uses it.
+#![allow(unsafe_code)] // owns raw mappings (mmap or heap) and hands out pointers into them
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use crate::sys;
+
+enum Backing {
+    /// A shared mapping made with `mmap`; unmapped on drop.
+    Mmap,
+    /// A process-local heap allocation (tests, Miri, loom-free unit tests).
+    Heap(Layout),
+}
+
+/// A whole mapping: a group's segment, or a heap block standing in for one.
+pub struct Mapping {
+    base: NonNull<u8>,
+    len: usize,
+    backing: Backing,
+}
+
+// SAFETY: a Mapping is a plain address range; all access to its bytes goes through types that
+// synchronise themselves (atomics) or through raw pointers whose users document their own
+// synchronisation. Sharing the range between threads is what it is for.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; &Mapping only exposes the base address and length.
+unsafe impl Sync for Mapping {}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping")
+            .field("base", &self.base)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Mapping {
+    /// Wraps a shared mapping returned by `mmap`.
+    ///
+    /// # Safety
+    /// `base` must be the start of a live mapping of `len` bytes made by `mmap`, owned by
+    /// nothing else: it is unmapped when the last handle drops.
+    pub(crate) unsafe fn from_mmap(base: NonNull<u8>, len: usize) -> Self {
+        Self { base, len, backing: Backing::Mmap }
+    }
+
+    /// A zeroed, process-local block of `len` bytes aligned to 4096, for tests and for
+    /// objects that never leave the process.
+    pub fn heap(len: usize) -> Arc<Self> {
+        let layout = Layout::from_size_align(len.max(1), 4096).expect("heap mapping layout");
+        // SAFETY: layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let base = NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        Arc::new(Self { base, len, backing: Backing::Heap(layout) })
+    }
+
+    /// The address this process sees the mapping at. Other processes see it elsewhere.
+    pub fn base(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for a zero-length mapping (never made in practice).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        match self.backing {
+            Backing::Mmap => sys::munmap(self.base, self.len),
+            // SAFETY: allocated in `heap` with this very layout.
+            Backing::Heap(layout) => unsafe { std::alloc::dealloc(self.base.as_ptr(), layout) },
+        }
+    }
+}
+
+/// A range of bytes inside a [`Mapping`] (a memzone's bytes, typically). Cloning is cheap and
+/// keeps the mapping alive.
+#[derive(Clone, Debug)]
+pub struct Region {
+    map: Arc<Mapping>,
+    offset: usize,
+    len: usize,
+}
+
+impl Region {
+    /// The range `offset .. offset + len` of `map`, or `None` when it does not fit.
+    pub fn new(map: Arc<Mapping>, offset: usize, len: usize) -> Option<Self> {
+        let end = offset.checked_add(len)?;
+        (end <= map.len()).then_some(Self { map, offset, len })
+    }
+
+    /// A zeroed process-local region of `len` bytes (page aligned), for tests.
+    pub fn heap(len: usize) -> Self {
+        let map = Mapping::heap(len);
+        Self { map, offset: 0, len }
+    }
+
+    /// Start of the region in this process.
+    pub fn as_ptr(&self) -> *mut u8 {
+        // SAFETY: offset + len <= map.len() was checked at construction, so the result stays
+        // inside the mapping.
+        unsafe { self.map.base().add(self.offset) }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the region has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Offset of the region from the start of its mapping (the same in every process).
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The mapping the region lives in.
+    pub fn mapping(&self) -> &Arc<Mapping> {
+        &self.map
+    }
+
+    /// A shared reference to a `T` at `offset` inside the region, checked for bounds and
+    /// alignment.
+    pub fn get<T: Shared>(&self, offset: usize) -> Option<&T> {
+        let end = offset.checked_add(std::mem::size_of::<T>())?;
+        if end > self.len {
+            return None;
+        }
+        // SAFETY: in bounds (checked above) of a live mapping kept alive by `self.map`.
+        let ptr = unsafe { self.as_ptr().add(offset) };
+        if (ptr as usize) % std::mem::align_of::<T>() != 0 {
+            return None;
+        }
+        // SAFETY: in bounds, aligned, and `T: Shared` promises every bit pattern is a valid T
+        // and that all mutation goes through interior mutability (atomics/UnsafeCell), so a
+        // shared reference is sound even while other processes write.
+        Some(unsafe { &*(ptr as *const T) })
+    }
+}
+
+/// Types that may live in memory shared between processes.
+///
+/// # Safety
+/// Implementors must be `#[repr(C)]`, contain no pointers, references, file descriptors or
+/// other process-local values, accept every bit pattern as a valid value (a peer that died
+/// mid-write must not make a read undefined behaviour), and mutate only through atomics or
+/// `UnsafeCell` with documented synchronisation.
+pub unsafe trait Shared: Sync {}
