@@ -1,1 +1,662 @@
-//! (module under construction)
+//! The environment abstraction layer: options, process type, the group's runtime directory and
+//! shared memory, lcores, the process table, and signals.
+//!
+//! ```no_run
+//! let (eal, app_args) = shoal::eal::Eal::init(std::env::args().collect()).unwrap();
+//! println!("{:?} process of group {:?}", eal.proc_type(), eal.file_prefix());
+//! ```
+//!
+//! A primary takes a POSIX lock on `<runtime dir>/config`, creates the segment, initialises the
+//! header and writes the segment's path into `config`. A secondary finds `config` locked, reads
+//! it, maps the segment wherever the kernel puts it and checks the header's magic and layout
+//! version. `auto` is decided by the lock itself, so two processes started at once cannot both
+//! become primary.
+
+mod args;
+mod proctable;
+mod runtime;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use args::{EalArgs, LcoreId, ProcTypeArg, USAGE};
+pub use proctable::ProcessInfo;
+pub use runtime::runtime_dir;
+
+use crate::memory::header::{SegmentHeader, MAGIC};
+use crate::memory::{Backing, Mapping, Region, Segment, SegmentRequest, LAYOUT_VERSION};
+use crate::sync::atomic::Ordering;
+use crate::sys;
+use runtime::{ConfigFile, ConfigInfo};
+
+/// Default shared memory size (`-m`), in megabytes.
+pub const DEFAULT_MEMORY_MB: usize = 256;
+/// How long a secondary waits for a primary that holds the lock but has not finished starting.
+const ATTACH_WAIT: Duration = Duration::from_secs(3);
+/// How often the service thread beats and checks its peers.
+const SERVICE_PERIOD: Duration = Duration::from_millis(100);
+/// Exit status of a secondary whose primary died.
+pub const EXIT_PRIMARY_DIED: i32 = 3;
+
+/// The role a process plays in its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcType {
+    /// Created the group's memory.
+    Primary,
+    /// Attached to a primary's memory.
+    Secondary,
+}
+
+impl ProcType {
+    pub(crate) fn as_u32(self) -> u32 {
+        match self {
+            ProcType::Primary => 1,
+            ProcType::Secondary => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for ProcType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProcType::Primary => "primary",
+            ProcType::Secondary => "secondary",
+        })
+    }
+}
+
+/// Errors of EAL initialisation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `-h`/`--help` was given: print [`USAGE`] and exit 0.
+    #[error("help requested")]
+    Help,
+    /// Bad or unknown option.
+    #[error("{0}")]
+    Usage(String),
+    /// A secondary found no live primary.
+    #[error("no primary process for file prefix {prefix:?} (is it running? was --file-prefix the same?)")]
+    NoPrimary {
+        /// The group's prefix.
+        prefix: String,
+    },
+    /// A primary found another live primary.
+    #[error("a primary process (pid {pid}) is already running for file prefix {prefix:?}; use --proc-type=secondary or auto, or another --file-prefix")]
+    PrimaryExists {
+        /// The group's prefix.
+        prefix: String,
+        /// The live primary.
+        pid: u32,
+    },
+    /// The primary holds the lock but did not finish starting in time.
+    #[error("the primary process (pid {pid}) of file prefix {prefix:?} did not finish starting within {secs} s")]
+    PrimaryNotReady {
+        /// The group's prefix.
+        prefix: String,
+        /// The primary.
+        pid: u32,
+        /// How long we waited.
+        secs: u64,
+    },
+    /// The segment was made by a binary with another shared layout.
+    #[error("shared layout version {theirs:#018x} of the primary (pid {pid}) differs from this binary's {ours:#018x}; rebuild both from the same source")]
+    LayoutMismatch {
+        /// This binary's layout version.
+        ours: u64,
+        /// The segment's.
+        theirs: u64,
+        /// The primary.
+        pid: u32,
+    },
+    /// The segment does not start with shoal's header.
+    #[error("{path} is not a shoal segment (bad magic)")]
+    BadSegment {
+        /// The segment file.
+        path: PathBuf,
+    },
+    /// An lcore is held by another live process.
+    #[error(
+        "lcore {lcore} is already used by live process {pid} of this group; choose another with -l"
+    )]
+    LcoreInUse {
+        /// The lcore.
+        lcore: u32,
+        /// The process holding it.
+        pid: u32,
+    },
+    /// Every lcore id is taken.
+    #[error("no free lcore id left in this group")]
+    NoFreeLcore,
+    /// Every process slot is taken.
+    #[error("the group already has {max} live processes")]
+    TooManyProcesses {
+        /// The limit.
+        max: usize,
+    },
+    /// The shared memory could not be set up.
+    #[error("shared memory: {what}: {source}")]
+    Memory {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The runtime directory could not be used.
+    #[error("runtime directory {path}: {source}")]
+    RuntimeDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+fn mem_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Memory { what, source }
+}
+
+/// An initialised environment: this process's membership of a group. Cheap to clone; the
+/// process leaves the group (slot and lcores released, and for the primary, runtime files and
+/// segment removed) when the last clone drops.
+#[derive(Clone)]
+pub struct Eal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    proc_type: ProcType,
+    prefix: String,
+    dir: PathBuf,
+    segment_path: PathBuf,
+    backing: Backing,
+    map: Arc<Mapping>,
+    /// The whole mapping as a region (the header is at its offset 0).
+    whole: Region,
+    /// Our slot in the process table; None for an inspector (`shoal info`).
+    slot: Option<u32>,
+    lcores: Vec<LcoreId>,
+    args: EalArgs,
+    config: Mutex<Option<ConfigFile>>,
+    stop: Arc<AtomicBool>,
+    service: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Eal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Eal")
+            .field("proc_type", &self.inner.proc_type)
+            .field("prefix", &self.inner.prefix)
+            .field("slot", &self.inner.slot)
+            .field("lcores", &self.inner.lcores)
+            .finish()
+    }
+}
+
+/// Sets up logging at the level `--log-level` asks for (DPDK's names or numbers).
+pub fn init_logging(level: Option<&str>) {
+    let level = level.map(|l| l.rsplit(':').next().unwrap_or(l).to_ascii_lowercase());
+    let max = match level.as_deref() {
+        Some("emerg" | "alert" | "crit" | "critical" | "err" | "error" | "1" | "2" | "3" | "4") => {
+            tracing::Level::ERROR
+        }
+        Some("warning" | "warn" | "5") => tracing::Level::WARN,
+        Some("debug" | "8") => tracing::Level::DEBUG,
+        Some("trace" | "9") => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(max)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
+/// Initialises from `std::env::args()`, or prints the problem (and usage, for option errors)
+/// and exits: 0 for `--help`, 2 for bad options, 1 otherwise. `app_usage` is appended to the
+/// usage text.
+pub fn init_or_exit(app_usage: &str) -> (Eal, Vec<String>) {
+    match Eal::init(std::env::args().collect()) {
+        Ok(v) => v,
+        Err(e) => exit_on_error(&e, app_usage),
+    }
+}
+
+/// Prints an initialisation error the way [`init_or_exit`] does, and exits.
+pub fn exit_on_error(e: &Error, app_usage: &str) -> ! {
+    let prog = std::env::args().next().unwrap_or_default();
+    match e {
+        Error::Help => {
+            println!(
+                "usage: {prog} [EAL options] -- [application options]\n\n{USAGE}\n\n{app_usage}"
+            );
+            std::process::exit(0)
+        }
+        Error::Usage(msg) => {
+            eprintln!("error: {msg}\n\nusage: {prog} [EAL options] -- [application options]\n\n{USAGE}\n\n{app_usage}");
+            std::process::exit(2)
+        }
+        other => {
+            eprintln!("error: {other}");
+            std::process::exit(1)
+        }
+    }
+}
+
+impl Eal {
+    /// Parses EAL options from `args` (program name first) and joins or creates the group.
+    /// Returns the environment and the application's arguments (program name first).
+    pub fn init(args: Vec<String>) -> Result<(Eal, Vec<String>), Error> {
+        let (eal_args, app) = args::parse(&args)?;
+        init_logging(eal_args.log_level.as_deref());
+        sys::install_quit_handlers();
+        let eal = Self::join(eal_args)?;
+        Ok((eal, app))
+    }
+
+    fn join(args: EalArgs) -> Result<Eal, Error> {
+        let dir = runtime_dir(&args.file_prefix);
+        runtime::ensure_dir(&dir).map_err(|source| Error::RuntimeDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let rt_err = |source| Error::RuntimeDir {
+            path: dir.clone(),
+            source,
+        };
+        match args.proc_type {
+            ProcTypeArg::Primary => {
+                let cfg = ConfigFile::open_or_create(&dir).map_err(rt_err)?;
+                if !cfg.try_lock().map_err(rt_err)? {
+                    let pid = cfg.holder().ok().flatten().unwrap_or(0);
+                    return Err(Error::PrimaryExists {
+                        prefix: args.file_prefix.clone(),
+                        pid,
+                    });
+                }
+                Self::create_primary(args, dir, cfg)
+            }
+            ProcTypeArg::Secondary => Self::attach_secondary(args, dir),
+            ProcTypeArg::Auto => {
+                let cfg = ConfigFile::open_or_create(&dir).map_err(rt_err)?;
+                if cfg.try_lock().map_err(rt_err)? {
+                    tracing::info!(target: "shoal::eal", "auto: no live primary for {:?}; running as primary", args.file_prefix);
+                    Self::create_primary(args, dir, cfg)
+                } else {
+                    tracing::info!(target: "shoal::eal", "auto: a primary is running for {:?}; running as secondary", args.file_prefix);
+                    drop(cfg);
+                    Self::attach_secondary(args, dir)
+                }
+            }
+        }
+    }
+
+    fn create_primary(args: EalArgs, dir: PathBuf, mut cfg: ConfigFile) -> Result<Eal, Error> {
+        runtime::clear_stale(&dir);
+        let pid = sys::getpid();
+        let start = sys::proc_start_time(pid).unwrap_or(0);
+        let req = SegmentRequest {
+            len: args.memory_mb.unwrap_or(DEFAULT_MEMORY_MB) << 20,
+            no_huge: args.no_huge,
+            huge_dir: args.huge_dir.clone(),
+            stem: format!("shoal_{}", args.file_prefix),
+        };
+        let seg = Segment::create(&req).map_err(mem_err("creating the segment"))?;
+        if seg.backing() == Backing::Shm && !args.no_huge {
+            tracing::info!(target: "shoal::eal", "shared memory: {} in /dev/shm (normal pages)", human(seg.mapping().len()));
+        } else {
+            tracing::debug!(target: "shoal::eal", "shared memory: {} on {}", human(seg.mapping().len()), seg.backing());
+        }
+        let whole =
+            Region::new(seg.mapping().clone(), 0, seg.mapping().len()).expect("whole mapping");
+        let hdr = SegmentHeader::init(
+            &whole,
+            seg.backing().as_u32(),
+            seg.page_size as u64,
+            pid,
+            start,
+        );
+        hdr.publish();
+        cfg.write(&ConfigInfo {
+            pid,
+            layout_version: LAYOUT_VERSION,
+            segment: seg.path().to_owned(),
+            len: seg.mapping().len() as u64,
+        })
+        .map_err(mem_err("writing the config file"))?;
+        let eal = Self::finish(args, ProcType::Primary, dir, &seg, Some(cfg))?;
+        tracing::info!(target: "shoal::eal", "primary process {pid} ready (file prefix {:?})", eal.file_prefix());
+        Ok(eal)
+    }
+
+    /// Finds the live primary and maps its segment, waiting (bounded) for it to finish starting.
+    fn open_group(prefix: &str, dir: &Path) -> Result<(Segment, ConfigFile), Error> {
+        let no_primary = || Error::NoPrimary {
+            prefix: prefix.to_owned(),
+        };
+        let mut cfg = ConfigFile::open_existing(dir)
+            .map_err(|source| Error::RuntimeDir {
+                path: dir.to_owned(),
+                source,
+            })?
+            .ok_or_else(no_primary)?;
+        let deadline = Instant::now() + ATTACH_WAIT;
+        loop {
+            let holder = cfg.holder().ok().flatten().ok_or_else(no_primary)?;
+            let not_ready = || Error::PrimaryNotReady {
+                prefix: prefix.to_owned(),
+                pid: holder,
+                secs: ATTACH_WAIT.as_secs(),
+            };
+            if let Some(info) = cfg.read().map_err(mem_err("reading the config file"))? {
+                if info.layout_version != LAYOUT_VERSION {
+                    return Err(Error::LayoutMismatch {
+                        ours: LAYOUT_VERSION,
+                        theirs: info.layout_version,
+                        pid: info.pid,
+                    });
+                }
+                if let Ok(seg) = Segment::open(&info.segment) {
+                    let whole = Region::new(seg.mapping().clone(), 0, seg.mapping().len())
+                        .expect("whole mapping");
+                    let hdr: &SegmentHeader = whole.get(0).ok_or_else(|| Error::BadSegment {
+                        path: info.segment.clone(),
+                    })?;
+                    if hdr.magic.load(Ordering::Relaxed) != MAGIC {
+                        return Err(Error::BadSegment {
+                            path: info.segment.clone(),
+                        });
+                    }
+                    let theirs = hdr.layout_version.load(Ordering::Relaxed);
+                    if theirs != LAYOUT_VERSION {
+                        return Err(Error::LayoutMismatch {
+                            ours: LAYOUT_VERSION,
+                            theirs,
+                            pid: holder,
+                        });
+                    }
+                    if hdr.is_ready() {
+                        return Ok((seg, cfg));
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(not_ready());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn attach_secondary(args: EalArgs, dir: PathBuf) -> Result<Eal, Error> {
+        let (seg, cfg) = Self::open_group(&args.file_prefix, &dir)?;
+        let eal = Self::finish(args, ProcType::Secondary, dir, &seg, Some(cfg))?;
+        tracing::info!(target: "shoal::eal", "secondary process {} attached to file prefix {:?} (primary {})", sys::getpid(), eal.file_prefix(), eal.primary_pid());
+        Ok(eal)
+    }
+
+    /// Attaches to a running group without joining it: no process slot, no lcores, no service
+    /// thread. For tools such as `shoal info`.
+    pub fn inspect(prefix: &str) -> Result<Eal, Error> {
+        let dir = runtime_dir(prefix);
+        let (seg, _cfg) = Self::open_group(prefix, &dir)?;
+        let args = EalArgs {
+            file_prefix: prefix.to_owned(),
+            ..Default::default()
+        };
+        Ok(Eal {
+            inner: Arc::new(Inner {
+                proc_type: ProcType::Secondary,
+                prefix: prefix.to_owned(),
+                segment_path: seg.path().to_owned(),
+                backing: seg.backing(),
+                map: seg.mapping().clone(),
+                whole: Region::new(seg.mapping().clone(), 0, seg.mapping().len())
+                    .expect("whole mapping"),
+                dir,
+                slot: None,
+                lcores: Vec::new(),
+                args,
+                config: Mutex::new(None),
+                stop: Arc::new(AtomicBool::new(false)),
+                service: Mutex::new(None),
+            }),
+        })
+    }
+
+    fn finish(
+        args: EalArgs,
+        proc_type: ProcType,
+        dir: PathBuf,
+        seg: &Segment,
+        cfg: Option<ConfigFile>,
+    ) -> Result<Eal, Error> {
+        let map = seg.mapping().clone();
+        let whole = Region::new(map.clone(), 0, map.len()).expect("whole mapping");
+        let hdr: &SegmentHeader = whole.get(0).expect("header");
+        // Reap first, so that the lcores and slots of dead processes are free to claim.
+        proctable::reap_dead(hdr, &whole);
+        let (slot, lcores) = proctable::claim(hdr, proc_type, &args.lcores)?;
+        let ncpus = sys::cpu_count();
+        let main_cpu = args
+            .lcores
+            .iter()
+            .find(|(l, _)| *l == lcores[0])
+            .and_then(|(_, cpu)| *cpu)
+            .unwrap_or(lcores[0].0 as usize % ncpus);
+        for l in &lcores {
+            if l.0 as usize >= ncpus && !args.lcores.iter().any(|(x, cpu)| x == l && cpu.is_some())
+            {
+                tracing::warn!(target: "shoal::eal", "lcore {l} is beyond this machine's {ncpus} CPUs; it runs on CPU {}", l.0 as usize % ncpus);
+            }
+        }
+        if let Err(e) = sys::pin_current_thread(main_cpu) {
+            tracing::warn!(target: "shoal::eal", "could not pin to CPU {main_cpu}: {e}");
+        }
+        let eal = Eal {
+            inner: Arc::new(Inner {
+                proc_type,
+                prefix: args.file_prefix.clone(),
+                segment_path: seg.path().to_owned(),
+                backing: seg.backing(),
+                map,
+                whole: whole.clone(),
+                dir,
+                slot: Some(slot),
+                lcores,
+                args,
+                config: Mutex::new(cfg),
+                stop: Arc::new(AtomicBool::new(false)),
+                service: Mutex::new(None),
+            }),
+        };
+        eal.start_service();
+        Ok(eal)
+    }
+
+    /// The service thread: heartbeat; the primary reaps dead processes; a secondary watches the
+    /// primary and exits when it is gone.
+    fn start_service(&self) {
+        let stop = self.inner.stop.clone();
+        let map = self.inner.map.clone();
+        let slot = self.inner.slot.expect("member process");
+        let proc_type = self.inner.proc_type;
+        let prefix = self.inner.prefix.clone();
+        let watch = match proc_type {
+            ProcType::Secondary => self
+                .inner
+                .config
+                .lock()
+                .ok()
+                .and_then(|c| c.as_ref().and_then(|c| c.file.try_clone().ok())),
+            ProcType::Primary => None,
+        };
+        let primary_pid = self.primary_pid();
+        let handle = std::thread::Builder::new()
+            .name("shoal-service".into())
+            .spawn(move || {
+                let whole = Region::new(map.clone(), 0, map.len()).expect("whole mapping");
+                let hdr: &SegmentHeader = whole.get(0).expect("header");
+                let mut tick = 0u64;
+                while !stop.load(StdOrdering::Relaxed) {
+                    proctable::beat(hdr, slot);
+                    if let Some(f) = &watch {
+                        if !matches!(sys::lock_holder(f), Ok(Some(_))) {
+                            eprintln!(
+                                "error: the primary process (pid {primary_pid}) of file prefix {prefix:?} has exited; this secondary cannot continue"
+                            );
+                            std::process::exit(EXIT_PRIMARY_DIED);
+                        }
+                    }
+                    if proc_type == ProcType::Primary && tick.is_multiple_of(2) {
+                        for p in proctable::reap_dead(hdr, &whole) {
+                            tracing::warn!(target: "shoal::eal", "process {} ({}) died; its slot {} and lcores {:?} were freed", p.pid, p.proc_type, p.slot, p.lcores);
+                        }
+                    }
+                    tick += 1;
+                    std::thread::sleep(SERVICE_PERIOD);
+                }
+            })
+            .expect("spawn the service thread");
+        *self.inner.service.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+    }
+
+    pub(crate) fn header(&self) -> &SegmentHeader {
+        // The mapping holds a header: checked when it was created or attached.
+        self.inner.whole.get(0).expect("segment header")
+    }
+
+    /// The whole segment as a region.
+    pub(crate) fn whole(&self) -> Region {
+        self.inner.whole.clone()
+    }
+
+    /// Primary or secondary.
+    pub fn proc_type(&self) -> ProcType {
+        self.inner.proc_type
+    }
+
+    /// The group's name (`--file-prefix`).
+    pub fn file_prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The group's runtime directory.
+    pub fn runtime_dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The lcores this process holds, main lcore first.
+    pub fn lcores(&self) -> &[LcoreId] {
+        &self.inner.lcores
+    }
+
+    /// The main lcore (the first of `-l`), or lcore 0 for an inspector.
+    pub fn main_lcore(&self) -> LcoreId {
+        self.inner.lcores.first().copied().unwrap_or(LcoreId(0))
+    }
+
+    /// This process's slot in the process table (None for an inspector).
+    pub fn slot(&self) -> Option<u32> {
+        self.inner.slot
+    }
+
+    /// The parsed EAL options.
+    pub fn args(&self) -> &EalArgs {
+        &self.inner.args
+    }
+
+    /// `--vdev` specs.
+    pub fn vdevs(&self) -> &[String] {
+        &self.inner.args.vdevs
+    }
+
+    /// Where the shared memory lives.
+    pub fn backing(&self) -> Backing {
+        self.inner.backing
+    }
+
+    /// The segment file.
+    pub fn segment_path(&self) -> &Path {
+        &self.inner.segment_path
+    }
+
+    /// Size of the shared memory in bytes.
+    pub fn memory_len(&self) -> usize {
+        self.inner.map.len()
+    }
+
+    /// The primary's pid.
+    pub fn primary_pid(&self) -> u32 {
+        self.header().primary_pid.load(Ordering::Relaxed)
+    }
+
+    /// The processes of the group.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        proctable::list(self.header())
+    }
+
+    /// Finds processes that died without leaving, returns their buffers to their pools and
+    /// frees their slots and lcores. The primary does this by itself a few times a second.
+    pub fn reap_dead(&self) -> Vec<ProcessInfo> {
+        proctable::reap_dead(self.header(), &self.whole())
+    }
+
+    /// True once SIGINT or SIGTERM arrived (or [`Eal::request_quit`] was called).
+    pub fn should_quit(&self) -> bool {
+        sys::quit_signal() != 0
+    }
+
+    /// Asks this process's loops to stop, as SIGINT would.
+    pub fn request_quit(&self) {
+        sys::request_quit(libc::SIGINT);
+    }
+
+    /// Holds the group's metadata lock until the returned guard drops. For tests of lock
+    /// recovery: a process killed while holding it must not block the group.
+    #[doc(hidden)]
+    pub fn hold_metadata_lock(&self) -> impl Drop + '_ {
+        self.header().memzones.lock()
+    }
+
+    /// The pid holding the metadata lock (0 = free) and how many dead holders' locks were
+    /// taken over.
+    pub fn metadata_lock_state(&self) -> (u32, u32) {
+        let raw = self.header().memzones.raw();
+        (raw.holder(), raw.recoveries())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.store(true, StdOrdering::Relaxed);
+        if let Some(h) = self.service.lock().ok().and_then(|mut s| s.take()) {
+            let _ = h.join();
+        }
+        let Some(slot) = self.slot else { return };
+        let whole = Region::new(self.map.clone(), 0, self.map.len()).expect("whole mapping");
+        let hdr: &SegmentHeader = whole.get(0).expect("header");
+        proctable::release(hdr, &whole, slot);
+        if self.proc_type == ProcType::Primary {
+            runtime::clear_stale(&self.dir);
+            let _ = std::fs::remove_file(&self.segment_path);
+            let _ = std::fs::remove_file(self.dir.join("config"));
+            // Closing the config file drops the lock: secondaries see the primary gone.
+            drop(self.config.lock().ok().and_then(|mut c| c.take()));
+            let _ = std::fs::remove_dir(&self.dir);
+            tracing::debug!(target: "shoal::eal", "primary left; group {:?} removed", self.prefix);
+        }
+    }
+}
+
+fn human(bytes: usize) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{} MiB", bytes >> 20)
+    }
+}

@@ -4,3 +4,11 @@
 mod region;
 
 pub use region::{Mapping, Region, Shared};
+
+pub(crate) mod header;
+mod segment;
+
+pub use header::{
+    layout_hash, MemzoneKind, LAYOUT_VERSION, MAX_LCORES, MAX_PROCS, MEMZONE_NAMESIZE,
+};
+pub use segment::{Backing, Segment, SegmentRequest};

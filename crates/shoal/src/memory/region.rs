@@ -44,7 +44,11 @@ impl Mapping {
     /// `base` must be the start of a live mapping of `len` bytes made by `mmap`, owned by
     /// nothing else: it is unmapped when the last handle drops.
     pub(crate) unsafe fn from_mmap(base: NonNull<u8>, len: usize) -> Self {
-        Self { base, len, backing: Backing::Mmap }
+        Self {
+            base,
+            len,
+            backing: Backing::Mmap,
+        }
     }
 
     /// A zeroed, process-local block of `len` bytes aligned to 4096, for tests and for
@@ -54,7 +58,11 @@ impl Mapping {
         // SAFETY: layout has a non-zero size.
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
         let base = NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        Arc::new(Self { base, len, backing: Backing::Heap(layout) })
+        Arc::new(Self {
+            base,
+            len,
+            backing: Backing::Heap(layout),
+        })
     }
 
     /// The address this process sees the mapping at. Other processes see it elsewhere.
@@ -102,7 +110,11 @@ impl Region {
     /// A zeroed process-local region of `len` bytes (page aligned), for tests.
     pub fn heap(len: usize) -> Self {
         let map = Mapping::heap(len);
-        Self { map, offset: 0, len }
+        Self {
+            map,
+            offset: 0,
+            len,
+        }
     }
 
     /// Start of the region in this process.
@@ -141,7 +153,7 @@ impl Region {
         }
         // SAFETY: in bounds (checked above) of a live mapping kept alive by `self.map`.
         let ptr = unsafe { self.as_ptr().add(offset) };
-        if (ptr as usize) % std::mem::align_of::<T>() != 0 {
+        if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
             return None;
         }
         // SAFETY: in bounds, aligned, and `T: Shared` promises every bit pattern is a valid T
@@ -159,3 +171,67 @@ impl Region {
 /// mid-write must not make a read undefined behaviour), and mutate only through atomics or
 /// `UnsafeCell` with documented synchronisation.
 pub unsafe trait Shared: Sync {}
+
+impl Region {
+    /// Sets every byte of the region to zero. Callers make sure no other process uses the
+    /// region yet (it is being handed out).
+    pub(crate) fn fill_zero(&self) {
+        // SAFETY: the range is inside the live mapping (checked at construction); the region is
+        // not yet published to any other user, so there is no concurrent access.
+        unsafe { std::ptr::write_bytes(self.as_ptr(), 0, self.len) };
+    }
+}
+
+impl Region {
+    /// Copies `src` into the region at `offset`. Returns false (and copies nothing) when it does
+    /// not fit. Concurrent writers of the same bytes in other processes must be coordinated by
+    /// the caller (through a ring, an atomic flag or IPC), as with any shared memory.
+    pub fn write(&self, offset: usize, src: &[u8]) -> bool {
+        if offset
+            .checked_add(src.len())
+            .is_none_or(|end| end > self.len)
+        {
+            return false;
+        }
+        // SAFETY: the destination range is inside the live mapping (checked above) and cannot
+        // overlap `src`, which is process-local memory of the caller.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.as_ptr().add(offset), src.len())
+        };
+        true
+    }
+
+    /// Copies bytes at `offset` into `dst`. Returns false (and copies nothing) when the range
+    /// does not fit.
+    pub fn read(&self, offset: usize, dst: &mut [u8]) -> bool {
+        if offset
+            .checked_add(dst.len())
+            .is_none_or(|end| end > self.len)
+        {
+            return false;
+        }
+        // SAFETY: the source range is inside the live mapping (checked above); `dst` is the
+        // caller's own memory and cannot overlap the mapping range it borrowed from.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
+        };
+        true
+    }
+}
+
+#[cfg(not(loom))]
+mod shared_atomics {
+    use super::Shared;
+    use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize};
+    // SAFETY: atomics of plain integers: no pointers, every bit pattern valid, interior
+    // mutability only through atomic operations.
+    unsafe impl Shared for AtomicU8 {}
+    // SAFETY: as above.
+    unsafe impl Shared for AtomicU16 {}
+    // SAFETY: as above.
+    unsafe impl Shared for AtomicU32 {}
+    // SAFETY: as above.
+    unsafe impl Shared for AtomicU64 {}
+    // SAFETY: as above.
+    unsafe impl Shared for AtomicUsize {}
+}

@@ -4,12 +4,20 @@
 //! Every atomic in shoal comes from [`atomic`], which is `core::sync::atomic` normally and
 //! loom's under `cfg(loom)`, so the ring and mempool algorithms can be model checked.
 
+mod lock;
+
+pub use lock::{OwnerLock, SharedPlain, ShmGuard, ShmMutex};
+
 /// The atomic types shoal uses: `core`'s, or loom's under `cfg(loom)`.
 pub mod atomic {
-    #[cfg(loom)]
-    pub use loom::sync::atomic::{fence, AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering};
     #[cfg(not(loom))]
-    pub use core::sync::atomic::{fence, AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+    pub use core::sync::atomic::{
+        fence, AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    };
+    #[cfg(loom)]
+    pub use loom::sync::atomic::{
+        fence, AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    };
 }
 
 /// Pads and aligns a value to 128 bytes: x86-64's adjacent-line prefetcher pulls cache lines in

@@ -1,7 +1,35 @@
-//! The only place that talks to libc directly.
+//! The only place that talks to libc directly: mmap, file locks, process liveness, CPU
+//! affinity, signals. Everything above this module sees safe functions and `io::Error`s that
+//! callers turn into their own error variants.
 #![allow(unsafe_code)] // FFI to libc
 
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::ptr::NonNull;
+
+/// Maps `len` bytes of `file` shared and read-write.
+pub(crate) fn mmap_shared(file: &File, len: usize, populate: bool) -> io::Result<NonNull<u8>> {
+    let flags = libc::MAP_SHARED | if populate { libc::MAP_POPULATE } else { 0 };
+    // SAFETY: a fresh mapping chosen by the kernel (addr = NULL); the fd is valid for the call.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(ptr.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+}
 
 /// Unmaps a range mapped with `mmap`.
 pub(crate) fn munmap(base: NonNull<u8>, len: usize) {
@@ -9,4 +37,182 @@ pub(crate) fn munmap(base: NonNull<u8>, len: usize) {
     unsafe {
         libc::munmap(base.as_ptr().cast(), len);
     }
+}
+
+fn flock_struct(kind: libc::c_int) -> libc::flock {
+    // SAFETY: libc::flock is a plain C struct for which all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl
+}
+
+/// Takes a POSIX write lock on the whole file without waiting. `Ok(false)` when another
+/// process holds a lock on it.
+pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    let fl = flock_struct(libc::F_WRLCK);
+    // SAFETY: valid fd and a valid flock struct for the duration of the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(err),
+    }
+}
+
+/// The pid of the process holding a lock on the file, if any (POSIX `F_GETLK`). A process never
+/// sees its own locks this way.
+pub(crate) fn lock_holder(file: &File) -> io::Result<Option<u32>> {
+    let mut fl = flock_struct(libc::F_WRLCK);
+    // SAFETY: valid fd and a valid, writable flock struct for the duration of the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut fl) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((fl.l_type != libc::F_UNLCK as libc::c_short).then_some(fl.l_pid as u32))
+}
+
+/// This process's id.
+pub(crate) fn getpid() -> u32 {
+    std::process::id()
+}
+
+/// The effective user id.
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat) and whether
+/// it is a zombie. `None` when there is no such process.
+pub(crate) fn proc_stat(pid: u32) -> Option<(u64, bool)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: parse after it.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let start = fields.get(19)?.parse().ok()?; // field 22 overall; field 3 is rest[0]
+    Some((start, matches!(state, 'Z' | 'X')))
+}
+
+/// Start time (clock ticks since boot) of a live process.
+pub(crate) fn proc_start_time(pid: u32) -> Option<u64> {
+    proc_stat(pid).map(|(start, _)| start)
+}
+
+/// True when `pid` names a live, non-zombie process that started at `start_time` (0 skips the
+/// start-time check). Guards against pid reuse.
+pub(crate) fn process_alive(pid: u32, start_time: u64) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    match proc_stat(pid) {
+        Some((start, zombie)) => !zombie && (start_time == 0 || start == start_time),
+        None => false,
+    }
+}
+
+/// Monotonic time in nanoseconds (CLOCK_MONOTONIC: the same clock in every process).
+pub(crate) fn monotonic_ns() -> u64 {
+    // SAFETY: libc::timespec is a plain C struct; all-zero is valid.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: valid clock id and a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Number of CPUs this process may run on.
+pub(crate) fn cpu_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Pins the calling thread to one CPU.
+pub(crate) fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is a plain bit set; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET writes a bit inside the set; cpu is reduced modulo CPU_SETSIZE.
+    unsafe { libc::CPU_SET(cpu % libc::CPU_SETSIZE as usize, &mut set) };
+    // SAFETY: pid 0 = calling thread; set is valid for the call.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Free and total huge pages of the default size, and that size in bytes.
+pub(crate) fn hugepages() -> Option<(u64, u64, u64)> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        meminfo
+            .lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some((
+        field("HugePages_Free:")?,
+        field("HugePages_Total:")?,
+        field("Hugepagesize:")? * 1024,
+    ))
+}
+
+/// The first mount point of a hugetlbfs file system, from /proc/mounts.
+pub(crate) fn hugetlbfs_mount() -> Option<std::path::PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (_dev, dir, fstype) = (f.next()?, f.next()?, f.next()?);
+        (fstype == "hugetlbfs").then(|| std::path::PathBuf::from(dir))
+    })
+}
+
+/// True when `path` is on a hugetlbfs file system.
+pub(crate) fn is_hugetlbfs(path: &Path) -> bool {
+    const HUGETLBFS_MAGIC: libc::c_long = 0x958458f6;
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: libc::statfs is a plain C struct; all-zero is valid.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid NUL-terminated path; st is writable.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as libc::c_long == HUGETLBFS_MAGIC
+}
+
+static QUIT_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_quit_signal(sig: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    QUIT_SIGNAL.store(sig, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Installs SIGINT/SIGTERM handlers that record the signal (see [`quit_signal`]). Without
+/// SA_RESTART, so blocking calls return EINTR and loops get to see the request.
+pub(crate) fn install_quit_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: sigaction is a plain C struct; all-zero is valid (empty mask, no flags).
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_quit_signal as *const () as libc::sighandler_t;
+        // SAFETY: the handler only performs an atomic store; sa is valid for the call.
+        unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) };
+    }
+}
+
+/// The signal (SIGINT or SIGTERM) that asked this process to stop, or 0.
+pub(crate) fn quit_signal() -> i32 {
+    QUIT_SIGNAL.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Records a stop request as if a signal had arrived.
+pub(crate) fn request_quit(sig: i32) {
+    QUIT_SIGNAL.store(sig, std::sync::atomic::Ordering::Relaxed);
 }

@@ -1,0 +1,203 @@
+//! The header at offset 0 of a group's segment: magic, layout version, the primary's identity,
+#![allow(unsafe_code)] // implements the Shared/SharedPlain marker traits for the header types
+//! the memzone registry and the process table.
+
+use std::mem::{align_of, size_of};
+
+use crate::memory::{Region, Shared};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{CachePadded, SharedPlain, ShmMutex};
+
+/// `SHOALSG1`, little endian.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"SHOALSG1");
+/// Memzones a group can hold (DPDK's RTE_MAX_MEMZONE is 2560; ours is per group and smaller).
+pub const MAX_MEMZONES: usize = 512;
+/// Processes a group can hold at once.
+pub const MAX_PROCS: usize = 64;
+/// Lcore ids: 0 .. MAX_LCORES.
+pub const MAX_LCORES: usize = 128;
+/// Bytes of a memzone name, the terminating NUL included (DPDK's RTE_MEMZONE_NAMESIZE).
+pub const MEMZONE_NAMESIZE: usize = 32;
+
+/// What a memzone holds, so that tools can interpret it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u32)]
+pub enum MemzoneKind {
+    /// Application bytes (`Memzone::reserve`).
+    Plain = 1,
+    /// A ring (`RG_<name>`).
+    Ring = 2,
+    /// A mempool (`MP_<name>`).
+    Mempool = 3,
+    /// Internal bookkeeping (port table, statistics).
+    Internal = 4,
+}
+
+impl MemzoneKind {
+    pub(crate) fn from_u32(v: u32) -> MemzoneKind {
+        match v {
+            2 => MemzoneKind::Ring,
+            3 => MemzoneKind::Mempool,
+            4 => MemzoneKind::Internal,
+            _ => MemzoneKind::Plain,
+        }
+    }
+}
+
+/// One memzone registry entry.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MemzoneEntry {
+    pub used: u32,
+    pub kind: u32,
+    pub name: [u8; MEMZONE_NAMESIZE],
+    /// Offset from the start of the segment.
+    pub offset: u64,
+    pub len: u64,
+    pub align: u64,
+    pub creator_pid: u32,
+    pub _pad: u32,
+}
+
+/// The memzone registry, guarded by the header's metadata lock.
+#[repr(C)]
+pub(crate) struct MemzoneTable {
+    pub entries: [MemzoneEntry; MAX_MEMZONES],
+}
+
+// SAFETY: repr(C) integers and byte arrays; every bit pattern is valid.
+unsafe impl SharedPlain for MemzoneTable {}
+
+impl MemzoneEntry {
+    pub fn name_str(&self) -> &str {
+        let end = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(MEMZONE_NAMESIZE);
+        std::str::from_utf8(&self.name[..end]).unwrap_or("<invalid utf-8>")
+    }
+}
+
+/// Slot states of the process table.
+pub(crate) mod slot_state {
+    pub const FREE: u32 = 0;
+    pub const LIVE: u32 = 1;
+    /// Seen dead; its resources are being returned.
+    pub const DEAD: u32 = 2;
+}
+
+/// One process of the group. All fields are atomics: tools read them without the lock; the
+/// owner updates its heartbeat; claims and releases happen under the metadata lock.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct ProcSlot {
+    pub(crate) state: AtomicU32,
+    pub(crate) proc_type: AtomicU32,
+    pub(crate) pid: AtomicU32,
+    /// Bumped each time the slot is claimed, so a reused slot is told from its predecessor.
+    pub(crate) generation: AtomicU32,
+    pub(crate) start_time: AtomicU64,
+    pub(crate) heartbeat_ns: AtomicU64,
+    pub(crate) attached_ns: AtomicU64,
+    pub(crate) lcores: [AtomicU64; MAX_LCORES / 64],
+}
+
+/// The segment header.
+#[repr(C)]
+pub(crate) struct SegmentHeader {
+    pub magic: AtomicU64,
+    pub layout_version: AtomicU64,
+    /// 0 while the primary initialises, 1 once secondaries may attach.
+    pub ready: AtomicU32,
+    pub backing: AtomicU32,
+    pub page_size: AtomicU64,
+    pub seg_len: AtomicU64,
+    /// First byte of the heap that memzones are carved from.
+    pub heap_start: AtomicU64,
+    pub primary_pid: AtomicU32,
+    pub _pad: AtomicU32,
+    pub primary_start: AtomicU64,
+    pub created_ns: AtomicU64,
+    pub memzones: CachePadded<ShmMutex<MemzoneTable>>,
+    pub procs: [CachePadded<ProcSlot>; MAX_PROCS],
+}
+
+// SAFETY: repr(C); atomics, an OwnerLock-guarded plain table; every bit pattern is valid.
+unsafe impl Shared for SegmentHeader {}
+
+impl SegmentHeader {
+    /// Initialises a zeroed header in place. Only the primary calls this, before `ready`.
+    pub fn init(region: &Region, backing: u32, page_size: u64, pid: u32, start: u64) -> &Self {
+        let hdr: &SegmentHeader = region.get(0).expect("segment smaller than its header");
+        hdr.layout_version.store(LAYOUT_VERSION, Ordering::Relaxed);
+        hdr.backing.store(backing, Ordering::Relaxed);
+        hdr.page_size.store(page_size, Ordering::Relaxed);
+        hdr.seg_len.store(region.len() as u64, Ordering::Relaxed);
+        hdr.heap_start.store(heap_start() as u64, Ordering::Relaxed);
+        hdr.primary_pid.store(pid, Ordering::Relaxed);
+        hdr.primary_start.store(start, Ordering::Relaxed);
+        hdr.created_ns
+            .store(crate::sys::monotonic_ns(), Ordering::Relaxed);
+        hdr.magic.store(MAGIC, Ordering::Relaxed);
+        hdr
+    }
+
+    /// Opens the group to secondaries.
+    pub fn publish(&self) {
+        // R0: pairs with A0 in `is_ready`: the whole initialised header is visible to a
+        // process that sees ready == 1.
+        self.ready.store(1, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        // A0: pairs with R0 in `publish`.
+        self.ready.load(Ordering::Acquire) == 1
+    }
+}
+
+/// Where the heap starts: after the header, on a 4 KiB boundary.
+pub(crate) const fn heap_start() -> usize {
+    size_of::<SegmentHeader>().div_ceil(4096) * 4096
+}
+
+const fn fnv(mut h: u64, v: u64) -> u64 {
+    let bytes = v.to_le_bytes();
+    let mut i = 0;
+    while i < 8 {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(0x100000001b3);
+        i += 1;
+    }
+    h
+}
+
+/// Hashes a list of layout facts (sizes, alignments, offsets, constants) into a version.
+pub const fn layout_hash(facts: &[u64]) -> u64 {
+    let mut h = 0xcbf29ce484222325;
+    let mut i = 0;
+    while i < facts.len() {
+        h = fnv(h, facts[i]);
+        i += 1;
+    }
+    h
+}
+
+/// The layout version of everything this binary places in shared memory. A secondary built
+/// with a different one refuses to attach. Each module that places structures in shared memory
+/// contributes its own hash.
+pub const LAYOUT_VERSION: u64 = layout_hash(&[
+    1, // format generation: bump on semantic changes that keep sizes
+    size_of::<SegmentHeader>() as u64,
+    align_of::<SegmentHeader>() as u64,
+    size_of::<MemzoneEntry>() as u64,
+    size_of::<ProcSlot>() as u64,
+    std::mem::offset_of!(SegmentHeader, memzones) as u64,
+    std::mem::offset_of!(SegmentHeader, procs) as u64,
+    MAX_MEMZONES as u64,
+    MAX_PROCS as u64,
+    MAX_LCORES as u64,
+    crate::ring::SHARED_LAYOUT,
+    crate::mempool::SHARED_LAYOUT,
+]);

@@ -1,0 +1,451 @@
+//! Process groups with real processes: the test binary re-executes itself as the other members.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use shoal::eal::{Eal, Error, ProcType};
+use shoal::memory::Backing;
+use shoal::memzone::{self, Memzone};
+use support::{child_prefix, role, unique_prefix, Member};
+
+const T: Duration = Duration::from_secs(20);
+
+fn init(prefix: &str, extra: &[&str]) -> Result<Eal, Error> {
+    let mut args = vec![
+        "test".to_string(),
+        "--file-prefix".into(),
+        prefix.into(),
+        "-m".into(),
+        "32".into(),
+        "--log-level".into(),
+        "warning".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Eal::init(args).map(|(e, _)| e)
+}
+
+/// Child bodies shared by several tests.
+fn run_child(role: &str) {
+    let prefix = child_prefix();
+    let extra: Vec<String> = std::env::var("SHOAL_TEST_ARGS")
+        .map(|a| a.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    let extra: Vec<&str> = extra.iter().map(|s| s.as_str()).collect();
+    match role {
+        "primary" => {
+            let eal = init(&prefix, &extra).expect("child primary");
+            println!(
+                "ready pid={} backing={:?}",
+                std::process::id(),
+                eal.backing()
+            );
+            std::thread::sleep(T);
+        }
+        "secondary" => match init(&prefix, &[&["--proc-type=secondary"], &extra[..]].concat()) {
+            Ok(eal) => {
+                println!("attached slot={:?} lcores={:?}", eal.slot(), eal.lcores());
+                std::thread::sleep(T);
+            }
+            Err(e) => {
+                println!("error: {e}");
+                std::process::exit(1);
+            }
+        },
+        "lockholder" => {
+            let eal = init(&prefix, &["--proc-type=secondary"]).expect("attach");
+            let _held = eal.hold_metadata_lock();
+            println!("holding");
+            std::thread::sleep(T);
+        }
+        "zones" => {
+            let eal = init(&prefix, &["--proc-type=secondary"]).expect("attach");
+            let a = Memzone::lookup(&eal, "mz_a").expect("lookup mz_a");
+            let base = a.region().as_ptr();
+            let bytes: Vec<u8> = (0..a.len()).map(|i| read_byte(&a, i)).collect();
+            assert!(
+                bytes.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8),
+                "pattern"
+            );
+            let b = Memzone::reserve(&eal, "mz_b", 4096).expect("reserve mz_b");
+            for i in 0..b.len() {
+                write_byte(&b, i, (i % 13) as u8);
+            }
+            println!("zones ok base={base:p}");
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn read_byte(z: &Memzone, i: usize) -> u8 {
+    let mut b = [0u8];
+    assert!(z.region().read(i, &mut b));
+    b[0]
+}
+
+fn write_byte(z: &Memzone, i: usize, v: u8) {
+    assert!(z.region().write(i, &[v]));
+}
+
+macro_rules! child_or {
+    () => {
+        if let Some(r) = role() {
+            run_child(&r);
+            return;
+        }
+    };
+}
+
+#[test]
+fn two_primaries_conflict_naming_the_live_one() {
+    child_or!();
+    let prefix = unique_prefix("2p");
+    let mut p = Member::spawn(
+        "two_primaries_conflict_naming_the_live_one",
+        "primary",
+        &prefix,
+        &[],
+    );
+    p.wait_for("ready", T);
+    match init(&prefix, &[]) {
+        Err(Error::PrimaryExists { pid, .. }) => assert_eq!(pid, p.pid()),
+        other => panic!("expected PrimaryExists, got {other:?}"),
+    }
+}
+
+#[test]
+fn secondary_without_primary_fails_clearly() {
+    child_or!();
+    let prefix = unique_prefix("nop");
+    let t0 = Instant::now();
+    let err = init(&prefix, &["--proc-type=secondary"]).unwrap_err();
+    println!("failed after {:?}: {err}", t0.elapsed());
+    assert!(matches!(err, Error::NoPrimary { .. }), "{err:?}");
+    assert!(err.to_string().contains(&prefix), "{err}");
+}
+
+#[test]
+fn auto_becomes_primary_then_secondary() {
+    child_or!();
+    let prefix = unique_prefix("auto");
+    let first = init(&prefix, &["--proc-type=auto", "-l", "0"]).unwrap();
+    assert_eq!(first.proc_type(), ProcType::Primary);
+    let mut second = Member::spawn(
+        "auto_becomes_primary_then_secondary",
+        "secondary",
+        &prefix,
+        &[("SHOAL_TEST_ARGS", "--proc-type=auto -l 1")],
+    );
+    second.wait_for("attached", T);
+    let procs = first.processes();
+    assert_eq!(procs.len(), 2, "{procs:?}");
+    assert!(procs
+        .iter()
+        .any(|p| p.pid == second.pid() && p.proc_type == "secondary" && p.lcores == vec![1]));
+}
+
+#[test]
+fn secondary_exits_when_primary_is_killed() {
+    child_or!();
+    let prefix = unique_prefix("kill");
+    let mut p = Member::spawn(
+        "secondary_exits_when_primary_is_killed",
+        "primary",
+        &prefix,
+        &[("SHOAL_TEST_ARGS", "-l 0")],
+    );
+    p.wait_for("ready", T);
+    let mut s = Member::spawn(
+        "secondary_exits_when_primary_is_killed",
+        "secondary",
+        &prefix,
+        &[("SHOAL_TEST_ARGS", "-l 1")],
+    );
+    s.wait_for("attached", T);
+    let t0 = Instant::now();
+    p.kill9();
+    let code = s.wait_exit(T);
+    println!("secondary exited {:?} after {:?}", code, t0.elapsed());
+    assert_eq!(code, Some(shoal::eal::EXIT_PRIMARY_DIED));
+    assert!(s.output().contains("has exited"), "{}", s.output());
+}
+
+#[test]
+fn metadata_lock_survives_a_killed_holder() {
+    child_or!();
+    let prefix = unique_prefix("lock");
+    let eal = init(&prefix, &["-l", "0"]).unwrap();
+    let mut h = Member::spawn(
+        "metadata_lock_survives_a_killed_holder",
+        "lockholder",
+        &prefix,
+        &[],
+    );
+    h.wait_for("holding", T);
+    assert_eq!(eal.metadata_lock_state().0, h.pid());
+    h.kill9();
+    // Needs the lock: must take it over from the dead holder.
+    Memzone::reserve(&eal, "after_kill", 128).unwrap();
+    let (holder, recoveries) = eal.metadata_lock_state();
+    assert_eq!(holder, 0);
+    assert!(recoveries >= 1);
+}
+
+#[test]
+fn groups_side_by_side_are_isolated() {
+    child_or!();
+    let (pa, pb) = (unique_prefix("iso-a"), unique_prefix("iso-b"));
+    let a = init(&pa, &["-l", "0"]).unwrap();
+    let b = init(&pb, &["-l", "0"]).unwrap();
+    Memzone::reserve(&a, "same_name", 64).unwrap();
+    Memzone::reserve(&b, "same_name", 128).unwrap();
+    Memzone::reserve(&a, "only_a", 64).unwrap();
+    assert_eq!(
+        Memzone::lookup(&b, "only_a").unwrap_err(),
+        memzone::Error::NotFound("only_a".into())
+    );
+    assert_eq!(Memzone::lookup(&a, "same_name").unwrap().len(), 64);
+    assert_eq!(Memzone::lookup(&b, "same_name").unwrap().len(), 128);
+    assert_ne!(a.segment_path(), b.segment_path());
+}
+
+#[test]
+fn memzones_are_shared_between_processes() {
+    child_or!();
+    let prefix = unique_prefix("mz");
+    let eal = init(&prefix, &["-l", "0"]).unwrap();
+    let a = Memzone::reserve_aligned(&eal, "mz_a", 10_000, 4096).unwrap();
+    assert_eq!(a.offset() % 4096, 0);
+    for i in 0..a.len() {
+        write_byte(&a, i, (i % 251) as u8);
+    }
+    let mut c = Member::spawn(
+        "memzones_are_shared_between_processes",
+        "zones",
+        &prefix,
+        &[],
+    );
+    let line = c.wait_for("zones ok", T);
+    assert_eq!(c.wait_exit(T), Some(0), "{}", c.output());
+    println!("primary base={:p}, secondary: {line}", a.region().as_ptr());
+    let b = Memzone::lookup(&eal, "mz_b").unwrap();
+    assert!((0..b.len()).all(|i| read_byte(&b, i) == (i % 13) as u8));
+    let names: Vec<String> = Memzone::list(&eal).into_iter().map(|m| m.name).collect();
+    assert_eq!(names, vec!["mz_a", "mz_b"]);
+}
+
+#[test]
+fn memzone_errors_are_clear() {
+    child_or!();
+    let prefix = unique_prefix("mzerr");
+    let eal = init(&prefix, &["-l", "0", "-m", "8"]).unwrap();
+    Memzone::reserve(&eal, "x", 64).unwrap();
+    assert_eq!(
+        Memzone::reserve(&eal, "x", 64).unwrap_err(),
+        memzone::Error::Exists("x".into())
+    );
+    assert_eq!(
+        Memzone::lookup(&eal, "nope").unwrap_err(),
+        memzone::Error::NotFound("nope".into())
+    );
+    let long = "n".repeat(32);
+    assert!(matches!(
+        Memzone::reserve(&eal, &long, 64),
+        Err(memzone::Error::BadName(_))
+    ));
+    assert!(Memzone::reserve(&eal, &"n".repeat(31), 64).is_ok());
+    assert!(matches!(
+        Memzone::reserve(&eal, "big", 64 << 20),
+        Err(memzone::Error::NoSpace { .. })
+    ));
+    assert!(matches!(
+        Memzone::reserve_aligned(&eal, "odd", 64, 3),
+        Err(memzone::Error::BadAlign(3))
+    ));
+    assert_eq!(
+        Memzone::reserve(&eal, "zero", 0).unwrap_err(),
+        memzone::Error::ZeroLength
+    );
+    // Free makes the name and the space reusable.
+    let (used0, _) = memzone::usage(&eal);
+    let big = Memzone::reserve(&eal, "fill", 4 << 20).unwrap();
+    assert!(memzone::usage(&eal).0 >= used0 + big.len());
+    Memzone::free(&eal, "fill").unwrap();
+    assert_eq!(
+        Memzone::free(&eal, "fill").unwrap_err(),
+        memzone::Error::NotFound("fill".into())
+    );
+    Memzone::reserve(&eal, "fill", 4 << 20).unwrap();
+}
+
+#[test]
+fn two_live_processes_cannot_share_an_lcore() {
+    child_or!();
+    let prefix = unique_prefix("lc");
+    let _eal = init(&prefix, &["-l", "0-1"]).unwrap();
+    let mut c = Member::spawn(
+        "two_live_processes_cannot_share_an_lcore",
+        "secondary",
+        &prefix,
+        &[("SHOAL_TEST_ARGS", "-l 1")],
+    );
+    assert_eq!(c.wait_exit(T), Some(1));
+    let out = c.output();
+    assert!(
+        out.contains("lcore 1 is already used by live process"),
+        "{out}"
+    );
+    assert!(out.contains(&std::process::id().to_string()), "{out}");
+    let mut ok = Member::spawn(
+        "two_live_processes_cannot_share_an_lcore",
+        "secondary",
+        &prefix,
+        &[("SHOAL_TEST_ARGS", "-l 2")],
+    );
+    ok.wait_for("attached", T);
+}
+
+#[test]
+fn a_dead_process_slot_is_found_and_freed() {
+    child_or!();
+    let prefix = unique_prefix("reap");
+    let eal = init(&prefix, &["-l", "0"]).unwrap();
+    let mut c = Member::spawn(
+        "a_dead_process_slot_is_found_and_freed",
+        "secondary",
+        &prefix,
+        &[("SHOAL_TEST_ARGS", "-l 5")],
+    );
+    c.wait_for("attached", T);
+    let pid = c.pid();
+    assert!(eal.processes().iter().any(|p| p.pid == pid && p.alive));
+    c.kill9();
+    // The primary's service thread reaps it by itself.
+    let deadline = Instant::now() + T;
+    while eal.processes().iter().any(|p| p.pid == pid) {
+        assert!(
+            Instant::now() < deadline,
+            "slot of {pid} never freed: {:?}",
+            eal.processes()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut again = Member::spawn(
+        "a_dead_process_slot_is_found_and_freed",
+        "secondary",
+        &prefix,
+        &[("SHOAL_TEST_ARGS", "-l 5")],
+    );
+    again.wait_for("attached", T);
+}
+
+#[test]
+fn a_different_layout_is_refused_naming_both_versions() {
+    child_or!();
+    let prefix = unique_prefix("layout");
+    let mut p = Member::spawn(
+        "a_different_layout_is_refused_naming_both_versions",
+        "primary",
+        &prefix,
+        &[],
+    );
+    p.wait_for("ready", T);
+    // Play a primary built from another layout: rewrite the version it published.
+    let dir = shoal::eal::runtime_dir(&prefix);
+    let config = std::fs::read_to_string(dir.join("config")).unwrap();
+    let theirs: u64 = 0x1234_5678_9abc_def0;
+    let patched: String = config
+        .lines()
+        .map(|l| {
+            if l.starts_with("version=") {
+                format!("version={theirs:#018x}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.join("config"), patched + "\n").unwrap();
+    let err = init(&prefix, &["--proc-type=secondary"]).unwrap_err();
+    assert!(
+        matches!(err, Error::LayoutMismatch { theirs: t, .. } if t == theirs),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("0x123456789abcdef0"), "{msg}");
+    assert!(
+        msg.contains(&format!("{:#018x}", shoal::memory::LAYOUT_VERSION)),
+        "{msg}"
+    );
+}
+
+#[test]
+fn no_huge_uses_shm_and_hugepages_are_used_when_free() {
+    child_or!();
+    let prefix = unique_prefix("nohuge");
+    let eal = init(&prefix, &["--no-huge", "-l", "0"]).unwrap();
+    assert_eq!(eal.backing(), Backing::Shm);
+    assert!(eal.segment_path().starts_with("/dev/shm"));
+    let mut s = Member::spawn(
+        "no_huge_uses_shm_and_hugepages_are_used_when_free",
+        "secondary",
+        &prefix,
+        &[("SHOAL_TEST_ARGS", "-l 1")],
+    );
+    s.wait_for("attached", T);
+    drop(s);
+
+    let free = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("HugePages_Free:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let mounted = std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .contains("hugetlbfs");
+    if !mounted || free < 16 {
+        println!(
+            "SKIP hugepage half: hugetlbfs mounted={mounted}, free 2 MiB pages={free} (need 16)"
+        );
+        return;
+    }
+    let hp = unique_prefix("huge");
+    let eal = init(&hp, &["-l", "0", "-m", "32"]).unwrap();
+    assert_eq!(eal.backing(), Backing::Hugetlbfs);
+    let mut s = Member::spawn(
+        "no_huge_uses_shm_and_hugepages_are_used_when_free",
+        "secondary",
+        &hp,
+        &[("SHOAL_TEST_ARGS", "-l 1")],
+    );
+    s.wait_for("attached", T);
+}
+
+#[test]
+fn works_with_aslr_on() {
+    child_or!();
+    let aslr = std::fs::read_to_string("/proc/sys/kernel/randomize_va_space").unwrap_or_default();
+    println!("randomize_va_space = {}", aslr.trim());
+    // The memzone test above maps the segment in two processes and compares bytes at offsets;
+    // here we also check that the two mappings really are at different addresses.
+    let prefix = unique_prefix("aslr");
+    let eal = init(&prefix, &["-l", "0"]).unwrap();
+    let a = Memzone::reserve(&eal, "mz_a", 4096).unwrap();
+    for i in 0..a.len() {
+        write_byte(&a, i, (i % 251) as u8);
+    }
+    let mut c = Member::spawn(
+        "memzones_are_shared_between_processes",
+        "zones",
+        &prefix,
+        &[],
+    );
+    let line = c.wait_for("zones ok", T);
+    let theirs = line.split("base=").nth(1).unwrap().trim().to_string();
+    let ours = format!("{:p}", a.region().as_ptr());
+    println!("primary maps mz_a at {ours}, secondary at {theirs}");
+    if aslr.trim() == "2" {
+        assert_ne!(ours, theirs, "with ASLR on, mappings should differ");
+    }
+}
