@@ -424,3 +424,79 @@ fn clones_freed_concurrently_free_the_direct_mbuf_once() {
     assert!(pool.audit().is_ok(), "{:?}", pool.audit());
     assert!(clones.audit().is_ok(), "{:?}", clones.audit());
 }
+
+#[test]
+fn rings_move_mbufs_and_hand_back_what_did_not_fit() {
+    use shoal::mbuf::MbufRing;
+    use shoal::ring::{RingConfig, SyncMode};
+    let eal = init("mbring", "0");
+    let pool = MbufPool::create(&eal, "rp", 255, 16, 0, ROOM).unwrap();
+    let sp = RingConfig {
+        prod: SyncMode::Sp,
+        cons: SyncMode::Sp,
+        ..RingConfig::new(16)
+    };
+    let ring = MbufRing::create(&eal, "r", sp).unwrap();
+    assert!(matches!(
+        MbufRing::create(&eal, "r", sp),
+        Err(Error::Memzone(_))
+    ));
+    let mut batch = MbufBatch::new();
+    assert!(pool.alloc_bulk(&mut batch, 20));
+    for (k, m) in batch.iter_mut().enumerate() {
+        m.set_rss_hash(k as u32);
+    }
+    assert_eq!(ring.enqueue_burst(&mut batch), 15, "capacity 15");
+    assert_eq!(batch.len(), 5, "the rest stays with the caller");
+    assert_eq!(
+        batch.get(0).unwrap().rss_hash(),
+        15,
+        "in order, from the front"
+    );
+    assert_eq!(pool.usage().in_flight, 15);
+    assert!(!ring.enqueue_bulk(&mut batch), "bulk: all or nothing");
+    assert_eq!(batch.len(), 5);
+    let spare = batch.pop().unwrap();
+    let spare = ring.enqueue(spare).unwrap_err();
+    drop(spare);
+    assert_eq!(pool.in_use_count(), 15 + 4);
+    // The single-producer side is this handle's; another handle cannot enqueue.
+    let other = MbufRing::lookup(&eal, "r").unwrap();
+    let mut out = MbufBatch::new();
+    assert_eq!(other.dequeue_burst(&mut out, 10), 10);
+    let m = out.pop().unwrap();
+    assert!(other.enqueue(m).is_err());
+    drop(ring);
+    let m = out.pop().unwrap();
+    assert!(
+        other.enqueue(m).is_ok(),
+        "claimed once the first handle is gone"
+    );
+    assert_eq!(other.dequeue_burst(&mut out, 64), 6);
+    let keys: Vec<u32> = out.iter().map(|m| m.rss_hash()).collect();
+    assert_eq!(keys, vec![0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 8]);
+    drop((out, batch));
+    assert_eq!(pool.in_use_count(), 0);
+    assert!(pool.audit().is_ok());
+}
+
+#[test]
+fn indices_that_are_not_in_flight_are_refused() {
+    use shoal::mbuf::{MbufIdx, MbufRing};
+    use shoal::ring::{Ring, RingConfig};
+    let eal = init("mbrefuse", "0");
+    let pool = MbufPool::create(&eal, "rf", 63, 0, 0, ROOM).unwrap();
+    let ring = MbufRing::create(&eal, "raw", RingConfig::new(16)).unwrap();
+    let held = pool.alloc().unwrap();
+    // Values that bypass Mbuf::into_raw: one held by us, one free, one of no pool.
+    let raw_ring: &Ring<MbufIdx> = ring.ring();
+    let mut p = raw_ring.producer().unwrap();
+    let free_one = MbufIdx(held.raw().0 + 1);
+    p.enqueue_burst(&[held.raw(), free_one, MbufIdx(0x1234_5678)]);
+    let mut out = MbufBatch::new();
+    assert_eq!(ring.dequeue_burst(&mut out, 16), 0);
+    assert_eq!(ring.refused(), 3);
+    drop(held);
+    assert_eq!(pool.in_use_count(), 0, "nothing was taken or freed twice");
+    assert!(pool.audit().is_ok());
+}

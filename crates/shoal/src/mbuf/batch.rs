@@ -189,12 +189,10 @@ impl MbufBatch {
     }
 
     /// The first `n` mbufs' segments, for a ring that is about to move them.
-    #[allow(dead_code)] // the mbuf ring's, once it lands
     pub(crate) fn front_segs(&self, n: usize) -> impl Iterator<Item = Seg> + '_ {
         self.as_slice()[..n.min(self.len)].iter().map(Mbuf::seg)
     }
 
-    #[allow(dead_code)] // the mbuf ring's, once it lands
     /// Forgets the first `n` mbufs (their ownership moved elsewhere, e.g. into a ring) and
     /// moves the rest to the front.
     pub(crate) fn forget_front(&mut self, n: usize) {

@@ -17,7 +17,7 @@ use std::ptr::{addr_of, addr_of_mut, NonNull};
 
 use super::MbufIdx;
 use crate::memory::Shared;
-use crate::mempool::PoolInner;
+use crate::mempool::{Group, PoolInner};
 use crate::sync::atomic::AtomicU16;
 
 /// "No mbuf" in `next` and `attached`.
@@ -252,12 +252,22 @@ impl Seg {
 /// The segment `raw` names, resolved through `via`'s group.
 #[inline]
 pub(crate) fn resolve(via: &'static PoolInner, raw: u32) -> Option<Seg> {
-    let raw = MbufIdx(raw);
-    let pool = if raw.pool_id() == via.index {
-        via
+    if MbufIdx(raw).pool_id() == via.index {
+        seg_in(via, raw)
     } else {
-        via.group.pool(raw.pool_id())?
-    };
+        resolve_in(via.group, raw)
+    }
+}
+
+/// The segment `raw` names in `group`.
+#[inline]
+pub(crate) fn resolve_in(group: &'static Group, raw: u32) -> Option<Seg> {
+    seg_in(group.pool(MbufIdx(raw).pool_id())?, raw)
+}
+
+#[inline]
+fn seg_in(pool: &'static PoolInner, raw: u32) -> Option<Seg> {
+    let raw = MbufIdx(raw);
     if pool.kind != crate::mempool::kind::MBUF {
         return None;
     }

@@ -27,16 +27,18 @@
 
 mod batch;
 mod header;
+mod ring;
 
 use std::mem::ManuallyDrop;
 
 use crate::eal::Eal;
-use crate::mempool::{self, kind, Mempool, MempoolConfig, PoolInner};
+use crate::mempool::{self, kind, Group, Mempool, MempoolConfig, PoolInner};
 use crate::sync::atomic::Ordering::{AcqRel, Relaxed};
 use header::{Seg, NONE};
 
 pub use batch::{MbufBatch, MAX_BURST};
 pub use header::HDR_SIZE;
+pub use ring::MbufRing;
 
 /// Headroom left before the data of a fresh mbuf (DPDK's `RTE_PKTMBUF_HEADROOM`).
 pub const HEADROOM: u16 = 128;
@@ -89,6 +91,12 @@ pub enum Error {
     /// DPDK's rule: the private area is a multiple of [`PRIV_ALIGN`] bytes.
     #[error("mbuf private size {0} is not a multiple of {PRIV_ALIGN}")]
     PrivSizeUnaligned(u16),
+    /// A ring of mbufs could not be made or attached.
+    #[error(transparent)]
+    Ring(#[from] crate::ring::Error),
+    /// The memzone of a ring of mbufs could not be had.
+    #[error(transparent)]
+    Memzone(#[from] crate::memzone::Error),
 }
 
 fn fail<T>(e: Error) -> Result<T, Error> {
@@ -281,7 +289,7 @@ impl MbufPool {
     /// Takes ownership of an mbuf handed over with [`Mbuf::into_raw`], from any mbuf pool of
     /// the group. `None` when `raw` is not an mbuf in flight.
     pub fn from_raw(&self, raw: MbufIdx) -> Option<Mbuf> {
-        from_raw(self.inner, raw)
+        claim_chain(self.inner.group, raw)
     }
 
     /// Name.
@@ -351,8 +359,9 @@ impl MbufPool {
 }
 
 /// Claims the chain whose head is `raw` (every segment must be in flight).
-pub(crate) fn from_raw(via: &'static PoolInner, raw: MbufIdx) -> Option<Mbuf> {
-    let head = header::resolve(via, raw.0)?;
+#[inline]
+pub(crate) fn claim_chain(group: &'static Group, raw: MbufIdx) -> Option<Mbuf> {
+    let head = header::resolve_in(group, raw.0)?;
     if head.self_idx() != raw.0 || !head.pool.claim_in_flight(head.idx) {
         return None;
     }
@@ -404,7 +413,7 @@ impl std::fmt::Debug for Mbuf {
 }
 
 /// Iterates a chain from `s`, at most `MAX_SEGS` segments.
-fn chain_iter(s: Seg) -> impl Iterator<Item = Seg> {
+pub(crate) fn chain_iter(s: Seg) -> impl Iterator<Item = Seg> {
     let mut cur = Some(s);
     let mut n = 0u32;
     std::iter::from_fn(move || {

@@ -64,6 +64,7 @@ pub(crate) use pool::PoolInner;
 pub use pool::PoolObj;
 pub(crate) use reclaim::reclaim_slot;
 pub use reclaim::{reclaim, Audit, PoolUsage, SlotUsage};
+pub(crate) use registry::{group, Group};
 
 /// Layout hash of the mempool structures placed in shared memory.
 pub(crate) const SHARED_LAYOUT: u64 = crate::memory::layout_hash(&layout::LAYOUT_FACTS);
