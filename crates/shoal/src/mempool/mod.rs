@@ -61,7 +61,7 @@ use crate::sys;
 pub(crate) use layout::kind;
 pub use layout::{CACHE_MAX_SIZE, MAX_OBJECTS, NAMESIZE};
 pub(crate) use pool::PoolInner;
-pub use pool::PoolObj;
+pub use pool::{PoolObj, PoolObjs};
 pub(crate) use reclaim::reclaim_slot;
 pub use reclaim::{reclaim, Audit, PoolUsage, SlotUsage};
 pub(crate) use registry::{group, Group};
@@ -571,6 +571,10 @@ impl Mempool {
         Mempool { inner }
     }
 
+    pub(crate) fn inner(&self) -> &'static PoolInner {
+        self.inner
+    }
+
     /// Name.
     pub fn name(&self) -> &str {
         &self.inner.name
@@ -601,12 +605,10 @@ impl Mempool {
     #[inline]
     pub fn get(&self) -> Option<PoolObj> {
         let mut got = None;
-        if self.inner.get_with(1, |s| {
-            got = Some(PoolObj {
-                pool: self.inner,
-                idx: s[0],
-            })
-        }) {
+        if self
+            .inner
+            .get_with(1, |s| got = Some(PoolObj::new(self.inner, s[0])))
+        {
             got
         } else {
             None
@@ -619,30 +621,34 @@ impl Mempool {
         out.reserve(n);
         let pool = self.inner;
         pool.get_with(n, |s| {
-            out.extend(s.iter().map(|&idx| PoolObj { pool, idx }))
+            out.extend(s.iter().map(|&idx| PoolObj::new(pool, idx)))
         })
     }
 
-    /// Returns objects (DPDK's `rte_mempool_put_bulk`); dropping them one by one does the same
-    /// at a higher cost. Objects of other pools go back to their own pools.
+    /// Returns every object of `objs` (DPDK's `rte_mempool_put_bulk`) and empties it; dropping
+    /// them one by one does the same at a higher cost. Objects of other pools go back to their
+    /// own pools.
     #[inline]
-    pub fn put_bulk(&self, objs: impl IntoIterator<Item = PoolObj>) {
-        let mut buf = [0u32; 64];
-        let mut n = 0;
+    pub fn put_bulk(&self, objs: &mut Vec<PoolObj>) {
+        pool::put_tail(self.inner, objs, objs.len());
+    }
+
+    /// Returns the last `n` objects of `objs` (all of them when it holds fewer) in one bulk.
+    #[inline]
+    pub fn put_tail(&self, objs: &mut Vec<PoolObj>, n: usize) {
+        pool::put_tail(self.inner, objs, n);
+    }
+
+    /// Returns objects from any iterator (bulk by bulk).
+    pub fn put_iter(&self, objs: impl IntoIterator<Item = PoolObj>) {
+        let mut buf = Vec::with_capacity(64);
         for o in objs {
-            if !std::ptr::eq(o.pool, self.inner) {
-                drop(o);
-                continue;
-            }
-            buf[n] = o.idx;
-            std::mem::forget(o);
-            n += 1;
-            if n == buf.len() {
-                self.inner.put(&buf);
-                n = 0;
+            buf.push(o);
+            if buf.len() == 64 {
+                self.put_bulk(&mut buf);
             }
         }
-        self.inner.put(&buf[..n]);
+        self.put_bulk(&mut buf);
     }
 
     /// Takes ownership of an object handed over with [`PoolObj::into_raw`]; `None` when `raw`
@@ -654,10 +660,9 @@ impl Mempool {
         let idx = raw.index();
         // `then`, not `then_some`: a handle made eagerly would be dropped, returning an object
         // that is not ours.
-        self.inner.claim_in_flight(idx).then(|| PoolObj {
-            pool: self.inner,
-            idx,
-        })
+        self.inner
+            .claim_in_flight(idx)
+            .then(|| PoolObj::new(self.inner, idx))
     }
 
     /// Available objects: the common store plus every lcore cache (DPDK's
