@@ -7,8 +7,11 @@
 #
 #   benches/vs-dpdk.sh ring          # ring_perf_autotest vs benches/src/bin/ring_perf.rs
 #
-# Environment: PAIRS (default 3), RUN_TIMEOUT seconds per run (default 240), KEEP_LOGS=1 keeps
-# the raw logs (their directory is printed on stderr).
+# Before each run it waits (QUIET_WAIT seconds, default 60) for other processes to use under 25%
+# of the machine; runs whose probe says another process shares a CPU (`busy`) are discarded.
+#
+# Environment: PAIRS (default 3), RUN_TIMEOUT seconds per run (default 240), QUIET_WAIT,
+# KEEP_LOGS=1 keeps the raw logs (their directory is printed on stderr).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -108,6 +111,32 @@ for line in text.splitlines():
 PY
 }
 
+# Percentage of the machine's CPU time used over one second while this script sleeps, i.e. by
+# other processes (/proc/stat).
+cpu_busy() {
+    python3 - <<'PY'
+import time
+def snap():
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(f), f[3] + f[4]
+t0, i0 = snap(); time.sleep(1); t1, i1 = snap()
+print(round(100 * (1 - (i1 - i0) / max(t1 - t0, 1))))
+PY
+}
+
+# Waits (at most QUIET_WAIT seconds, default 60) until other processes use under 25% of the
+# machine; prints the last busy figure.
+wait_quiet() {
+    local busy waited=0
+    busy=$(cpu_busy)
+    while [ "$busy" -ge 25 ] && [ "$waited" -lt "${QUIET_WAIT:-60}" ]; do
+        sleep 2
+        waited=$((waited + 3))
+        busy=$(cpu_busy)
+    done
+    echo "$busy"
+}
+
 # Placement tag of one probe line printed by ring_perf --probe-only.
 probe_tag() {
     timeout 60 "$1" --probe-only 2>/dev/null |
@@ -172,18 +201,19 @@ run_ring() {
     shoal_bin=$(build_bench ring_perf)
     [ -x "$shoal_bin" ] || { log "cannot build ring_perf"; exit 1; }
     : >"$work/results.jsonl"
-    local i before after prefix
+    local i before after prefix busy
     for i in $(seq 1 "$PAIRS"); do
         # DPDK: ring_perf_autotest, tagged by our probe before and after.
         prefix="vsd-$$-$i"
         prefixes+=("$prefix")
+        busy=$(wait_quiet)
         before=$(probe_tag "$shoal_bin")
-        log "pair $i: dpdk (placement before: $before, load $(cut -d' ' -f1 /proc/loadavg))"
+        log "pair $i: dpdk (placement before: $before, others' CPU ${busy}%)"
         if DPDK_TEST=ring_perf_autotest timeout -k 10 "$RUN_TIMEOUT" stdbuf -oL dpdk-test --no-huge -m 512 \
             --no-pci --file-prefix "$prefix" -l 0-1 --log-level=lib.eal:debug \
             </dev/null >"$work/dpdk-$i.log" 2>&1; then
             after=$(probe_tag "$shoal_bin")
-            if [ "$before" = "$after" ]; then
+            if [ "$before" = "$after" ] && { [ "$before" = near ] || [ "$before" = far ]; }; then
                 parse_dpdk_ring "$work/dpdk-$i.log" "$before" >>"$work/results.jsonl"
             else
                 log "pair $i: dpdk run discarded (placement $before -> $after)"
@@ -194,11 +224,14 @@ run_ring() {
         fi
         rm -rf "/var/run/dpdk/$prefix" "${XDG_RUNTIME_DIR:-/nonexistent}/dpdk/$prefix" 2>/dev/null || true
 
-        # shoal: ring_perf probes itself before and after; "mixed" runs are discarded.
-        log "pair $i: shoal (load $(cut -d' ' -f1 /proc/loadavg))"
+        # shoal: ring_perf probes itself before and after; runs whose tag is not near or far on
+        # both sides are discarded.
+        busy=$(wait_quiet)
+        log "pair $i: shoal (others' CPU ${busy}%)"
         if timeout -k 10 "$RUN_TIMEOUT" "$shoal_bin" >"$work/shoal-$i.log" 2>&1; then
-            grep '"bench":"ring_perf"' "$work/shoal-$i.log" | grep -v '"placement":"mixed"' \
-                >>"$work/results.jsonl" || log "pair $i: shoal run discarded (placement changed)"
+            grep '"bench":"ring_perf"' "$work/shoal-$i.log" | grep -E '"placement":"(near|far)"' \
+                >>"$work/results.jsonl" ||
+                log "pair $i: shoal run discarded ($(grep -o '"placement":"[a-z]*"' "$work/shoal-$i.log" | sort -u | tr '\n' ' '))"
         else
             log "pair $i: ring_perf failed or timed out"
             tail -5 "$work/shoal-$i.log" >&2 || true
