@@ -336,7 +336,8 @@ impl<T: Pod> Mem<T> {
         #[cfg(loom)]
         self.track(pos, n, true);
         let idx = (pos & self.mask) as usize;
-        let size = self.size as usize;
+        // mask + 1 rather than the stored size: the compiler then knows idx < size.
+        let size = self.mask as usize + 1;
         let base = self.slots.as_ptr();
         if idx + n <= size {
             // SAFETY: idx + n <= size slots, all inside the region; the slots are ours (see the
@@ -365,7 +366,7 @@ impl<T: Pod> Mem<T> {
         #[cfg(loom)]
         self.track(pos, n, false);
         let idx = (pos & self.mask) as usize;
-        let size = self.size as usize;
+        let size = self.mask as usize + 1;
         let base = self.slots.as_ptr();
         if idx + n <= size {
             // SAFETY: as in `write`, with the roles of ring and slice swapped.

@@ -126,7 +126,7 @@ mod handle;
 mod header;
 mod headtail;
 mod peek;
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests;
 
 use std::fmt;
