@@ -260,11 +260,11 @@ impl MbufPool {
     /// `rte_pktmbuf_alloc`). `None` when the pool is empty.
     #[inline]
     pub fn alloc(&self) -> Option<Mbuf> {
-        let mut got = NONE;
-        if !self.inner.get_with(1, |s| got = s[0]) {
+        let mut got = [0u32];
+        if !self.inner.get_into(&mut got) {
             return None;
         }
-        let seg = Seg::of(self.inner, got);
+        let seg = Seg::of(self.inner, got[0]);
         reset(&seg);
         Some(Mbuf { seg })
     }
@@ -277,13 +277,16 @@ impl MbufPool {
             return false;
         }
         let pool = self.inner;
-        pool.get_with(n, |s| {
-            for &i in s {
-                let seg = Seg::of(pool, i);
-                reset(&seg);
-                batch.push_unchecked(Mbuf { seg });
-            }
-        })
+        let mut idx = [0u32; MAX_BURST];
+        if !pool.get_into(&mut idx[..n]) {
+            return false;
+        }
+        for &i in &idx[..n] {
+            let seg = Seg::of(pool, i);
+            reset(&seg);
+            batch.push_unchecked(Mbuf { seg });
+        }
+        true
     }
 
     /// Takes ownership of an mbuf handed over with [`Mbuf::into_raw`], from any mbuf pool of

@@ -604,25 +604,17 @@ impl Mempool {
     /// and the common store) is empty. Objects in other lcores' caches are not reachable.
     #[inline]
     pub fn get(&self) -> Option<PoolObj> {
-        let mut got = None;
-        if self
-            .inner
-            .get_with(1, |s| got = Some(PoolObj::new(self.inner, s[0])))
-        {
-            got
-        } else {
-            None
-        }
+        let mut i = [0u32];
+        self.inner
+            .get_into(&mut i)
+            .then(|| PoolObj::new(self.inner, i[0]))
     }
 
     /// Gets `n` objects, appended to `out`, or none at all (DPDK's `rte_mempool_get_bulk`).
+    /// [`PoolObjs`] does the same with less copying.
     #[inline]
     pub fn get_bulk(&self, n: usize, out: &mut Vec<PoolObj>) -> bool {
-        out.reserve(n);
-        let pool = self.inner;
-        pool.get_with(n, |s| {
-            out.extend(s.iter().map(|&idx| PoolObj::new(pool, idx)))
-        })
+        pool::get_objs(self.inner, n, out)
     }
 
     /// Returns every object of `objs` (DPDK's `rte_mempool_put_bulk`) and empties it; dropping

@@ -129,34 +129,6 @@ fn copy_idx(dst: &mut [u32], src: &[u32]) {
     }
 }
 
-/// Appends indices to a vector (see `copy_idx`).
-#[inline(always)]
-fn append_idx(v: &mut Vec<u32>, src: &[u32]) {
-    v.reserve(src.len());
-    let len = v.len();
-    let n = src.len();
-    // SAFETY: reserve made room for n more; the slots are written below before set_len.
-    let spare = unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().add(len), n) };
-    copy_idx(spare, src);
-    // SAFETY: the n slots after len were just written.
-    unsafe { v.set_len(len + n) };
-}
-
-/// Runs `f` with a scratch buffer of `n` indices (on the stack when small).
-#[inline]
-fn with_buf<R>(n: usize, f: impl FnOnce(&mut [u32]) -> R) -> R {
-    if n <= 64 {
-        let mut b = [0u32; 64];
-        f(&mut b[..n])
-    } else if n <= 2 * CACHE_MAX_SIZE as usize {
-        let mut b = [0u32; 2 * CACHE_MAX_SIZE as usize];
-        f(&mut b[..n])
-    } else {
-        let mut b = vec![0u32; n];
-        f(&mut b)
-    }
-}
-
 impl PoolInner {
     /// A view of the published pool in `zone` (memzone `index` of `group`).
     pub(crate) fn attach(
@@ -317,29 +289,31 @@ impl PoolInner {
         }
     }
 
-    /// Gets `n` objects, all or nothing, handing their indices to `emit` (one or two slices).
+    /// Gets `dst.len()` objects into `dst`, all or nothing (DPDK's
+    /// `rte_mempool_do_generic_get`). `dst` is scratch until this returns true.
     #[inline(always)]
-    pub(crate) fn get_with(&self, n: usize, mut emit: impl FnMut(&[u32])) -> bool {
+    pub(crate) fn get_into(&self, dst: &mut [u32]) -> bool {
+        let n = dst.len();
         if n == 0 {
             return true;
         }
         let lcore = self.local_lcore();
         let Some(lcore) = lcore.filter(|_| self.cache_size > 0) else {
-            return self.direct_get(lcore, n, emit);
+            return self.store_take(lcore, dst);
         };
         let (c, objs) = self.cache(lcore);
-        // Only this thread writes len.
+        // Only this thread writes len; clamped against a peer's scribbles.
         let len = (c.len.load(Relaxed) as usize).min(self.flushthresh as usize);
         if n <= len {
             // SAFETY: objs[0 .. len] are initialised indices of this cache, used by this thread
-            // only; len <= flushthresh, the array's length. (The indices are this thread's own
-            // writes; every use of an index clamps it, so they need no check here.)
+            // only; len <= flushthresh <= the array's length. (The indices are this thread's
+            // own writes; every use of an index clamps it, so they need no check here.)
             let top = unsafe { std::slice::from_raw_parts(objs.add(len - n), n) };
-            emit(top);
+            copy_idx(dst, top);
             c.len.store((len - n) as u32, Relaxed);
             return true;
         }
-        self.cache_get_slow(lcore, c, objs, len, n, emit)
+        self.cache_get_slow(lcore, c, objs, len, dst)
     }
 
     #[inline(never)]
@@ -349,72 +323,45 @@ impl PoolInner {
         c: &CacheHeader,
         objs: *mut u32,
         len: usize,
-        n: usize,
-        mut emit: impl FnMut(&[u32]),
+        dst: &mut [u32],
     ) -> bool {
-        // SAFETY: as in `get_with`.
-        let old = unsafe { std::slice::from_raw_parts(objs, len) };
-        let rest = n - len;
+        // The cache's objects go first (hot ones), then the rest from the store.
+        // SAFETY: objs[0 .. len] are this cache's indices, used by this thread only.
+        copy_idx(&mut dst[..len], unsafe {
+            std::slice::from_raw_parts(objs, len)
+        });
+        let rest = dst.len() - len;
         let size = self.cache_size as usize;
         if rest <= CACHE_MAX_SIZE as usize {
-            let filled = with_buf(size + rest, |buf| {
-                if !self.store_take(Some(lcore), buf) {
-                    return false;
-                }
-                if !old.is_empty() {
-                    emit(old);
-                }
-                emit(&buf[size..]);
-                // SAFETY: size <= flushthresh: fits the array; buf is process-local.
-                unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), objs, size) };
+            // Fill: cache_size + rest objects straight into the cache array (its capacity is
+            // cache_size + CACHE_MAX_SIZE); the top `rest` go to the caller.
+            // SAFETY: size + rest <= the array's capacity; the cache's old objects were copied
+            // out above and the array is this thread's.
+            let fill = unsafe { std::slice::from_raw_parts_mut(objs, size + rest) };
+            if self.store_take(Some(lcore), fill) {
+                copy_idx(&mut dst[len..], &fill[size..]);
                 c.len.store(size as u32, Relaxed);
                 c.fills.fetch_add(1, Relaxed);
-                true
-            });
-            if filled {
                 return true;
             }
+            // A failed bulk dequeue wrote nothing: the cache still holds its objects.
         }
-        with_buf(rest, |buf| {
-            if !self.store_take(Some(lcore), buf) {
-                return false;
-            }
-            if !old.is_empty() {
-                emit(old);
-            }
-            emit(buf);
+        if self.store_take(Some(lcore), &mut dst[len..]) {
             c.len.store(0, Relaxed);
-            true
-        })
-    }
-
-    /// Gets `n` objects from the store directly.
-    fn direct_get(&self, lcore: Option<u32>, n: usize, mut emit: impl FnMut(&[u32])) -> bool {
-        with_buf(n, |buf| {
-            if self.store_take(lcore, buf) {
-                emit(buf);
-                true
-            } else {
-                false
-            }
-        })
+            return true;
+        }
+        false
     }
 
     /// Puts objects back (their handles are gone). Indices must be this pool's and held by this
-    /// process.
-    #[inline]
-    pub(crate) fn put(&self, idx: &[u32]) {
-        debug_assert!(self.valid(idx));
-        self.put_with(idx.len(), |dst| copy_idx(dst, idx));
-    }
-
-    /// Puts `n` objects back, whose indices `fill` writes into the slice it is given (the
-    /// cache's array itself when they go to the cache).
+    /// process (DPDK's `rte_mempool_do_generic_put`).
     #[inline(always)]
-    pub(crate) fn put_with(&self, n: usize, fill: impl FnOnce(&mut [u32])) {
+    pub(crate) fn put(&self, idx: &[u32]) {
+        let n = idx.len();
         if n == 0 {
             return;
         }
+        debug_assert!(self.valid(idx));
         let lcore = self.local_lcore();
         if self.cache_size > 0 && n <= self.flushthresh as usize {
             if let Some(l) = lcore {
@@ -426,19 +373,19 @@ impl PoolInner {
                     self.flush(l, c, objs, len);
                     0
                 };
-                // SAFETY: at + n <= flushthresh, the array's length; used by this thread only.
-                fill(unsafe { std::slice::from_raw_parts_mut(objs.add(at), n) });
+                // SAFETY: at + n <= flushthresh <= the array's length; this thread's array.
+                copy_idx(
+                    unsafe { std::slice::from_raw_parts_mut(objs.add(at), n) },
+                    idx,
+                );
                 c.len.store((at + n) as u32, Relaxed);
                 return;
             }
         }
-        with_buf(n, |buf| {
-            fill(buf);
-            self.store_give(lcore, buf)
-        })
+        self.store_give(lcore, idx);
     }
 
-    /// Puts one object back: [`PoolInner::put`] for one index, without the slice.
+    /// Puts one object back: [`PoolInner::put`] for one index.
     #[inline]
     pub(crate) fn put_one(&self, i: u32) {
         debug_assert!(i < self.size);
@@ -447,7 +394,7 @@ impl PoolInner {
                 let (c, objs) = self.cache(lcore);
                 let len = c.len.load(Relaxed) as usize;
                 if len < self.flushthresh as usize {
-                    // SAFETY: len < flushthresh, the array's length; used by this thread only.
+                    // SAFETY: len < flushthresh, inside the array; used by this thread only.
                     unsafe { objs.add(len).write(i) };
                     c.len.store(len as u32 + 1, Relaxed);
                     return;
@@ -693,6 +640,25 @@ impl PoolObj {
     }
 }
 
+/// Gets `n` objects of `pool` appended to `out` as single handles, all or none.
+#[inline]
+pub(super) fn get_objs(pool: &'static PoolInner, n: usize, out: &mut Vec<PoolObj>) -> bool {
+    let mut small = [0u32; 64];
+    let mut large = Vec::new();
+    let buf = if n <= small.len() {
+        &mut small[..n]
+    } else {
+        large.resize(n, 0);
+        &mut large[..]
+    };
+    if !pool.get_into(buf) {
+        return false;
+    }
+    out.reserve(n);
+    out.extend(buf.iter().map(|&idx| PoolObj::new(pool, idx)));
+    true
+}
+
 /// Returns the last `n` objects of `objs` to `pool` (all of them when fewer), in one bulk put
 /// when they are all `pool`'s.
 #[inline]
@@ -705,11 +671,13 @@ pub(super) fn put_tail(pool: &'static PoolInner, objs: &mut Vec<PoolObj>, n: usi
         objs.truncate(len - n);
         return;
     }
-    pool.put_with(n, |dst| {
-        for (d, o) in dst.iter_mut().zip(tail) {
+    let mut buf = [0u32; 64];
+    for chunk in tail.chunks(64) {
+        for (d, o) in buf.iter_mut().zip(chunk) {
             *d = o.idx;
         }
-    });
+        pool.put(&buf[..chunk.len()]);
+    }
     // SAFETY: the last n handles were returned above (their objects are back in the pool), so
     // they must not be dropped: shrinking the length forgets them, and PoolObj owns no memory.
     unsafe { objs.set_len(len - n) };
@@ -756,8 +724,17 @@ impl PoolObjs {
     /// `rte_mempool_get_bulk`).
     #[inline]
     pub fn get_bulk(&mut self, n: usize) -> bool {
-        let idx = &mut self.idx;
-        self.pool.get_with(n, |s| append_idx(idx, s))
+        self.idx.reserve(n);
+        let len = self.idx.len();
+        // SAFETY: reserve made room for n more; get_into writes all n or reports failure, and
+        // the length grows only on success.
+        let spare = unsafe { std::slice::from_raw_parts_mut(self.idx.as_mut_ptr().add(len), n) };
+        if !self.pool.get_into(spare) {
+            return false;
+        }
+        // SAFETY: the n slots after len were written by get_into.
+        unsafe { self.idx.set_len(len + n) };
+        true
     }
 
     /// Returns the last `n` objects (all of them when fewer) to the pool (DPDK's
@@ -767,7 +744,7 @@ impl PoolObjs {
         let len = self.idx.len();
         let n = n.min(len);
         let tail = &self.idx[len - n..];
-        self.pool.put_with(n, |dst| copy_idx(dst, tail));
+        self.pool.put(tail);
         self.idx.truncate(len - n);
     }
 
