@@ -34,7 +34,7 @@ fn mib(b: usize) -> String {
     format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
 }
 
-fn field<'a>(v: &'a serde_json::Value, k: &str) -> String {
+fn field(v: &serde_json::Value, k: &str) -> String {
     match v.get(k) {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
@@ -110,8 +110,8 @@ pub(crate) fn render(s: &Snapshot) -> String {
     let _ = writeln!(o, "\nmempools ({})", s.mempools.len());
     let _ = writeln!(
         o,
-        "  {:<32} {:>8} {:>8} {:>10} {:>8}  {}",
-        "NAME", "SIZE", "ELT_SIZE", "AVAILABLE", "IN_USE", "IN_USE_BY_SLOT"
+        "  {:<32} {:>8} {:>8} {:>10} {:>8}  IN_USE_BY_SLOT",
+        "NAME", "SIZE", "ELT_SIZE", "AVAILABLE", "IN_USE"
     );
     for m in &s.mempools {
         let _ = writeln!(
