@@ -143,7 +143,6 @@ fn auto_becomes_primary_then_secondary() {
 fn secondary_exits_when_primary_is_killed() {
     child_or!();
     let g = Group::new("kill");
-    let prefix = g.prefix().to_string();
     let mut p = g.spawn_self(
         "secondary_exits_when_primary_is_killed",
         "primary",
