@@ -5,12 +5,16 @@
 //! ```
 
 mod info;
+mod telemetry;
 
 const USAGE: &str = "\
 usage: shoal COMMAND [options]
 
 commands:
   info [--file-prefix P] [--json]   print a running group: memory, memzones, rings, mempools, processes
+  telemetry [--file-prefix P] [CMD...]
+                                    query the group's telemetry socket (`/` lists commands);
+                                    with no CMD, read commands from stdin, one per line
   help                              this text";
 
 fn main() {
@@ -18,6 +22,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
         Some("info") => info::run(&args[1..]),
+        Some("telemetry") => telemetry::run(&args[1..]),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             0
@@ -54,8 +59,9 @@ pub(crate) fn parse_group_opts(args: &[String]) -> Result<GroupOpts, String> {
             s if s.starts_with("--file-prefix=") => {
                 o.prefix = s["--file-prefix=".len()..].to_string()
             }
-            s => return Err(format!("unknown option {s:?}")),
+            s if s.starts_with("--") => return Err(format!("unknown option {s:?}")),
+            s => rest.push(s.to_string()),
         }
     }
-    Ok(o)
+    Ok((o, rest))
 }

@@ -1,6 +1,10 @@
 //! Statistics and the state of a group, gathered into one serialisable snapshot that
 //! `shoal info`, `shoal top` and the telemetry socket print.
 
+mod server;
+
+pub use server::{query, Registry, Server, MAX_OUTPUT_LEN};
+
 use serde::Serialize;
 
 use crate::eal::{Eal, ProcessInfo};
