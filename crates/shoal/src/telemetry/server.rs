@@ -22,11 +22,13 @@ use crate::eal::Eal;
 pub const MAX_OUTPUT_LEN: usize = 1 << 20;
 
 type Handler = Box<dyn Fn(&str) -> Value + Send + Sync>;
+/// Command name -> (help text, handler).
+type Commands = BTreeMap<String, (String, Arc<Handler>)>;
 
 /// Commands a process answers on its telemetry socket.
 #[derive(Clone, Default)]
 pub struct Registry {
-    cmds: Arc<Mutex<BTreeMap<String, (String, Arc<Handler>)>>>,
+    cmds: Arc<Mutex<Commands>>,
 }
 
 impl std::fmt::Debug for Registry {
