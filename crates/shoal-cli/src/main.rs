@@ -47,6 +47,18 @@ pub(crate) struct GroupOpts {
 
 /// Parses `--file-prefix P` / `--file-prefix=P` and `--json`; anything else is an error.
 pub(crate) fn parse_group_opts(args: &[String]) -> Result<GroupOpts, String> {
+    let (o, rest) = parse_group_opts_and_rest(args)?;
+    match rest.first() {
+        Some(s) => Err(format!("unknown option {s:?}")),
+        None => Ok(o),
+    }
+}
+
+/// Like [`parse_group_opts`], but hands back the words that are not options.
+pub(crate) fn parse_group_opts_and_rest(
+    args: &[String],
+) -> Result<(GroupOpts, Vec<String>), String> {
+    let mut rest = Vec::new();
     let mut o = GroupOpts {
         prefix: "shoal".into(),
         json: false,
