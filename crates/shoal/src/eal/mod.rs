@@ -660,3 +660,8 @@ fn human(bytes: usize) -> String {
         format!("{} MiB", bytes >> 20)
     }
 }
+
+/// CLOCK_MONOTONIC in nanoseconds: comparable between the processes of a machine (heartbeats).
+pub fn monotonic_ns() -> u64 {
+    sys::monotonic_ns()
+}

@@ -1,0 +1,1 @@
+//! client_server_mp shared layout (filled in with the server and client).
