@@ -198,6 +198,11 @@ extern "C" fn on_quit_signal(sig: libc::c_int) {
 /// Installs SIGINT/SIGTERM handlers that record the signal (see [`quit_signal`]). Without
 /// SA_RESTART, so blocking calls return EINTR and loops get to see the request.
 pub(crate) fn install_quit_handlers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(install_quit_handlers_now);
+}
+
+fn install_quit_handlers_now() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: sigaction is a plain C struct; all-zero is valid (empty mask, no flags).
         let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
