@@ -221,3 +221,5 @@ pub(crate) fn quit_signal() -> i32 {
 pub(crate) fn request_quit(sig: i32) {
     QUIT_SIGNAL.store(sig, std::sync::atomic::Ordering::Relaxed);
 }
+
+pub(crate) mod unix_dgram;
