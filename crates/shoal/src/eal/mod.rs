@@ -226,15 +226,24 @@ pub fn init_logging(level: Option<&str>) {
 /// and exits: 0 for `--help`, 2 for bad options, 1 otherwise. `app_usage` is appended to the
 /// usage text.
 pub fn init_or_exit(app_usage: &str) -> (Eal, Vec<String>) {
-    match Eal::init(std::env::args().collect()) {
+    init_or_exit_with(std::env::args().collect(), app_usage)
+}
+
+/// As [`init_or_exit`], from a given command line (program name first).
+pub fn init_or_exit_with(args: Vec<String>, app_usage: &str) -> (Eal, Vec<String>) {
+    let prog = args.first().cloned().unwrap_or_default();
+    match Eal::init(args) {
         Ok(v) => v,
-        Err(e) => exit_on_error(&e, app_usage),
+        Err(e) => exit_with(&prog, &e, app_usage),
     }
 }
 
 /// Prints an initialisation error the way [`init_or_exit`] does, and exits.
 pub fn exit_on_error(e: &Error, app_usage: &str) -> ! {
-    let prog = std::env::args().next().unwrap_or_default();
+    exit_with(&std::env::args().next().unwrap_or_default(), e, app_usage)
+}
+
+fn exit_with(prog: &str, e: &Error, app_usage: &str) -> ! {
     match e {
         Error::Help => {
             println!(
@@ -718,4 +727,9 @@ pub fn quit_requested() -> bool {
 /// CLOCK_MONOTONIC in nanoseconds: comparable between the processes of a machine (heartbeats).
 pub fn monotonic_ns() -> u64 {
     sys::monotonic_ns()
+}
+
+/// Sends a signal (e.g. `libc::SIGINT`) to a process: for tools that drive a group.
+pub fn send_signal(pid: u32, sig: i32) -> std::io::Result<()> {
+    sys::send_signal(pid, sig)
 }

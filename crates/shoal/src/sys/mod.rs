@@ -223,3 +223,14 @@ pub(crate) fn request_quit(sig: i32) {
 }
 
 pub(crate) mod unix_dgram;
+
+/// Sends `sig` to process `pid`.
+pub(crate) fn send_signal(pid: u32, sig: i32) -> io::Result<()> {
+    let pid = i32::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: kill has no memory-safety preconditions.
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
