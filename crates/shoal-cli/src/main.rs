@@ -1,1 +1,83 @@
-fn main() {}
+//! `shoal`: inspect and operate process groups.
+//!
+//! ```text
+//! shoal info [--file-prefix P] [--json]     dump a running group (DPDK's dpdk-proc-info)
+//! ```
+
+mod info;
+mod telemetry;
+mod top;
+
+const USAGE: &str = "\
+usage: shoal COMMAND [options]
+
+commands:
+  info [--file-prefix P] [--json]   print a running group: memory, memzones, rings, mempools, processes
+  top [--file-prefix P] [--iterations N] [--interval-ms MS]
+                                    the same, refreshed live
+  telemetry [--file-prefix P] [CMD...]
+                                    query the group's telemetry socket (`/` lists commands);
+                                    with no CMD, read commands from stdin, one per line
+  help                              this text";
+
+fn main() {
+    shoal::eal::init_logging(Some("warning"));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match args.first().map(String::as_str) {
+        Some("info") => info::run(&args[1..]),
+        Some("telemetry") => telemetry::run(&args[1..]),
+        Some("top") => top::run(&args[1..]),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            0
+        }
+        Some(other) => {
+            eprintln!("error: unknown command {other:?}\n\n{USAGE}");
+            2
+        }
+        None => {
+            eprintln!("{USAGE}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Options common to the commands that look at a group.
+pub(crate) struct GroupOpts {
+    pub prefix: String,
+    pub json: bool,
+}
+
+/// Parses `--file-prefix P` / `--file-prefix=P` and `--json`; anything else is an error.
+pub(crate) fn parse_group_opts(args: &[String]) -> Result<GroupOpts, String> {
+    let (o, rest) = parse_group_opts_and_rest(args)?;
+    match rest.first() {
+        Some(s) => Err(format!("unknown option {s:?}")),
+        None => Ok(o),
+    }
+}
+
+/// Like [`parse_group_opts`], but hands back the words that are not options.
+pub(crate) fn parse_group_opts_and_rest(
+    args: &[String],
+) -> Result<(GroupOpts, Vec<String>), String> {
+    let mut rest = Vec::new();
+    let mut o = GroupOpts {
+        prefix: "shoal".into(),
+        json: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--json" => o.json = true,
+            "--file-prefix" => o.prefix = it.next().ok_or("--file-prefix needs a value")?.clone(),
+            s if s.starts_with("--file-prefix=") => {
+                o.prefix = s["--file-prefix=".len()..].to_string()
+            }
+            s if s.starts_with("--") => return Err(format!("unknown option {s:?}")),
+            s => rest.push(s.to_string()),
+        }
+    }
+    Ok((o, rest))
+}

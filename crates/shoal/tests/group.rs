@@ -1,13 +1,11 @@
 //! Process groups with real processes: the test binary re-executes itself as the other members.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use shoal::eal::{Eal, Error, ProcType};
 use shoal::memory::Backing;
 use shoal::memzone::{self, Memzone};
-use support::{child_prefix, role, unique_prefix, Member};
+use shoal_testkit::{child_prefix, role, Group};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -99,13 +97,9 @@ macro_rules! child_or {
 #[test]
 fn two_primaries_conflict_naming_the_live_one() {
     child_or!();
-    let prefix = unique_prefix("2p");
-    let mut p = Member::spawn(
-        "two_primaries_conflict_naming_the_live_one",
-        "primary",
-        &prefix,
-        &[],
-    );
+    let g = Group::new("2p");
+    let prefix = g.prefix().to_string();
+    let mut p = g.spawn_self("two_primaries_conflict_naming_the_live_one", "primary", &[]);
     p.wait_for("ready", T);
     match init(&prefix, &[]) {
         Err(Error::PrimaryExists { pid, .. }) => assert_eq!(pid, p.pid()),
@@ -116,7 +110,8 @@ fn two_primaries_conflict_naming_the_live_one() {
 #[test]
 fn secondary_without_primary_fails_clearly() {
     child_or!();
-    let prefix = unique_prefix("nop");
+    let g = Group::new("nop");
+    let prefix = g.prefix().to_string();
     let t0 = Instant::now();
     let err = init(&prefix, &["--proc-type=secondary"]).unwrap_err();
     println!("failed after {:?}: {err}", t0.elapsed());
@@ -127,13 +122,13 @@ fn secondary_without_primary_fails_clearly() {
 #[test]
 fn auto_becomes_primary_then_secondary() {
     child_or!();
-    let prefix = unique_prefix("auto");
+    let g = Group::new("auto");
+    let prefix = g.prefix().to_string();
     let first = init(&prefix, &["--proc-type=auto", "-l", "0"]).unwrap();
     assert_eq!(first.proc_type(), ProcType::Primary);
-    let mut second = Member::spawn(
+    let mut second = g.spawn_self(
         "auto_becomes_primary_then_secondary",
         "secondary",
-        &prefix,
         &[("SHOAL_TEST_ARGS", "--proc-type=auto -l 1")],
     );
     second.wait_for("attached", T);
@@ -147,18 +142,16 @@ fn auto_becomes_primary_then_secondary() {
 #[test]
 fn secondary_exits_when_primary_is_killed() {
     child_or!();
-    let prefix = unique_prefix("kill");
-    let mut p = Member::spawn(
+    let g = Group::new("kill");
+    let mut p = g.spawn_self(
         "secondary_exits_when_primary_is_killed",
         "primary",
-        &prefix,
         &[("SHOAL_TEST_ARGS", "-l 0")],
     );
     p.wait_for("ready", T);
-    let mut s = Member::spawn(
+    let mut s = g.spawn_self(
         "secondary_exits_when_primary_is_killed",
         "secondary",
-        &prefix,
         &[("SHOAL_TEST_ARGS", "-l 1")],
     );
     s.wait_for("attached", T);
@@ -173,14 +166,10 @@ fn secondary_exits_when_primary_is_killed() {
 #[test]
 fn metadata_lock_survives_a_killed_holder() {
     child_or!();
-    let prefix = unique_prefix("lock");
+    let g = Group::new("lock");
+    let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["-l", "0"]).unwrap();
-    let mut h = Member::spawn(
-        "metadata_lock_survives_a_killed_holder",
-        "lockholder",
-        &prefix,
-        &[],
-    );
+    let mut h = g.spawn_self("metadata_lock_survives_a_killed_holder", "lockholder", &[]);
     h.wait_for("holding", T);
     assert_eq!(eal.metadata_lock_state().0, h.pid());
     h.kill9();
@@ -194,7 +183,8 @@ fn metadata_lock_survives_a_killed_holder() {
 #[test]
 fn groups_side_by_side_are_isolated() {
     child_or!();
-    let (pa, pb) = (unique_prefix("iso-a"), unique_prefix("iso-b"));
+    let (ga, gb) = (Group::new("iso-a"), Group::new("iso-b"));
+    let (pa, pb) = (ga.prefix().to_string(), gb.prefix().to_string());
     let a = init(&pa, &["-l", "0"]).unwrap();
     let b = init(&pb, &["-l", "0"]).unwrap();
     Memzone::reserve(&a, "same_name", 64).unwrap();
@@ -212,19 +202,15 @@ fn groups_side_by_side_are_isolated() {
 #[test]
 fn memzones_are_shared_between_processes() {
     child_or!();
-    let prefix = unique_prefix("mz");
+    let g = Group::new("mz");
+    let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["-l", "0"]).unwrap();
     let a = Memzone::reserve_aligned(&eal, "mz_a", 10_000, 4096).unwrap();
     assert_eq!(a.offset() % 4096, 0);
     for i in 0..a.len() {
         write_byte(&a, i, (i % 251) as u8);
     }
-    let mut c = Member::spawn(
-        "memzones_are_shared_between_processes",
-        "zones",
-        &prefix,
-        &[],
-    );
+    let mut c = g.spawn_self("memzones_are_shared_between_processes", "zones", &[]);
     let line = c.wait_for("zones ok", T);
     assert_eq!(c.wait_exit(T), Some(0), "{}", c.output());
     println!("primary base={:p}, secondary: {line}", a.region().as_ptr());
@@ -237,7 +223,8 @@ fn memzones_are_shared_between_processes() {
 #[test]
 fn memzone_errors_are_clear() {
     child_or!();
-    let prefix = unique_prefix("mzerr");
+    let g = Group::new("mzerr");
+    let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["-l", "0", "-m", "8"]).unwrap();
     Memzone::reserve(&eal, "x", 64).unwrap();
     assert_eq!(
@@ -281,12 +268,12 @@ fn memzone_errors_are_clear() {
 #[test]
 fn two_live_processes_cannot_share_an_lcore() {
     child_or!();
-    let prefix = unique_prefix("lc");
+    let g = Group::new("lc");
+    let prefix = g.prefix().to_string();
     let _eal = init(&prefix, &["-l", "0-1"]).unwrap();
-    let mut c = Member::spawn(
+    let mut c = g.spawn_self(
         "two_live_processes_cannot_share_an_lcore",
         "secondary",
-        &prefix,
         &[("SHOAL_TEST_ARGS", "-l 1")],
     );
     assert_eq!(c.wait_exit(T), Some(1));
@@ -296,10 +283,9 @@ fn two_live_processes_cannot_share_an_lcore() {
         "{out}"
     );
     assert!(out.contains(&std::process::id().to_string()), "{out}");
-    let mut ok = Member::spawn(
+    let mut ok = g.spawn_self(
         "two_live_processes_cannot_share_an_lcore",
         "secondary",
-        &prefix,
         &[("SHOAL_TEST_ARGS", "-l 2")],
     );
     ok.wait_for("attached", T);
@@ -308,12 +294,12 @@ fn two_live_processes_cannot_share_an_lcore() {
 #[test]
 fn a_dead_process_slot_is_found_and_freed() {
     child_or!();
-    let prefix = unique_prefix("reap");
+    let g = Group::new("reap");
+    let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["-l", "0"]).unwrap();
-    let mut c = Member::spawn(
+    let mut c = g.spawn_self(
         "a_dead_process_slot_is_found_and_freed",
         "secondary",
-        &prefix,
         &[("SHOAL_TEST_ARGS", "-l 5")],
     );
     c.wait_for("attached", T);
@@ -330,10 +316,9 @@ fn a_dead_process_slot_is_found_and_freed() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut again = Member::spawn(
+    let mut again = g.spawn_self(
         "a_dead_process_slot_is_found_and_freed",
         "secondary",
-        &prefix,
         &[("SHOAL_TEST_ARGS", "-l 5")],
     );
     again.wait_for("attached", T);
@@ -342,11 +327,11 @@ fn a_dead_process_slot_is_found_and_freed() {
 #[test]
 fn a_different_layout_is_refused_naming_both_versions() {
     child_or!();
-    let prefix = unique_prefix("layout");
-    let mut p = Member::spawn(
+    let g = Group::new("layout");
+    let prefix = g.prefix().to_string();
+    let mut p = g.spawn_self(
         "a_different_layout_is_refused_naming_both_versions",
         "primary",
-        &prefix,
         &[],
     );
     p.wait_for("ready", T);
@@ -382,14 +367,14 @@ fn a_different_layout_is_refused_naming_both_versions() {
 #[test]
 fn no_huge_uses_shm_and_hugepages_are_used_when_free() {
     child_or!();
-    let prefix = unique_prefix("nohuge");
+    let g = Group::new("nohuge");
+    let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["--no-huge", "-l", "0"]).unwrap();
     assert_eq!(eal.backing(), Backing::Shm);
     assert!(eal.segment_path().starts_with("/dev/shm"));
-    let mut s = Member::spawn(
+    let mut s = g.spawn_self(
         "no_huge_uses_shm_and_hugepages_are_used_when_free",
         "secondary",
-        &prefix,
         &[("SHOAL_TEST_ARGS", "-l 1")],
     );
     s.wait_for("attached", T);
@@ -410,13 +395,13 @@ fn no_huge_uses_shm_and_hugepages_are_used_when_free() {
         );
         return;
     }
-    let hp = unique_prefix("huge");
+    let gh = Group::new("huge");
+    let hp = gh.prefix().to_string();
     let eal = init(&hp, &["-l", "0", "-m", "32"]).unwrap();
     assert_eq!(eal.backing(), Backing::Hugetlbfs);
-    let mut s = Member::spawn(
+    let mut s = gh.spawn_self(
         "no_huge_uses_shm_and_hugepages_are_used_when_free",
         "secondary",
-        &hp,
         &[("SHOAL_TEST_ARGS", "-l 1")],
     );
     s.wait_for("attached", T);
@@ -429,18 +414,14 @@ fn works_with_aslr_on() {
     println!("randomize_va_space = {}", aslr.trim());
     // The memzone test above maps the segment in two processes and compares bytes at offsets;
     // here we also check that the two mappings really are at different addresses.
-    let prefix = unique_prefix("aslr");
+    let g = Group::new("aslr");
+    let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["-l", "0"]).unwrap();
     let a = Memzone::reserve(&eal, "mz_a", 4096).unwrap();
     for i in 0..a.len() {
         write_byte(&a, i, (i % 251) as u8);
     }
-    let mut c = Member::spawn(
-        "memzones_are_shared_between_processes",
-        "zones",
-        &prefix,
-        &[],
-    );
+    let mut c = g.spawn_self("memzones_are_shared_between_processes", "zones", &[]);
     let line = c.wait_for("zones ok", T);
     let theirs = line.split("base=").nth(1).unwrap().trim().to_string();
     let ours = format!("{:p}", a.region().as_ptr());

@@ -2,11 +2,9 @@
 //! bulk at the edges, exhausting a pool, cache fill and flush), lcore threads, ownership
 //! hand-over and the audit.
 
-mod support;
-
 use shoal::eal::{Eal, LcoreId};
 use shoal::mempool::{flags, Error, Mempool, MempoolConfig, ObjIdx, PoolObj, CACHE_MAX_SIZE};
-use support::unique_prefix;
+use shoal_testkit::unique_prefix;
 
 fn init(tag: &str, lcores: &str) -> Eal {
     let args = [

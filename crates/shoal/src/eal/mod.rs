@@ -140,6 +140,9 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// The IPC channel could not be started.
+    #[error("IPC channel: {0}")]
+    Ipc(crate::mp::Error),
     /// The shared memory could not be set up.
     #[error("shared memory: {what}: {source}")]
     Memory {
@@ -187,6 +190,8 @@ struct Inner {
     config: Mutex<Option<ConfigFile>>,
     stop: Arc<AtomicBool>,
     service: Mutex<Option<JoinHandle<()>>>,
+    /// The group's IPC channel (None for an inspector).
+    mp: Option<crate::mp::Mp>,
 }
 
 impl std::fmt::Debug for Eal {
@@ -224,15 +229,24 @@ pub fn init_logging(level: Option<&str>) {
 /// and exits: 0 for `--help`, 2 for bad options, 1 otherwise. `app_usage` is appended to the
 /// usage text.
 pub fn init_or_exit(app_usage: &str) -> (Eal, Vec<String>) {
-    match Eal::init(std::env::args().collect()) {
+    init_or_exit_with(std::env::args().collect(), app_usage)
+}
+
+/// As [`init_or_exit`], from a given command line (program name first).
+pub fn init_or_exit_with(args: Vec<String>, app_usage: &str) -> (Eal, Vec<String>) {
+    let prog = args.first().cloned().unwrap_or_default();
+    match Eal::init(args) {
         Ok(v) => v,
-        Err(e) => exit_on_error(&e, app_usage),
+        Err(e) => exit_with(&prog, &e, app_usage),
     }
 }
 
 /// Prints an initialisation error the way [`init_or_exit`] does, and exits.
 pub fn exit_on_error(e: &Error, app_usage: &str) -> ! {
-    let prog = std::env::args().next().unwrap_or_default();
+    exit_with(&std::env::args().next().unwrap_or_default(), e, app_usage)
+}
+
+fn exit_with(prog: &str, e: &Error, app_usage: &str) -> ! {
     match e {
         Error::Help => {
             println!(
@@ -427,6 +441,7 @@ impl Eal {
                 config: Mutex::new(None),
                 stop: Arc::new(AtomicBool::new(false)),
                 service: Mutex::new(None),
+                mp: None,
             }),
         })
     }
@@ -460,6 +475,20 @@ impl Eal {
         if let Err(e) = sys::pin_current_thread(main_cpu) {
             tracing::warn!(target: "shoal::eal", "could not pin to CPU {main_cpu}: {e}");
         }
+        let mp = crate::mp::Mp::start(crate::mp::MpConfig {
+            dir: dir.clone(),
+            role: match proc_type {
+                ProcType::Primary => crate::mp::Role::Primary,
+                ProcType::Secondary => crate::mp::Role::Secondary,
+            },
+        });
+        let mp = match mp {
+            Ok(mp) => mp,
+            Err(e) => {
+                proctable::release(hdr, &whole, slot);
+                return Err(Error::Ipc(e));
+            }
+        };
         let eal = Eal {
             inner: Arc::new(Inner {
                 proc_type,
@@ -475,10 +504,14 @@ impl Eal {
                 config: Mutex::new(cfg),
                 stop: Arc::new(AtomicBool::new(false)),
                 service: Mutex::new(None),
+                mp: Some(mp),
             }),
         };
         eal.start_service();
         eal.register_main_thread();
+        if let Some(mp) = eal.mp() {
+            mp.mark_init_complete();
+        }
         Ok(eal)
     }
 
@@ -594,6 +627,12 @@ impl Eal {
         self.inner.map.len()
     }
 
+    /// The group's IPC channel (DPDK's `rte_mp_*`), started at init with the runtime dir and
+    /// this process's role. `None` for an inspector ([`Eal::inspect`]).
+    pub fn mp(&self) -> Option<&crate::mp::Mp> {
+        self.inner.mp.as_ref()
+    }
+
     /// The primary's pid.
     pub fn primary_pid(&self) -> u32 {
         self.header().primary_pid.load(Ordering::Relaxed)
@@ -637,6 +676,9 @@ impl Eal {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if let Some(mp) = &self.mp {
+            mp.shutdown();
+        }
         self.stop.store(true, StdOrdering::Relaxed);
         if let Some(h) = self.service.lock().ok().and_then(|mut s| s.take()) {
             let _ = h.join();
@@ -663,4 +705,35 @@ fn human(bytes: usize) -> String {
     } else {
         format!("{} MiB", bytes >> 20)
     }
+}
+
+/// Splits a command line (program name first) at the lone `--` into EAL options and the
+/// application's arguments (program name first), without parsing either. Lets an application
+/// read its own options before it joins the group.
+pub fn split_args(args: &[String]) -> (Vec<String>, Vec<String>) {
+    let prog = args.first().cloned().unwrap_or_default();
+    match args.iter().skip(1).position(|a| a == "--") {
+        Some(i) => {
+            let mut app = vec![prog];
+            app.extend_from_slice(&args[2 + i..]);
+            (args[..1 + i].to_vec(), app)
+        }
+        None => (args.to_vec(), vec![prog]),
+    }
+}
+
+/// True once SIGINT or SIGTERM arrived (usable before [`Eal::init`] succeeded).
+pub fn quit_requested() -> bool {
+    sys::install_quit_handlers();
+    sys::quit_signal() != 0
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: comparable between the processes of a machine (heartbeats).
+pub fn monotonic_ns() -> u64 {
+    sys::monotonic_ns()
+}
+
+/// Sends a signal (e.g. `libc::SIGINT`) to a process: for tools that drive a group.
+pub fn send_signal(pid: u32, sig: i32) -> std::io::Result<()> {
+    sys::send_signal(pid, sig)
 }

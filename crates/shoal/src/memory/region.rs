@@ -235,3 +235,9 @@ mod shared_atomics {
     // SAFETY: as above.
     unsafe impl Shared for AtomicUsize {}
 }
+
+// SAFETY: an array of Shared values is repr(C)-compatible, pointer-free and valid for every bit
+// pattern when its elements are.
+unsafe impl<T: Shared, const N: usize> Shared for [T; N] {}
+// SAFETY: CachePadded is repr(C, align(128)) around a Shared value; padding bytes are never read.
+unsafe impl<T: Shared> Shared for crate::sync::CachePadded<T> {}

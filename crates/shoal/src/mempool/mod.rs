@@ -734,3 +734,36 @@ impl ObjIdx {
         self.0 & (MAX_OBJECTS - 1)
     }
 }
+
+/// One JSON object per mempool of the group, for `shoal info` and telemetry: name, kind, size,
+/// element size, cache size, available and in use, where the objects are, and per process slot
+/// how many it holds in hand and in its caches.
+pub(crate) fn describe_all(
+    eal: &Eal,
+    zones: &[crate::memzone::MemzoneInfo],
+) -> Vec<serde_json::Value> {
+    let group = registry::group(eal);
+    zones
+        .iter()
+        .filter(|z| z.kind == MemzoneKind::Mempool)
+        .filter_map(|z| group.pool(group.zone_index(&z.name)?))
+        .map(|p| {
+            let u = reclaim::usage(p);
+            serde_json::json!({
+                "name": p.name,
+                "kind": if p.kind == kind::MBUF { "mbuf" } else { "mempool" },
+                "size": p.size,
+                "elt_size": p.elt_size,
+                "cache_size": p.cache_size,
+                "flags": p.flags,
+                "avail": u.avail,
+                "in_use": u.in_use,
+                "in_store": u.in_store,
+                "cached": u.cached,
+                "in_flight": u.in_flight,
+                "shared": u.shared,
+                "by_slot": u.by_slot,
+            })
+        })
+        .collect()
+}

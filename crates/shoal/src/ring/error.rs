@@ -99,6 +99,9 @@ pub enum Error {
     /// A header field is inconsistent (a corrupted or foreign header).
     #[error("ring header is corrupt: {0}")]
     Corrupt(&'static str),
+    /// The ring's memzone could not be reserved or found.
+    #[error(transparent)]
+    Memzone(#[from] crate::memzone::Error),
 }
 
 /// A bulk enqueue (or a single one) found too little room; nothing was enqueued.

@@ -12,9 +12,9 @@ use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Rel
 use crate::sync::CachePadded;
 
 /// "shoalRNG", little endian: the first word of every ring header.
-pub(super) const RING_MAGIC: u64 = u64::from_le_bytes(*b"shoalRNG");
+pub(crate) const RING_MAGIC: u64 = u64::from_le_bytes(*b"shoalRNG");
 /// Bumped whenever [`RingHeader`]'s layout or the meaning of a field changes.
-pub(super) const RING_LAYOUT: u32 = 1;
+pub(crate) const RING_LAYOUT: u32 = 1;
 /// Alignment of the header, hence of the region that holds a ring.
 pub(super) const RING_ALIGN: usize = 128;
 /// Bytes kept free after the slots, so that the adjacent-line prefetcher does not pull the next

@@ -125,8 +125,9 @@ mod error;
 mod handle;
 mod header;
 mod headtail;
+mod named;
 mod peek;
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
@@ -138,7 +139,15 @@ use tracing::debug;
 
 pub use error::{Empty, Error, Full};
 pub use handle::{Consumer, Producer};
+pub(crate) use named::describe_all;
+pub use named::RING_MZ_PREFIX;
 pub use peek::{DequeueReservation, EnqueueReservation};
+
+/// Layout hash of the ring structures placed in shared memory.
+pub(crate) const SHARED_LAYOUT: u64 = crate::memory::layout_hash(&[
+    header::RING_LAYOUT as u64,
+    std::mem::size_of::<header::RingHeader>() as u64,
+]);
 
 use crate::memory::Region;
 use crate::sync::atomic::Ordering::Relaxed;
@@ -733,10 +742,3 @@ impl fmt::Display for RingInfo {
         Ok(())
     }
 }
-
-/// Layout hash of the ring structures placed in shared memory (for the segment's layout
-/// version).
-pub(crate) const SHARED_LAYOUT: u64 = crate::memory::layout_hash(&[
-    header::RING_LAYOUT as u64,
-    size_of::<header::RingHeader>() as u64,
-]);

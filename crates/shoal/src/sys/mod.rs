@@ -198,6 +198,11 @@ extern "C" fn on_quit_signal(sig: libc::c_int) {
 /// Installs SIGINT/SIGTERM handlers that record the signal (see [`quit_signal`]). Without
 /// SA_RESTART, so blocking calls return EINTR and loops get to see the request.
 pub(crate) fn install_quit_handlers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(install_quit_handlers_now);
+}
+
+fn install_quit_handlers_now() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: sigaction is a plain C struct; all-zero is valid (empty mask, no flags).
         let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -215,4 +220,17 @@ pub(crate) fn quit_signal() -> i32 {
 /// Records a stop request as if a signal had arrived.
 pub(crate) fn request_quit(sig: i32) {
     QUIT_SIGNAL.store(sig, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub(crate) mod unix_dgram;
+
+/// Sends `sig` to process `pid`.
+pub(crate) fn send_signal(pid: u32, sig: i32) -> io::Result<()> {
+    let pid = i32::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: kill has no memory-safety preconditions.
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

@@ -1,0 +1,341 @@
+//! client_server_mp's shared names and statistics layout (DPDK's `shared/common.h`), and the
+//! server's dispatchers.
+//!
+//! Statistics live in the memzone [`SHARED_INFO_NAME`] as counter lines, one writer per line:
+//! the control line and per-port lines are the server's; each client has a line it writes
+//! itself and a line the server writes about it.
+
+use shoal::eal::Eal;
+use shoal::memzone::Memzone;
+use shoal::sync::atomic::AtomicU64;
+
+use crate::{get, Lines};
+
+/// Most clients a server serves.
+pub const MAX_CLIENTS: usize = 16;
+/// Most ports.
+pub const MAX_PORTS: usize = 16;
+/// The packet pool (DPDK's name).
+pub const MBUF_POOL_NAME: &str = "mbuf_pool";
+/// The statistics memzone.
+pub const SHARED_INFO_NAME: &str = "MProc_shared_info";
+/// Default client ring size (the lesson's 4096).
+pub const RING_SIZE: u32 = 4096;
+/// Magic in the control line, so a client can tell a server of this layout.
+pub const MAGIC: u64 = 0x5348_4f41_4c43_5331; // "SHOALCS1"
+
+/// A client's receive ring: `MProc_Client_RX_<id>` (DPDK's name).
+pub fn client_ring_name(id: usize) -> String {
+    format!("MProc_Client_RX_{id}")
+}
+
+/// Control line (server-written) counter indices.
+pub mod ctl {
+    /// [`super::MAGIC`] once the server is ready.
+    pub const MAGIC: usize = 0;
+    /// Number of clients.
+    pub const NUM_CLIENTS: usize = 1;
+    /// Number of ports.
+    pub const NUM_PORTS: usize = 2;
+    /// 1 once the server asked everybody to stop.
+    pub const SHUTDOWN: usize = 3;
+    /// The server's pid.
+    pub const SERVER_PID: usize = 4;
+    /// Packets dropped because no client was live.
+    pub const DROP_NO_CLIENT: usize = 5;
+    /// ARP/ND frames seen (each copied to every live client).
+    pub const BCAST_FRAMES: usize = 6;
+    /// Extra copies made for broadcasts (copies beyond the first).
+    pub const BCAST_COPIES: usize = 7;
+    /// Copies that could not be made (pool empty): counted drops.
+    pub const BCAST_COPY_FAIL: usize = 8;
+    /// Port ids served, as a bit mask.
+    pub const PORT_MASK: usize = 9;
+}
+
+/// Per-port line (server-written) indices.
+pub mod port {
+    /// Packets received.
+    pub const RX: usize = 0;
+    /// Bytes received.
+    pub const RX_BYTES: usize = 1;
+}
+
+/// Per-client line written by the client.
+pub mod cli {
+    /// Last heartbeat, monotonic ns.
+    pub const HEARTBEAT: usize = 0;
+    /// The client's pid.
+    pub const PID: usize = 1;
+    /// Packets taken from the ring.
+    pub const RX: usize = 2;
+    /// Packets sent.
+    pub const TX: usize = 3;
+    /// Packets the port would not take (freed, counted).
+    pub const TX_DROP: usize = 4;
+    /// How many times a client has started with this id.
+    pub const STARTS: usize = 5;
+    /// 1 running, 2 stopped cleanly.
+    pub const STATE: usize = 6;
+    /// Bytes taken from the ring.
+    pub const RX_BYTES: usize = 7;
+}
+
+/// Per-client line written by the server.
+pub mod srv {
+    /// Packets put on the client's ring.
+    pub const ENQUEUED: usize = 0;
+    /// Packets dropped because the ring was full.
+    pub const DROP_FULL: usize = 1;
+    /// Packets taken back from the ring of a client that died.
+    pub const FLUSHED: usize = 2;
+    /// 1 while the server dispatches to the client.
+    pub const LIVE: usize = 3;
+    /// Ring-usage warnings logged.
+    pub const WARNINGS: usize = 4;
+}
+
+/// Line index of the control line.
+pub const CTL_LINE: usize = 0;
+/// Line index of port `p`'s line.
+pub const fn port_line(p: usize) -> usize {
+    1 + p
+}
+/// Line index of client `c`'s own line.
+pub const fn client_line(c: usize) -> usize {
+    1 + MAX_PORTS + 2 * c
+}
+/// Line index of the server's line about client `c`.
+pub const fn server_line(c: usize) -> usize {
+    2 + MAX_PORTS + 2 * c
+}
+/// Lines in the block.
+pub const LINES: usize = 1 + MAX_PORTS + 2 * MAX_CLIENTS;
+
+/// The statistics block.
+#[derive(Debug, Clone)]
+pub struct SharedInfo {
+    lines: Lines,
+}
+
+impl SharedInfo {
+    /// Reserves it (the server).
+    pub fn create(eal: &Eal) -> Result<SharedInfo, shoal::memzone::Error> {
+        let mz = Memzone::reserve(eal, SHARED_INFO_NAME, Lines::bytes(LINES))?;
+        Ok(SharedInfo {
+            lines: Lines::new(mz.region().clone()),
+        })
+    }
+
+    /// Finds it (clients, tools).
+    pub fn lookup(eal: &Eal) -> Result<SharedInfo, shoal::memzone::Error> {
+        let mz = Memzone::lookup(eal, SHARED_INFO_NAME)?;
+        Ok(SharedInfo {
+            lines: Lines::new(mz.region().clone()),
+        })
+    }
+
+    /// A counter of the control line.
+    pub fn ctl(&self, i: usize) -> &AtomicU64 {
+        &self.lines.line(CTL_LINE)[i]
+    }
+
+    /// A counter of port `p`'s line.
+    pub fn port(&self, p: usize, i: usize) -> &AtomicU64 {
+        &self.lines.line(port_line(p))[i]
+    }
+
+    /// A counter of client `c`'s own line.
+    pub fn client(&self, c: usize, i: usize) -> &AtomicU64 {
+        &self.lines.line(client_line(c))[i]
+    }
+
+    /// A counter of the server's line about client `c`.
+    pub fn server(&self, c: usize, i: usize) -> &AtomicU64 {
+        &self.lines.line(server_line(c))[i]
+    }
+
+    /// True once the server is up and this layout is its layout.
+    pub fn ready(&self) -> bool {
+        get(self.ctl(ctl::MAGIC)) == MAGIC
+    }
+
+    /// Number of clients the server serves.
+    pub fn num_clients(&self) -> usize {
+        (get(self.ctl(ctl::NUM_CLIENTS)) as usize).min(MAX_CLIENTS)
+    }
+}
+
+/// How the server picks a client for a packet.
+#[derive(Debug, Clone)]
+pub enum Dist {
+    /// Round robin over live clients (the default).
+    RoundRobin,
+    /// Rendezvous hashing of the 5-tuple over live clients: a flow stays on one client while it
+    /// lives, and only the flows of a client that goes away move.
+    Flow,
+    /// Chosen DSCP values to chosen clients; everything else by flow.
+    Priority(Vec<(u8, usize)>),
+}
+
+impl Dist {
+    /// Parses `rr`, `flow`, or `prio:DSCP=CLIENT[,DSCP=CLIENT...]`.
+    pub fn parse(s: &str) -> Result<Dist, String> {
+        match s {
+            "rr" | "round-robin" => Ok(Dist::RoundRobin),
+            "flow" | "hash" => Ok(Dist::Flow),
+            _ => {
+                let spec = s.strip_prefix("prio:").ok_or_else(|| {
+                    format!("unknown --dist {s:?} (rr, flow or prio:DSCP=CLIENT,...)")
+                })?;
+                let mut map = Vec::new();
+                for item in spec.split(',') {
+                    let (d, c) = item
+                        .split_once('=')
+                        .ok_or_else(|| format!("bad priority item {item:?}"))?;
+                    let d: u8 = d
+                        .parse()
+                        .ok()
+                        .filter(|&d| d < 64)
+                        .ok_or_else(|| format!("bad DSCP {d:?} (0-63)"))?;
+                    let c: usize = c.parse().map_err(|_| format!("bad client {c:?}"))?;
+                    map.push((d, c));
+                }
+                Ok(Dist::Priority(map))
+            }
+        }
+    }
+}
+
+/// Picks clients for packets.
+#[derive(Debug)]
+pub struct Dispatcher {
+    dist: Dist,
+    next: usize,
+}
+
+/// What the dispatcher looks at.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PacketKey {
+    /// A hash of the 5-tuple (0 when the packet has none).
+    pub flow_hash: u32,
+    /// DSCP, when IP.
+    pub dscp: Option<u8>,
+}
+
+/// Rendezvous score of a flow on a client.
+fn score(flow_hash: u32, client: usize) -> u32 {
+    let mut x = (flow_hash as u64) << 32 | client as u64;
+    // SplitMix64 finaliser: cheap, well mixed.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d049bb133111eb);
+    (x ^ (x >> 31)) as u32
+}
+
+impl Dispatcher {
+    /// A dispatcher for `dist`.
+    pub fn new(dist: Dist) -> Dispatcher {
+        Dispatcher { dist, next: 0 }
+    }
+
+    /// The client for a packet, among `live` (sorted ids); None when nobody is live.
+    pub fn pick(&mut self, key: PacketKey, live: &[usize]) -> Option<usize> {
+        if live.is_empty() {
+            return None;
+        }
+        match &self.dist {
+            Dist::RoundRobin => {
+                self.next = (self.next + 1) % live.len();
+                Some(live[self.next])
+            }
+            Dist::Flow => Some(Self::by_flow(key.flow_hash, live)),
+            Dist::Priority(map) => {
+                if let Some(d) = key.dscp {
+                    if let Some(&(_, c)) = map.iter().find(|(x, c)| *x == d && live.contains(c)) {
+                        return Some(c);
+                    }
+                }
+                Some(Self::by_flow(key.flow_hash, live))
+            }
+        }
+    }
+
+    fn by_flow(hash: u32, live: &[usize]) -> usize {
+        *live
+            .iter()
+            .max_by_key(|&&c| (score(hash, c), c))
+            .expect("live is not empty")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flows_of_live_clients_stay_put_when_one_leaves() {
+        let mut d = Dispatcher::new(Dist::Flow);
+        let all = [0, 1, 2, 3];
+        let without2 = [0, 1, 3];
+        let mut moved = 0;
+        for h in 0..10_000u32 {
+            let k = PacketKey {
+                flow_hash: h.wrapping_mul(2654435761),
+                dscp: None,
+            };
+            let before = d.pick(k, &all).unwrap();
+            let after = d.pick(k, &without2).unwrap();
+            if before != 2 {
+                assert_eq!(before, after, "flow {h} moved from a live client");
+            } else {
+                moved += 1;
+                assert_ne!(after, 2);
+            }
+        }
+        // Roughly a quarter of the flows lived on client 2.
+        assert!((1500..3500).contains(&moved), "{moved}");
+    }
+
+    #[test]
+    fn round_robin_cycles_and_priority_maps_dscp() {
+        let mut d = Dispatcher::new(Dist::RoundRobin);
+        let got: Vec<usize> = (0..4)
+            .map(|_| d.pick(PacketKey::default(), &[0, 1]).unwrap())
+            .collect();
+        assert_eq!(got, vec![1, 0, 1, 0]);
+        let mut p = Dispatcher::new(Dist::parse("prio:46=1,10=0").unwrap());
+        assert_eq!(
+            p.pick(
+                PacketKey {
+                    flow_hash: 7,
+                    dscp: Some(46)
+                },
+                &[0, 1]
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            p.pick(
+                PacketKey {
+                    flow_hash: 7,
+                    dscp: Some(10)
+                },
+                &[0, 1]
+            ),
+            Some(0)
+        );
+        // A mapped client that is not live falls back to the flow hash.
+        assert!(p
+            .pick(
+                PacketKey {
+                    flow_hash: 7,
+                    dscp: Some(46)
+                },
+                &[0]
+            )
+            .is_some());
+        assert!(Dist::parse("prio:99=1").is_err());
+        assert!(Dist::parse("bogus").is_err());
+        assert_eq!(d.pick(PacketKey::default(), &[]), None);
+    }
+}
