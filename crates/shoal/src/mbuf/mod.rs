@@ -22,6 +22,51 @@
 //! becomes a handle again only if it is in flight ([`MbufPool::from_raw`]); anything else is
 //! refused rather than used.
 //!
+//! Misuse does not compile. The right way, then each mistake:
+//!
+//! ```no_run
+//! # fn f(pool: shoal::mbuf::MbufPool, ring: shoal::mbuf::MbufRing) {
+//! let m = pool.alloc().unwrap();
+//! if let Err(m) = ring.enqueue(m) {
+//!     drop(m); // the ring was full: it is still ours, and dropping frees it
+//! }
+//! # }
+//! ```
+//! ```compile_fail
+//! # fn f(pool: shoal::mbuf::MbufPool) {
+//! let m = pool.alloc().unwrap();
+//! drop(m);
+//! drop(m); // double free: `m` was moved by the first drop
+//! # }
+//! ```
+//! ```compile_fail
+//! # fn f(pool: shoal::mbuf::MbufPool) {
+//! let m = pool.alloc().unwrap();
+//! drop(m);
+//! let _ = m.data_len(); // use after free
+//! # }
+//! ```
+//! ```compile_fail
+//! # fn f(pool: shoal::mbuf::MbufPool, ring: shoal::mbuf::MbufRing) {
+//! let m = pool.alloc().unwrap();
+//! let _ = ring.enqueue(m);
+//! let _ = m.data(); // use after handing it to another process
+//! # }
+//! ```
+//! ```compile_fail
+//! # fn f(pool: shoal::mbuf::MbufPool) {
+//! let m = pool.alloc().unwrap();
+//! let twin = m.clone(); // not Clone: sharing a buffer is `clone_in`, which counts references
+//! # }
+//! ```
+//! ```compile_fail
+//! # fn f(pool: shoal::mbuf::MbufPool) {
+//! let m = pool.alloc().unwrap();
+//! let raw = m.into_raw();
+//! let _ = m.pkt_len(); // given up with into_raw
+//! # }
+//! ```
+//!
 //! Reference counts (R/A: `refcnt`): a holder that drops a reference decrements with AcqRel, so
 //! the one that reaches zero (and frees the buffer) sees every other holder's accesses to it.
 

@@ -21,6 +21,21 @@
 //! receiver takes ownership with [`Mempool::from_raw`], which refuses an index that was not
 //! handed over that way.
 //!
+//! ```compile_fail
+//! # fn f(pool: shoal::mempool::Mempool) {
+//! let o = pool.get().unwrap();
+//! drop(o);
+//! let _ = o.data(); // use after it went back to the pool
+//! # }
+//! ```
+//! ```compile_fail
+//! # fn f(pool: shoal::mempool::Mempool) {
+//! let o = pool.get().unwrap();
+//! let raw = o.into_raw();
+//! drop(o); // freeing what another process now owns
+//! # }
+//! ```
+//!
 //! **Caches.** A thread registered as an lcore (the EAL's main thread, or one registered with
 //! [`Eal::register_thread`]) uses its lcore's cache; other threads use the common store
 //! directly, as in DPDK. The cache rules are DPDK 22.11's (`pool.rs`). Like DPDK, counts of
@@ -29,8 +44,8 @@
 //! **Owner tags and reclaiming.** Every object carries a tag saying who answers for it: the
 //! store, a process slot (in its hands or its caches), "in flight" (handed over through a ring)
 //! or "shared" (an mbuf buffer kept alive by clones). When a process dies, even by `SIGKILL`,
-//! the primary's reaper calls [`reclaim_slot`] and everything tagged with the dead slot goes
-//! back to the store and its caches are emptied. What was in flight is not the dead process's
+//! the primary's reaper returns everything tagged with the dead slot to the store and empties
+//! its caches; [`reclaim`] does the same on demand (`shoal reclaim`). What was in flight is not the dead process's
 //! any more: the process that dequeues it owns it. Two windows remain, both a few instructions
 //! wide: a process killed between taking indices out of a ring and claiming them (in
 //! [`crate::mbuf::MbufRing::dequeue_burst`] or between a dequeue and [`Mempool::from_raw`])
