@@ -12,7 +12,8 @@
 # the cases we compare in its last third), so by default DPDK's side is benches/dpdk/mempool_perf.c:
 # the same loop on DPDK's own library (rte_mempool_generic_get/put, default cache, ring_mp_mc)
 # built here against libdpdk-dev, on the cases and for the time per case we choose (MEMPOOL_SECS,
-# default 1). MEMPOOL_DPDK=autotest runs dpdk-test mempool_perf_autotest itself instead, cut by
+# default 1). Both sides run on normal pages (--no-huge), since huge pages are shared and often
+# short on these machines. MEMPOOL_DPDK=autotest runs dpdk-test mempool_perf_autotest itself instead, cut by
 # RUN_TIMEOUT, and compares the cases it printed. Shoal's side also runs every case on pools
 # without owner tags (NO_OWNER_TAGS); the report ends with what the tracking costs.
 #
@@ -266,24 +267,35 @@ for m in line_re.finditer(open(log, errors="replace").read()):
 PY
 }
 
-# Median per (case, placement) of both sides, ratio, tracking cost, summary.
+# Median per (case, placement) of both sides, ratio, tracking cost, summary. Cases where the two
+# cores share nothing (one core; two cores each on its own cache) do not depend on the vCPU
+# placement: every run counts ("any"). The others (two cores on the common ring) compare runs
+# of the same placement only.
 report_mempool() {
     python3 - "$work/results.jsonl" <<'PY'
 import json, statistics, sys
 from collections import defaultdict
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def shared(case):
+    return "cores=2" in case and "cache=0 " in case
 vals = defaultdict(lambda: {"shoal": [], "dpdk": []})
 cases = []
 for r in rows:
     side = "shoal" if "shoal" in r else "dpdk"
-    vals[(r["case"], r["placement"])][side].append(r[side])
+    place = r["placement"]
+    if shared(r["case"]):
+        if place not in ("near", "far"):
+            continue
+    else:
+        place = "any"
+    vals[(r["case"], place)][side].append(r[side])
     if r["case"] not in cases:
         cases.append(r["case"])
 ratios, costs = [], []
 for case in cases:
     if case.endswith(" untracked"):
         continue
-    for place in ("near", "far"):
+    for place in ("any", "near", "far"):
         v = vals.get((case, place))
         if not v or not v["shoal"]:
             continue
@@ -346,22 +358,24 @@ run_mempool() {
         log "pair $i: dpdk (placement before: $before, others' CPU ${busy}%)"
         local ok=0
         if [ "${MEMPOOL_DPDK:-harness}" = autotest ]; then
-            DPDK_TEST=mempool_perf_autotest timeout -k 10 "$RUN_TIMEOUT" stdbuf -oL dpdk-test -m 512 \
+            DPDK_TEST=mempool_perf_autotest timeout -k 10 "$RUN_TIMEOUT" stdbuf -oL dpdk-test --no-huge -m 512 \
                 --no-pci --file-prefix "$prefix" -l 0-1 </dev/null >"$work/dpdk-$i.log" 2>&1
             # A timeout is expected: the cases printed so far are what we compare.
             ok=1
         else
             # shellcheck disable=SC2086
-            timeout -k 10 "$RUN_TIMEOUT" stdbuf -oL "$dpdk_bin" -l 0-1 -m 256 --no-pci \
+            timeout -k 10 "$RUN_TIMEOUT" stdbuf -oL "$dpdk_bin" -l 0-1 --no-huge -m 256 --no-pci \
                 --file-prefix "$prefix" --log-level=warning -- "$secs" $cases \
                 </dev/null >"$work/dpdk-$i.log" 2>&1 && ok=1
         fi
         if [ "$ok" = 1 ]; then
             after=$(probe_tag "$shoal_bin")
-            if [ "$before" = "$after" ] && { [ "$before" = near ] || [ "$before" = far ]; }; then
-                parse_dpdk_mempool "$work/dpdk-$i.log" "$before" >>"$work/results.jsonl"
-            else
+            local tag=mixed
+            [ "$before" = "$after" ] && tag=$before
+            if [ "$before" = busy ] || [ "$after" = busy ] || [ "$tag" = unknown ]; then
                 log "pair $i: dpdk run discarded (placement $before -> $after)"
+            else
+                parse_dpdk_mempool "$work/dpdk-$i.log" "$tag" >>"$work/results.jsonl"
             fi
         else
             log "pair $i: the DPDK mempool benchmark failed or timed out; last lines:"
@@ -371,9 +385,9 @@ run_mempool() {
 
         busy=$(wait_quiet)
         log "pair $i: shoal (others' CPU ${busy}%)"
-        if timeout -k 10 "$RUN_TIMEOUT" "$shoal_bin" -l 0-1 -m 256 --file-prefix "vss-$$-$i" \
+        if timeout -k 10 "$RUN_TIMEOUT" "$shoal_bin" -l 0-1 --no-huge -m 256 --file-prefix "vss-$$-$i" \
             --log-level warning -- --secs "$secs" >"$work/shoal-$i.log" 2>&1; then
-            grep '"bench":"mempool_perf"' "$work/shoal-$i.log" | grep -E '"placement":"(near|far)"' \
+            grep '"bench":"mempool_perf"' "$work/shoal-$i.log" | grep -E '"placement":"(near|far|mixed)"' \
                 >>"$work/results.jsonl" ||
                 log "pair $i: shoal run discarded ($(grep -o '"placement":"[a-z]*"' "$work/shoal-$i.log" | sort -u | tr '\n' ' '))"
         else

@@ -344,7 +344,10 @@ impl PoolInner {
                 c.fills.fetch_add(1, Relaxed);
                 return true;
             }
-            // A failed bulk dequeue wrote nothing: the cache still holds its objects.
+            // A failed bulk dequeue writes nothing, but a dequeue of corrupt indices did: put the
+            // cache's own objects back where they were.
+            let k = len.min(fill.len());
+            copy_idx(&mut fill[..k], &dst[..k]);
         }
         if self.store_take(Some(lcore), &mut dst[len..]) {
             c.len.store(0, Relaxed);
@@ -724,17 +727,13 @@ impl PoolObjs {
     /// `rte_mempool_get_bulk`).
     #[inline]
     pub fn get_bulk(&mut self, n: usize) -> bool {
-        self.idx.reserve(n);
         let len = self.idx.len();
-        // SAFETY: reserve made room for n more; get_into writes all n or reports failure, and
-        // the length grows only on success.
-        let spare = unsafe { std::slice::from_raw_parts_mut(self.idx.as_mut_ptr().add(len), n) };
-        if !self.pool.get_into(spare) {
-            return false;
+        self.idx.resize(len + n, 0);
+        if self.pool.get_into(&mut self.idx[len..]) {
+            return true;
         }
-        // SAFETY: the n slots after len were written by get_into.
-        unsafe { self.idx.set_len(len + n) };
-        true
+        self.idx.truncate(len);
+        false
     }
 
     /// Returns the last `n` objects (all of them when fewer) to the pool (DPDK's
