@@ -322,33 +322,55 @@ fn run(eal: &Eal, o: &Opts) {
                 worker.done.store(seen, Ordering::Release);
             }
         });
+        // Tells the second core to stop even when this one panics (else the scope would wait
+        // for it for ever).
+        struct QuitOnDrop<'a>(&'a AtomicBool);
+        impl Drop for QuitOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+        let _quit = QuitOnDrop(&worker.quit);
         let mut round = 0;
-        for &tracked in &o.tracking {
-            for cache in [0, CACHE_MAX_SIZE] {
-                if o.cache.is_some_and(|c| c != cache) {
+        for cache in [0, CACHE_MAX_SIZE] {
+            if o.cache.is_some_and(|c| c != cache) {
+                continue;
+            }
+            // One pool per tracking mode; each case runs on both, in alternating order, so
+            // that drift over the run does not pass for the cost of tracking.
+            let pools: Vec<(bool, Mempool)> = o
+                .tracking
+                .iter()
+                .map(|&tracked| {
+                    let name = format!(
+                        "perf_{}_{}",
+                        if cache > 0 { "cache" } else { "nocache" },
+                        if tracked { "t" } else { "u" }
+                    );
+                    let cfg = MempoolConfig::new(size, ELT_SIZE)
+                        .cache_size(cache)
+                        .flags(if tracked { 0 } else { flags::NO_OWNER_TAGS });
+                    let pool = Mempool::create_with(eal, &name, cfg, |obj, i| {
+                        obj.fill(0);
+                        obj[..4].copy_from_slice(&i.to_le_bytes());
+                    })
+                    .expect("pool");
+                    (tracked, pool)
+                })
+                .collect();
+            for (k, c) in cases(o.all).into_iter().enumerate() {
+                let case = format!(
+                    "cache={cache} cores={} n_get_bulk={} n_put_bulk={} n_keep={}",
+                    c.cores, c.get, c.put, c.keep
+                );
+                if o.only.as_ref().is_some_and(|f| !case.contains(f.as_str())) {
                     continue;
                 }
-                let name = format!(
-                    "perf_{}_{}",
-                    if cache > 0 { "cache" } else { "nocache" },
-                    if tracked { "t" } else { "u" }
-                );
-                let cfg = MempoolConfig::new(size, ELT_SIZE)
-                    .cache_size(cache)
-                    .flags(if tracked { 0 } else { flags::NO_OWNER_TAGS });
-                let pool = Mempool::create_with(eal, &name, cfg, |obj, i| {
-                    obj.fill(0);
-                    obj[..4].copy_from_slice(&i.to_le_bytes());
-                })
-                .expect("pool");
-                for c in cases(o.all) {
-                    let case = format!(
-                        "cache={cache} cores={} n_get_bulk={} n_put_bulk={} n_keep={}",
-                        c.cores, c.get, c.put, c.keep
-                    );
-                    if o.only.as_ref().is_some_and(|f| !case.contains(f.as_str())) {
-                        continue;
-                    }
+                let mut order: Vec<&(bool, Mempool)> = pools.iter().collect();
+                if k % 2 == 1 {
+                    order.reverse();
+                }
+                for &(tracked, pool) in order {
                     assert_eq!(pool.avail_count(), size, "mempool is not full");
                     let rate = if c.cores == 1 {
                         per_lcore(&pool, c.keep, c.get, c.put, o.secs)
@@ -363,18 +385,18 @@ fn run(eal: &Eal, o: &Opts) {
                         }
                         mine + f64::from_bits(worker.rate.load(Ordering::Relaxed))
                     };
-                    let case = if tracked {
-                        case
+                    let name = if tracked {
+                        case.clone()
                     } else {
                         format!("{case} untracked")
                     };
-                    rows.push((case, rate));
+                    rows.push((name, rate));
                 }
-                // Every lcore's cache back to the store, so the next pool starts like DPDK's.
+            }
+            for (_, pool) in &pools {
                 assert!(pool.audit().is_ok(), "{:?}", pool.audit());
             }
         }
-        worker.quit.store(true, Ordering::Release);
     });
     let after = probe_line("after");
     let tag = match (placement(before), placement(after)) {

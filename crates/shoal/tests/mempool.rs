@@ -283,8 +283,14 @@ fn non_lcore_threads_bypass_the_cache() {
 #[test]
 fn two_lcore_threads_share_a_pool() {
     let eal = init("mpthr", "0-1");
-    let pool =
-        Mempool::create(&eal, "shared", MempoolConfig::new(2047, 64).cache_size(64)).unwrap();
+    for cache in [64, 0] {
+        let cfg = MempoolConfig::new(2047, 64).cache_size(cache);
+        let pool = Mempool::create(&eal, &format!("shared{cache}"), cfg).unwrap();
+        share_between_two_lcores(&eal, pool);
+    }
+}
+
+fn share_between_two_lcores(eal: &Eal, pool: Mempool) {
     let iters = 20_000;
     let work = |id: u32| {
         let mut v: Vec<PoolObj> = Vec::new();
@@ -423,4 +429,28 @@ fn every_bulk_size_keeps_every_object_exactly_once() {
     assert_eq!(idx, (0..1023).collect::<Vec<_>>());
     drop(everything);
     assert!(pool.audit().is_ok(), "{:?}", pool.audit());
+}
+
+#[test]
+fn two_lcores_bulk_32_without_cache() {
+    use shoal::mempool::PoolObjs;
+    let eal = init("mpb32", "0-1");
+    let pool = Mempool::create(&eal, "b32", MempoolConfig::new(2047, 2048)).unwrap();
+    let barrier = std::sync::Barrier::new(2);
+    let work = || {
+        barrier.wait();
+        let mut objs = PoolObjs::with_capacity(&pool, 512);
+        for _ in 0..20_000 {
+            assert!(objs.get_bulk(32), "{:?}", pool.usage());
+            objs.put_bulk(32);
+        }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            eal.register_thread(LcoreId(1)).unwrap();
+            work()
+        });
+        work();
+    });
+    assert_eq!(pool.avail_count(), 2047);
 }
