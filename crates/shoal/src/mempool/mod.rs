@@ -36,6 +36,10 @@
 //! # }
 //! ```
 //!
+//! A [`PoolObj`] is eight bytes, like DPDK's object pointer. For bulk work, [`PoolObjs`] holds
+//! objects of one pool as plain indices (DPDK's object table, four bytes each): its `get_bulk`
+//! and `put_bulk` copy indices between the table and the lcore cache and nothing else.
+//!
 //! **Caches.** A thread registered as an lcore (the EAL's main thread, or one registered with
 //! [`Eal::register_thread`]) uses its lcore's cache; other threads use the common store
 //! directly, as in DPDK. The cache rules are DPDK 22.11's (`pool.rs`). Like DPDK, counts of
@@ -52,6 +56,11 @@
 //! leaves those objects in flight for ever, and one killed inside a store operation of its own
 //! may lose the objects of that operation. Neither corrupts a pool: the [`Mempool::audit`]
 //! reports such objects.
+//!
+//! What the tags cost: with a cache, nothing on the fast path (moving objects between hand and
+//! cache writes no tag; fills and flushes write one tag per object they move). Without a cache
+//! every get and put writes each object's tag, about a nanosecond per object here
+//! (`flags::NO_OWNER_TAGS` turns tags off, and with them reclaiming).
 //!
 //! Memory orderings:
 //!
