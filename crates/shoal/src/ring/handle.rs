@@ -73,7 +73,7 @@ impl<T: Pod> std::fmt::Debug for Consumer<T> {
 impl<T: Pod> Drop for Producer<T> {
     fn drop(&mut self) {
         if self.ring.prod_mode == SyncMode::Sp {
-            release(&self.ring.mem.hdr().prod.owner);
+            release(&self.ring.mem.hdr().prod.own.owner);
         }
     }
 }
@@ -81,7 +81,7 @@ impl<T: Pod> Drop for Producer<T> {
 impl<T: Pod> Drop for Consumer<T> {
     fn drop(&mut self) {
         if self.ring.cons_mode == SyncMode::Sp {
-            release(&self.ring.mem.hdr().cons.owner);
+            release(&self.ring.mem.hdr().cons.own.owner);
         }
     }
 }
@@ -199,7 +199,7 @@ fn complete(
 impl<T: Pod> Producer<T> {
     pub(super) fn new(ring: Ring<T>) -> Option<Self> {
         if ring.prod_mode == SyncMode::Sp
-            && !claim(&ring.mem.hdr().prod.owner, &ring.name, "producer")
+            && !claim(&ring.mem.hdr().prod.own.owner, &ring.name, "producer")
         {
             return None;
         }
@@ -268,7 +268,7 @@ impl<T: Pod> Producer<T> {
 impl<T: Pod> Consumer<T> {
     pub(super) fn new(ring: Ring<T>) -> Option<Self> {
         if ring.cons_mode == SyncMode::Sp
-            && !claim(&ring.mem.hdr().cons.owner, &ring.name, "consumer")
+            && !claim(&ring.mem.hdr().cons.own.owner, &ring.name, "consumer")
         {
             return None;
         }

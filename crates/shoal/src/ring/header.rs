@@ -53,10 +53,21 @@ pub(crate) struct Meta {
 /// | SP/MP | tail          | 0              | head          | 0              |
 /// | RTS   | tail.pos      | tail.cnt       | head.pos      | head.cnt       |
 /// | HTS   | tail          | head           | unused (0)    | unused (0)     |
+///
+/// Unlike DPDK, the tail and the head have a line each: the other side polls the tail, and a
+/// head move (a CAS for MP) then works on a line that nobody else reads, instead of waiting for
+/// the line to come back from the other CPU.
 #[repr(C)]
 pub(crate) struct HeadTail {
     /// Published position (low 32 bits, every mode); the other side reads only this.
-    pub(super) tail: AtomicU64,
+    pub(super) tail: CachePadded<AtomicU64>,
+    /// Everything else, read and written by this side only.
+    pub(super) own: CachePadded<Own>,
+}
+
+/// The part of a [`HeadTail`] that only its own side touches on the data path.
+#[repr(C)]
+pub(crate) struct Own {
     /// Reservation position (SP/MP/RTS).
     pub(super) head: AtomicU64,
     /// [`SyncMode`] code, immutable after init.
@@ -74,19 +85,20 @@ pub(crate) struct RingHeader {
     /// Written by the creator only.
     pub(super) meta: CachePadded<Meta>,
     /// Written by producers only (and read by consumers).
-    pub(super) prod: CachePadded<HeadTail>,
+    pub(super) prod: HeadTail,
     /// Written by consumers only (and read by producers).
-    pub(super) cons: CachePadded<HeadTail>,
+    pub(super) cons: HeadTail,
 }
 
 // The layout is the ABI between processes; loom's atomics are bigger, so only the real build
 // pins it.
 #[cfg(not(loom))]
 const _: () = {
-    assert!(size_of::<RingHeader>() == 384);
+    assert!(size_of::<RingHeader>() == 640);
     assert!(align_of::<RingHeader>() == RING_ALIGN);
     assert!(size_of::<Meta>() == 64);
-    assert!(size_of::<HeadTail>() == 32);
+    assert!(size_of::<Own>() == 24);
+    assert!(size_of::<HeadTail>() == 256);
 };
 
 // SAFETY: repr(C); integers and atomics only; no pointers, references or fds; every bit
@@ -98,12 +110,14 @@ unsafe impl crate::memory::Shared for RingHeader {}
 impl HeadTail {
     fn new(mode: SyncMode, htd_max: u32) -> Self {
         Self {
-            tail: AtomicU64::new(0),
-            head: AtomicU64::new(0),
-            sync: mode.code(),
-            htd_max: AtomicU32::new(htd_max),
-            owner: AtomicU32::new(0),
-            _reserved: 0,
+            tail: CachePadded(AtomicU64::new(0)),
+            own: CachePadded(Own {
+                head: AtomicU64::new(0),
+                sync: mode.code(),
+                htd_max: AtomicU32::new(htd_max),
+                owner: AtomicU32::new(0),
+                _reserved: 0,
+            }),
         }
     }
 }
@@ -131,8 +145,8 @@ impl RingHeader {
                 flags,
                 name: name_buf,
             }),
-            prod: CachePadded(HeadTail::new(modes[0].0, modes[0].1)),
-            cons: CachePadded(HeadTail::new(modes[1].0, modes[1].1)),
+            prod: HeadTail::new(modes[0].0, modes[0].1),
+            cons: HeadTail::new(modes[1].0, modes[1].1),
         }
     }
 }

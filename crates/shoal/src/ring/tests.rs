@@ -543,6 +543,7 @@ fn dead_owner_claim_is_taken_over() {
     ring.mem
         .hdr()
         .prod
+        .own
         .owner
         .store(0x7fff_fff0, std::sync::atomic::Ordering::Relaxed);
     assert!(ring.producer().is_some());
@@ -579,7 +580,7 @@ fn positions_wrap_at_two_to_the_32() {
             match mode {
                 SyncMode::MpHts => ht.tail.store(p | (p << 32), Relaxed),
                 _ => {
-                    ht.head.store(p, Relaxed);
+                    ht.own.head.store(p, Relaxed);
                     ht.tail.store(p, Relaxed);
                 }
             }
