@@ -271,12 +271,14 @@ fn side_loop<T: Pod>(mut op: impl FnMut(&mut [T]) -> bool, bsz: usize, ready: &A
     ns_per(start.elapsed(), iters * bsz as u64)
 }
 
-fn two_cores<T: Pod + Send>(esize: usize, rows: &mut Vec<Row>) {
+fn two_cores<T: Pod + PartialEq + Send>(esize: usize, rows: &mut Vec<Row>) {
     for bsz in BULK_SIZES {
         for mode in [SyncMode::Sp, SyncMode::Mp] {
             let ring = make_ring::<T>(mode);
             let mut p = ring.producer().expect("producer");
             let mut c = ring.consumer().expect("consumer");
+            // Also touches every slot, as DPDK's ring is warm from the one-core cases.
+            check(&mut p, &mut c);
             let ready = Arc::new(AtomicUsize::new(0));
             let r2 = ready.clone();
             let deq = std::thread::spawn(move || {
