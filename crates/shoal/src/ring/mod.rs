@@ -588,12 +588,8 @@ impl<T: Pod> Ring<T> {
     }
 
     fn side(&self, prod: bool) -> (&header::HeadTail, SyncMode, &'static str) {
-        let h = self.mem.hdr();
-        if prod {
-            (&h.prod, self.prod_mode, "prod")
-        } else {
-            (&h.cons, self.cons_mode, "cons")
-        }
+        let (ht, _, _, mode) = self.sides(prod);
+        (ht, mode, if prod { "prod" } else { "cons" })
     }
 
     fn htd(&self, prod: bool) -> Result<u32, Error> {
