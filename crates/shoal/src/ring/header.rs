@@ -281,8 +281,9 @@ impl<T: Pod> Mem<T> {
                 "slot count is not a power of two with a matching mask",
             ));
         }
-        if m.capacity == 0 || m.capacity > m.mask.max(1) {
-            return Err(Error::Corrupt("capacity is 0 or above the slot count"));
+        // One slot always stays free, so full and empty differ.
+        if m.capacity > m.mask {
+            return Err(Error::Corrupt("capacity is not below the slot count"));
         }
         if m.elt_size as usize != size_of::<T>() {
             return Err(Error::ElementSizeMismatch {

@@ -790,6 +790,7 @@ fn flags_round_trip_with_dpdk_bits() {
 fn a_ring_of_count_one_holds_nothing_and_an_exact_one_holds_one() {
     let r = make::<u32>("one", &RingConfig::new(1));
     assert_eq!((r.size(), r.capacity()), (1, 0));
+    assert_eq!(Ring::<u32>::attach(r.region().clone()).unwrap().capacity(), 0);
     assert_eq!(r.producer().unwrap().enqueue(1), Err(Full { free: 0 }));
     let r = make::<u32>(
         "one_exact",
