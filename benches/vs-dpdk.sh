@@ -11,8 +11,13 @@
 # of the machine; a run during which other processes used more than OTHERS_MAX CPUs (default
 # 0.10, from /proc/stat) is discarded, and so are rows whose probes say `busy`.
 #
+# DPDK's runs are tagged by probes before and after the whole run (its two-core cases sit in
+# the middle), ours by probes right around the two-core cases, so a placement flip inside a
+# DPDK run can go unseen: a two-core row needs MIN_RUNS runs of each side (default 2), and the
+# median absorbs a stray one.
+#
 # Environment: PAIRS (default 3), RUN_TIMEOUT seconds per run (default 240), QUIET_WAIT,
-# OTHERS_MAX, KEEP_LOGS=1 keeps the raw logs (their directory is printed on stderr).
+# OTHERS_MAX, MIN_RUNS, KEEP_LOGS=1 keeps the raw logs (their directory is printed on stderr).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,6 +25,7 @@ root=$(dirname "$here")
 PAIRS=${PAIRS:-3}
 RUN_TIMEOUT=${RUN_TIMEOUT:-240}
 OTHERS_MAX=${OTHERS_MAX:-0.10}
+MIN_RUNS=${MIN_RUNS:-2}
 work=$(mktemp -d /tmp/vs-dpdk.XXXXXX)
 prefixes=()
 
@@ -171,10 +177,11 @@ probe_tag() {
 # Median per case of both sides, ratio, summary: two-core cases per placement (near, far),
 # one-core cases over all undisturbed runs ("any": they do not depend on the placement).
 report() {
-    python3 - "$work/results.jsonl" <<'PY'
+    python3 - "$work/results.jsonl" "$MIN_RUNS" <<'PY'
 import json, statistics, sys
 from collections import defaultdict
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+min_runs = int(sys.argv[2])
 vals = defaultdict(lambda: {"shoal": [], "dpdk": []})
 units, cases = {}, []
 for r in rows:
@@ -199,9 +206,12 @@ for case in cases:
         found = False
         for place in ("near", "far"):
             v = vals.get((case, place))
-            if v and v["shoal"] and v["dpdk"]:
+            if v and min(len(v["shoal"]), len(v["dpdk"])) >= min_runs:
                 out.append((case, place, v))
                 found = True
+            elif v and (v["shoal"] or v["dpdk"]):
+                print(f"vs-dpdk: {case} {place}: {len(v['shoal'])} shoal and {len(v['dpdk'])} dpdk "
+                      f"runs, fewer than {min_runs}: not compared", file=sys.stderr)
         if found:
             continue
     print(f"vs-dpdk: {case}: no DPDK and shoal runs to compare", file=sys.stderr)
