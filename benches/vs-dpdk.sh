@@ -16,13 +16,15 @@
 # DPDK run can go unseen: a two-core row needs MIN_RUNS runs of each side (default 2), and the
 # median absorbs a stray one.
 #
-# Environment: PAIRS (default 3), RUN_TIMEOUT seconds per run (default 240), QUIET_WAIT,
-# OTHERS_MAX, MIN_RUNS, KEEP_LOGS=1 keeps the raw logs (their directory is printed on stderr).
+# Environment: PAIRS (default 5), BUDGET seconds after which no new pair starts (default 1200),
+# RUN_TIMEOUT seconds per run (default 240), QUIET_WAIT, OTHERS_MAX, MIN_RUNS, KEEP_LOGS=1 keeps
+# the raw logs (their directory is printed on stderr).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-PAIRS=${PAIRS:-3}
+PAIRS=${PAIRS:-5}
+BUDGET=${BUDGET:-1200}
 RUN_TIMEOUT=${RUN_TIMEOUT:-240}
 OTHERS_MAX=${OTHERS_MAX:-0.10}
 MIN_RUNS=${MIN_RUNS:-2}
@@ -240,6 +242,10 @@ run_ring() {
     : >"$work/results.jsonl"
     local i before after prefix busy others
     for i in $(seq 1 "$PAIRS"); do
+        if [ "$SECONDS" -ge "$BUDGET" ]; then
+            log "time budget of ${BUDGET}s spent after $((i - 1)) pairs"
+            break
+        fi
         # DPDK: ring_perf_autotest, tagged by our probe before and after.
         prefix="vsd-$$-$i"
         prefixes+=("$prefix")
