@@ -18,16 +18,26 @@
 # without owner tags (NO_OWNER_TAGS); the report ends with what the tracking costs.
 #
 # Before each run it waits (QUIET_WAIT seconds, default 60) for other processes to use under 25%
-# of the machine; runs whose probe says another process shares a CPU (`busy`) are discarded.
+# of the machine; a run during which other processes used more than OTHERS_MAX CPUs (default
+# 0.10, from /proc/stat) is discarded, and so are rows whose probes say `busy`.
 #
-# Environment: PAIRS (default 3), RUN_TIMEOUT seconds per run (default 240), QUIET_WAIT,
-# KEEP_LOGS=1 keeps the raw logs (their directory is printed on stderr).
+# DPDK's runs are tagged by probes before and after the whole run (its two-core cases sit in
+# the middle), ours by probes right around the two-core cases, so a placement flip inside a
+# DPDK run can go unseen: a two-core row needs MIN_RUNS runs of each side (default 2), and the
+# median absorbs a stray one.
+#
+# Environment: PAIRS (default 5), BUDGET seconds after which no new pair starts (default 1200),
+# RUN_TIMEOUT seconds per run (default 240), QUIET_WAIT, OTHERS_MAX, MIN_RUNS, KEEP_LOGS=1 keeps
+# the raw logs (their directory is printed on stderr).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-PAIRS=${PAIRS:-3}
+PAIRS=${PAIRS:-5}
+BUDGET=${BUDGET:-1200}
 RUN_TIMEOUT=${RUN_TIMEOUT:-240}
+OTHERS_MAX=${OTHERS_MAX:-0.10}
+MIN_RUNS=${MIN_RUNS:-2}
 work=$(mktemp -d /tmp/vs-dpdk.XXXXXX)
 prefixes=()
 
@@ -147,6 +157,28 @@ wait_quiet() {
     echo "$busy"
 }
 
+# measured LOG CMD...: runs CMD with its output in
+# LOG and prints the CPU time other processes used meanwhile, in CPUs (busy time of the machine
+# from /proc/stat minus the command's own user+system time, over the wall time). Exits with
+# the command's status.
+measured() {
+    python3 - "$@" <<'PY'
+import os, subprocess, sys, time
+def busy():
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return (sum(f) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")
+log, cmd = sys.argv[1], sys.argv[2:]
+b0, t0 = busy(), time.monotonic()
+with open(log, "wb") as out:
+    p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+b1, t1 = busy(), time.monotonic()
+own = ru.ru_utime + ru.ru_stime
+print(f"{max(0.0, (b1 - b0 - own) / max(t1 - t0, 1e-3)):.2f}")
+sys.exit(os.waitstatus_to_exitcode(status) & 0xff)
+PY
+}
+
 # Placement tag of one probe line printed by ring_perf --probe-only.
 probe_tag() {
     timeout 60 "$1" --probe-only 2>/dev/null |
@@ -154,12 +186,14 @@ probe_tag() {
         echo unknown
 }
 
-# Median per (case, placement) of both sides, ratio, summary.
+# Median per case of both sides, ratio, summary: two-core cases per placement (near, far),
+# one-core cases over all undisturbed runs ("any": they do not depend on the placement).
 report() {
-    python3 - "$work/results.jsonl" <<'PY'
+    python3 - "$work/results.jsonl" "$MIN_RUNS" <<'PY'
 import json, statistics, sys
 from collections import defaultdict
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+min_runs = int(sys.argv[2])
 vals = defaultdict(lambda: {"shoal": [], "dpdk": []})
 units, cases = {}, []
 for r in rows:
@@ -170,14 +204,8 @@ for r in rows:
         cases.append(r["case"])
 out = []
 for case in cases:
-    emitted = False
-    for place in ("near", "far"):
-        v = vals.get((case, place))
-        if v and v["shoal"] and v["dpdk"]:
-            out.append((case, place, v))
-            emitted = True
-    if not emitted and "one-core" in case:
-        # One-core figures do not depend on the placement: compare all runs.
+    if "one-core" in case:
+        # One-core figures do not depend on the placement: pool every undisturbed run.
         v = {"shoal": [], "dpdk": []}
         for (c, _), s in vals.items():
             if c == case:
@@ -185,9 +213,20 @@ for case in cases:
                 v["dpdk"] += s["dpdk"]
         if v["shoal"] and v["dpdk"]:
             out.append((case, "any", v))
-            emitted = True
-    if not emitted:
-        print(f"vs-dpdk: {case}: no DPDK and shoal runs with the same placement", file=sys.stderr)
+            continue
+    else:
+        found = False
+        for place in ("near", "far"):
+            v = vals.get((case, place))
+            if v and min(len(v["shoal"]), len(v["dpdk"])) >= min_runs:
+                out.append((case, place, v))
+                found = True
+            elif v and (v["shoal"] or v["dpdk"]):
+                print(f"vs-dpdk: {case} {place}: {len(v['shoal'])} shoal and {len(v['dpdk'])} dpdk "
+                      f"runs, fewer than {min_runs}: not compared", file=sys.stderr)
+        if found:
+            continue
+    print(f"vs-dpdk: {case}: no DPDK and shoal runs to compare", file=sys.stderr)
 ratios = []
 for case, place, v in out:
     s, d = statistics.median(v["shoal"]), statistics.median(v["dpdk"])
@@ -211,37 +250,59 @@ run_ring() {
     shoal_bin=$(build_bench ring_perf)
     [ -x "$shoal_bin" ] || { log "cannot build ring_perf"; exit 1; }
     : >"$work/results.jsonl"
-    local i before after prefix busy
+    local i before after prefix busy others
     for i in $(seq 1 "$PAIRS"); do
+        if [ "$SECONDS" -ge "$BUDGET" ]; then
+            log "time budget of ${BUDGET}s spent after $((i - 1)) pairs"
+            break
+        fi
         # DPDK: ring_perf_autotest, tagged by our probe before and after.
         prefix="vsd-$$-$i"
         prefixes+=("$prefix")
         busy=$(wait_quiet)
         before=$(probe_tag "$shoal_bin")
         log "pair $i: dpdk (placement before: $before, others' CPU ${busy}%)"
-        if DPDK_TEST=ring_perf_autotest timeout -k 10 "$RUN_TIMEOUT" stdbuf -oL dpdk-test --no-huge -m 512 \
-            --no-pci --file-prefix "$prefix" -l 0-1 --log-level=lib.eal:debug \
-            </dev/null >"$work/dpdk-$i.log" 2>&1; then
+        if others=$(DPDK_TEST=ring_perf_autotest measured "$work/dpdk-$i.log" timeout -k 10 "$RUN_TIMEOUT" \
+            stdbuf -oL dpdk-test --no-huge -m 512 --no-pci --file-prefix "$prefix" -l 0-1 \
+            --log-level=lib.eal:debug); then
             after=$(probe_tag "$shoal_bin")
-            if [ "$before" = "$after" ] && { [ "$before" = near ] || [ "$before" = far ]; }; then
-                parse_dpdk_ring "$work/dpdk-$i.log" "$before" >>"$work/results.jsonl"
-            else
-                log "pair $i: dpdk run discarded (placement $before -> $after)"
+            log "pair $i: dpdk done (placement after: $after, others used $others CPUs)"
+            # Two-core rows need one placement throughout; one-core rows (which do not depend
+            # on it) only an undisturbed machine.
+            if awk "BEGIN{exit !($others > $OTHERS_MAX)}"; then
+                log "pair $i: dpdk run discarded (other processes used $others CPUs meanwhile)"
+                after=busy
             fi
+            case "$before/$after" in
+            near/near | far/far) parse_dpdk_ring "$work/dpdk-$i.log" "$before" >>"$work/results.jsonl" ;;
+            near/far | far/near)
+                log "pair $i: dpdk placement changed ($before -> $after): one-core rows only"
+                parse_dpdk_ring "$work/dpdk-$i.log" mixed | grep one-core >>"$work/results.jsonl" || true
+                ;;
+            *) log "pair $i: dpdk run discarded (placement $before -> $after)" ;;
+            esac
         else
             log "pair $i: dpdk-test failed or timed out; last lines:"
             tail -5 "$work/dpdk-$i.log" >&2 || true
         fi
         rm -rf "/var/run/dpdk/$prefix" "${XDG_RUNTIME_DIR:-/nonexistent}/dpdk/$prefix" 2>/dev/null || true
 
-        # shoal: ring_perf probes itself before and after; runs whose tag is not near or far on
-        # both sides are discarded.
+        # shoal: ring_perf probes itself around its one-core and its two-core cases; rows tagged
+        # busy or unknown are discarded, and two-core rows need near or far.
         busy=$(wait_quiet)
         log "pair $i: shoal (others' CPU ${busy}%)"
-        if timeout -k 10 "$RUN_TIMEOUT" "$shoal_bin" >"$work/shoal-$i.log" 2>&1; then
-            grep '"bench":"ring_perf"' "$work/shoal-$i.log" | grep -E '"placement":"(near|far)"' \
-                >>"$work/results.jsonl" ||
-                log "pair $i: shoal run discarded ($(grep -o '"placement":"[a-z]*"' "$work/shoal-$i.log" | sort -u | tr '\n' ' '))"
+        if others=$(measured "$work/shoal-$i.log" timeout -k 10 "$RUN_TIMEOUT" "$shoal_bin"); then
+            log "pair $i: shoal done (others used $others CPUs)"
+            if awk "BEGIN{exit !($others > $OTHERS_MAX)}"; then
+                log "pair $i: shoal run discarded (other processes used $others CPUs meanwhile)"
+                continue
+            fi
+            { grep '"bench":"ring_perf"' "$work/shoal-$i.log" | grep -E '"placement":"(near|far)"'
+              grep '"bench":"ring_perf"' "$work/shoal-$i.log" | grep one-core | grep '"placement":"mixed"'
+            } >>"$work/results.jsonl" || true
+            if grep -q '"placement":"\(busy\|unknown\)"' "$work/shoal-$i.log"; then
+                log "pair $i: shoal rows discarded ($(grep -o '"placement":"[a-z]*"' "$work/shoal-$i.log" | sort | uniq -c | tr -s ' \n' ' '))"
+            fi
         else
             log "pair $i: ring_perf failed or timed out"
             tail -5 "$work/shoal-$i.log" >&2 || true

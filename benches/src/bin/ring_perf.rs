@@ -10,10 +10,10 @@
 //! - two cores (a producer pinned to CPU 0, a consumer to CPU 1): bulk 8/32, the producer's time
 //!   per element plus the consumer's, as DPDK adds them.
 //!
-//! A cache-line ping-pong between CPU 0 and CPU 1 runs before and after, to tag the run with
-//! the VMs' vCPU placement (`near` under 80 ns one way, `far` up to 250 ns, `busy` above, when
-//! another process shares a CPU), and every case line carries the tag (`mixed` when the two
-//! probes disagree). Output: one JSON object per line.
+//! A cache-line ping-pong between CPU 0 and CPU 1 runs before the one-core cases, between them
+//! and the two-core cases, and after, to tag each group with the VMs' vCPU placement (`near`
+//! under 80 ns one way, `far` up to 250 ns, `busy` above, when another process shares a CPU;
+//! `mixed` when the probes around a group disagree). Output: one JSON object per line.
 //!
 //! `ring_perf [--probe-only] [--no-probe] [--esize 8|16]`
 #![allow(unsafe_code)] // sched_setaffinity to pin the benchmark threads
@@ -111,6 +111,17 @@ fn placement(ns: Option<f64>) -> &'static str {
         Some(ns) if ns <= 250.0 => "far",
         Some(_) => "busy",
         None => "unknown",
+    }
+}
+
+/// The tag of a stretch between two probes: their common placement; `mixed` when it changed
+/// between near and far; `busy` or `unknown` when either probe says so.
+fn tag(a: Option<f64>, b: Option<f64>) -> &'static str {
+    match (placement(a), placement(b)) {
+        (x, y) if x == y => x,
+        ("near" | "far", "near" | "far") => "mixed",
+        ("busy", _) | (_, "busy") => "busy",
+        _ => "unknown",
     }
 }
 
@@ -260,12 +271,14 @@ fn side_loop<T: Pod>(mut op: impl FnMut(&mut [T]) -> bool, bsz: usize, ready: &A
     ns_per(start.elapsed(), iters * bsz as u64)
 }
 
-fn two_cores<T: Pod + Send>(esize: usize, rows: &mut Vec<Row>) {
+fn two_cores<T: Pod + PartialEq + Send>(esize: usize, rows: &mut Vec<Row>) {
     for bsz in BULK_SIZES {
         for mode in [SyncMode::Sp, SyncMode::Mp] {
             let ring = make_ring::<T>(mode);
             let mut p = ring.producer().expect("producer");
             let mut c = ring.consumer().expect("consumer");
+            // Also touches every slot, as DPDK's ring is warm from the one-core cases.
+            check(&mut p, &mut c);
             let ready = Arc::new(AtomicUsize::new(0));
             let r2 = ready.clone();
             let deq = std::thread::spawn(move || {
@@ -303,32 +316,34 @@ fn main() {
         probe_line("probe");
         return;
     }
+    // Probes before the one-core cases, between them and the (short) two-core cases, and
+    // after: each group is tagged by the probes around it.
     let before = if probe { probe_line("before") } else { None };
     if !pin(0) {
         eprintln!("ring_perf: cannot pin to CPU 0; figures will be noisy");
     }
-    let mut rows = Vec::new();
+    let mut one = Vec::new();
     for &esize in &esizes {
         match esize {
-            16 => {
-                one_core::<[u64; 2]>(16, &mut rows);
-                two_cores::<[u64; 2]>(16, &mut rows);
-            }
-            _ => {
-                one_core::<u64>(8, &mut rows);
-                two_cores::<u64>(8, &mut rows);
-            }
+            16 => one_core::<[u64; 2]>(16, &mut one),
+            _ => one_core::<u64>(8, &mut one),
+        }
+    }
+    let middle = if probe { probe_line("middle") } else { None };
+    let mut two = Vec::new();
+    for &esize in &esizes {
+        match esize {
+            16 => two_cores::<[u64; 2]>(16, &mut two),
+            _ => two_cores::<u64>(8, &mut two),
         }
     }
     let after = if probe { probe_line("after") } else { None };
-    let tag = match (placement(before), placement(after)) {
-        (a, b) if a == b => a,
-        _ => "mixed",
-    };
-    for r in rows {
-        println!(
-            "{}",
-            json!({"bench": "ring_perf", "case": r.case, "unit": r.unit, "shoal": (r.ns * 1000.0).round() / 1000.0, "placement": tag})
-        );
+    for (rows, tag) in [(one, tag(before, middle)), (two, tag(middle, after))] {
+        for r in rows {
+            println!(
+                "{}",
+                json!({"bench": "ring_perf", "case": r.case, "unit": r.unit, "shoal": (r.ns * 1000.0).round() / 1000.0, "placement": tag})
+            );
+        }
     }
 }

@@ -73,7 +73,7 @@ impl<T: Pod> std::fmt::Debug for Consumer<T> {
 impl<T: Pod> Drop for Producer<T> {
     fn drop(&mut self) {
         if self.ring.prod_mode == SyncMode::Sp {
-            release(&self.ring.mem.hdr().prod.owner);
+            release(&self.ring.mem.hdr().prod.own.owner);
         }
     }
 }
@@ -81,7 +81,7 @@ impl<T: Pod> Drop for Producer<T> {
 impl<T: Pod> Drop for Consumer<T> {
     fn drop(&mut self) {
         if self.ring.cons_mode == SyncMode::Sp {
-            release(&self.ring.mem.hdr().cons.owner);
+            release(&self.ring.mem.hdr().cons.own.owner);
         }
     }
 }
@@ -99,16 +99,24 @@ impl<T: Pod> Ring<T> {
         h.cons.reset();
     }
 
-    /// Moves a side's head by up to `want` slots with the side's algorithm.
+    /// The positions of the side that moves (`prod` or not), the other side's, the offset that
+    /// turns the distance between them into free room (the capacity for producers, 0 for
+    /// consumers), and the moving side's mode.
     #[inline(always)]
-    pub(super) fn move_head(&self, prod: bool, want: u32, fixed: bool) -> Move {
+    pub(super) fn sides(&self, prod: bool) -> (&HeadTail, &HeadTail, u32, SyncMode) {
         let h = self.mem.hdr();
-        let cap = self.capacity;
-        let (d, s, offset, mode): (&HeadTail, &HeadTail, u32, SyncMode) = if prod {
-            (&h.prod, &h.cons, cap, self.prod_mode)
+        if prod {
+            (&h.prod, &h.cons, self.capacity, self.prod_mode)
         } else {
             (&h.cons, &h.prod, 0, self.cons_mode)
-        };
+        }
+    }
+
+    /// Moves a side's head by up to `want` slots with the side's algorithm (peek starts).
+    #[inline(always)]
+    pub(super) fn move_head(&self, prod: bool, want: u32, fixed: bool) -> Move {
+        let (d, s, offset, mode) = self.sides(prod);
+        let cap = self.capacity;
         match mode {
             SyncMode::Sp => d.move_head_st(s, offset, cap, want, fixed),
             SyncMode::Mp => d.move_head_mt(s, offset, cap, want, fixed),
@@ -130,13 +138,8 @@ impl<T: Pod> Ring<T> {
         fixed: bool,
         copy: impl FnOnce(u32, usize),
     ) -> (u32, u32) {
-        let h = self.mem.hdr();
+        let (d, s, offset, mode) = self.sides(prod);
         let cap = self.capacity;
-        let (d, s, offset, mode): (&HeadTail, &HeadTail, u32, SyncMode) = if prod {
-            (&h.prod, &h.cons, cap, self.prod_mode)
-        } else {
-            (&h.cons, &h.prod, 0, self.cons_mode)
-        };
         match mode {
             SyncMode::Sp => {
                 let m = d.move_head_st(s, offset, cap, want, fixed);
@@ -199,7 +202,7 @@ fn complete(
 impl<T: Pod> Producer<T> {
     pub(super) fn new(ring: Ring<T>) -> Option<Self> {
         if ring.prod_mode == SyncMode::Sp
-            && !claim(&ring.mem.hdr().prod.owner, &ring.name, "producer")
+            && !claim(&ring.mem.hdr().prod.own.owner, &ring.name, "producer")
         {
             return None;
         }
@@ -268,7 +271,7 @@ impl<T: Pod> Producer<T> {
 impl<T: Pod> Consumer<T> {
     pub(super) fn new(ring: Ring<T>) -> Option<Self> {
         if ring.cons_mode == SyncMode::Sp
-            && !claim(&ring.mem.hdr().cons.owner, &ring.name, "consumer")
+            && !claim(&ring.mem.hdr().cons.own.owner, &ring.name, "consumer")
         {
             return None;
         }

@@ -543,6 +543,7 @@ fn dead_owner_claim_is_taken_over() {
     ring.mem
         .hdr()
         .prod
+        .own
         .owner
         .store(0x7fff_fff0, std::sync::atomic::Ordering::Relaxed);
     assert!(ring.producer().is_some());
@@ -579,7 +580,7 @@ fn positions_wrap_at_two_to_the_32() {
             match mode {
                 SyncMode::MpHts => ht.tail.store(p | (p << 32), Relaxed),
                 _ => {
-                    ht.head.store(p, Relaxed);
+                    ht.own.head.store(p, Relaxed);
                     ht.tail.store(p, Relaxed);
                 }
             }
@@ -789,6 +790,10 @@ fn flags_round_trip_with_dpdk_bits() {
 fn a_ring_of_count_one_holds_nothing_and_an_exact_one_holds_one() {
     let r = make::<u32>("one", &RingConfig::new(1));
     assert_eq!((r.size(), r.capacity()), (1, 0));
+    assert_eq!(
+        Ring::<u32>::attach(r.region().clone()).unwrap().capacity(),
+        0
+    );
     assert_eq!(r.producer().unwrap().enqueue(1), Err(Full { free: 0 }));
     let r = make::<u32>(
         "one_exact",
@@ -997,4 +1002,72 @@ fn block_address(addr: usize, len: usize) {
             0,
         );
     }
+}
+
+/// Overwrites `bytes` at `offset` of a region (a peer scribbling on the header).
+#[allow(unsafe_code)] // raw writes into a heap region that nothing else uses
+fn scribble(region: &Region, offset: usize, bytes: &[u8]) {
+    assert!(offset + bytes.len() <= region.len());
+    // SAFETY: in bounds (checked) of a live region that no other thread touches.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), region.as_ptr().add(offset), bytes.len())
+    };
+}
+
+#[test]
+fn attach_refuses_a_corrupted_header() {
+    use std::mem::offset_of;
+    let c = cfg(64, SyncMode::Sp, SyncMode::Mp);
+    let fresh = || {
+        let region = Region::heap(Ring::<u64>::memsize(&c).unwrap());
+        Ring::<u64>::init(region.clone(), "victim", &c).unwrap();
+        region
+    };
+    let meta = offset_of!(header::RingHeader, meta);
+    let cases: [(usize, Vec<u8>, &str); 5] = [
+        (
+            meta + offset_of!(header::Meta, size),
+            1000u32.to_ne_bytes().to_vec(),
+            "power of two",
+        ),
+        (
+            meta + offset_of!(header::Meta, mask),
+            7u32.to_ne_bytes().to_vec(),
+            "power of two",
+        ),
+        (
+            meta + offset_of!(header::Meta, capacity),
+            64u32.to_ne_bytes().to_vec(),
+            "capacity",
+        ),
+        (
+            offset_of!(header::RingHeader, prod)
+                + offset_of!(header::HeadTail, own)
+                + offset_of!(header::Own, sync),
+            9u32.to_ne_bytes().to_vec(),
+            "sync mode",
+        ),
+        (meta + offset_of!(header::Meta, name), vec![b'a'; 32], "NUL"),
+    ];
+    for (offset, bytes, what) in cases {
+        let region = fresh();
+        scribble(&region, offset, &bytes);
+        match Ring::<u64>::attach(region) {
+            Err(Error::Corrupt(msg)) => assert!(msg.contains(what), "{msg}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    let region = fresh();
+    scribble(
+        &region,
+        meta + offset_of!(header::Meta, layout),
+        &99u32.to_ne_bytes(),
+    );
+    assert_eq!(
+        Ring::<u64>::attach(region).unwrap_err(),
+        Error::LayoutMismatch {
+            ours: header::RING_LAYOUT,
+            theirs: 99
+        }
+    );
 }
