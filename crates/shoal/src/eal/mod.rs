@@ -661,6 +661,27 @@ fn human(bytes: usize) -> String {
     }
 }
 
+/// Splits a command line (program name first) at the lone `--` into EAL options and the
+/// application's arguments (program name first), without parsing either. Lets an application
+/// read its own options before it joins the group.
+pub fn split_args(args: &[String]) -> (Vec<String>, Vec<String>) {
+    let prog = args.first().cloned().unwrap_or_default();
+    match args.iter().skip(1).position(|a| a == "--") {
+        Some(i) => {
+            let mut app = vec![prog];
+            app.extend_from_slice(&args[2 + i..]);
+            (args[..1 + i].to_vec(), app)
+        }
+        None => (args.to_vec(), vec![prog]),
+    }
+}
+
+/// True once SIGINT or SIGTERM arrived (usable before [`Eal::init`] succeeded).
+pub fn quit_requested() -> bool {
+    sys::install_quit_handlers();
+    sys::quit_signal() != 0
+}
+
 /// CLOCK_MONOTONIC in nanoseconds: comparable between the processes of a machine (heartbeats).
 pub fn monotonic_ns() -> u64 {
     sys::monotonic_ns()

@@ -201,6 +201,11 @@ extern "C" fn on_quit_signal(sig: libc::c_int) {
 /// Installs SIGINT/SIGTERM handlers that record the signal (see [`quit_signal`]). Without
 /// SA_RESTART, so blocking calls return EINTR and loops get to see the request.
 pub(crate) fn install_quit_handlers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(install_quit_handlers_now);
+}
+
+fn install_quit_handlers_now() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: sigaction is a plain C struct; all-zero is valid (empty mask, no flags).
         let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -219,3 +224,5 @@ pub(crate) fn quit_signal() -> i32 {
 pub(crate) fn request_quit(sig: i32) {
     QUIT_SIGNAL.store(sig, std::sync::atomic::Ordering::Relaxed);
 }
+
+pub(crate) mod unix_dgram;
