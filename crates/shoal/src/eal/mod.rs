@@ -137,6 +137,9 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// The IPC channel could not be started.
+    #[error("IPC channel: {0}")]
+    Ipc(crate::mp::Error),
     /// The shared memory could not be set up.
     #[error("shared memory: {what}: {source}")]
     Memory {
@@ -184,6 +187,8 @@ struct Inner {
     config: Mutex<Option<ConfigFile>>,
     stop: Arc<AtomicBool>,
     service: Mutex<Option<JoinHandle<()>>>,
+    /// The group's IPC channel (None for an inspector).
+    mp: Option<crate::mp::Mp>,
 }
 
 impl std::fmt::Debug for Eal {
@@ -424,6 +429,7 @@ impl Eal {
                 config: Mutex::new(None),
                 stop: Arc::new(AtomicBool::new(false)),
                 service: Mutex::new(None),
+                mp: None,
             }),
         })
     }
@@ -457,6 +463,20 @@ impl Eal {
         if let Err(e) = sys::pin_current_thread(main_cpu) {
             tracing::warn!(target: "shoal::eal", "could not pin to CPU {main_cpu}: {e}");
         }
+        let mp = crate::mp::Mp::start(crate::mp::MpConfig {
+            dir: dir.clone(),
+            role: match proc_type {
+                ProcType::Primary => crate::mp::Role::Primary,
+                ProcType::Secondary => crate::mp::Role::Secondary,
+            },
+        });
+        let mp = match mp {
+            Ok(mp) => mp,
+            Err(e) => {
+                proctable::release(hdr, &whole, slot);
+                return Err(Error::Ipc(e));
+            }
+        };
         let eal = Eal {
             inner: Arc::new(Inner {
                 proc_type,
@@ -472,9 +492,13 @@ impl Eal {
                 config: Mutex::new(cfg),
                 stop: Arc::new(AtomicBool::new(false)),
                 service: Mutex::new(None),
+                mp: Some(mp),
             }),
         };
         eal.start_service();
+        if let Some(mp) = eal.mp() {
+            mp.mark_init_complete();
+        }
         Ok(eal)
     }
 
@@ -590,6 +614,12 @@ impl Eal {
         self.inner.map.len()
     }
 
+    /// The group's IPC channel (DPDK's `rte_mp_*`), started at init with the runtime dir and
+    /// this process's role. `None` for an inspector ([`Eal::inspect`]).
+    pub fn mp(&self) -> Option<&crate::mp::Mp> {
+        self.inner.mp.as_ref()
+    }
+
     /// The primary's pid.
     pub fn primary_pid(&self) -> u32 {
         self.header().primary_pid.load(Ordering::Relaxed)
@@ -633,6 +663,9 @@ impl Eal {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if let Some(mp) = &self.mp {
+            mp.shutdown();
+        }
         self.stop.store(true, StdOrdering::Relaxed);
         if let Some(h) = self.service.lock().ok().and_then(|mut s| s.take()) {
             let _ = h.join();
