@@ -337,8 +337,8 @@ pub fn parse(spec: &str) -> Result<VdevSpec, Error> {
                 Some(v) => num::<u32>(spec, "flows", v)?,
                 None => 1024,
             };
-            if flows == 0 || flows > 1 << 24 {
-                return Err(bad(spec, format!("flows={flows} must be 1 to {}", 1 << 24)));
+            if flows == 0 || flows > 1 << 20 {
+                return Err(bad(spec, format!("flows={flows} must be 1 to {}", 1 << 20)));
             }
             let size = match get("size") {
                 None => GenSize::Fixed(64),

@@ -168,6 +168,17 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, val: &T) -> i
     .map(|_| ())
 }
 
+/// Whether and how a queue socket joins a fanout group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fanout {
+    /// A port with one queue: no fanout.
+    None,
+    /// The first queue: a new group with an id the kernel picks (unique in the namespace).
+    New,
+    /// The other queues: join the first queue's group.
+    Join(u16),
+}
+
 /// Options of one queue's socket.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct QueueSocketOpts {
@@ -175,8 +186,8 @@ pub(crate) struct QueueSocketOpts {
     pub ifindex: u32,
     /// Ring sizes.
     pub layout: RingLayout,
-    /// Fanout group id (PACKET_FANOUT_HASH) when the port has several queues.
-    pub fanout: Option<u16>,
+    /// Fanout group (PACKET_FANOUT_HASH) when the port has several queues.
+    pub fanout: Fanout,
     /// Put the interface in promiscuous mode while the socket lives.
     pub promisc: bool,
     /// PACKET_QDISC_BYPASS on transmit.
@@ -186,8 +197,9 @@ pub(crate) struct QueueSocketOpts {
 }
 
 /// Opens one queue's AF_PACKET socket: TPACKET_V3, both rings, bound to the interface for
-/// every protocol, joined to the fanout group and in promiscuous mode as asked.
-pub(crate) fn open_queue_socket(o: &QueueSocketOpts) -> io::Result<OwnedFd> {
+/// every protocol, joined to the fanout group and in promiscuous mode as asked. Returns the
+/// socket and the fanout group id.
+pub(crate) fn open_queue_socket(o: &QueueSocketOpts) -> io::Result<(OwnedFd, Option<u16>)> {
     // Protocol 0: nothing is received until the rings exist and bind() names ETH_P_ALL.
     // SAFETY: plain socket(2) call.
     let raw = cvt(unsafe {
@@ -241,11 +253,32 @@ pub(crate) fn open_queue_socket(o: &QueueSocketOpts) -> io::Result<OwnedFd> {
             size_of::<libc::sockaddr_ll>() as libc::socklen_t,
         )
     })?;
-    if let Some(id) = o.fanout {
-        let arg: u32 =
-            id as u32 | ((libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG) << 16);
-        setsockopt(raw, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
-    }
+    let mode = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG;
+    let group = match o.fanout {
+        Fanout::None => None,
+        Fanout::New => {
+            let arg: u32 = (mode | libc::PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+            setsockopt(raw, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
+            let mut got: u32 = 0;
+            let mut len = size_of::<u32>() as libc::socklen_t;
+            // SAFETY: got and len are valid and writable; the kernel writes a u32.
+            cvt(unsafe {
+                libc::getsockopt(
+                    raw,
+                    libc::SOL_PACKET,
+                    libc::PACKET_FANOUT,
+                    (&mut got as *mut u32).cast(),
+                    &mut len,
+                )
+            })?;
+            Some(got as u16)
+        }
+        Fanout::Join(id) => {
+            let arg: u32 = id as u32 | (mode << 16);
+            setsockopt(raw, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
+            Some(id)
+        }
+    };
     if o.promisc {
         // SAFETY: packet_mreq is a plain C struct; all-zero is valid.
         let mut mr: libc::packet_mreq = unsafe { zeroed() };
@@ -254,7 +287,7 @@ pub(crate) fn open_queue_socket(o: &QueueSocketOpts) -> io::Result<OwnedFd> {
         // Counted by the kernel per socket and undone when the socket closes.
         setsockopt(raw, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mr)?;
     }
-    Ok(fd)
+    Ok((fd, group))
 }
 
 /// Receive statistics since the last call (the kernel resets them on read): packets seen and
