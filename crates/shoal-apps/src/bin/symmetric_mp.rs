@@ -27,7 +27,8 @@ const APP_USAGE: &str = "symmetric_mp options (after --):
   -p PORTMASK          hexadecimal bitmask of the ports to use (an even number of them)
   --num-procs N        number of processes (the primary makes one queue per process)
   --proc-id ID         this process's id, 0 <= ID < N: it serves queue ID of every port
-  --busy-poll          never back off when idle (benchmarks)";
+  --busy-poll          never back off when idle (benchmarks)
+  --flow-log FILE      at exit, write the 5-tuples this process forwarded, one per line (tests)";
 
 fn smp_usage(prog: &str, errmsg: &str) -> ! {
     println!("\nError: {errmsg}\n");
@@ -45,6 +46,7 @@ struct Args {
     num_procs: Option<u16>,
     proc_id: Option<u16>,
     busy_poll: bool,
+    flow_log: Option<String>,
 }
 
 fn parse_args(prog: &str, app: &[String]) -> Args {
@@ -53,6 +55,7 @@ fn parse_args(prog: &str, app: &[String]) -> Args {
         num_procs: None,
         proc_id: None,
         busy_poll: false,
+        flow_log: None,
     };
     let mut it = app.iter().skip(1);
     while let Some(arg) = it.next() {
@@ -79,6 +82,7 @@ fn parse_args(prog: &str, app: &[String]) -> Args {
             "--num-procs" => a.num_procs = value().parse().ok(),
             "--proc-id" => a.proc_id = value().parse().ok(),
             "--busy-poll" => a.busy_poll = true,
+            "--flow-log" => a.flow_log = Some(value()),
             _ => smp_usage(prog, "Cannot parse all command-line arguments"),
         }
     }
@@ -187,6 +191,10 @@ fn main() {
     let mut stats = vec![PortStats::default(); ports.len()];
     let mut backoff = Backoff::new();
     let mut batch = MbufBatch::new();
+    let mut flows = args
+        .flow_log
+        .as_ref()
+        .map(|_| std::collections::BTreeSet::<String>::new());
     while !eal.should_quit() {
         let mut moved = 0;
         for i in 0..ports.len() {
@@ -197,6 +205,16 @@ fn main() {
             }
             moved += rx;
             stats[i].rx += rx as u64;
+            if let Some(seen) = flows.as_mut() {
+                for m in batch.iter() {
+                    if let Some(t) = shoal::net::parse_frame(m.data()).ok().and_then(|i| i.tuple) {
+                        seen.insert(format!(
+                            "{} {}:{} > {}:{}",
+                            t.proto, t.src, t.src_port, t.dst, t.dst_port
+                        ));
+                    }
+                }
+            }
             let tx = dst.tx_burst(q, &mut batch);
             stats[i ^ 1].tx += tx as u64;
             if tx != rx {
@@ -208,6 +226,12 @@ fn main() {
             backoff.reset();
         } else {
             backoff.snooze();
+        }
+    }
+    if let (Some(path), Some(seen)) = (&args.flow_log, &flows) {
+        let text: String = seen.iter().map(|l| format!("{l}\n")).collect();
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("--flow-log {path}: {e}");
         }
     }
     println!("\nExiting on signal {}\n", eal.quit_signal());
