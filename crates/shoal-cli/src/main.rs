@@ -6,12 +6,15 @@
 
 mod info;
 mod telemetry;
+mod top;
 
 const USAGE: &str = "\
 usage: shoal COMMAND [options]
 
 commands:
   info [--file-prefix P] [--json]   print a running group: memory, memzones, rings, mempools, processes
+  top [--file-prefix P] [--iterations N] [--interval-ms MS]
+                                    the same, refreshed live
   telemetry [--file-prefix P] [CMD...]
                                     query the group's telemetry socket (`/` lists commands);
                                     with no CMD, read commands from stdin, one per line
@@ -23,6 +26,7 @@ fn main() {
     let code = match args.first().map(String::as_str) {
         Some("info") => info::run(&args[1..]),
         Some("telemetry") => telemetry::run(&args[1..]),
+        Some("top") => top::run(&args[1..]),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             0

@@ -10,7 +10,7 @@ use crate::memory::{MemzoneKind, Region, MEMZONE_NAMESIZE};
 use crate::sys;
 
 /// Errors of memzone operations.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
     /// The name is already used in this group.
     #[error("memzone {0:?} already exists")]

@@ -119,6 +119,7 @@ impl Gather {
                 Sent::Ok => {}
                 Sent::Gone if core.role == Role::Secondary => {
                     core.peer_gone(&core.primary_target());
+                    tracing::debug!(name = %self.name, "IPC request: no primary");
                     return Err(Error::PrimaryGone {
                         path: core.dir.join(PRIMARY_SOCKET),
                     });
@@ -486,6 +487,9 @@ impl Mp {
     /// [`Mp::request_async`] as a future, for any executor (no runtime dependency). The
     /// request is sent when this is called, not when the future is first polled; errors
     /// detected while sending come out of the future.
+    ///
+    /// The IPC thread completes the future: do not block on it from an action or an async
+    /// callback (use [`Mp::request_sync`] there).
     pub fn request_future(
         &self,
         req: &Message,

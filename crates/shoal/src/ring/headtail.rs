@@ -1,0 +1,329 @@
+//! Head and tail moves for the four sync modes (DPDK's `rte_ring_c11_pvt.h`,
+//! `rte_ring_rts_elem_pvt.h`, `rte_ring_hts_elem_pvt.h` and `rte_ring_peek_elem_pvt.h`).
+//!
+//! Each function works on one side's [`HeadTail`] (`self`, the side that moves) and reads the
+//! other side's tail. The edge labels (`A0`, `R1`, ...) are those of the module documentation's
+//! table in `ring/mod.rs`.
+
+use super::header::HeadTail;
+use crate::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+/// A successful or failed head move.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Move {
+    /// Position of the first reserved slot (the old head).
+    pub(super) head: u32,
+    /// Slots reserved: 0, or `n` for a fixed move, `0 ..= n` for a variable one.
+    pub(super) n: u32,
+    /// Free slots (producer) or entries (consumer) seen before the move, at most the capacity.
+    pub(super) entries: u32,
+}
+
+/// Low 32 bits of a position word: the position.
+#[inline(always)]
+pub(super) fn lo(w: u64) -> u32 {
+    w as u32
+}
+
+/// High 32 bits of a position word: RTS counter or HTS head.
+#[inline(always)]
+pub(super) fn hi(w: u64) -> u32 {
+    (w >> 32) as u32
+}
+
+#[inline(always)]
+fn pack(lo: u32, hi: u32) -> u64 {
+    u64::from(lo) | (u64::from(hi) << 32)
+}
+
+/// Length of a slice as a request count (a ring never holds more than 2^31 values, so
+/// saturating is exact).
+#[inline(always)]
+pub(super) fn want(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// How many of `want` slots to take when `entries` are there.
+#[inline(always)]
+fn fit(want: u32, entries: u32, fixed: bool) -> u32 {
+    if want <= entries {
+        want
+    } else if fixed {
+        0
+    } else {
+        entries
+    }
+}
+
+/// Free slots (producer: `offset` = capacity) or entries (consumer: `offset` = 0) between our
+/// head and the other side's tail. Wrapping `u32` arithmetic gives the distance even when the
+/// positions wrapped. The result is clamped to the capacity: a valid ring never exceeds it, and
+/// the clamp keeps a corrupted header from reserving more slots than exist.
+#[inline(always)]
+fn room(offset: u32, other_tail: u32, head: u32, capacity: u32) -> u32 {
+    offset
+        .wrapping_add(other_tail)
+        .wrapping_sub(head)
+        .min(capacity)
+}
+
+/// One step of a wait for another thread of the same side: spin briefly, then give the CPU away
+/// (a preempted peer needs it back to finish). Loom must be told that the thread is waiting.
+#[inline]
+pub(super) fn pause(spins: &mut u32) {
+    #[cfg(loom)]
+    {
+        let _ = spins;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    {
+        const SPINS_BEFORE_YIELD: u32 = 256;
+        if *spins < SPINS_BEFORE_YIELD {
+            *spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl HeadTail {
+    /// The published position of this side, as the other side reads it.
+    #[inline(always)]
+    pub(super) fn tail_acquire(&self) -> u32 {
+        // A1: pairs with R0 (or R-rts/R-hts) of this side: the slot accesses before the tail
+        // store that we read are complete.
+        lo(self.tail.load(Acquire))
+    }
+
+    /// Single thread head move (SP/SC).
+    #[inline(always)]
+    pub(super) fn move_head_st(
+        &self,
+        other: &HeadTail,
+        offset: u32,
+        capacity: u32,
+        want: u32,
+        fixed: bool,
+    ) -> Move {
+        // Single producer (consumer): only the handle that owns this side writes `head`; a
+        // change of owner is ordered by C0/C1 (the claim), so Relaxed reads our own last value.
+        let head = lo(self.head.load(Relaxed));
+        let stail = other.tail_acquire();
+        let entries = room(offset, stail, head, capacity);
+        let n = fit(want, entries, fixed);
+        if n != 0 {
+            // Only read back by this owner (and by `info`/peek finish, which is this owner too).
+            self.head.store(u64::from(head.wrapping_add(n)), Relaxed);
+        }
+        Move { head, n, entries }
+    }
+
+    /// Multi-thread head move (MP/MC): compare-and-swap on `head`.
+    #[inline(always)]
+    pub(super) fn move_head_mt(
+        &self,
+        other: &HeadTail,
+        offset: u32,
+        capacity: u32,
+        want: u32,
+        fixed: bool,
+    ) -> Move {
+        // A0: pairs with R1 (the head CAS of another thread of this side). Having seen its new
+        // head, we read the other side's tail no older than the one it used, so our `entries`
+        // cannot underflow into a huge number.
+        let mut old = self.head.load(Acquire);
+        loop {
+            let head = lo(old);
+            let stail = other.tail_acquire();
+            let entries = room(offset, stail, head, capacity);
+            let n = fit(want, entries, fixed);
+            if n == 0 {
+                return Move { head, n, entries };
+            }
+            // R1: pairs with A0/A2 of the next thread of this side (see A0).
+            // A2 (failure): as A0, for the head value we retry with.
+            match self
+                .head
+                .compare_exchange(old, u64::from(head.wrapping_add(n)), Release, Acquire)
+            {
+                Ok(_) => return Move { head, n, entries },
+                Err(cur) => old = cur,
+            }
+        }
+    }
+
+    /// SP/SC tail publication.
+    #[inline(always)]
+    pub(super) fn update_tail_st(&self, new: u32) {
+        // R0: pairs with A1 of the other side: our slot accesses happen before it sees the tail.
+        self.tail.store(u64::from(new), Release);
+    }
+
+    /// MP/MC tail publication: wait for the threads that reserved before us, then publish.
+    #[inline(always)]
+    pub(super) fn update_tail_mt(&self, old: u32, new: u32) {
+        let mut spins = 0;
+        // A3: pairs with R0 of the thread of this side that reserved just before us: its slot
+        // accesses happen before our R0 below, so the other side's A1 sees them too (a plain
+        // store does not extend that thread's release sequence; this acquire does the chaining).
+        while lo(self.tail.load(Acquire)) != old {
+            pause(&mut spins);
+        }
+        // R0: pairs with A1 of the other side.
+        self.tail.store(u64::from(new), Release);
+    }
+
+    /// RTS head wait: until the head is at most `htd_max` ahead of the tail.
+    #[inline(always)]
+    fn rts_head_wait(&self) -> u64 {
+        // Tuning knob, changed only by `set_*_htd_max`; any value it returns is acceptable.
+        let max = self.htd_max.load(Relaxed);
+        let mut spins = 0;
+        loop {
+            // A-rts1: pairs with R-rts1 (the head CAS of another thread of this side), for the
+            // same reason as A0.
+            let h = self.head.load(Acquire);
+            // Only a distance estimate for back-pressure; the tail CAS re-checks everything.
+            let t = self.tail.load(Relaxed);
+            if lo(h).wrapping_sub(lo(t)) <= max {
+                return h;
+            }
+            pause(&mut spins);
+        }
+    }
+
+    /// RTS head move: CAS of (position, counter).
+    #[inline(always)]
+    pub(super) fn rts_move_head(
+        &self,
+        other: &HeadTail,
+        offset: u32,
+        capacity: u32,
+        want: u32,
+        fixed: bool,
+    ) -> Move {
+        loop {
+            let old = self.rts_head_wait();
+            let head = lo(old);
+            let stail = other.tail_acquire();
+            let entries = room(offset, stail, head, capacity);
+            let n = fit(want, entries, fixed);
+            if n == 0 {
+                return Move { head, n, entries };
+            }
+            let new = pack(head.wrapping_add(n), hi(old).wrapping_add(1));
+            // R-rts1: pairs with A-rts1 of the next thread of this side.
+            if self
+                .head
+                .compare_exchange(old, new, Release, Relaxed)
+                .is_ok()
+            {
+                return Move { head, n, entries };
+            }
+        }
+    }
+
+    /// RTS tail update: count one more finished operation; when every started one has finished
+    /// (counters equal), move the tail position to the head.
+    #[inline(always)]
+    pub(super) fn rts_update_tail(&self) {
+        // A-rts0: pairs with R-rts0 of the other threads of this side, so the counter we
+        // increment is the latest (the CAS below re-checks it).
+        let mut old = self.tail.load(Acquire);
+        loop {
+            // The counter comparison decides; the CAS fails if anything moved meanwhile.
+            let h = self.head.load(Relaxed);
+            let cnt = hi(old).wrapping_add(1);
+            let pos = if cnt == hi(h) { lo(h) } else { lo(old) };
+            // R-rts0: pairs with A1 of the other side. A release read-modify-write continues the
+            // release sequences of the earlier tail CASes of this side, so the other side also
+            // sees the slot accesses of the threads that finished before us.
+            match self
+                .tail
+                .compare_exchange(old, pack(pos, cnt), Release, Acquire)
+            {
+                Ok(_) => return,
+                Err(cur) => old = cur,
+            }
+        }
+    }
+
+    /// HTS head wait: until no operation of this side is in flight (head == tail).
+    #[inline(always)]
+    fn hts_head_wait(&self) -> u64 {
+        let mut spins = 0;
+        loop {
+            // A-hts0: pairs with R-hts1 and R-hts0 of the previous thread of this side: its
+            // slot accesses and its view of the other side's tail are visible to us.
+            let w = self.tail.load(Acquire);
+            if lo(w) == hi(w) {
+                return w;
+            }
+            pause(&mut spins);
+        }
+    }
+
+    /// HTS head move: CAS of the (tail, head) word, only when no operation is in flight.
+    #[inline(always)]
+    pub(super) fn hts_move_head(
+        &self,
+        other: &HeadTail,
+        offset: u32,
+        capacity: u32,
+        want: u32,
+        fixed: bool,
+    ) -> Move {
+        loop {
+            let old = self.hts_head_wait();
+            let head = hi(old);
+            let stail = other.tail_acquire();
+            let entries = room(offset, stail, head, capacity);
+            let n = fit(want, entries, fixed);
+            if n == 0 {
+                return Move { head, n, entries };
+            }
+            // R-hts1: pairs with A-hts0 of the next thread of this side. The tail half is
+            // unchanged, so the other side sees nothing new.
+            if self
+                .tail
+                .compare_exchange(old, pack(lo(old), head.wrapping_add(n)), Release, Relaxed)
+                .is_ok()
+            {
+                return Move { head, n, entries };
+            }
+        }
+    }
+
+    /// HTS tail update (and peek finish): head and tail both become `new`. Between our head move
+    /// and this store no other thread writes the word (they wait for head == tail).
+    #[inline(always)]
+    pub(super) fn hts_set_head_tail(&self, new: u32) {
+        // R-hts0: pairs with A1 of the other side and A-hts0 of this side.
+        self.tail.store(pack(new, new), Release);
+    }
+
+    /// SP/SC peek finish: head and tail both become `new` (releasing any reserved slots past it).
+    #[inline(always)]
+    pub(super) fn st_set_head_tail(&self, new: u32) {
+        // Owner-only field, as in `move_head_st`.
+        self.head.store(u64::from(new), Relaxed);
+        self.update_tail_st(new);
+    }
+
+    /// Resets positions to 0 (DPDK's `reset_headtail`); the caller guarantees nobody else uses
+    /// the ring.
+    pub(super) fn reset(&self) {
+        // R-reset: publishes the zeroed positions together; users resynchronise through
+        // whatever told them the reset was done.
+        self.head.store(0, Release);
+        self.tail.store(0, Release);
+    }
+
+    /// Head and tail positions for display, plus the RTS counters.
+    pub(super) fn snapshot(&self) -> (u64, u64) {
+        // A snapshot for display; nothing is accessed on the strength of it.
+        (self.head.load(Relaxed), self.tail.load(Relaxed))
+    }
+}

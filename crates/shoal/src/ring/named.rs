@@ -1,0 +1,93 @@
+//! Rings by name in a group: `Ring::create` / `Ring::lookup` / `Ring::free` (DPDK's
+//! `rte_ring_create`, `rte_ring_lookup`, `rte_ring_free`), each ring living in the memzone
+//! `RG_<name>`, and the ring list that `shoal info` prints.
+
+use bytemuck::Pod;
+use serde_json::json;
+
+use super::header::{RingHeader, RING_MAGIC};
+use super::{Error, Ring, RingConfig, SyncMode};
+use crate::eal::Eal;
+use crate::memory::MemzoneKind;
+use crate::memzone::{Memzone, MemzoneInfo};
+use crate::sync::atomic::Ordering::{Acquire, Relaxed};
+
+/// Memzone name prefix of rings (DPDK's `RTE_RING_MZ_PREFIX`).
+pub const RING_MZ_PREFIX: &str = "RG_";
+
+/// Alignment of a ring's memzone.
+const RING_ZONE_ALIGN: usize = 128;
+
+impl<T: Pod> Ring<T> {
+    /// Creates a ring named `name` in the group's memory (any process may create one).
+    ///
+    /// # Errors
+    /// Configuration errors (count, name), or the memzone's (name taken, no room).
+    pub fn create(eal: &Eal, name: &str, cfg: &RingConfig) -> Result<Self, Error> {
+        let len = Self::memsize(cfg)?;
+        super::check_name(name)?;
+        let zone = format!("{RING_MZ_PREFIX}{name}");
+        let mz = Memzone::reserve_kind(eal, &zone, len, RING_ZONE_ALIGN, MemzoneKind::Ring)?;
+        Self::init(mz.region().clone(), name, cfg).inspect_err(|_| {
+            let _ = Memzone::free(eal, &zone);
+        })
+    }
+
+    /// Finds a ring created by any process of the group.
+    ///
+    /// # Errors
+    /// No such ring, or its element size is not `size_of::<T>()`.
+    pub fn lookup(eal: &Eal, name: &str) -> Result<Self, Error> {
+        super::check_name(name)?;
+        let mz = Memzone::lookup(eal, &format!("{RING_MZ_PREFIX}{name}"))?;
+        Self::attach(mz.region().clone())
+    }
+
+    /// Frees the ring named `name`. Handles other processes still hold must not be used.
+    ///
+    /// # Errors
+    /// No such ring.
+    pub fn free(eal: &Eal, name: &str) -> Result<(), Error> {
+        super::check_name(name)?;
+        Memzone::free(eal, &format!("{RING_MZ_PREFIX}{name}"))?;
+        Ok(())
+    }
+}
+
+/// One JSON object per ring of the group (name, size, capacity, count, modes), read from the
+/// ring headers without knowing their element types.
+pub(crate) fn describe_all(eal: &Eal, zones: &[MemzoneInfo]) -> Vec<serde_json::Value> {
+    zones
+        .iter()
+        .filter(|z| z.kind == MemzoneKind::Ring)
+        .filter_map(|z| {
+            let mz = Memzone::lookup(eal, &z.name).ok()?;
+            let h: &RingHeader = mz.region().get(0)?;
+            // Pairs with the creator's release store of the magic: the description is complete.
+            if h.meta.magic.load(Acquire) != RING_MAGIC {
+                return None;
+            }
+            let m = &h.meta;
+            let mode = |code: u32| {
+                SyncMode::from_code(code)
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "?".into())
+            };
+            // Tails are read for display only; low 32 bits are the published position.
+            let prod_tail = h.prod.tail.load(Relaxed) as u32;
+            let cons_tail = h.cons.tail.load(Relaxed) as u32;
+            let count = prod_tail.wrapping_sub(cons_tail).min(m.capacity);
+            Some(json!({
+                "name": super::name_from_bytes(&m.name),
+                "elt_size": m.elt_size,
+                "size": m.size,
+                "capacity": m.capacity,
+                "count": count,
+                "free": m.capacity - count,
+                "prod": mode(h.prod.sync),
+                "cons": mode(h.cons.sync),
+                "flags": m.flags,
+            }))
+        })
+        .collect()
+}
