@@ -22,7 +22,7 @@ fn argument_errors_are_dpdks() {
     let gen = [
         "--no-huge",
         "-m",
-        "32",
+        "128",
         "--vdev",
         "net_null0",
         "--vdev",
@@ -63,7 +63,7 @@ fn argument_errors_are_dpdks() {
     let (code, out) = run_err(&[
         "--no-huge",
         "-m",
-        "32",
+        "128",
         "--",
         "-p",
         "0x3",

@@ -142,7 +142,7 @@ fn ring_port_loops_back_what_it_sends() {
     let eal = init("ring", &["net_ring0,queues=2"]);
     let ports = ethdev::ports(&eal).unwrap();
     let p = &ports[0];
-    let pool = p.pool().clone();
+    let pool = p.pool();
     let mut b = MbufBatch::new();
     for i in 0..10u8 {
         let mut m = pool.alloc().unwrap();

@@ -146,7 +146,7 @@ fn af_packet_receives_what_tcpreplay_sends_and_sends_what_the_peer_receives() {
     );
 
     // shoal in, shoal out: port 1 sends, port 0 receives.
-    let pool = ports[1].pool().clone();
+    let pool = ports[1].pool();
     let mut sent = Vec::new();
     for f in frames.iter().take(200) {
         let mut b = MbufBatch::new();
@@ -288,7 +288,7 @@ fn tap_port_talks_to_the_kernel() {
     let p = &ports[0];
     assert!(ns.exec(&["ip", "link", "show", "shoaltap0"]).is_ok());
     // What the port sends, the kernel counts as received on the interface.
-    let pool = p.pool().clone();
+    let pool = p.pool();
     let mut b = MbufBatch::new();
     for _ in 0..10 {
         let mut m = pool.alloc().unwrap();

@@ -13,6 +13,7 @@
 //! become primary.
 
 mod args;
+mod lcore;
 mod proctable;
 mod runtime;
 
@@ -23,6 +24,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use args::{EalArgs, LcoreId, ProcTypeArg, USAGE};
+pub(crate) use lcore::{group_key, lcore_in};
+pub use lcore::{lcore_id, LcoreError};
 pub use proctable::ProcessInfo;
 pub use runtime::runtime_dir;
 
@@ -496,6 +499,7 @@ impl Eal {
             }),
         };
         eal.start_service();
+        eal.register_main_thread();
         if let Some(mp) = eal.mp() {
             mp.mark_init_complete();
         }

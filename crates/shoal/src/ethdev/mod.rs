@@ -366,8 +366,8 @@ impl Port {
     }
 
     /// The pool receive queues allocate from.
-    pub fn pool(&self) -> &MbufPool {
-        &self.inner.pool
+    pub fn pool(&self) -> MbufPool {
+        self.inner.pool
     }
 
     /// True when the link is up (kernel interfaces: IFF_UP and IFF_RUNNING).
@@ -593,7 +593,7 @@ fn probe(eal: &Eal, conf: &PortConf) -> Result<Vec<Port>, Error> {
     }
     let region = table_region(eal, true)?.expect("created");
     let pool = match &conf.pool {
-        Some(p) => p.clone(),
+        Some(p) => *p,
         None => {
             let queues: u32 = planned.iter().map(|p| p.nb_rxq as u32).sum();
             // Enough for every queue's burst in flight plus what sits in rings and caches.
@@ -640,7 +640,7 @@ fn probe(eal: &Eal, conf: &PortConf) -> Result<Vec<Port>, Error> {
                 nb_txq: p.nb_txq,
                 eal: eal.clone(),
                 table: region.clone(),
-                pool: pool.clone(),
+                pool,
                 driver: made.driver,
             }),
         };
@@ -769,10 +769,10 @@ pub fn from_rings(
         set_cstr(&mut c.spec, &format!("net_ring,from_rings={name}"));
         set_cstr(&mut c.pool, pool.name());
         for (q, r) in rx.iter().enumerate() {
-            set_cstr(&mut c.rx_rings[q], r.name());
+            set_cstr(&mut c.rx_rings[q], r.ring().name());
         }
         for (q, r) in tx.iter().enumerate() {
-            set_cstr(&mut c.tx_rings[q], r.name());
+            set_cstr(&mut c.tx_rings[q], r.ring().name());
         }
     }
     let shared = &table.ports[i];
@@ -787,7 +787,7 @@ pub fn from_rings(
             nb_txq: tx.len() as u16,
             eal: eal.clone(),
             table: region.clone(),
-            pool: pool.clone(),
+            pool: *pool,
             driver: drivers::ring::from_rings(rx.to_vec(), tx.to_vec()),
         }),
     };

@@ -185,7 +185,9 @@ impl Driver for Gen {
         }
         let mut seq = cx.q.drv[W_SEQ].load(Ordering::Relaxed);
         for m in batch.iter_mut().skip(before) {
-            let (flow, hash) = flows[(seq % flows.len() as u64) as usize];
+            // Flows advance on the packets that are not ARP, so every flow gets its turn.
+            let nth = seq - seq / ARP_EVERY;
+            let (flow, hash) = flows[(nth % flows.len() as u64) as usize];
             let want = frame_size(self.size, seq);
             m.set_port(cx.port);
             m.set_rss_hash(hash);

@@ -3,14 +3,25 @@
 //! sent on a queue is received on it). [`crate::ethdev::from_rings`] makes a port from rings
 //! the application created (DPDK's `rte_eth_from_rings`).
 
+use std::sync::{Arc, Mutex};
+
 use super::{Driver, RxCtx, TxCtx};
 use crate::eal::Eal;
 use crate::ethdev::table::{bump, cstr, PortConfig};
 use crate::mbuf::{MbufBatch, MbufRing};
+use crate::ring::RingConfig;
+
+/// A ring handle is used by one thread at a time; the lock is uncontended when each queue is
+/// polled by one thread, as ports require.
+type Shared = Arc<Mutex<MbufRing>>;
 
 pub(crate) struct Ring {
-    rx: Vec<MbufRing>,
-    tx: Vec<MbufRing>,
+    rx: Vec<Shared>,
+    tx: Vec<Shared>,
+}
+
+fn wrap(v: Vec<MbufRing>) -> Vec<Shared> {
+    v.into_iter().map(|r| Arc::new(Mutex::new(r))).collect()
 }
 
 fn ring_name(port: &str, q: u16) -> String {
@@ -22,10 +33,11 @@ impl Ring {
         let mut rings = Vec::new();
         for q in 0..queues {
             let name = ring_name(port, q);
-            let r = MbufRing::create(eal, &name, size)
+            let r = MbufRing::create(eal, &name, RingConfig::new(size))
                 .map_err(|e| format!("creating ring {name:?}: {e}"))?;
             rings.push(r);
         }
+        let rings = wrap(rings);
         Ok(Ring {
             rx: rings.clone(),
             tx: rings,
@@ -40,6 +52,7 @@ impl Ring {
                 MbufRing::lookup(eal, &name).map_err(|e| format!("finding ring {name:?}: {e}"))?,
             );
         }
+        let rings = wrap(rings);
         Ok(Ring {
             rx: rings.clone(),
             tx: rings,
@@ -49,7 +62,10 @@ impl Ring {
 
 /// A port over the application's rings.
 pub(crate) fn from_rings(rx: Vec<MbufRing>, tx: Vec<MbufRing>) -> Box<dyn Driver> {
-    Box::new(Ring { rx, tx })
+    Box::new(Ring {
+        rx: wrap(rx),
+        tx: wrap(tx),
+    })
 }
 
 /// The same port, from a secondary: the rings are found by the names in the table.
@@ -64,8 +80,8 @@ pub(crate) fn attach_rings(eal: &Eal, c: &PortConfig) -> Result<Ring, String> {
             .collect::<Result<Vec<_>, String>>()
     };
     Ok(Ring {
-        rx: find(&c.rx_rings, c.nb_rxq)?,
-        tx: find(&c.tx_rings, c.nb_txq)?,
+        rx: wrap(find(&c.rx_rings, c.nb_rxq)?),
+        tx: wrap(find(&c.tx_rings, c.nb_txq)?),
     })
 }
 
@@ -73,7 +89,10 @@ impl Driver for Ring {
     fn rx_burst(&self, q: usize, cx: &RxCtx<'_>, batch: &mut MbufBatch, max: usize) -> usize {
         let Some(r) = self.rx.get(q) else { return 0 };
         let before = batch.len();
-        let n = r.dequeue_burst(batch, max);
+        let n = r
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dequeue_burst(batch, max);
         for m in batch.iter_mut().skip(before) {
             m.set_port(cx.port);
         }
@@ -86,7 +105,10 @@ impl Driver for Ring {
         for (l, m) in lens.iter_mut().zip(batch.iter()) {
             *l = m.pkt_len();
         }
-        let n = r.enqueue_burst(batch);
+        let n = r
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .enqueue_burst(batch);
         bump(&cx.q.packets, n as u64);
         bump(&cx.q.bytes, lens[..n].iter().map(|&l| l as u64).sum());
         n
