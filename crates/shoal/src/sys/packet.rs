@@ -221,7 +221,13 @@ pub(crate) fn open_queue_socket(o: &QueueSocketOpts) -> io::Result<(OwnedFd, Opt
         tp_frame_nr: l.frames_per_block() * l.rx_blocks,
         tp_retire_blk_tov: o.retire_ms,
         tp_sizeof_priv: 0,
-        tp_feature_req_word: libc::TP_FT_REQ_FILL_RXHASH,
+        // The flow hash is free with fanout (the kernel computed it to pick the socket);
+        // without, it would cost a flow dissection per packet on the sending CPU.
+        tp_feature_req_word: if o.fanout == Fanout::None {
+            0
+        } else {
+            libc::TP_FT_REQ_FILL_RXHASH
+        },
     };
     setsockopt(raw, libc::SOL_PACKET, libc::PACKET_RX_RING, &rx)?;
     let tx = libc::tpacket_req3 {
@@ -369,7 +375,7 @@ pub(crate) struct RxFrame<'a> {
     pub wire_len: u32,
     /// VLAN tag the kernel took off the frame: (TPID, TCI).
     pub vlan: Option<(u16, u16)>,
-    /// Flow hash the kernel computed.
+    /// Flow hash the kernel computed (0 for a port with one queue, where none is asked for).
     pub rxhash: u32,
 }
 
