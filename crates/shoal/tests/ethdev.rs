@@ -299,3 +299,51 @@ fn a_group_without_vdevs_has_no_ports() {
     assert!(ethdev::ports(&eal).unwrap().is_empty());
     let _ = T;
 }
+
+#[test]
+fn one_capture_is_split_over_queues_by_flow() {
+    let input = tmp("split.pcap");
+    {
+        let eal = init("splitsrc", &["net_gen0,flows=32,size=80"]);
+        let p = &ethdev::ports(&eal).unwrap()[0];
+        let mut w = ethdev::pcap::PcapWriter::new(std::fs::File::create(&input).unwrap()).unwrap();
+        for _ in 0..4 {
+            let mut b = MbufBatch::new();
+            p.rx_burst(QueueId(0), &mut b, 50);
+            for m in b.iter() {
+                w.write(0, m.data()).unwrap();
+            }
+        }
+        w.into_inner().unwrap();
+    }
+    let spec = format!("net_pcap0,rx_pcap={}", input.display());
+    let eal = init("split", &[&spec]);
+    let p = &ethdev::ports_with(
+        &eal,
+        &PortConf {
+            rx_queues: Some(2),
+            ..Default::default()
+        },
+    )
+    .unwrap()[0];
+    let mut flows: [HashSet<_>; 2] = [HashSet::new(), HashSet::new()];
+    let mut total = 0;
+    for q in 0..2u16 {
+        loop {
+            let mut b = MbufBatch::new();
+            if p.rx_burst(QueueId(q), &mut b, 32) == 0 {
+                break;
+            }
+            total += b.len();
+            for m in b.iter() {
+                if let Some(t) = parse_frame(m.data()).ok().and_then(|i| i.tuple) {
+                    flows[q as usize].insert(t.key());
+                }
+            }
+        }
+    }
+    assert_eq!(total, 200);
+    assert!(flows[0].is_disjoint(&flows[1]));
+    assert!(!flows[0].is_empty() && !flows[1].is_empty());
+    let _ = std::fs::remove_file(&input);
+}
