@@ -13,6 +13,7 @@
 //! become primary.
 
 mod args;
+mod lcore;
 mod proctable;
 mod runtime;
 
@@ -23,6 +24,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use args::{EalArgs, LcoreId, ProcTypeArg, USAGE};
+pub(crate) use lcore::{group_key, lcore_in};
+pub use lcore::{lcore_id, LcoreError};
 pub use proctable::ProcessInfo;
 pub use runtime::runtime_dir;
 
@@ -505,6 +508,7 @@ impl Eal {
             }),
         };
         eal.start_service();
+        eal.register_main_thread();
         if let Some(mp) = eal.mp() {
             mp.mark_init_complete();
         }
@@ -648,6 +652,11 @@ impl Eal {
     /// True once SIGINT or SIGTERM arrived (or [`Eal::request_quit`] was called).
     pub fn should_quit(&self) -> bool {
         sys::quit_signal() != 0
+    }
+
+    /// The signal that asked this process to stop (SIGINT 2, SIGTERM 15), or 0.
+    pub fn quit_signal(&self) -> i32 {
+        sys::quit_signal()
     }
 
     /// Asks this process's loops to stop, as SIGINT would.

@@ -1,1 +1,994 @@
-//! (module under construction)
+//! Packet buffers (DPDK's `rte_mbuf` and `rte_pktmbuf_*`).
+//!
+//! ```no_run
+//! use shoal::mbuf::{MbufPool, DEFAULT_BUF_SIZE};
+//! let (eal, _) = shoal::eal::Eal::init(std::env::args().collect()).unwrap();
+//! let pool = MbufPool::create(&eal, "mbuf_pool", 8191, 256, 0, DEFAULT_BUF_SIZE).unwrap();
+//! let mut m = pool.alloc().expect("no mbuf");
+//! m.append(4).unwrap().copy_from_slice(b"ping");
+//! m.prepend(14).unwrap().fill(0xff); // room for an Ethernet header
+//! assert_eq!(m.pkt_len(), 18);
+//! // dropping `m` frees it
+//! ```
+//!
+//! An [`Mbuf`] is an owned handle on a chain of segments: dropping it frees the chain, there is
+//! no `free` to call twice, and it is not `Clone`. [`Mbuf::clone_in`] is DPDK's
+//! `rte_pktmbuf_clone`: new (indirect) mbufs that share the original's buffers, which live until
+//! the last of them is freed (reference counted). [`Mbuf::copy`] is a deep copy.
+//!
+//! Between processes an mbuf travels as an [`MbufIdx`] (a `u32`: pool id and index, valid in
+//! every process of the group) through an [`MbufRing`], which moves handles: a burst enqueue
+//! leaves what did not fit in the caller's [`MbufBatch`]. An index taken from shared memory
+//! becomes a handle again only if it is in flight ([`MbufPool::from_raw`]); anything else is
+//! refused rather than used.
+//!
+//! Reference counts (R/A: `refcnt`): a holder that drops a reference decrements with AcqRel, so
+//! the one that reaches zero (and frees the buffer) sees every other holder's accesses to it.
+
+mod batch;
+mod header;
+mod ring;
+
+use std::mem::ManuallyDrop;
+
+use crate::eal::Eal;
+use crate::mempool::{self, kind, Group, Mempool, MempoolConfig, PoolInner};
+use crate::sync::atomic::Ordering::{AcqRel, Relaxed};
+use header::{Seg, NONE};
+
+pub use batch::{MbufBatch, MAX_BURST};
+pub use header::HDR_SIZE;
+pub use ring::MbufRing;
+
+/// Headroom left before the data of a fresh mbuf (DPDK's `RTE_PKTMBUF_HEADROOM`).
+pub const HEADROOM: u16 = 128;
+/// DPDK's `RTE_MBUF_DEFAULT_DATAROOM`.
+pub const DEFAULT_DATAROOM: u16 = 2048;
+/// DPDK's `RTE_MBUF_DEFAULT_BUF_SIZE`: the usual `data_room` argument.
+pub const DEFAULT_BUF_SIZE: u16 = DEFAULT_DATAROOM + HEADROOM;
+/// The private area size must be a multiple of this (DPDK's `RTE_MBUF_PRIV_ALIGN`).
+pub const PRIV_ALIGN: u16 = 8;
+/// Most segments in a chain (DPDK's `RTE_MBUF_MAX_NB_SEGS`).
+pub const MAX_SEGS: u16 = u16::MAX;
+/// `port` of an mbuf that came from no port (DPDK's `RTE_MBUF_PORT_INVALID`).
+pub const PORT_INVALID: u16 = u16::MAX;
+
+/// Layout hash of the mbuf structures placed in shared memory.
+pub(crate) const SHARED_LAYOUT: u64 = crate::memory::layout_hash(&header::LAYOUT_FACTS);
+
+/// Offload flags (`ol_flags`), DPDK's `RTE_MBUF_F_*` bits.
+pub mod ol_flags {
+    /// RX: the VLAN tag was stripped into `vlan_tci`.
+    pub const RX_VLAN: u64 = 1 << 0;
+    /// RX: `rss_hash` holds the RSS hash.
+    pub const RX_RSS_HASH: u64 = 1 << 1;
+    /// RX: the flow director matched.
+    pub const RX_FDIR: u64 = 1 << 2;
+    /// RX: the L4 checksum is wrong.
+    pub const RX_L4_CKSUM_BAD: u64 = 1 << 3;
+    /// RX: the IP checksum is wrong.
+    pub const RX_IP_CKSUM_BAD: u64 = 1 << 4;
+    /// RX: the IP checksum is right.
+    pub const RX_IP_CKSUM_GOOD: u64 = 1 << 7;
+    /// RX: the L4 checksum is right.
+    pub const RX_L4_CKSUM_GOOD: u64 = 1 << 8;
+    /// TX: the packet is IPv4.
+    pub const TX_IPV4: u64 = 1 << 55;
+    /// TX: the packet is IPv6.
+    pub const TX_IPV6: u64 = 1 << 56;
+    /// TX: compute the IP checksum.
+    pub const TX_IP_CKSUM: u64 = 1 << 54;
+    /// The mbuf uses another mbuf's buffer (a clone): DPDK's `RTE_MBUF_F_INDIRECT`.
+    pub const INDIRECT: u64 = 1 << 62;
+}
+
+/// Errors of mbuf pool operations.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    /// The underlying mempool could not be made or found.
+    #[error(transparent)]
+    Mempool(#[from] mempool::Error),
+    /// DPDK's rule: the private area is a multiple of [`PRIV_ALIGN`] bytes.
+    #[error("mbuf private size {0} is not a multiple of {PRIV_ALIGN}")]
+    PrivSizeUnaligned(u16),
+    /// A ring of mbufs could not be made or attached.
+    #[error(transparent)]
+    Ring(#[from] crate::ring::Error),
+    /// The memzone of a ring of mbufs could not be had.
+    #[error(transparent)]
+    Memzone(#[from] crate::memzone::Error),
+}
+
+fn fail<T>(e: Error) -> Result<T, Error> {
+    tracing::debug!(target: "shoal::mbuf", "{e}");
+    Err(e)
+}
+
+/// An mbuf index as rings carry it: the pool's id in the top 9 bits, the mbuf's index in its
+/// pool in the low 23 (the same encoding as [`mempool::ObjIdx`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(transparent)]
+pub struct MbufIdx(pub u32);
+
+impl MbufIdx {
+    pub(crate) fn new(pool_id: u32, idx: u32) -> MbufIdx {
+        MbufIdx(mempool::ObjIdx::new(pool_id, idx).0)
+    }
+
+    /// The pool's id.
+    pub fn pool_id(self) -> u32 {
+        mempool::ObjIdx(self.0).pool_id()
+    }
+
+    /// The mbuf's index in its pool.
+    pub fn index(self) -> u32 {
+        mempool::ObjIdx(self.0).index()
+    }
+}
+
+/// A pool of mbufs (DPDK's `rte_pktmbuf_pool_create`). Cheap to copy.
+#[derive(Clone, Copy)]
+pub struct MbufPool {
+    inner: &'static PoolInner,
+}
+
+impl std::fmt::Debug for MbufPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MbufPool")
+            .field("name", &self.inner.name)
+            .field("size", &self.inner.size)
+            .field("data_room", &self.inner.data_room)
+            .field("priv_size", &self.inner.mbuf_priv)
+            .finish()
+    }
+}
+
+impl PartialEq for MbufPool {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.inner, other.inner)
+    }
+}
+
+impl Eq for MbufPool {}
+
+/// rte_pktmbuf_reset: the fields of a fresh single-segment mbuf.
+#[inline]
+fn reset(s: &Seg) {
+    let room = s.pool.data_room;
+    s.set_next(NONE);
+    s.set_attached(NONE);
+    s.set_pkt_len(0);
+    s.set_tx_offload(0);
+    s.set_vlan_tci(0);
+    s.set_vlan_tci_outer(0);
+    s.set_nb_segs(1);
+    s.set_port(PORT_INVALID);
+    s.set_ol_flags(0);
+    s.set_packet_type(0);
+    s.set_buf_len(room);
+    s.set_data_off(HEADROOM.min(room));
+    s.set_data_len(0);
+    s.refcnt().store(1, Relaxed);
+}
+
+impl MbufPool {
+    /// Creates a pool of `n` mbufs whose buffers hold `data_room` bytes (headroom included;
+    /// usually [`DEFAULT_BUF_SIZE`]), with a `priv_size`-byte private area each and per-lcore
+    /// caches of `cache_size` (DPDK's `rte_pktmbuf_pool_create`).
+    ///
+    /// # Errors
+    /// [`Error::PrivSizeUnaligned`], or the mempool's errors (cache too big, name taken, no
+    /// room).
+    pub fn create(
+        eal: &Eal,
+        name: &str,
+        n: u32,
+        cache_size: u32,
+        priv_size: u16,
+        data_room: u16,
+    ) -> Result<MbufPool, Error> {
+        Self::create_with_flags(eal, name, n, cache_size, priv_size, data_room, 0)
+    }
+
+    /// [`MbufPool::create`] with mempool [`mempool::flags`].
+    ///
+    /// # Errors
+    /// As [`MbufPool::create`].
+    pub fn create_with_flags(
+        eal: &Eal,
+        name: &str,
+        n: u32,
+        cache_size: u32,
+        priv_size: u16,
+        data_room: u16,
+        flags: u32,
+    ) -> Result<MbufPool, Error> {
+        if !priv_size.is_multiple_of(PRIV_ALIGN) {
+            return fail(Error::PrivSizeUnaligned(priv_size));
+        }
+        let elt = HDR_SIZE as u32 + priv_size as u32 + data_room as u32;
+        let cfg = MempoolConfig::new(n, elt)
+            .cache_size(cache_size)
+            .flags(flags);
+        let mut privdata = [0u8; 8];
+        privdata[..2].copy_from_slice(&data_room.to_le_bytes());
+        privdata[2..4].copy_from_slice(&priv_size.to_le_bytes());
+        // The pool id is the memzone index, known only once the zone exists: the initialiser
+        // writes the object index and `self_idx` is completed below.
+        let mut init = |obj: &mut [u8], i: u32| {
+            obj[..HDR_SIZE].fill(0);
+            obj[HDR_SIZE..HDR_SIZE + priv_size as usize].fill(0);
+            let _ = i;
+        };
+        let inner = mempool::create_pool(eal, name, &cfg, kind::MBUF, &privdata, &mut init)?;
+        // rte_pktmbuf_init for every mbuf. Nobody holds any yet: they are all in the store,
+        // and handles are only made from indices taken out of it.
+        for i in 0..inner.size {
+            let s = Seg::of(inner, i);
+            reset(&s);
+            s.set_priv_size(priv_size);
+            s.set_self_idx(MbufIdx::new(inner.index, i).0);
+        }
+        Ok(MbufPool { inner })
+    }
+
+    /// Finds an mbuf pool created by any process of the group.
+    ///
+    /// # Errors
+    /// The mempool's lookup errors, or [`mempool::Error::WrongKind`] for a plain mempool.
+    pub fn lookup(eal: &Eal, name: &str) -> Result<MbufPool, Error> {
+        let inner = mempool::lookup_pool(eal, name)?;
+        if inner.kind != kind::MBUF {
+            return fail(Error::Mempool(mempool::Error::WrongKind {
+                name: name.to_owned(),
+                found: mempool::kind_name(inner.kind),
+                use_instead: "Mempool::lookup",
+            }));
+        }
+        Ok(MbufPool { inner })
+    }
+
+    /// Frees the pool; refused while mbufs are in use.
+    ///
+    /// # Errors
+    /// As [`Mempool::free`].
+    pub fn free(self, eal: &Eal) -> Result<(), Error> {
+        Ok(mempool::free_pool(eal, self.inner)?)
+    }
+
+    /// Allocates an mbuf: one empty segment with [`HEADROOM`] bytes of headroom (DPDK's
+    /// `rte_pktmbuf_alloc`). `None` when the pool is empty.
+    #[inline]
+    pub fn alloc(&self) -> Option<Mbuf> {
+        let mut got = NONE;
+        if !self.inner.get_with(1, |s| got = s[0]) {
+            return None;
+        }
+        let seg = Seg::of(self.inner, got);
+        reset(&seg);
+        Some(Mbuf { seg })
+    }
+
+    /// Allocates `n` mbufs into `batch`, all or none (DPDK's `rte_pktmbuf_alloc_bulk`). False
+    /// also when `batch` has no room for `n` more.
+    #[inline]
+    pub fn alloc_bulk(&self, batch: &mut MbufBatch, n: usize) -> bool {
+        if batch.len() + n > MAX_BURST {
+            return false;
+        }
+        let pool = self.inner;
+        pool.get_with(n, |s| {
+            for &i in s {
+                let seg = Seg::of(pool, i);
+                reset(&seg);
+                batch.push_unchecked(Mbuf { seg });
+            }
+        })
+    }
+
+    /// Takes ownership of an mbuf handed over with [`Mbuf::into_raw`], from any mbuf pool of
+    /// the group. `None` when `raw` is not an mbuf in flight.
+    pub fn from_raw(&self, raw: MbufIdx) -> Option<Mbuf> {
+        claim_chain(self.inner.group, raw)
+    }
+
+    /// Name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Number of mbufs.
+    pub fn size(&self) -> u32 {
+        self.inner.size
+    }
+
+    /// Bytes of each mbuf's buffer, headroom included (DPDK's `rte_pktmbuf_data_room_size`).
+    pub fn data_room(&self) -> u16 {
+        self.inner.data_room
+    }
+
+    /// Bytes of each mbuf's private area (DPDK's `rte_pktmbuf_priv_size`).
+    pub fn priv_size(&self) -> u16 {
+        self.inner.mbuf_priv
+    }
+
+    /// Per-lcore cache size.
+    pub fn cache_size(&self) -> u32 {
+        self.inner.cache_size
+    }
+
+    /// Available mbufs (store and caches).
+    pub fn avail_count(&self) -> u32 {
+        self.mempool().avail_count()
+    }
+
+    /// Mbufs in use.
+    pub fn in_use_count(&self) -> u32 {
+        self.mempool().in_use_count()
+    }
+
+    /// Mbufs in use per process slot (in hand), for `shoal info`.
+    pub fn in_use_by_slot(&self) -> Vec<(u32, u32)> {
+        self.mempool().in_use_by_slot()
+    }
+
+    /// Where every mbuf is.
+    pub fn usage(&self) -> mempool::PoolUsage {
+        self.mempool().usage()
+    }
+
+    /// Checks every mbuf's owner tag and the caches.
+    pub fn audit(&self) -> mempool::Audit {
+        self.mempool().audit()
+    }
+
+    /// The counters of `lcore`'s cache.
+    pub fn cache_stats(&self, lcore: crate::eal::LcoreId) -> mempool::CacheStats {
+        self.mempool().cache_stats(lcore)
+    }
+
+    /// The pool's id (what [`MbufIdx::pool_id`] holds for its mbufs).
+    pub fn id(&self) -> u32 {
+        self.inner.index
+    }
+
+    // Crate-internal: gives object access, which would bypass mbuf semantics if public.
+    fn mempool(&self) -> Mempool {
+        Mempool::from_inner(self.inner)
+    }
+}
+
+/// Claims the chain whose head is `raw` (every segment must be in flight).
+#[inline]
+pub(crate) fn claim_chain(group: &'static Group, raw: MbufIdx) -> Option<Mbuf> {
+    let head = header::resolve_in(group, raw.0)?;
+    if head.self_idx() != raw.0 || !head.pool.claim_in_flight(head.idx) {
+        return None;
+    }
+    let m = Mbuf { seg: head };
+    let mut prev = head;
+    let mut count: u32 = 1;
+    loop {
+        let next = prev.next();
+        if next == NONE {
+            break;
+        }
+        let claimed = prev
+            .resolve(next)
+            .filter(|s| count < MAX_SEGS as u32 && s.pool.claim_in_flight(s.idx));
+        match claimed {
+            Some(s) => {
+                prev = s;
+                count += 1;
+            }
+            None => {
+                tracing::error!(target: "shoal::mbuf", "mbuf chain {:#x}: segment {count} ({next:#x}) was not in flight; chain cut there", raw.0);
+                prev.set_next(NONE);
+                head.set_nb_segs(count as u16);
+                break;
+            }
+        }
+    }
+    Some(m)
+}
+
+/// A packet buffer: an owned chain of segments. Dropping it frees every segment (DPDK's
+/// `rte_pktmbuf_free`).
+pub struct Mbuf {
+    seg: Seg,
+}
+
+impl std::fmt::Debug for Mbuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mbuf")
+            .field("pool", &self.seg.pool.name)
+            .field("idx", &self.seg.idx)
+            .field("data_off", &self.seg.data_off())
+            .field("data_len", &self.seg.data_len())
+            .field("pkt_len", &self.seg.pkt_len())
+            .field("nb_segs", &self.seg.nb_segs())
+            .field("refcnt", &self.refcnt())
+            .finish()
+    }
+}
+
+/// Iterates a chain from `s`, at most `MAX_SEGS` segments.
+pub(crate) fn chain_iter(s: Seg) -> impl Iterator<Item = Seg> {
+    let mut cur = Some(s);
+    let mut n = 0u32;
+    std::iter::from_fn(move || {
+        let s = cur?;
+        n += 1;
+        let next = s.next();
+        cur = if next == NONE || n >= MAX_SEGS as u32 {
+            None
+        } else {
+            s.resolve(next)
+        };
+        Some(s)
+    })
+}
+
+/// DPDK's `rte_pktmbuf_detach` for an indirect segment: drops its reference to the direct mbuf
+/// (freeing that one when it was the last) and gives it back its own buffer.
+fn detach(mi: &Seg) {
+    if let Some(md) = mi.resolve(mi.attached()) {
+        // R/A on refcnt: the last holder sees every other holder's use of the buffer.
+        if md.refcnt().fetch_sub(1, AcqRel) == 1 {
+            md.set_next(NONE);
+            md.set_nb_segs(1);
+            md.refcnt().store(1, Relaxed);
+            md.pool.set_mine(md.idx);
+            md.pool.put_one(md.idx);
+        }
+    }
+    let room = mi.pool.data_room;
+    mi.set_attached(NONE);
+    mi.set_buf_len(room);
+    mi.set_data_off(HEADROOM.min(room));
+    mi.set_data_len(0);
+    mi.set_ol_flags(0);
+}
+
+/// DPDK's `rte_pktmbuf_prefree_seg`: true when the segment may go back to its pool.
+#[inline]
+fn prefree(s: &Seg) -> bool {
+    if s.refcnt().load(Relaxed) == 1 {
+        // Sole reference: nobody else can add one (that would need a handle on it).
+        if s.attached() != NONE {
+            detach(s);
+        }
+        s.set_next(NONE);
+        s.set_nb_segs(1);
+        return true;
+    }
+    // Clones use the buffer: the object stays alive without a holder until the last reference
+    // goes. Tag it first, so that the last holder's tag write comes after ours.
+    s.pool.set_shared(s.idx);
+    if s.refcnt().fetch_sub(1, AcqRel) != 1 {
+        return false;
+    }
+    if s.attached() != NONE {
+        detach(s);
+    }
+    s.set_next(NONE);
+    s.set_nb_segs(1);
+    s.refcnt().store(1, Relaxed);
+    s.pool.set_mine(s.idx);
+    true
+}
+
+/// Frees a whole chain starting at `s`.
+#[inline]
+fn free_chain(s: Seg) {
+    if s.next() == NONE && s.attached() == NONE && s.refcnt().load(Relaxed) == 1 {
+        s.pool.put_one(s.idx);
+        return;
+    }
+    free_chain_slow(s)
+}
+
+#[inline(never)]
+fn free_chain_slow(s: Seg) {
+    // Collect first: freeing a segment resets its `next`.
+    let segs: Vec<Seg> = chain_iter(s).collect();
+    for seg in segs {
+        if prefree(&seg) {
+            seg.pool.put_one(seg.idx);
+        }
+    }
+}
+
+impl Drop for Mbuf {
+    #[inline]
+    fn drop(&mut self) {
+        free_chain(self.seg);
+    }
+}
+
+impl Mbuf {
+    /// The first segment's data (DPDK's `rte_pktmbuf_mtod` over `data_len` bytes).
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        self.seg.data()
+    }
+
+    /// The first segment's data, writable. Writing into a clone's (or a cloned mbuf's) data
+    /// changes what every mbuf sharing the buffer sees, as in DPDK.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        self.seg.data_mut()
+    }
+
+    /// Bytes of data in the first segment.
+    #[inline]
+    pub fn data_len(&self) -> u16 {
+        self.seg.data_len()
+    }
+
+    /// Bytes of data in the whole chain.
+    #[inline]
+    pub fn pkt_len(&self) -> u32 {
+        self.seg.pkt_len()
+    }
+
+    /// Segments in the chain.
+    #[inline]
+    pub fn nb_segs(&self) -> u16 {
+        self.seg.nb_segs()
+    }
+
+    /// True for a single segment (DPDK's `rte_pktmbuf_is_contiguous`).
+    pub fn is_contiguous(&self) -> bool {
+        self.nb_segs() == 1
+    }
+
+    /// Bytes before the data in the first segment (DPDK's `rte_pktmbuf_headroom`).
+    #[inline]
+    pub fn headroom(&self) -> u16 {
+        let (_, cap) = self.seg.buf();
+        self.seg.data_off().min(cap)
+    }
+
+    /// Bytes after the data in the first segment (DPDK's `rte_pktmbuf_tailroom`).
+    #[inline]
+    pub fn tailroom(&self) -> u16 {
+        tailroom(&self.seg)
+    }
+
+    /// Size of the first segment's buffer (DPDK's `buf_len`).
+    pub fn buf_len(&self) -> u16 {
+        self.seg.buf_len()
+    }
+
+    fn last_seg(&self) -> Seg {
+        chain_iter(self.seg).last().unwrap_or(self.seg)
+    }
+
+    /// Extends the data at the end of the last segment by `n` bytes and returns them (DPDK's
+    /// `rte_pktmbuf_append`); `None` when the last segment has less tailroom.
+    pub fn append(&mut self, n: u16) -> Option<&mut [u8]> {
+        let last = self.last_seg();
+        if n > tailroom(&last) {
+            return None;
+        }
+        let at = last.data_off() as usize + last.data_len() as usize;
+        last.set_data_len(last.data_len() + n);
+        self.seg.set_pkt_len(self.seg.pkt_len() + n as u32);
+        Some(last.buf_bytes_mut(at, n as usize))
+    }
+
+    /// Extends the data at the front by `n` bytes of headroom and returns them (DPDK's
+    /// `rte_pktmbuf_prepend`); `None` when there is less headroom.
+    pub fn prepend(&mut self, n: u16) -> Option<&mut [u8]> {
+        if n > self.headroom() {
+            return None;
+        }
+        let s = self.seg;
+        s.set_data_off(s.data_off() - n);
+        s.set_data_len(s.data_len().saturating_add(n));
+        s.set_pkt_len(s.pkt_len() + n as u32);
+        Some(s.buf_bytes_mut(s.data_off() as usize, n as usize))
+    }
+
+    /// Removes `n` bytes from the front of the first segment (DPDK's `rte_pktmbuf_adj`); false
+    /// (and nothing changed) when it holds fewer.
+    pub fn adj(&mut self, n: u16) -> bool {
+        let s = self.seg;
+        if n > s.data_len() {
+            return false;
+        }
+        s.set_data_len(s.data_len() - n);
+        s.set_data_off(s.data_off() + n);
+        s.set_pkt_len(s.pkt_len().saturating_sub(n as u32));
+        true
+    }
+
+    /// Removes `n` bytes from the end of the last segment (DPDK's `rte_pktmbuf_trim`); false
+    /// (and nothing changed) when it holds fewer.
+    pub fn trim(&mut self, n: u16) -> bool {
+        let last = self.last_seg();
+        if n > last.data_len() {
+            return false;
+        }
+        last.set_data_len(last.data_len() - n);
+        self.seg
+            .set_pkt_len(self.seg.pkt_len().saturating_sub(n as u32));
+        true
+    }
+
+    /// Input port.
+    #[inline]
+    pub fn port(&self) -> u16 {
+        self.seg.port()
+    }
+
+    /// Sets the input port.
+    #[inline]
+    pub fn set_port(&mut self, p: u16) {
+        self.seg.set_port(p)
+    }
+
+    /// RSS hash (`hash.rss`).
+    #[inline]
+    pub fn rss_hash(&self) -> u32 {
+        self.seg.rss_hash()
+    }
+
+    /// Sets the RSS hash.
+    #[inline]
+    pub fn set_rss_hash(&mut self, h: u32) {
+        self.seg.set_rss_hash(h)
+    }
+
+    /// Packet type (DPDK's `RTE_PTYPE_*` bits).
+    #[inline]
+    pub fn packet_type(&self) -> u32 {
+        self.seg.packet_type()
+    }
+
+    /// Sets the packet type.
+    #[inline]
+    pub fn set_packet_type(&mut self, t: u32) {
+        self.seg.set_packet_type(t)
+    }
+
+    /// Offload flags ([`ol_flags`]).
+    #[inline]
+    pub fn ol_flags(&self) -> u64 {
+        self.seg.ol_flags()
+    }
+
+    /// Sets the offload flags. [`ol_flags::INDIRECT`] is kept as it is: it says what the mbuf
+    /// is, not what to do with it.
+    #[inline]
+    pub fn set_ol_flags(&mut self, f: u64) {
+        let keep = self.seg.ol_flags() & ol_flags::INDIRECT;
+        self.seg.set_ol_flags((f & !ol_flags::INDIRECT) | keep)
+    }
+
+    /// VLAN tag (`vlan_tci`).
+    pub fn vlan_tci(&self) -> u16 {
+        self.seg.vlan_tci()
+    }
+
+    /// Sets the VLAN tag.
+    pub fn set_vlan_tci(&mut self, v: u16) {
+        self.seg.set_vlan_tci(v)
+    }
+
+    /// TX offload lengths (DPDK's packed `tx_offload`).
+    pub fn tx_offload(&self) -> u64 {
+        self.seg.tx_offload()
+    }
+
+    /// Sets the TX offload lengths.
+    pub fn set_tx_offload(&mut self, v: u64) {
+        self.seg.set_tx_offload(v)
+    }
+
+    /// Timestamp (a dynamic field in DPDK).
+    pub fn timestamp(&self) -> u64 {
+        self.seg.timestamp()
+    }
+
+    /// Sets the timestamp.
+    pub fn set_timestamp(&mut self, t: u64) {
+        self.seg.set_timestamp(t)
+    }
+
+    /// Application words in the second cache line (DPDK's dynamic fields).
+    pub fn dynfield(&self) -> [u32; 14] {
+        self.seg.dynfield()
+    }
+
+    /// Sets the application words.
+    pub fn set_dynfield(&mut self, v: [u32; 14]) {
+        self.seg.set_dynfield(v)
+    }
+
+    /// The private area (`priv_size` bytes between header and buffer).
+    pub fn priv_area(&self) -> &[u8] {
+        self.seg.priv_area()
+    }
+
+    /// The private area, writable.
+    pub fn priv_area_mut(&mut self) -> &mut [u8] {
+        self.seg.priv_area()
+    }
+
+    /// References to this mbuf's buffer (1 unless clones share it).
+    pub fn refcnt(&self) -> u16 {
+        let s = match self.seg.attached() {
+            NONE => self.seg,
+            a => self.seg.resolve(a).unwrap_or(self.seg),
+        };
+        s.refcnt().load(Relaxed)
+    }
+
+    /// True when the first segment uses another mbuf's buffer (DPDK's `RTE_MBUF_CLONED`).
+    pub fn is_indirect(&self) -> bool {
+        self.seg.attached() != NONE
+    }
+
+    /// The pool the first segment came from.
+    pub fn pool(&self) -> MbufPool {
+        MbufPool {
+            inner: self.seg.pool,
+        }
+    }
+
+    /// The first segment's index, as it would travel (without giving the mbuf up).
+    pub fn raw(&self) -> MbufIdx {
+        self.seg.raw()
+    }
+
+    /// The data of every segment, in order.
+    pub fn segments(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        chain_iter(self.seg).map(|s| s.data())
+    }
+
+    /// `len` bytes of packet data from offset `off`, across segments (DPDK's
+    /// `rte_pktmbuf_read`): a slice of the mbuf when they are in one segment, else copied into
+    /// `buf`. `None` when the packet is shorter or `buf` too small.
+    pub fn read<'a>(&'a self, off: u32, len: usize, buf: &'a mut [u8]) -> Option<&'a [u8]> {
+        let first = self.data();
+        let o = off as usize;
+        if o + len <= first.len() {
+            return Some(&first[o..o + len]);
+        }
+        if off as u64 + len as u64 > self.pkt_len() as u64 || buf.len() < len {
+            return None;
+        }
+        let mut skip = o;
+        let mut done = 0;
+        for seg in self.segments() {
+            if skip >= seg.len() {
+                skip -= seg.len();
+                continue;
+            }
+            let take = (seg.len() - skip).min(len - done);
+            buf[done..done + take].copy_from_slice(&seg[skip..skip + take]);
+            done += take;
+            skip = 0;
+            if done == len {
+                break;
+            }
+        }
+        (done == len).then_some(&buf[..len])
+    }
+
+    /// A clone that shares this mbuf's buffers: for each segment, a new (indirect) mbuf from
+    /// `pool` attached to it (DPDK's `rte_pktmbuf_clone`). The buffers live until the original
+    /// and every clone are freed. `None` when `pool` runs out.
+    pub fn clone_in(&self, pool: &MbufPool) -> Option<Mbuf> {
+        let mut head: Option<Mbuf> = None;
+        let mut prev: Option<Seg> = None;
+        let mut n: u16 = 0;
+        for md in chain_iter(self.seg) {
+            let mi = pool.alloc()?;
+            attach(&mi.seg, &md);
+            n += 1;
+            match prev {
+                None => {
+                    prev = Some(mi.seg);
+                    head = Some(mi);
+                }
+                Some(p) => {
+                    p.set_next(mi.seg.raw().0);
+                    prev = Some(mi.seg);
+                    // Owned by the chain now; freed with `head` if a later alloc fails.
+                    let _ = ManuallyDrop::new(mi);
+                    if let Some(h) = &head {
+                        h.seg.set_nb_segs(n);
+                    }
+                }
+            }
+        }
+        let head = head?;
+        head.seg.set_nb_segs(n);
+        head.seg.set_pkt_len(self.pkt_len());
+        Some(head)
+    }
+
+    /// A deep copy of `len` bytes of the packet from `off` (all of it for `u32::MAX`), into
+    /// new mbufs from `pool`, chained as needed (DPDK's `rte_pktmbuf_copy`). `None` when `off`
+    /// is past the end or `pool` runs out.
+    pub fn copy(&self, pool: &MbufPool, off: u32, len: u32) -> Option<Mbuf> {
+        let pkt_len = self.pkt_len();
+        if off >= pkt_len {
+            return None;
+        }
+        let mut len = len.min(pkt_len - off);
+        let mc = pool.alloc()?;
+        copy_hdr(&mc.seg, &self.seg);
+        mc.seg
+            .set_ol_flags(self.seg.ol_flags() & !ol_flags::INDIRECT);
+        let mut last = mc.seg;
+        let mut segs = chain_iter(self.seg);
+        let mut seg = segs.next()?;
+        let mut off = off as usize;
+        while len > 0 {
+            while off >= seg.data_len() as usize {
+                off -= seg.data_len() as usize;
+                seg = segs.next()?;
+            }
+            if tailroom(&last) == 0 {
+                let m = pool.alloc()?;
+                last.set_next(m.seg.raw().0);
+                last = m.seg;
+                let _ = ManuallyDrop::new(m);
+                mc.seg.set_nb_segs(mc.seg.nb_segs() + 1);
+            }
+            let src = seg.data();
+            let take = (src.len() - off)
+                .min(len as usize)
+                .min(tailroom(&last) as usize);
+            let at = last.data_off() as usize + last.data_len() as usize;
+            last.buf_bytes_mut(at, take)
+                .copy_from_slice(&src[off..off + take]);
+            last.set_data_len(last.data_len() + take as u16);
+            mc.seg.set_pkt_len(mc.seg.pkt_len() + take as u32);
+            off += take;
+            len -= take as u32;
+        }
+        Some(mc)
+    }
+
+    /// Appends `tail`'s chain to this one (DPDK's `rte_pktmbuf_chain`). Gives `tail` back when
+    /// the chain would exceed [`MAX_SEGS`] segments.
+    pub fn chain(&mut self, tail: Mbuf) -> Result<(), Mbuf> {
+        let total = self.nb_segs() as u32 + tail.nb_segs() as u32;
+        if total > MAX_SEGS as u32 {
+            return Err(tail);
+        }
+        let last = self.last_seg();
+        last.set_next(tail.seg.raw().0);
+        self.seg.set_nb_segs(total as u16);
+        self.seg
+            .set_pkt_len(self.seg.pkt_len() + tail.seg.pkt_len());
+        tail.seg.set_pkt_len(tail.seg.data_len() as u32);
+        let _ = ManuallyDrop::new(tail);
+        Ok(())
+    }
+
+    /// Copies every segment's data into the first one and frees the others (DPDK's
+    /// `rte_pktmbuf_linearize`); false (and nothing changed) when the first segment lacks the
+    /// tailroom.
+    pub fn linearize(&mut self) -> bool {
+        if self.is_contiguous() {
+            return true;
+        }
+        let s = self.seg;
+        let copy_len = self.pkt_len().saturating_sub(s.data_len() as u32);
+        if copy_len > tailroom(&s) as u32 {
+            return false;
+        }
+        let mut at = s.data_off() as usize + s.data_len() as usize;
+        let rest: Vec<Seg> = chain_iter(s).skip(1).collect();
+        for seg in &rest {
+            let src = seg.data();
+            s.buf_bytes_mut(at, src.len()).copy_from_slice(src);
+            at += src.len();
+        }
+        s.set_data_len(s.data_len() + copy_len as u16);
+        s.set_next(NONE);
+        s.set_nb_segs(1);
+        for seg in rest {
+            // Unlinked above: free each segment on its own.
+            seg.set_next(NONE);
+            free_chain(seg);
+        }
+        true
+    }
+
+    /// Gives the mbuf (the whole chain) up for another process to claim with
+    /// [`MbufPool::from_raw`]; until then it is in flight and belongs to no process.
+    #[inline]
+    pub fn into_raw(self) -> MbufIdx {
+        let s = self.seg;
+        let _ = ManuallyDrop::new(self);
+        if s.next() == NONE {
+            s.pool.set_in_flight(s.idx);
+        } else {
+            for seg in chain_iter(s) {
+                seg.pool.set_in_flight(seg.idx);
+            }
+        }
+        s.raw()
+    }
+
+    pub(crate) fn seg(&self) -> Seg {
+        self.seg
+    }
+}
+
+fn tailroom(s: &Seg) -> u16 {
+    let (_, cap) = s.buf();
+    let off = s.data_off().min(cap);
+    let len = s.data_len().min(cap - off);
+    cap - off - len
+}
+
+/// `__rte_pktmbuf_copy_hdr`.
+fn copy_hdr(dst: &Seg, src: &Seg) {
+    dst.set_port(src.port());
+    dst.set_vlan_tci(src.vlan_tci());
+    dst.set_vlan_tci_outer(src.vlan_tci_outer());
+    dst.set_tx_offload(src.tx_offload());
+    dst.set_rss_hash(src.rss_hash());
+    dst.set_hash_hi(src.hash_hi());
+    dst.set_packet_type(src.packet_type());
+    dst.set_timestamp(src.timestamp());
+    dst.set_dynfield(src.dynfield());
+}
+
+/// DPDK's `rte_pktmbuf_attach`: makes the fresh mbuf `mi` use `m`'s buffer (the buffer of
+/// `m`'s direct mbuf when `m` is itself a clone).
+fn attach(mi: &Seg, m: &Seg) {
+    let md = match m.attached() {
+        NONE => *m,
+        a => m.resolve(a).unwrap_or(*m),
+    };
+    md.refcnt().fetch_add(1, Relaxed);
+    copy_hdr(mi, m);
+    mi.set_priv_size(m.priv_size());
+    mi.set_ol_flags(m.ol_flags() | ol_flags::INDIRECT);
+    mi.set_attached(md.raw().0);
+    mi.set_data_off(m.data_off());
+    mi.set_data_len(m.data_len());
+    mi.set_buf_len(m.buf_len());
+    mi.set_next(NONE);
+    mi.set_pkt_len(m.data_len() as u32);
+    mi.set_nb_segs(1);
+}
+
+/// Decides what reclaiming mbuf `i` of `p`, held by a dead process, means (its tag is
+/// RECLAIMING): true to return it to its pool.
+pub(crate) fn reclaim_object(p: &'static PoolInner, i: u32) -> bool {
+    let s = Seg::of(p, i);
+    if s.attached() != NONE {
+        // A clone: drop its reference to the direct mbuf, returning that one if it was the
+        // last; then the clone itself goes back.
+        if let Some(md) = s.resolve(s.attached()) {
+            if md.refcnt().fetch_sub(1, AcqRel) == 1 {
+                md.refcnt().store(1, Relaxed);
+                md.set_next(NONE);
+                md.pool.give_back(&[md.idx]);
+            }
+        }
+        s.set_attached(NONE);
+        s.refcnt().store(1, Relaxed);
+        return true;
+    }
+    if s.refcnt().load(Relaxed) <= 1 {
+        return true;
+    }
+    // Clones elsewhere use its buffer: the dead process's reference goes, the mbuf stays.
+    p.set_shared(i);
+    if s.refcnt().fetch_sub(1, AcqRel) == 1 {
+        s.refcnt().store(1, Relaxed);
+        return true;
+    }
+    false
+}

@@ -200,4 +200,6 @@ pub const LAYOUT_VERSION: u64 = layout_hash(&[
     MAX_LCORES as u64,
     crate::ring::SHARED_LAYOUT,
     crate::mempool::SHARED_LAYOUT,
+    crate::mbuf::SHARED_LAYOUT,
+    crate::ethdev::SHARED_LAYOUT,
 ]);

@@ -1,10 +1,742 @@
-//! Mempools (under construction).
+//! Mempools: fixed-size objects in shared memory with per-lcore caches (DPDK's
+//! `rte_mempool_*`).
+//!
+//! ```no_run
+//! use shoal::mempool::{Mempool, MempoolConfig};
+//! let (eal, _) = shoal::eal::Eal::init(std::env::args().collect()).unwrap();
+//! let pool = Mempool::create(&eal, "msgs", MempoolConfig::new(1023, 256).cache_size(32)).unwrap();
+//! let mut obj = pool.get().expect("pool empty");
+//! obj.data_mut()[..5].copy_from_slice(b"hello");
+//! drop(obj); // back to the pool (to this lcore's cache)
+//! ```
+//!
+//! A pool lives in the memzone `MP_<name>`: a header, a common store of free object indices (a
+//! multi-producer/multi-consumer ring, like DPDK's default `ring_mp_mc` ops), one cache per
+//! lcore id, an owner tag per object and the objects (see `layout.rs`). Any process of the
+//! group finds it with [`Mempool::lookup`].
+//!
+//! **Ownership.** [`PoolObj`] is an owned handle: dropping it returns the object, so an object
+//! cannot be freed twice or used after it was freed. To move an object to another process,
+//! [`PoolObj::into_raw`] turns it into an [`ObjIdx`] (a `Pod` that rings carry) and the
+//! receiver takes ownership with [`Mempool::from_raw`], which refuses an index that was not
+//! handed over that way.
+//!
+//! **Caches.** A thread registered as an lcore (the EAL's main thread, or one registered with
+//! [`Eal::register_thread`]) uses its lcore's cache; other threads use the common store
+//! directly, as in DPDK. The cache rules are DPDK 22.11's (`pool.rs`). Like DPDK, counts of
+//! available objects include what sits in caches.
+//!
+//! **Owner tags and reclaiming.** Every object carries a tag saying who answers for it: the
+//! store, a process slot (in its hands or its caches), "in flight" (handed over through a ring)
+//! or "shared" (an mbuf buffer kept alive by clones). When a process dies, even by `SIGKILL`,
+//! the primary's reaper calls [`reclaim_slot`] and everything tagged with the dead slot goes
+//! back to the store and its caches are emptied. What was in flight is not the dead process's
+//! any more: the process that dequeues it owns it. Two windows remain, both a few instructions
+//! wide: a process killed between taking indices out of a ring and claiming them (in
+//! [`crate::mbuf::MbufRing::dequeue_burst`] or between a dequeue and [`Mempool::from_raw`])
+//! leaves those objects in flight for ever, and one killed inside a store operation of its own
+//! may lose the objects of that operation. Neither corrupts a pool: the [`Mempool::audit`]
+//! reports such objects.
+//!
+//! Memory orderings:
+//!
+//! | edge | Release site | Acquire site | protects |
+//! |---|---|---|---|
+//! | R0/A0 | header `publish` | header `read` (lookup, attach) | the header, store and objects the creator initialised |
+//! | R1/A1 | registry view store | registry view load | a process-local view is fully built |
+//! | ring | store enqueue (prod tail) | store dequeue | object contents and owner tags between processes |
+
+mod layout;
+mod pool;
+mod reclaim;
+mod registry;
+mod store;
+
+use crate::eal::Eal;
+use crate::memory::{MemzoneKind, Region};
+use crate::memzone::{self, Memzone};
+use crate::sync::atomic::Ordering;
+use crate::sys;
+
+pub(crate) use layout::kind;
+pub use layout::{CACHE_MAX_SIZE, MAX_OBJECTS, NAMESIZE};
+pub(crate) use pool::PoolInner;
+pub use pool::PoolObj;
+pub(crate) use reclaim::reclaim_slot;
+pub use reclaim::{reclaim, Audit, PoolUsage, SlotUsage};
+pub(crate) use registry::{group, Group};
 
 /// Layout hash of the mempool structures placed in shared memory.
-pub(crate) const SHARED_LAYOUT: u64 = 0;
+pub(crate) const SHARED_LAYOUT: u64 = crate::memory::layout_hash(&layout::LAYOUT_FACTS);
 
-/// Returns to their pools the objects a process slot still holds (in hand and in caches).
-pub(crate) fn reclaim_slot(_whole: &crate::memory::Region, _slot: u32) {}
+/// Pool flags (DPDK's `RTE_MEMPOOL_F_*` values where DPDK has the flag).
+pub mod flags {
+    /// Objects are not aligned to cache lines (`RTE_MEMPOOL_F_NO_CACHE_ALIGN`).
+    pub const NO_CACHE_ALIGN: u32 = 0x0002;
+    /// Only one thread puts into the common store at a time (`RTE_MEMPOOL_F_SP_PUT`).
+    pub const SP_PUT: u32 = 0x0004;
+    /// Only one thread gets from the common store at a time (`RTE_MEMPOOL_F_SC_GET`).
+    pub const SC_GET: u32 = 0x0008;
+    /// No owner tags (shoal's own flag, for measuring their cost): objects of a process that
+    /// dies are not returned, and [`super::Mempool::from_raw`] cannot check its argument.
+    pub const NO_OWNER_TAGS: u32 = 0x1000;
+    /// Every flag an application may pass.
+    pub const VALID: u32 = NO_CACHE_ALIGN | SP_PUT | SC_GET | NO_OWNER_TAGS;
+}
+
+/// How to build a pool (the arguments of DPDK's `rte_mempool_create`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MempoolConfig {
+    /// Number of objects. `2^q - 1` uses the store's ring best, as in DPDK.
+    pub size: u32,
+    /// Bytes per object.
+    pub elt_size: u32,
+    /// Per-lcore cache size, 0 for none; at most [`CACHE_MAX_SIZE`] and `size / 1.5`.
+    pub cache_size: u32,
+    /// [`flags`].
+    pub flags: u32,
+}
+
+impl MempoolConfig {
+    /// `size` objects of `elt_size` bytes, no cache, no flags.
+    pub fn new(size: u32, elt_size: u32) -> Self {
+        Self {
+            size,
+            elt_size,
+            cache_size: 0,
+            flags: 0,
+        }
+    }
+
+    /// With per-lcore caches of `cache_size` objects.
+    pub fn cache_size(mut self, cache_size: u32) -> Self {
+        self.cache_size = cache_size;
+        self
+    }
+
+    /// With `flags`.
+    pub fn flags(mut self, flags: u32) -> Self {
+        self.flags = flags;
+        self
+    }
+}
+
+/// Errors of mempool operations.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    /// A pool of zero objects was asked for.
+    #[error("a mempool needs at least one object")]
+    ZeroSize,
+    /// More objects than a pool can index.
+    #[error("{0} objects asked for; a pool holds at most {MAX_OBJECTS}")]
+    TooManyObjects(u32),
+    /// The cache is too big for DPDK's rules.
+    #[error("cache size {cache_size} is too big: at most {CACHE_MAX_SIZE} and at most size / 1.5 (size {size})")]
+    CacheTooBig {
+        /// Asked cache size.
+        cache_size: u32,
+        /// Pool size.
+        size: u32,
+    },
+    /// Unknown flag bits.
+    #[error("invalid mempool flags {0:#x}")]
+    InvalidFlags(u32),
+    /// Empty or too long a name.
+    #[error("mempool name {0:?} must be 1 to {max} bytes", max = NAMESIZE - 1)]
+    BadName(String),
+    /// The name is taken.
+    #[error("a mempool named {0:?} already exists")]
+    Exists(String),
+    /// No pool has this name.
+    #[error("no mempool named {0:?}")]
+    NotFound(String),
+    /// The memzone exists but holds no usable pool.
+    #[error("mempool {name:?} cannot be used: {why}")]
+    Unusable {
+        /// The pool.
+        name: String,
+        /// Why.
+        why: String,
+    },
+    /// A pool of mbufs was looked up as a plain mempool, or the other way round.
+    #[error("mempool {name:?} holds {found}; use {use_instead}")]
+    WrongKind {
+        /// The pool.
+        name: String,
+        /// What it holds.
+        found: &'static str,
+        /// The lookup to use.
+        use_instead: &'static str,
+    },
+    /// Objects are still in use.
+    #[error("mempool {name:?} still has {in_use} objects in use")]
+    InUse {
+        /// The pool.
+        name: String,
+        /// Objects out of the pool.
+        in_use: u32,
+    },
+    /// Memory for the pool could not be had.
+    #[error("memory for mempool {name:?}: {source}")]
+    Memzone {
+        /// The pool.
+        name: String,
+        /// The cause.
+        source: memzone::Error,
+    },
+    /// The pool's layout does not fit in memory.
+    #[error("mempool {0:?} is too large")]
+    TooLarge(String),
+    /// `reclaim` was asked for the slot of a live process.
+    #[error("process slot {slot} belongs to live process {pid}; only a dead process's objects can be reclaimed")]
+    SlotAlive {
+        /// The slot.
+        slot: u32,
+        /// Its process.
+        pid: u32,
+    },
+    /// No such process slot.
+    #[error("no process slot {0}")]
+    NoSuchSlot(u32),
+}
+
+fn fail<T>(e: Error) -> Result<T, Error> {
+    tracing::debug!(target: "shoal::mempool", "{e}");
+    Err(e)
+}
+
+fn zone_name(name: &str) -> Result<String, Error> {
+    if name.is_empty() || name.len() >= NAMESIZE || name.contains('\0') {
+        return fail(Error::BadName(name.to_owned()));
+    }
+    Ok(format!("MP_{name}"))
+}
+
+/// What kind of pool a name is looked up as.
+pub(crate) fn kind_name(k: u32) -> &'static str {
+    if k == kind::MBUF {
+        "mbufs"
+    } else {
+        "plain objects"
+    }
+}
+
+/// Builds a pool: the common part of [`Mempool::create`] and `MbufPool::create`.
+pub(crate) fn create_pool(
+    eal: &Eal,
+    name: &str,
+    cfg: &MempoolConfig,
+    pool_kind: u32,
+    priv_data: &[u8],
+    init: &mut dyn FnMut(&mut [u8], u32),
+) -> Result<&'static PoolInner, Error> {
+    let zname = zone_name(name)?;
+    if cfg.size == 0 {
+        return fail(Error::ZeroSize);
+    }
+    if cfg.size > MAX_OBJECTS {
+        return fail(Error::TooManyObjects(cfg.size));
+    }
+    if cfg.cache_size > CACHE_MAX_SIZE || layout::flushthresh(cfg.cache_size) > cfg.size {
+        return fail(Error::CacheTooBig {
+            cache_size: cfg.cache_size,
+            size: cfg.size,
+        });
+    }
+    if cfg.flags & !flags::VALID != 0 {
+        return fail(Error::InvalidFlags(cfg.flags));
+    }
+    let too_large = || Error::TooLarge(name.to_owned());
+    let store_len = store::Store::memsize(cfg.size).ok_or_else(too_large)? as u64;
+    let geo = layout::Geometry::new(
+        cfg.size,
+        cfg.elt_size,
+        cfg.cache_size,
+        priv_data.len() as u32,
+        cfg.flags & flags::NO_CACHE_ALIGN == 0,
+        store_len,
+    )
+    .ok_or_else(too_large)?;
+    let zone_len = usize::try_from(geo.zone_len).map_err(|_| too_large())?;
+    let mz =
+        Memzone::reserve_kind(eal, &zname, zone_len, 128, MemzoneKind::Mempool).map_err(
+            |e| match e {
+                memzone::Error::Exists(_) => Error::Exists(name.to_owned()),
+                source => Error::Memzone {
+                    name: name.to_owned(),
+                    source,
+                },
+            },
+        );
+    let mz = match mz {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
+    match build(
+        eal,
+        name,
+        &zname,
+        mz.region(),
+        cfg,
+        &geo,
+        pool_kind,
+        priv_data,
+        init,
+    ) {
+        Ok(p) => Ok(p),
+        Err(e) => {
+            let _ = Memzone::free(eal, &zname);
+            fail(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    eal: &Eal,
+    name: &str,
+    zname: &str,
+    zone: &Region,
+    cfg: &MempoolConfig,
+    geo: &layout::Geometry,
+    pool_kind: u32,
+    priv_data: &[u8],
+    init: &mut dyn FnMut(&mut [u8], u32),
+) -> Result<&'static PoolInner, Error> {
+    let unusable = |why: &str| Error::Unusable {
+        name: name.to_owned(),
+        why: why.to_owned(),
+    };
+    let mut name_bytes = [0u8; 32];
+    name_bytes[..name.len()].copy_from_slice(name.as_bytes());
+    let pid = sys::getpid();
+    let uid = crate::memory::layout_hash(&[pid as u64, sys::monotonic_ns(), zone.offset() as u64]);
+    let hdr = layout::MempoolHeader::write(
+        zone,
+        layout::MempoolHeader {
+            magic: Default::default(),
+            uid: uid.into(),
+            name: name_bytes,
+            kind: pool_kind,
+            flags: cfg.flags,
+            size: cfg.size,
+            elt_size: cfg.elt_size,
+            stride: geo.stride,
+            cache_size: cfg.cache_size,
+            flushthresh: geo.flushthresh,
+            cache_stride: geo.cache_stride,
+            priv_size: priv_data.len() as u32,
+            creator_pid: pid,
+            off_store: geo.off_store,
+            store_len: geo.store_len,
+            off_caches: geo.off_caches,
+            off_tags: geo.off_tags,
+            off_priv: geo.off_priv,
+            off_objs: geo.off_objs,
+            zone_len: geo.zone_len,
+            lost: Default::default(),
+        },
+    )
+    .ok_or_else(|| unusable("memzone too small"))?;
+    if !zone.write(geo.off_priv as usize, priv_data) {
+        return Err(unusable("private area out of the zone"));
+    }
+    let store_region = Region::new(
+        zone.mapping().clone(),
+        zone.offset() + geo.off_store as usize,
+        geo.store_len as usize,
+    )
+    .ok_or_else(|| unusable("store out of the zone"))?;
+    let st = store::Store::init(
+        store_region,
+        zname,
+        cfg.size,
+        cfg.flags & flags::SP_PUT != 0,
+        cfg.flags & flags::SC_GET != 0,
+    )
+    .ok_or_else(|| unusable("the common store could not be built"))?;
+    // Objects: run the initialiser once per object, then hand them all to the store (tags are
+    // zero = FREE from the memzone's zeroing). The pool is not published yet, so nothing else
+    // touches these bytes.
+    if !pool::init_objects(zone, geo.off_objs, geo.stride, cfg.size, cfg.elt_size, init) {
+        return Err(unusable("objects out of the zone"));
+    }
+    let all: Vec<u32> = (0..cfg.size).collect();
+    for chunk in all.chunks(1024) {
+        if !st.enqueue(None, chunk) {
+            return Err(unusable("the common store is too small"));
+        }
+    }
+    hdr.publish();
+    let group = registry::group(eal);
+    let index = group
+        .zone_index(zname)
+        .ok_or_else(|| unusable("memzone vanished"))?;
+    let p = group
+        .pool(index)
+        .ok_or_else(|| unusable("just-built pool fails its checks"))?;
+    tracing::debug!(target: "shoal::mempool", "created mempool {name:?}: {} objects of {} bytes, cache {}, {} bytes", cfg.size, cfg.elt_size, cfg.cache_size, geo.zone_len);
+    Ok(p)
+}
+
+/// Finds a pool by name in any process of the group.
+pub(crate) fn lookup_pool(eal: &Eal, name: &str) -> Result<&'static PoolInner, Error> {
+    let zname = zone_name(name)?;
+    let group = registry::group(eal);
+    let Some(index) = group.zone_index(&zname) else {
+        return fail(Error::NotFound(name.to_owned()));
+    };
+    match group.pool(index) {
+        Some(p) => Ok(p),
+        None => {
+            let why = Memzone::lookup(eal, &zname)
+                .map_err(|e| e.to_string())
+                .and_then(|mz| {
+                    layout::MempoolHeader::read(mz.region())
+                        .map(|_| ())
+                        .map_err(str::to_owned)
+                })
+                .err()
+                .unwrap_or_else(|| "it changed while being looked up".into());
+            fail(Error::Unusable {
+                name: name.to_owned(),
+                why,
+            })
+        }
+    }
+}
+
+/// Frees a pool whose objects are all back (in the store or in caches).
+pub(crate) fn free_pool(eal: &Eal, p: &'static PoolInner) -> Result<(), Error> {
+    let in_use = p.size.saturating_sub(avail(p));
+    if in_use > 0 {
+        return fail(Error::InUse {
+            name: p.name.clone(),
+            in_use,
+        });
+    }
+    p.hdr().magic.store(layout::MAGIC_FREED, Ordering::Release);
+    Memzone::free(eal, &format!("MP_{}", p.name)).map_err(|source| Error::Memzone {
+        name: p.name.clone(),
+        source,
+    })?;
+    tracing::debug!(target: "shoal::mempool", "freed mempool {:?}", p.name);
+    Ok(())
+}
+
+/// DPDK's `rte_mempool_avail_count`: the store plus every cache, capped at the size.
+pub(crate) fn avail(p: &PoolInner) -> u32 {
+    (p.store_count() + p.cached_count()).min(p.size)
+}
+
+/// A handle on a mempool. Cheap to copy; every process of the group sees the same pool.
+#[derive(Clone, Copy)]
+pub struct Mempool {
+    inner: &'static PoolInner,
+}
+
+impl std::fmt::Debug for Mempool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mempool")
+            .field("name", &self.inner.name)
+            .field("size", &self.inner.size)
+            .field("elt_size", &self.inner.elt_size)
+            .field("cache_size", &self.inner.cache_size)
+            .finish()
+    }
+}
+
+impl PartialEq for Mempool {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.inner, other.inner)
+    }
+}
+
+impl Eq for Mempool {}
+
+/// Per-lcore cache counters (DPDK's cache statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    /// Objects in the cache now.
+    pub len: u32,
+    /// Times the cache was filled from the common store.
+    pub fills: u64,
+    /// Times the cache was flushed to the common store.
+    pub flushes: u64,
+}
+
+/// A pool as listed by [`Mempool::list`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MempoolInfo {
+    /// Name (without the memzone's `MP_`).
+    pub name: String,
+    /// `mempool` or `mbuf`.
+    pub kind: &'static str,
+    /// Objects.
+    pub size: u32,
+    /// Bytes per object.
+    pub elt_size: u32,
+    /// Per-lcore cache size.
+    pub cache_size: u32,
+    /// Flags.
+    pub flags: u32,
+    /// Available objects (store and caches).
+    pub avail: u32,
+    /// Objects in use.
+    pub in_use: u32,
+    /// Objects in use per process slot (in hand, caches excluded).
+    pub in_use_by_slot: Vec<(u32, u32)>,
+}
+
+impl Mempool {
+    /// Creates a pool named `name` (DPDK's `rte_mempool_create` without an initialiser).
+    ///
+    /// # Errors
+    /// [`Error::ZeroSize`], [`Error::TooManyObjects`], [`Error::CacheTooBig`] (more than
+    /// [`CACHE_MAX_SIZE`] or more than `size / 1.5`), [`Error::InvalidFlags`],
+    /// [`Error::BadName`], [`Error::Exists`], [`Error::Memzone`] (no room: grow `-m`).
+    pub fn create(eal: &Eal, name: &str, cfg: MempoolConfig) -> Result<Mempool, Error> {
+        Self::create_with(eal, name, cfg, |_, _| {})
+    }
+
+    /// Creates a pool and runs `init(object bytes, index)` once per object before anyone can
+    /// use it (DPDK's `obj_init`). Objects start zeroed.
+    ///
+    /// # Errors
+    /// As [`Mempool::create`].
+    pub fn create_with(
+        eal: &Eal,
+        name: &str,
+        cfg: MempoolConfig,
+        mut init: impl FnMut(&mut [u8], u32),
+    ) -> Result<Mempool, Error> {
+        create_pool(eal, name, &cfg, kind::PLAIN, &[], &mut init).map(|inner| Mempool { inner })
+    }
+
+    /// Finds a pool created by any process of the group.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Unusable`] (still being created, or freed), or
+    /// [`Error::WrongKind`] for a pool of mbufs (use `MbufPool::lookup`).
+    pub fn lookup(eal: &Eal, name: &str) -> Result<Mempool, Error> {
+        let inner = lookup_pool(eal, name)?;
+        if inner.kind != kind::PLAIN {
+            return fail(Error::WrongKind {
+                name: name.to_owned(),
+                found: kind_name(inner.kind),
+                use_instead: "MbufPool::lookup",
+            });
+        }
+        Ok(Mempool { inner })
+    }
+
+    /// Frees the pool (DPDK's `rte_mempool_free`). Refused while objects are in use; objects
+    /// sitting in lcore caches count as free.
+    ///
+    /// # Errors
+    /// [`Error::InUse`], or [`Error::Memzone`] when the memzone is already gone.
+    pub fn free(self, eal: &Eal) -> Result<(), Error> {
+        free_pool(eal, self.inner)
+    }
+
+    /// Every pool of the group (mbuf pools included), for tools such as `shoal info`.
+    pub fn list(eal: &Eal) -> Vec<MempoolInfo> {
+        let group = registry::group(eal);
+        group
+            .pool_zones()
+            .into_iter()
+            .filter_map(|z| group.pool(z))
+            .map(|p| {
+                let usage = reclaim::usage(p);
+                MempoolInfo {
+                    name: p.name.clone(),
+                    kind: if p.kind == kind::MBUF {
+                        "mbuf"
+                    } else {
+                        "mempool"
+                    },
+                    size: p.size,
+                    elt_size: p.elt_size,
+                    cache_size: p.cache_size,
+                    flags: p.flags,
+                    avail: usage.avail,
+                    in_use: usage.in_use,
+                    in_use_by_slot: usage.by_slot.iter().map(|s| (s.slot, s.in_hand)).collect(),
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn from_inner(inner: &'static PoolInner) -> Mempool {
+        Mempool { inner }
+    }
+
+    /// Name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Number of objects.
+    pub fn size(&self) -> u32 {
+        self.inner.size
+    }
+
+    /// Bytes per object.
+    pub fn elt_size(&self) -> u32 {
+        self.inner.elt_size
+    }
+
+    /// Per-lcore cache size.
+    pub fn cache_size(&self) -> u32 {
+        self.inner.cache_size
+    }
+
+    /// Flags.
+    pub fn flags(&self) -> u32 {
+        self.inner.flags
+    }
+
+    /// Gets one object (DPDK's `rte_mempool_get`); `None` when the pool (this lcore's cache
+    /// and the common store) is empty. Objects in other lcores' caches are not reachable.
+    #[inline]
+    pub fn get(&self) -> Option<PoolObj> {
+        let mut got = None;
+        if self.inner.get_with(1, |s| {
+            got = Some(PoolObj {
+                pool: self.inner,
+                idx: s[0],
+            })
+        }) {
+            got
+        } else {
+            None
+        }
+    }
+
+    /// Gets `n` objects, appended to `out`, or none at all (DPDK's `rte_mempool_get_bulk`).
+    #[inline]
+    pub fn get_bulk(&self, n: usize, out: &mut Vec<PoolObj>) -> bool {
+        out.reserve(n);
+        let pool = self.inner;
+        pool.get_with(n, |s| {
+            out.extend(s.iter().map(|&idx| PoolObj { pool, idx }))
+        })
+    }
+
+    /// Returns objects (DPDK's `rte_mempool_put_bulk`); dropping them one by one does the same
+    /// at a higher cost. Objects of other pools go back to their own pools.
+    #[inline]
+    pub fn put_bulk(&self, objs: impl IntoIterator<Item = PoolObj>) {
+        let mut buf = [0u32; 64];
+        let mut n = 0;
+        for o in objs {
+            if !std::ptr::eq(o.pool, self.inner) {
+                drop(o);
+                continue;
+            }
+            buf[n] = o.idx;
+            std::mem::forget(o);
+            n += 1;
+            if n == buf.len() {
+                self.inner.put(&buf);
+                n = 0;
+            }
+        }
+        self.inner.put(&buf[..n]);
+    }
+
+    /// Takes ownership of an object handed over with [`PoolObj::into_raw`]; `None` when `raw`
+    /// is not an object of this pool in flight (already claimed, never sent, out of range).
+    pub fn from_raw(&self, raw: ObjIdx) -> Option<PoolObj> {
+        if raw.pool_id() != self.inner.index {
+            return None;
+        }
+        let idx = raw.index();
+        // `then`, not `then_some`: a handle made eagerly would be dropped, returning an object
+        // that is not ours.
+        self.inner.claim_in_flight(idx).then(|| PoolObj {
+            pool: self.inner,
+            idx,
+        })
+    }
+
+    /// Available objects: the common store plus every lcore cache (DPDK's
+    /// `rte_mempool_avail_count`).
+    pub fn avail_count(&self) -> u32 {
+        avail(self.inner)
+    }
+
+    /// Objects in use: `size - avail_count` (DPDK's `rte_mempool_in_use_count`).
+    pub fn in_use_count(&self) -> u32 {
+        self.inner.size - avail(self.inner)
+    }
+
+    /// True when every object is available (DPDK's `rte_mempool_full`).
+    pub fn is_full(&self) -> bool {
+        self.avail_count() == self.inner.size
+    }
+
+    /// True when no object is available (DPDK's `rte_mempool_empty`).
+    pub fn is_empty(&self) -> bool {
+        self.avail_count() == 0
+    }
+
+    /// Objects in the common store (not in any cache).
+    pub fn common_count(&self) -> u32 {
+        self.inner.store_count()
+    }
+
+    /// The counters of `lcore`'s cache.
+    pub fn cache_stats(&self, lcore: crate::eal::LcoreId) -> CacheStats {
+        let (len, fills, flushes) = self.inner.cache_stats(lcore.0);
+        CacheStats {
+            len,
+            fills,
+            flushes,
+        }
+    }
+
+    /// Objects in use per process slot, in hand (caches excluded), for `shoal info`.
+    pub fn in_use_by_slot(&self) -> Vec<(u32, u32)> {
+        reclaim::usage(self.inner)
+            .by_slot
+            .iter()
+            .map(|s| (s.slot, s.in_hand))
+            .collect()
+    }
+
+    /// Where every object is: store, caches, processes, in flight.
+    pub fn usage(&self) -> PoolUsage {
+        reclaim::usage(self.inner)
+    }
+
+    /// Checks every object's state and the caches (DPDK's `rte_mempool_audit`).
+    pub fn audit(&self) -> Audit {
+        reclaim::audit(self.inner)
+    }
+}
+
+/// An object index as rings carry it: the pool's id (its memzone's index) in the top 9 bits and
+/// the object's index in the low 23.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(transparent)]
+pub struct ObjIdx(pub u32);
+
+impl ObjIdx {
+    pub(crate) fn new(pool_id: u32, idx: u32) -> ObjIdx {
+        ObjIdx(pool_id << layout::OBJ_BITS | idx)
+    }
+
+    /// The pool's id.
+    pub fn pool_id(self) -> u32 {
+        self.0 >> layout::OBJ_BITS
+    }
+
+    /// The object's index in its pool.
+    pub fn index(self) -> u32 {
+        self.0 & (MAX_OBJECTS - 1)
+    }
+}
 
 /// One JSON object per mempool of the group, for `shoal info` (name, size, available, in use).
 pub(crate) fn describe_all(

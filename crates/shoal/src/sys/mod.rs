@@ -3,6 +3,9 @@
 //! callers turn into their own error variants.
 #![allow(unsafe_code)] // FFI to libc
 
+#[allow(dead_code)] // used by the af_packet and tap drivers as they land
+pub(crate) mod packet;
+
 use std::ffi::CString;
 use std::fs::File;
 use std::io;

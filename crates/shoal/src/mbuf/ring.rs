@@ -1,0 +1,255 @@
+//! Rings that move mbufs between threads and processes: a [`Ring<MbufIdx>`] whose every
+//! operation moves ownership.
+
+use std::cell::{Cell, RefCell};
+
+use super::batch::MAX_BURST;
+use super::header::Seg;
+use super::{claim_chain, Error, Mbuf, MbufBatch, MbufIdx};
+use crate::eal::Eal;
+use crate::memory::MemzoneKind;
+use crate::mempool::{group, Group};
+use crate::memzone::Memzone;
+use crate::ring::{Consumer, Producer, Ring, RingConfig};
+
+/// A ring of mbufs (DPDK's `rte_ring` of `struct rte_mbuf *`). Enqueueing gives the mbufs up
+/// (they are in flight, owned by nobody, until a dequeue claims them); what did not fit stays
+/// with the caller. Each handle keeps its own producer and consumer (claimed on first use for a
+/// single-producer or single-consumer side, and released when the handle drops), so a handle
+/// is used by one thread at a time; clone it for another.
+pub struct MbufRing {
+    ring: Ring<MbufIdx>,
+    group: &'static Group,
+    prod: RefCell<Option<Producer<MbufIdx>>>,
+    cons: RefCell<Option<Consumer<MbufIdx>>>,
+    refused: Cell<u64>,
+}
+
+impl std::fmt::Debug for MbufRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MbufRing")
+            .field("ring", &self.ring)
+            .field("refused", &self.refused.get())
+            .finish()
+    }
+}
+
+impl Clone for MbufRing {
+    /// Another handle on the same ring, without the side claims of this one.
+    fn clone(&self) -> Self {
+        MbufRing::wrap(self.ring.clone(), self.group)
+    }
+}
+
+fn zone_name(name: &str) -> String {
+    format!("RG_{name}")
+}
+
+impl MbufRing {
+    fn wrap(ring: Ring<MbufIdx>, group: &'static Group) -> MbufRing {
+        MbufRing {
+            ring,
+            group,
+            prod: RefCell::new(None),
+            cons: RefCell::new(None),
+            refused: Cell::new(0),
+        }
+    }
+
+    /// Creates a ring in the memzone `RG_<name>` (DPDK's `rte_ring_create`).
+    ///
+    /// # Errors
+    /// The ring's configuration errors, or the memzone's (name taken, no room).
+    pub fn create(eal: &Eal, name: &str, cfg: RingConfig) -> Result<MbufRing, Error> {
+        let len = Ring::<MbufIdx>::memsize(&cfg)?;
+        let zname = zone_name(name);
+        let mz = Memzone::reserve_kind(eal, &zname, len, 128, MemzoneKind::Ring)?;
+        match Ring::<MbufIdx>::init(mz.region().clone(), name, &cfg) {
+            Ok(ring) => Ok(MbufRing::wrap(ring, group(eal))),
+            Err(e) => {
+                let _ = Memzone::free(eal, &zname);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Finds a ring of mbufs created by any process of the group.
+    ///
+    /// # Errors
+    /// No such memzone, or it holds no ring of 4-byte values.
+    pub fn lookup(eal: &Eal, name: &str) -> Result<MbufRing, Error> {
+        let mz = Memzone::lookup(eal, &zone_name(name))?;
+        let ring = Ring::<MbufIdx>::attach(mz.region().clone())?;
+        Ok(MbufRing::wrap(ring, group(eal)))
+    }
+
+    /// Wraps a ring of [`MbufIdx`] made some other way.
+    pub fn from_ring(eal: &Eal, ring: Ring<MbufIdx>) -> MbufRing {
+        MbufRing::wrap(ring, group(eal))
+    }
+
+    /// The underlying ring (counts, info).
+    pub fn ring(&self) -> &Ring<MbufIdx> {
+        &self.ring
+    }
+
+    /// Mbufs in the ring now.
+    pub fn count(&self) -> u32 {
+        self.ring.count()
+    }
+
+    /// Free slots now.
+    pub fn free_count(&self) -> u32 {
+        self.ring.free_count()
+    }
+
+    /// Indices this handle dequeued that named no mbuf in flight (dropped, not used).
+    pub fn refused(&self) -> u64 {
+        self.refused.get()
+    }
+
+    fn with_prod<R>(&self, f: impl FnOnce(&mut Producer<MbufIdx>) -> R) -> Option<R> {
+        let mut p = self.prod.borrow_mut();
+        if p.is_none() {
+            *p = self.ring.producer();
+            if p.is_none() {
+                tracing::debug!(target: "shoal::mbuf", "ring {:?}: its single producer side is held by another handle", self.ring.name());
+            }
+        }
+        p.as_mut().map(f)
+    }
+
+    fn with_cons<R>(&self, f: impl FnOnce(&mut Consumer<MbufIdx>) -> R) -> Option<R> {
+        let mut c = self.cons.borrow_mut();
+        if c.is_none() {
+            *c = self.ring.consumer();
+            if c.is_none() {
+                tracing::debug!(target: "shoal::mbuf", "ring {:?}: its single consumer side is held by another handle", self.ring.name());
+            }
+        }
+        c.as_mut().map(f)
+    }
+
+    /// Enqueues one mbuf; gives it back when the ring is full.
+    pub fn enqueue(&self, m: Mbuf) -> Result<(), Mbuf> {
+        let seg = m.seg();
+        set_in_flight(seg);
+        match self.with_prod(|p| p.enqueue(seg.raw())) {
+            Some(Ok(())) => {
+                std::mem::forget(m);
+                Ok(())
+            }
+            _ => {
+                set_mine(seg);
+                Err(m)
+            }
+        }
+    }
+
+    /// Enqueues as many mbufs from the front of `batch` as fit (DPDK's
+    /// `rte_ring_enqueue_burst`); the others stay in `batch`, in order. Returns how many moved.
+    #[inline]
+    pub fn enqueue_burst(&self, batch: &mut MbufBatch) -> usize {
+        self.enqueue_n(batch, false)
+    }
+
+    /// Enqueues the whole batch or nothing (DPDK's `rte_ring_enqueue_bulk`).
+    pub fn enqueue_bulk(&self, batch: &mut MbufBatch) -> bool {
+        self.enqueue_n(batch, true) > 0 || batch.is_empty()
+    }
+
+    #[inline]
+    fn enqueue_n(&self, batch: &mut MbufBatch, all: bool) -> usize {
+        let n = batch.len();
+        if n == 0 {
+            return 0;
+        }
+        let mut raw = [MbufIdx(0); MAX_BURST];
+        // Tag only what can fit now: a full ring costs no tag writes.
+        let want = if all {
+            n
+        } else {
+            n.min(self.ring.free_count() as usize)
+        };
+        for (k, seg) in batch.front_segs(want).enumerate() {
+            raw[k] = seg.raw();
+            set_in_flight(seg);
+        }
+        let sent = self
+            .with_prod(|p| {
+                if all {
+                    p.enqueue_bulk(&raw[..want]).map_or(0, |_| want)
+                } else {
+                    p.enqueue_burst(&raw[..want])
+                }
+            })
+            .unwrap_or(0);
+        for seg in batch.front_segs(want).skip(sent) {
+            set_mine(seg);
+        }
+        batch.forget_front(sent);
+        sent
+    }
+
+    /// Dequeues one mbuf.
+    pub fn dequeue(&self) -> Option<Mbuf> {
+        loop {
+            let raw = self.with_cons(|c| c.dequeue()).flatten()?;
+            match claim_chain(self.group, raw) {
+                Some(m) => return Some(m),
+                None => self.refuse(raw),
+            }
+        }
+    }
+
+    /// Dequeues up to `max` mbufs (and no more than `batch` has room for), appending them to
+    /// `batch` (DPDK's `rte_ring_dequeue_burst`). Returns how many were added.
+    #[inline]
+    pub fn dequeue_burst(&self, batch: &mut MbufBatch, max: usize) -> usize {
+        let room = batch.room().min(max);
+        if room == 0 {
+            return 0;
+        }
+        let mut raw = [MbufIdx(0); MAX_BURST];
+        let got = self
+            .with_cons(|c| c.dequeue_burst(&mut raw[..room]))
+            .unwrap_or(0);
+        let mut added = 0;
+        for &r in &raw[..got] {
+            match claim_chain(self.group, r) {
+                Some(m) => {
+                    batch.push_unchecked(m);
+                    added += 1;
+                }
+                None => self.refuse(r),
+            }
+        }
+        added
+    }
+
+    #[cold]
+    fn refuse(&self, raw: MbufIdx) {
+        self.refused.set(self.refused.get() + 1);
+        tracing::error!(target: "shoal::mbuf", "ring {:?}: dequeued {:#x}, which is no mbuf in flight; dropped", self.ring.name(), raw.0);
+    }
+
+    /// Takes ownership of the mbuf `raw` names, looked up in this ring's group.
+    pub fn claim(&self, raw: MbufIdx) -> Option<Mbuf> {
+        claim_chain(self.group, raw)
+    }
+}
+
+fn set_in_flight(seg: Seg) {
+    seg.pool.set_in_flight(seg.idx);
+    if seg.next() != super::header::NONE {
+        for s in super::chain_iter(seg).skip(1) {
+            s.pool.set_in_flight(s.idx);
+        }
+    }
+}
+
+fn set_mine(seg: Seg) {
+    for s in super::chain_iter(seg) {
+        s.pool.set_mine(s.idx);
+    }
+}
