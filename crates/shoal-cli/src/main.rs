@@ -81,3 +81,10 @@ pub(crate) fn parse_group_opts_and_rest(
     }
     Ok((o, rest))
 }
+
+/// Writes to stdout, ignoring a closed pipe (`shoal info | head`).
+pub(crate) fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}

@@ -740,8 +740,23 @@ impl ObjIdx {
 
 /// One JSON object per mempool of the group, for `shoal info` (name, size, available, in use).
 pub(crate) fn describe_all(
-    _eal: &crate::eal::Eal,
+    eal: &crate::eal::Eal,
     _zones: &[crate::memzone::MemzoneInfo],
 ) -> Vec<serde_json::Value> {
-    Vec::new()
+    Mempool::list(eal)
+        .into_iter()
+        .map(|m| {
+            let by_slot: Vec<String> = m.in_use_by_slot.iter().map(|(s, n)| format!("{s}:{n}")).collect();
+            serde_json::json!({
+                "name": m.name,
+                "kind": m.kind,
+                "size": m.size,
+                "elt_size": m.elt_size,
+                "cache_size": m.cache_size,
+                "available": m.avail,
+                "in_use": m.in_use,
+                "in_use_by_slot": if by_slot.is_empty() { "-".to_string() } else { by_slot.join(",") },
+            })
+        })
+        .collect()
 }
