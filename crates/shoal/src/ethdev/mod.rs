@@ -143,6 +143,9 @@ pub struct PortConf {
     /// Leave kernel interfaces out of promiscuous mode (default: promiscuous, as DPDK's
     /// samples ask).
     pub no_promiscuous: bool,
+    /// Vdev specs to probe when the command line gave no `--vdev` (e.g. two `net_gen` ports,
+    /// so that an application runs on a machine with no set-up).
+    pub default_vdevs: Vec<String>,
 }
 
 impl std::fmt::Debug for PortConf {
@@ -152,6 +155,7 @@ impl std::fmt::Debug for PortConf {
             .field("tx_queues", &self.tx_queues)
             .field("pool", &self.pool.as_ref().map(|p| p.name().to_owned()))
             .field("no_promiscuous", &self.no_promiscuous)
+            .field("default_vdevs", &self.default_vdevs)
             .finish()
     }
 }
@@ -562,7 +566,15 @@ pub const DEFAULT_POOL: &str = "eth_rx_pool";
 
 fn probe(eal: &Eal, conf: &PortConf) -> Result<Vec<Port>, Error> {
     let mut planned = Vec::new();
-    for text in eal.vdevs() {
+    let specs = if eal.vdevs().is_empty() {
+        &conf.default_vdevs[..]
+    } else {
+        eal.vdevs()
+    };
+    if eal.vdevs().is_empty() && !specs.is_empty() {
+        tracing::info!(target: "shoal::ethdev", "no --vdev given; using {}", specs.join(" "));
+    }
+    for text in specs {
         let spec = spec::parse(text)?;
         if planned.iter().any(|p: &Planned| p.spec.name == spec.name) {
             return Err(Error::DuplicateName(spec.name));
