@@ -170,6 +170,7 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
             continue;
         }
         backoff.reset();
+        let mut neigh = 0;
         bump(info.client(id, cli::RX), n as u64);
         bump(
             info.client(id, cli::RX_BYTES),
@@ -177,6 +178,12 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
         );
         for m in rx.drain(..) {
             if let Ok(meta) = net::parse_frame(m.data()) {
+                if matches!(
+                    meta.class,
+                    net::PacketClass::Arp | net::PacketClass::Ipv6Ndisc
+                ) {
+                    neigh += 1;
+                }
                 if let Some(t) = meta.tuple {
                     let e = flows.entry(t).or_default();
                     e.0 += 1;
@@ -191,6 +198,9 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
                     bump(info.client(id, cli::TX_DROP), 1);
                 }
             }
+        }
+        if neigh > 0 {
+            bump(info.client(id, cli::NEIGH), neigh);
         }
         for (dst, batch) in out.iter_mut() {
             if batch.is_empty() {
@@ -214,10 +224,11 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
     info.client(id, cli::STATE)
         .store(2, shoal::sync::atomic::Ordering::Release);
     println!(
-        "Client {id}: rx {} tx {} tx_drop {}",
+        "Client {id}: rx {} tx {} tx_drop {} arp/nd {}",
         get(info.client(id, cli::RX)),
         get(info.client(id, cli::TX)),
-        get(info.client(id, cli::TX_DROP))
+        get(info.client(id, cli::TX_DROP)),
+        get(info.client(id, cli::NEIGH))
     );
     let mut top: Vec<(FiveTuple, (u64, u64))> = flows.into_iter().collect();
     top.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(b.1 .1.cmp(&a.1 .1)));

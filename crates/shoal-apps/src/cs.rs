@@ -79,6 +79,8 @@ pub mod cli {
     pub const STATE: usize = 6;
     /// Bytes taken from the ring.
     pub const RX_BYTES: usize = 7;
+    /// ARP and IPv6 neighbour discovery frames received (each client gets a copy).
+    pub const NEIGH: usize = 8;
 }
 
 /// Per-client line written by the server.

@@ -29,6 +29,7 @@ mp_server options:
   --stats-interval MS    statistics period, 0 for none (default 1000)
   --duration SECS        stop by itself after this long (default: run until SIGINT/SIGTERM)
   --drain-timeout MS     how long clients get to drain their rings on stop (default 3000)
+  --wait-clients         receive nothing until all clients are connected
   --poll                 busy-poll without idle back-off (benchmarks)";
 
 const BURST: usize = 32;
@@ -43,6 +44,7 @@ struct Config {
     stats_interval: Option<Duration>,
     duration: Option<Duration>,
     drain_timeout: Duration,
+    wait_clients: bool,
     poll: bool,
 }
 
@@ -57,6 +59,7 @@ fn parse(args: &[String]) -> Result<Config, String> {
         stats_interval: Some(Duration::from_millis(1000)),
         duration: None,
         drain_timeout: Duration::from_millis(3000),
+        wait_clients: false,
         poll: false,
     };
     let mut o = Opts::new(args);
@@ -97,6 +100,7 @@ fn parse(args: &[String]) -> Result<Config, String> {
                 ))
             }
             "--drain-timeout" => c.drain_timeout = Duration::from_millis(o.num("--drain-timeout")?),
+            "--wait-clients" => c.wait_clients = true,
             "--poll" => c.poll = true,
             other => return Err(format!("unknown option {other:?}")),
         }
@@ -206,6 +210,7 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
     let mut last_check = Instant::now() - Duration::from_secs(1);
     let mut backoff = Backoff::new();
     let mut prev = Totals::default();
+    let mut waiting_for_clients = cfg.wait_clients;
     loop {
         if eal.should_quit() || cfg.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
@@ -215,6 +220,14 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
             check_clients(&info, &mut clients, &mut live, cfg.client_timeout, &pool);
         }
         let mut got = 0;
+        if waiting_for_clients {
+            if live.len() < cfg.num_clients {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            waiting_for_clients = false;
+            println!("all {} clients connected; receiving", cfg.num_clients);
+        }
         for p in &ports {
             let n = p.rx_burst(QueueId(0), &mut rx, BURST);
             if n == 0 {
