@@ -89,8 +89,7 @@ fn final_line(out: &str) -> (u64, u64, u64, u64, u64, u64) {
 fn server_client_line(out: &str, c: usize) -> (u64, u64, u64) {
     let l = out
         .lines()
-        .filter(|l| l.starts_with(&format!("Client {c:>2}:")))
-        .last()
+        .rfind(|l| l.starts_with(&format!("Client {c:>2}:")))
         .expect("client line");
     let v = nums(l, &["enqueued", "dropped", "rx"]);
     (v[0], v[1], v[2])
