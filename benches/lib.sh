@@ -205,18 +205,30 @@ dpdk_cleanup() {
   return 0
 }
 
-# stop_pids GRACE PID...: SIGINT to each live PID, SIGKILL to what is left after GRACE seconds,
-# then reap them. Only the PIDs given (children of this shell) are touched.
+# stop_pids GRACE PID...: SIGINT to each PID, SIGKILL after GRACE seconds, then reap them. Only
+# the PIDs given (children of this shell) are touched, with their process group when they lead
+# one: `timeout CMD` does, so CMD goes too even when timeout itself has to be killed.
 stop_pids() {
   local grace=$1 p deadline
   shift
-  for p in "$@"; do kill -INT "$p" 2>/dev/null || true; done
+  for p in "$@"; do _signal_pid INT "$p"; done
   deadline=$((SECONDS + grace))
   for p in "$@"; do
     while kill -0 "$p" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
+    _signal_pid KILL "$p"
   done
   for p in "$@"; do wait "$p" 2>/dev/null || true; done
+}
+
+# _signal_pid SIG PID: to PID's process group when PID leads it, else to PID alone.
+_signal_pid() {
+  local pgid
+  pgid=$(awk '{ print $5 }' "/proc/$2/stat" 2>/dev/null) || pgid=""
+  if [ "$pgid" = "$2" ]; then
+    kill "-$1" -- "-$2" 2>/dev/null || true
+  else
+    kill "-$1" "$2" 2>/dev/null || true
+  fi
 }
 
 wait_for_line() {

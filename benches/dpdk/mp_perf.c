@@ -58,7 +58,8 @@ struct recv_stats {
 };
 
 static struct recv_stats rx;
-static sem_t go;          /* primary: perf_p2s arrived; secondary: perf_done arrived */
+static sem_t go; /* primary: perf_p2s arrived; secondary: perf_done arrived; or a signal */
+static volatile sig_atomic_t stop_requested; /* SIGINT/SIGTERM seen */
 static unsigned long n_requests = 10000, n_warmup = 1000;
 static double stream_secs = 1.0;
 static unsigned timeout_secs = 120;
@@ -173,10 +174,12 @@ latency_case(const char *direction)
 
 	if (lat == NULL)
 		return -1;
-	for (i = 0; i < n_warmup; i++, seq++)
+	for (i = 0; i < n_warmup && !stop_requested; i++, seq++)
 		if (request(ACT_PING, &seq, sizeof(seq), NULL) != 0)
 			goto out;
 	for (i = 0; i < n_requests; i++, seq++) {
+		if (stop_requested)
+			goto out;
 		uint64_t t0 = now_ns();
 
 		if (request(ACT_PING, &seq, sizeof(seq), NULL) != 0)
@@ -216,7 +219,9 @@ throughput_case(const char *direction)
 				return -1;
 			}
 		}
-	} while (now_ns() - t0 < limit);
+	} while (now_ns() - t0 < limit && !stop_requested);
+	if (stop_requested)
+		return -1;
 	if (request(ACT_STATS, NULL, 0, &got) != 0 || got.len_param != (int)sizeof(st))
 		return -1;
 	memcpy(&st, got.param, sizeof(st));
@@ -284,11 +289,12 @@ parse_app_args(int argc, char **argv)
 	return 0;
 }
 
-/* SIGINT/SIGTERM: wake the main thread (sem_post is async-signal-safe). */
+/* SIGINT/SIGTERM: stop the loops and wake the main thread (sem_post is async-signal-safe). */
 static void
 on_signal(int sig)
 {
 	(void)sig;
+	stop_requested = 1;
 	sem_post(&go);
 }
 
