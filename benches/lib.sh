@@ -40,11 +40,15 @@ ensure_dpdk() {
       return 1
     fi
     bench_log "installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq \
-      -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null || {
-      bench_log "apt-get install failed"
-      return 1
-    }
+    local apt=(timeout 900 env DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=300)
+    if ! "${apt[@]}" install -y "${missing[@]}" >/dev/null; then
+      # A fresh machine may have no package lists yet.
+      "${apt[@]}" update >/dev/null || true
+      "${apt[@]}" install -y "${missing[@]}" >/dev/null || {
+        bench_log "apt-get install failed"
+        return 1
+      }
+    fi
   fi
   if ! pkg-config --exists libdpdk; then
     bench_log "pkg-config finds no libdpdk"
@@ -52,7 +56,7 @@ ensure_dpdk() {
   fi
 }
 
-# The first hugetlbfs mount point (empty when none).
+# Every hugetlbfs mount point, one a line (nothing when none).
 hugetlbfs_mounts() { awk '$3 == "hugetlbfs" { print $2 }' /proc/mounts; }
 
 ensure_hugepages() {
