@@ -131,3 +131,16 @@ fn no_huge_groups_accept_secondaries() {
     s.send_line("send over normal pages");
     p.wait_for("Received 'over normal pages'", T);
 }
+
+#[test]
+fn sigint_and_sigterm_stop_both_processes_cleanly() {
+    let g = Group::new("smp-sig");
+    let mut p = g.spawn(BIN, &["-l", "0"]);
+    p.wait_for("Finished Process Init.", T);
+    let mut s = g.spawn(BIN, &["-l", "1", "--proc-type=secondary"]);
+    s.wait_for("Finished Process Init.", T);
+    let (code, out) = s.stop(libc::SIGTERM, T);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = p.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out}");
+}

@@ -85,26 +85,38 @@ fn run(eal: &Eal) -> Result<(), String> {
     let mut producer = send
         .producer()
         .ok_or("the outgoing ring already has a producer")?;
-    let stdin = std::io::stdin();
-    let tty = stdin.is_terminal();
-    let mut line = String::new();
+    // Lines come from a reader thread, so that SIGINT/SIGTERM are seen even while nobody types.
+    let tty = std::io::stdin().is_terminal();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::Builder::new()
+        .name("simple_mp-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the stdin reader: {e}"))?;
+    let mut prompt = true;
     loop {
-        if tty {
+        if tty && prompt {
             print!("simple_mp > ");
             let _ = std::io::stdout().flush();
         }
-        line.clear();
-        match stdin.lock().read_line(&mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+        let line = match lines.recv_timeout(Duration::from_millis(50)) {
+            Ok(l) => l,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 if eal.should_quit() {
                     break;
                 }
+                prompt = false;
                 continue;
             }
-            Err(e) => return Err(format!("stdin: {e}")),
-        }
+            // End of input.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        prompt = true;
         let cmd = line.trim();
         if let Some(text) = cmd.strip_prefix("send ").or((cmd == "send").then_some("")) {
             let Some(mut msg) = pool.get() else {
