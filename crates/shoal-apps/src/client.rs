@@ -23,6 +23,7 @@ mp_client options:
   --wait                 if the server is not running yet, wait for it
   --top N                flows to print on exit (default 10)
   --delay-us N           sleep this long after each burst (simulates a slow client)
+  --no-flow-table        keep no per-flow counters (no parsing: the plain L2 forwarder of DPDK's sample)
   --poll                 busy-poll without idle back-off (benchmarks)";
 
 const BURST: usize = 32;
@@ -32,6 +33,7 @@ struct Config {
     wait: bool,
     top: usize,
     delay: Option<Duration>,
+    flow_table: bool,
     poll: bool,
 }
 
@@ -41,6 +43,7 @@ fn parse(args: &[String]) -> Result<Config, String> {
         wait: false,
         top: 10,
         delay: None,
+        flow_table: true,
         poll: false,
     };
     let mut o = Opts::new(args);
@@ -50,6 +53,7 @@ fn parse(args: &[String]) -> Result<Config, String> {
             "--wait" => c.wait = true,
             "--top" => c.top = o.num("--top")?,
             "--delay-us" => c.delay = Some(Duration::from_micros(o.num("--delay-us")?)),
+            "--no-flow-table" => c.flow_table = false,
             "--poll" => c.poll = true,
             other => return Err(format!("unknown option {other:?}")),
         }
@@ -177,14 +181,10 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
             rx.iter().map(|m| m.pkt_len() as u64).sum(),
         );
         for m in rx.drain(..) {
-            if let Ok(meta) = net::parse_frame(m.data()) {
-                if matches!(
-                    meta.class,
-                    net::PacketClass::Arp | net::PacketClass::Ipv6Ndisc
-                ) {
-                    neigh += 1;
-                }
-                if let Some(t) = meta.tuple {
+            if cs::is_neighbour_frame(m.data()) {
+                neigh += 1;
+            } else if cfg.flow_table {
+                if let Some(t) = net::parse_frame(m.data()).ok().and_then(|i| i.tuple) {
                     let e = flows.entry(t).or_default();
                     e.0 += 1;
                     e.1 += m.pkt_len() as u64;

@@ -203,6 +203,7 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
     );
 
     let mut dispatcher = Dispatcher::new(cfg.dist.clone());
+    let parse = dispatcher.needs_parse();
     let mut rx = MbufBatch::new();
     let mut live: Vec<usize> = Vec::new();
     let started = Instant::now();
@@ -241,14 +242,16 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
                 rx.iter().map(|m| m.pkt_len() as u64).sum(),
             );
             for m in rx.drain(..) {
-                let meta = net::parse_frame(m.data()).ok();
-                if meta.as_ref().is_some_and(|i| {
-                    matches!(i.class, net::PacketClass::Arp | net::PacketClass::Ipv6Ndisc)
-                }) {
+                if cs::is_neighbour_frame(m.data()) {
                     bump(info.ctl(ctl::BCAST_FRAMES), 1);
                     broadcast(&info, &mut clients, &live, m, &pool);
                     continue;
                 }
+                let meta = if parse {
+                    net::parse_frame(m.data()).ok()
+                } else {
+                    None
+                };
                 let key = PacketKey {
                     flow_hash: meta
                         .as_ref()
