@@ -1,6 +1,7 @@
 //! Thread stress tests: several producer and consumer threads move tagged values through one
 //! ring; every tag must come out exactly once, and each producer's values in the order it
 //! enqueued them (per consumer). Every pair of sync modes, several capacities, all the APIs.
+#![cfg(not(loom))]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};

@@ -73,7 +73,7 @@ impl<T: Pod> std::fmt::Debug for Consumer<T> {
 impl<T: Pod> Drop for Producer<T> {
     fn drop(&mut self) {
         if self.ring.prod_mode == SyncMode::Sp {
-            release(&self.ring.mem.hdr().prod.owner);
+            release(&self.ring.mem.hdr().prod.own.owner);
         }
     }
 }
@@ -81,7 +81,7 @@ impl<T: Pod> Drop for Producer<T> {
 impl<T: Pod> Drop for Consumer<T> {
     fn drop(&mut self) {
         if self.ring.cons_mode == SyncMode::Sp {
-            release(&self.ring.mem.hdr().cons.owner);
+            release(&self.ring.mem.hdr().cons.own.owner);
         }
     }
 }
@@ -99,16 +99,24 @@ impl<T: Pod> Ring<T> {
         h.cons.reset();
     }
 
-    /// Moves a side's head by up to `want` slots with the side's algorithm.
+    /// The positions of the side that moves (`prod` or not), the other side's, the offset that
+    /// turns the distance between them into free room (the capacity for producers, 0 for
+    /// consumers), and the moving side's mode.
     #[inline(always)]
-    pub(super) fn move_head(&self, prod: bool, want: u32, fixed: bool) -> Move {
+    pub(super) fn sides(&self, prod: bool) -> (&HeadTail, &HeadTail, u32, SyncMode) {
         let h = self.mem.hdr();
-        let cap = self.capacity;
-        let (d, s, offset, mode): (&HeadTail, &HeadTail, u32, SyncMode) = if prod {
-            (&h.prod, &h.cons, cap, self.prod_mode)
+        if prod {
+            (&h.prod, &h.cons, self.capacity, self.prod_mode)
         } else {
             (&h.cons, &h.prod, 0, self.cons_mode)
-        };
+        }
+    }
+
+    /// Moves a side's head by up to `want` slots with the side's algorithm (peek starts).
+    #[inline(always)]
+    pub(super) fn move_head(&self, prod: bool, want: u32, fixed: bool) -> Move {
+        let (d, s, offset, mode) = self.sides(prod);
+        let cap = self.capacity;
         match mode {
             SyncMode::Sp => d.move_head_st(s, offset, cap, want, fixed),
             SyncMode::Mp => d.move_head_mt(s, offset, cap, want, fixed),
@@ -117,29 +125,84 @@ impl<T: Pod> Ring<T> {
         }
     }
 
-    /// Publishes the `n` slots reserved at `head` by `move_head`.
+    /// One whole enqueue (`prod`) or dequeue: head move, `copy` of the reserved slots, tail
+    /// update; returns how many moved and the free slots (or entries) left. DPDK's
+    /// `__rte_ring_do_enqueue_elem` / `__rte_ring_do_dequeue_elem` and their RTS and HTS
+    /// variants. The mode is matched once, so each arm is straight-line code; SP and MP are
+    /// inlined into the caller, RTS and HTS (a CAS more) are called.
     #[inline(always)]
-    pub(super) fn update_tail(&self, prod: bool, head: u32, n: u32) {
-        let h = self.mem.hdr();
-        let (d, mode) = if prod {
-            (&h.prod, self.prod_mode)
-        } else {
-            (&h.cons, self.cons_mode)
-        };
-        let new = head.wrapping_add(n);
+    pub(super) fn transfer(
+        &self,
+        prod: bool,
+        want: u32,
+        fixed: bool,
+        copy: impl FnOnce(u32, usize),
+    ) -> (u32, u32) {
+        let (d, s, offset, mode) = self.sides(prod);
+        let cap = self.capacity;
         match mode {
-            SyncMode::Sp => d.update_tail_st(new),
-            SyncMode::Mp => d.update_tail_mt(head, new),
-            SyncMode::MpRts => d.rts_update_tail(),
-            SyncMode::MpHts => d.hts_set_head_tail(new),
+            SyncMode::Sp => {
+                let m = d.move_head_st(s, offset, cap, want, fixed);
+                complete(m, want, fixed, copy, |_, new| d.update_tail_st(new))
+            }
+            SyncMode::Mp => {
+                let m = d.move_head_mt(s, offset, cap, want, fixed);
+                complete(m, want, fixed, copy, |old, new| d.update_tail_mt(old, new))
+            }
+            SyncMode::MpRts | SyncMode::MpHts => {
+                transfer_sync(d, s, offset, cap, mode, want, fixed, copy)
+            }
         }
     }
+}
+
+/// [`Ring::transfer`] for the RTS and HTS modes, out of line.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn transfer_sync(
+    d: &HeadTail,
+    s: &HeadTail,
+    offset: u32,
+    cap: u32,
+    mode: SyncMode,
+    want: u32,
+    fixed: bool,
+    copy: impl FnOnce(u32, usize),
+) -> (u32, u32) {
+    if mode == SyncMode::MpRts {
+        let m = d.rts_move_head(s, offset, cap, want, fixed);
+        complete(m, want, fixed, copy, |_, _| d.rts_update_tail())
+    } else {
+        let m = d.hts_move_head(s, offset, cap, want, fixed);
+        complete(m, want, fixed, copy, |_, new| d.hts_set_head_tail(new))
+    }
+}
+
+/// Copies and publishes what a head move reserved.
+#[inline(always)]
+fn complete(
+    m: Move,
+    want: u32,
+    fixed: bool,
+    copy: impl FnOnce(u32, usize),
+    publish: impl FnOnce(u32, u32),
+) -> (u32, u32) {
+    if m.n == 0 {
+        return (0, m.entries);
+    }
+    // A fixed move takes all or nothing, so here n == want: saying so lets a single-value
+    // call compile to a single slot store.
+    debug_assert!(!fixed || m.n == want);
+    let n = if fixed { want } else { m.n };
+    copy(m.head, n as usize);
+    publish(m.head, m.head.wrapping_add(n));
+    (n, m.entries - n)
 }
 
 impl<T: Pod> Producer<T> {
     pub(super) fn new(ring: Ring<T>) -> Option<Self> {
         if ring.prod_mode == SyncMode::Sp
-            && !claim(&ring.mem.hdr().prod.owner, &ring.name, "producer")
+            && !claim(&ring.mem.hdr().prod.own.owner, &ring.name, "producer")
         {
             return None;
         }
@@ -156,16 +219,12 @@ impl<T: Pod> Producer<T> {
     #[inline(always)]
     fn enqueue_n(&mut self, src: &[T], fixed: bool) -> (u32, u32) {
         let r = &self.ring;
-        let m = r.move_head(true, want(src.len()), fixed);
-        if m.n != 0 {
-            let n = m.n as usize;
-            debug_assert!(n <= src.len() && m.n <= r.capacity);
-            // SAFETY: the head move reserved slots m.head .. m.head + n for this thread and
-            // n <= capacity < size; n <= src.len() because the move never takes more than asked.
-            unsafe { r.mem.write(m.head, src.get_unchecked(..n)) };
-            r.update_tail(true, m.head, m.n);
-        }
-        (m.n, m.entries - m.n)
+        r.transfer(true, want(src.len()), fixed, |head, n| {
+            debug_assert!(n <= src.len() && n <= r.capacity as usize);
+            // SAFETY: the head move reserved slots head .. head + n for this thread and
+            // n <= capacity < size; n <= src.len() because a move never takes more than asked.
+            unsafe { r.mem.write(head, src.get_unchecked(..n)) }
+        })
     }
 
     /// Enqueues one value (DPDK's `rte_ring_enqueue`).
@@ -212,7 +271,7 @@ impl<T: Pod> Producer<T> {
 impl<T: Pod> Consumer<T> {
     pub(super) fn new(ring: Ring<T>) -> Option<Self> {
         if ring.cons_mode == SyncMode::Sp
-            && !claim(&ring.mem.hdr().cons.owner, &ring.name, "consumer")
+            && !claim(&ring.mem.hdr().cons.own.owner, &ring.name, "consumer")
         {
             return None;
         }
@@ -229,17 +288,13 @@ impl<T: Pod> Consumer<T> {
     #[inline(always)]
     fn dequeue_n(&mut self, dst: &mut [T], fixed: bool) -> (u32, u32) {
         let r = &self.ring;
-        let m = r.move_head(false, want(dst.len()), fixed);
-        if m.n != 0 {
-            let n = m.n as usize;
-            debug_assert!(n <= dst.len() && m.n <= r.capacity);
-            // SAFETY: the head move reserved slots m.head .. m.head + n, which the producers
+        r.transfer(false, want(dst.len()), fixed, |head, n| {
+            debug_assert!(n <= dst.len() && n <= r.capacity as usize);
+            // SAFETY: the head move reserved slots head .. head + n, which the producers
             // published (their tail, read with A1, is past them); n <= capacity < size and
             // n <= dst.len().
-            unsafe { r.mem.read(m.head, dst.get_unchecked_mut(..n)) };
-            r.update_tail(false, m.head, m.n);
-        }
-        (m.n, m.entries - m.n)
+            unsafe { r.mem.read(head, dst.get_unchecked_mut(..n)) }
+        })
     }
 
     /// Dequeues one value (DPDK's `rte_ring_dequeue`); `None` when the ring is empty.

@@ -109,13 +109,15 @@ impl HeadTail {
     ) -> Move {
         // Single producer (consumer): only the handle that owns this side writes `head`; a
         // change of owner is ordered by C0/C1 (the claim), so Relaxed reads our own last value.
-        let head = lo(self.head.load(Relaxed));
+        let head = lo(self.own.head.load(Relaxed));
         let stail = other.tail_acquire();
         let entries = room(offset, stail, head, capacity);
         let n = fit(want, entries, fixed);
         if n != 0 {
             // Only read back by this owner (and by `info`/peek finish, which is this owner too).
-            self.head.store(u64::from(head.wrapping_add(n)), Relaxed);
+            self.own
+                .head
+                .store(u64::from(head.wrapping_add(n)), Relaxed);
         }
         Move { head, n, entries }
     }
@@ -133,7 +135,7 @@ impl HeadTail {
         // A0: pairs with R1 (the head CAS of another thread of this side). Having seen its new
         // head, we read the other side's tail no older than the one it used, so our `entries`
         // cannot underflow into a huge number.
-        let mut old = self.head.load(Acquire);
+        let mut old = self.own.head.load(Acquire);
         loop {
             let head = lo(old);
             let stail = other.tail_acquire();
@@ -144,10 +146,12 @@ impl HeadTail {
             }
             // R1: pairs with A0/A2 of the next thread of this side (see A0).
             // A2 (failure): as A0, for the head value we retry with.
-            match self
-                .head
-                .compare_exchange(old, u64::from(head.wrapping_add(n)), Release, Acquire)
-            {
+            match self.own.head.compare_exchange(
+                old,
+                u64::from(head.wrapping_add(n)),
+                Release,
+                Acquire,
+            ) {
                 Ok(_) => return Move { head, n, entries },
                 Err(cur) => old = cur,
             }
@@ -179,12 +183,12 @@ impl HeadTail {
     #[inline(always)]
     fn rts_head_wait(&self) -> u64 {
         // Tuning knob, changed only by `set_*_htd_max`; any value it returns is acceptable.
-        let max = self.htd_max.load(Relaxed);
+        let max = self.own.htd_max.load(Relaxed);
         let mut spins = 0;
         loop {
             // A-rts1: pairs with R-rts1 (the head CAS of another thread of this side), for the
             // same reason as A0.
-            let h = self.head.load(Acquire);
+            let h = self.own.head.load(Acquire);
             // Only a distance estimate for back-pressure; the tail CAS re-checks everything.
             let t = self.tail.load(Relaxed);
             if lo(h).wrapping_sub(lo(t)) <= max {
@@ -216,6 +220,7 @@ impl HeadTail {
             let new = pack(head.wrapping_add(n), hi(old).wrapping_add(1));
             // R-rts1: pairs with A-rts1 of the next thread of this side.
             if self
+                .own
                 .head
                 .compare_exchange(old, new, Release, Relaxed)
                 .is_ok()
@@ -234,7 +239,7 @@ impl HeadTail {
         let mut old = self.tail.load(Acquire);
         loop {
             // The counter comparison decides; the CAS fails if anything moved meanwhile.
-            let h = self.head.load(Relaxed);
+            let h = self.own.head.load(Relaxed);
             let cnt = hi(old).wrapping_add(1);
             let pos = if cnt == hi(h) { lo(h) } else { lo(old) };
             // R-rts0: pairs with A1 of the other side. A release read-modify-write continues the
@@ -308,7 +313,7 @@ impl HeadTail {
     #[inline(always)]
     pub(super) fn st_set_head_tail(&self, new: u32) {
         // Owner-only field, as in `move_head_st`.
-        self.head.store(u64::from(new), Relaxed);
+        self.own.head.store(u64::from(new), Relaxed);
         self.update_tail_st(new);
     }
 
@@ -317,13 +322,13 @@ impl HeadTail {
     pub(super) fn reset(&self) {
         // R-reset: publishes the zeroed positions together; users resynchronise through
         // whatever told them the reset was done.
-        self.head.store(0, Release);
+        self.own.head.store(0, Release);
         self.tail.store(0, Release);
     }
 
     /// Head and tail positions for display, plus the RTS counters.
     pub(super) fn snapshot(&self) -> (u64, u64) {
         // A snapshot for display; nothing is accessed on the strength of it.
-        (self.head.load(Relaxed), self.tail.load(Relaxed))
+        (self.own.head.load(Relaxed), self.tail.load(Relaxed))
     }
 }

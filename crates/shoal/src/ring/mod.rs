@@ -1,9 +1,10 @@
 //! Lock-free rings of plain values in shared memory (DPDK's `rte_ring`).
 //!
 //! A [`Ring<T>`] is a fixed-size FIFO of `T: bytemuck::Pod` values living in a [`Region`]: a
-//! `#[repr(C)]` header (384 bytes, three 128-byte lines: description, producer positions,
-//! consumer positions) followed by the slots. The header holds no pointer; slots are addressed
-//! by index from the region's start, so every process may map the region at its own address.
+//! `#[repr(C)]` header (640 bytes in 128-byte blocks: the description, then for each side its
+//! tail, which the other side polls, and its head, which only it touches) followed by the slots.
+//! The header holds no pointer; slots are addressed by index from the region's start, so every
+//! process may map the region at its own address.
 //!
 //! ```
 //! use shoal::memory::Region;
@@ -127,7 +128,7 @@ mod header;
 mod headtail;
 mod named;
 mod peek;
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests;
 
 use std::fmt;
@@ -458,7 +459,7 @@ impl<T: Pod> Ring<T> {
             let mem = Mem::<T>::attach(region)?;
             let h = mem.hdr();
             let mode = |code| SyncMode::from_code(code).ok_or(Error::Corrupt("unknown sync mode"));
-            let (prod_mode, cons_mode) = (mode(h.prod.sync)?, mode(h.cons.sync)?);
+            let (prod_mode, cons_mode) = (mode(h.prod.own.sync)?, mode(h.cons.own.sync)?);
             let raw = &h.meta.name;
             let end = raw
                 .iter()
@@ -596,18 +597,14 @@ impl<T: Pod> Ring<T> {
     }
 
     fn side(&self, prod: bool) -> (&header::HeadTail, SyncMode, &'static str) {
-        let h = self.mem.hdr();
-        if prod {
-            (&h.prod, self.prod_mode, "prod")
-        } else {
-            (&h.cons, self.cons_mode, "cons")
-        }
+        let (ht, _, _, mode) = self.sides(prod);
+        (ht, mode, if prod { "prod" } else { "cons" })
     }
 
     fn htd(&self, prod: bool) -> Result<u32, Error> {
         match self.side(prod) {
             // A tuning knob; no other memory depends on its value.
-            (ht, SyncMode::MpRts, _) => Ok(ht.htd_max.load(Relaxed)),
+            (ht, SyncMode::MpRts, _) => Ok(ht.own.htd_max.load(Relaxed)),
             (_, mode, side) => Err(Error::NotRts { side, mode }),
         }
     }
@@ -616,7 +613,7 @@ impl<T: Pod> Ring<T> {
         match self.side(prod) {
             // A tuning knob read Relaxed by `rts_head_wait`.
             (ht, SyncMode::MpRts, _) => {
-                ht.htd_max.store(v, Relaxed);
+                ht.own.htd_max.store(v, Relaxed);
                 Ok(())
             }
             (_, mode, side) => Err(Error::NotRts { side, mode }),
@@ -645,8 +642,8 @@ impl<T: Pod> Ring<T> {
                 head_cnt,
                 tail_cnt,
                 // Display only.
-                htd_max: (mode == SyncMode::MpRts).then(|| ht.htd_max.load(Relaxed)),
-                owner_pid: match ht.owner.load(Relaxed) {
+                htd_max: (mode == SyncMode::MpRts).then(|| ht.own.htd_max.load(Relaxed)),
+                owner_pid: match ht.own.owner.load(Relaxed) {
                     0 => None,
                     pid => Some(pid),
                 },

@@ -26,12 +26,7 @@ impl<T: Pod> Ring<T> {
     /// Ends a peek: head and tail of the side become `head + n`.
     #[inline]
     fn peek_finish(&self, prod: bool, head: u32, n: u32) {
-        let h = self.mem.hdr();
-        let (d, mode) = if prod {
-            (&h.prod, self.prod_mode)
-        } else {
-            (&h.cons, self.cons_mode)
-        };
+        let (d, _, _, mode) = self.sides(prod);
         let new = head.wrapping_add(n);
         match mode {
             SyncMode::Sp => d.st_set_head_tail(new),

@@ -543,6 +543,7 @@ fn dead_owner_claim_is_taken_over() {
     ring.mem
         .hdr()
         .prod
+        .own
         .owner
         .store(0x7fff_fff0, std::sync::atomic::Ordering::Relaxed);
     assert!(ring.producer().is_some());
@@ -579,7 +580,7 @@ fn positions_wrap_at_two_to_the_32() {
             match mode {
                 SyncMode::MpHts => ht.tail.store(p | (p << 32), Relaxed),
                 _ => {
-                    ht.head.store(p, Relaxed);
+                    ht.own.head.store(p, Relaxed);
                     ht.tail.store(p, Relaxed);
                 }
             }
@@ -789,6 +790,10 @@ fn flags_round_trip_with_dpdk_bits() {
 fn a_ring_of_count_one_holds_nothing_and_an_exact_one_holds_one() {
     let r = make::<u32>("one", &RingConfig::new(1));
     assert_eq!((r.size(), r.capacity()), (1, 0));
+    assert_eq!(
+        Ring::<u32>::attach(r.region().clone()).unwrap().capacity(),
+        0
+    );
     assert_eq!(r.producer().unwrap().enqueue(1), Err(Full { free: 0 }));
     let r = make::<u32>(
         "one_exact",
@@ -825,4 +830,244 @@ fn an_empty_hts_reservation_leaves_a_concurrent_one_alone() {
     );
     assert_eq!(held.finish(3), 3);
     assert!(ring.is_empty());
+}
+
+/// A shared mapping of a memfd that a child process can map too (fd inherited).
+#[allow(unsafe_code)] // memfd_create, ftruncate and mmap for the cross-process test
+fn shared_memfd(len: usize, inherited: Option<i32>) -> (i32, std::sync::Arc<Mapping>) {
+    let fd = match inherited {
+        Some(fd) => fd,
+        None => {
+            // SAFETY: a NUL-terminated name; flags 0 leaves the fd inheritable (no CLOEXEC).
+            let fd = unsafe { libc::memfd_create(c"shoal-ring-test".as_ptr(), 0) };
+            assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
+            // SAFETY: fd is a memfd this process owns.
+            let rc = unsafe { libc::ftruncate(fd, len as libc::off_t) };
+            assert_eq!(rc, 0, "ftruncate: {}", std::io::Error::last_os_error());
+            fd
+        }
+    };
+    // SAFETY: maps `len` bytes of the memfd shared, at an address the kernel picks.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    assert_ne!(
+        base,
+        libc::MAP_FAILED,
+        "mmap: {}",
+        std::io::Error::last_os_error()
+    );
+    let base = std::ptr::NonNull::new(base.cast::<u8>()).expect("mmap never returns null");
+    // SAFETY: a live shared mapping of `len` bytes, owned by the Mapping from now on.
+    (
+        fd,
+        std::sync::Arc::new(unsafe { Mapping::from_mmap(base, len) }),
+    )
+}
+
+const XP_VALUES: u64 = 100_000;
+
+/// The child's half of `a_secondary_process_attaches_and_exchanges_values`.
+fn cross_process_child(fd: i32, len: usize, rings: (usize, usize)) {
+    // Occupy the parent's address so that our mapping lands elsewhere: the ring must not care.
+    let parent = usize::from_str_radix(
+        std::env::var("SHOAL_TEST_BASE")
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    block_address(parent, len);
+    let (_, map) = shared_memfd(len, Some(fd));
+    assert_ne!(map.base() as usize, parent);
+    let to_child = Ring::<u64>::attach(Region::new(map.clone(), 0, rings.0).unwrap()).unwrap();
+    let to_parent =
+        Ring::<u64>::attach(Region::new(map.clone(), rings.0, rings.1).unwrap()).unwrap();
+    assert_eq!(to_child.name(), "to_child");
+    assert!(
+        to_child.producer().is_none(),
+        "the parent, alive, owns the SP side"
+    );
+    let mut rx = to_child.consumer().expect("SC side is free");
+    let mut tx = to_parent.producer().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut want = 0u64;
+    let mut buf = [0u64; 32];
+    while want < XP_VALUES {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "child timed out at {want}"
+        );
+        let n = rx.dequeue_burst(&mut buf);
+        for &v in &buf[..n] {
+            assert_eq!(v, want, "values arrive in order");
+            want += 1;
+        }
+        let mut sent = 0;
+        while sent < n {
+            sent += tx.enqueue_burst(&buf[sent..n].iter().map(|v| v * 2).collect::<Vec<_>>());
+            std::thread::yield_now();
+        }
+        if n == 0 {
+            std::thread::yield_now();
+        }
+    }
+}
+
+#[test]
+fn a_secondary_process_attaches_and_exchanges_values() {
+    let c1 = cfg(64, SyncMode::Sp, SyncMode::Sp);
+    let c2 = cfg(64, SyncMode::MpRts, SyncMode::MpHts);
+    let (l1, l2) = (
+        Ring::<u64>::memsize(&c1).unwrap(),
+        Ring::<u64>::memsize(&c2).unwrap(),
+    );
+    if let Ok("secondary") = std::env::var("SHOAL_TEST_ROLE").as_deref() {
+        let fd = std::env::var("SHOAL_TEST_FD").unwrap().parse().unwrap();
+        return cross_process_child(fd, l1 + l2, (l1, l2));
+    }
+    let (fd, map) = shared_memfd(l1 + l2, None);
+    let to_child =
+        Ring::<u64>::init(Region::new(map.clone(), 0, l1).unwrap(), "to_child", &c1).unwrap();
+    let to_parent =
+        Ring::<u64>::init(Region::new(map.clone(), l1, l2).unwrap(), "to_parent", &c2).unwrap();
+    let mut tx = to_child.producer().unwrap();
+    let mut rx = to_parent.consumer().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "ring::tests::a_secondary_process_attaches_and_exchanges_values",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("SHOAL_TEST_ROLE", "secondary")
+        .env("SHOAL_TEST_FD", fd.to_string())
+        .env("SHOAL_TEST_BASE", format!("{:p}", map.base()))
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (mut sent, mut got) = (0u64, 0u64);
+    let mut buf = [0u64; 32];
+    while got < XP_VALUES {
+        if std::time::Instant::now() > deadline
+            || child.try_wait().unwrap().is_some_and(|s| !s.success())
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child failed or timed out: sent {sent}, got {got}");
+        }
+        if sent < XP_VALUES {
+            let batch: Vec<u64> = (sent..(sent + 16).min(XP_VALUES)).collect();
+            sent += tx.enqueue_burst(&batch) as u64;
+        }
+        let n = rx.dequeue_burst(&mut buf);
+        for &v in &buf[..n] {
+            assert_eq!(v, got * 2, "echoes come back in order");
+            got += 1;
+        }
+        if n == 0 {
+            std::thread::yield_now();
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "child exited with {status}");
+    drop(adopt_fd(fd));
+}
+
+#[allow(unsafe_code)] // adopts the memfd so that dropping it closes it
+fn adopt_fd(fd: i32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fd is the memfd this test created and nothing else closes it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// Reserves `addr .. addr + len` (inaccessible) so that later mappings go elsewhere; leaked.
+#[allow(unsafe_code)] // mmap of a placeholder
+fn block_address(addr: usize, len: usize) {
+    // SAFETY: an anonymous PROT_NONE mapping that replaces nothing (MAP_FIXED_NOREPLACE);
+    // failure only means the range is already taken, which serves as well.
+    unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        );
+    }
+}
+
+/// Overwrites `bytes` at `offset` of a region (a peer scribbling on the header).
+#[allow(unsafe_code)] // raw writes into a heap region that nothing else uses
+fn scribble(region: &Region, offset: usize, bytes: &[u8]) {
+    assert!(offset + bytes.len() <= region.len());
+    // SAFETY: in bounds (checked) of a live region that no other thread touches.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), region.as_ptr().add(offset), bytes.len())
+    };
+}
+
+#[test]
+fn attach_refuses_a_corrupted_header() {
+    use std::mem::offset_of;
+    let c = cfg(64, SyncMode::Sp, SyncMode::Mp);
+    let fresh = || {
+        let region = Region::heap(Ring::<u64>::memsize(&c).unwrap());
+        Ring::<u64>::init(region.clone(), "victim", &c).unwrap();
+        region
+    };
+    let meta = offset_of!(header::RingHeader, meta);
+    let cases: [(usize, Vec<u8>, &str); 5] = [
+        (
+            meta + offset_of!(header::Meta, size),
+            1000u32.to_ne_bytes().to_vec(),
+            "power of two",
+        ),
+        (
+            meta + offset_of!(header::Meta, mask),
+            7u32.to_ne_bytes().to_vec(),
+            "power of two",
+        ),
+        (
+            meta + offset_of!(header::Meta, capacity),
+            64u32.to_ne_bytes().to_vec(),
+            "capacity",
+        ),
+        (
+            offset_of!(header::RingHeader, prod)
+                + offset_of!(header::HeadTail, own)
+                + offset_of!(header::Own, sync),
+            9u32.to_ne_bytes().to_vec(),
+            "sync mode",
+        ),
+        (meta + offset_of!(header::Meta, name), vec![b'a'; 32], "NUL"),
+    ];
+    for (offset, bytes, what) in cases {
+        let region = fresh();
+        scribble(&region, offset, &bytes);
+        match Ring::<u64>::attach(region) {
+            Err(Error::Corrupt(msg)) => assert!(msg.contains(what), "{msg}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    let region = fresh();
+    scribble(
+        &region,
+        meta + offset_of!(header::Meta, layout),
+        &99u32.to_ne_bytes(),
+    );
+    assert_eq!(
+        Ring::<u64>::attach(region).unwrap_err(),
+        Error::LayoutMismatch {
+            ours: header::RING_LAYOUT,
+            theirs: 99
+        }
+    );
 }
