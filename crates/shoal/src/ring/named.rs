@@ -92,8 +92,8 @@ pub(crate) fn describe_all(eal: &Eal, zones: &[MemzoneInfo]) -> Vec<serde_json::
                 "capacity": m.capacity,
                 "count": count,
                 "free": m.capacity - count,
-                "prod": mode(h.prod.sync),
-                "cons": mode(h.cons.sync),
+                "prod": mode(h.prod.own.sync),
+                "cons": mode(h.cons.own.sync),
                 "flags": m.flags,
             }))
         })
