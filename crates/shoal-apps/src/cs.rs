@@ -79,6 +79,8 @@ pub mod cli {
     pub const STATE: usize = 6;
     /// Bytes taken from the ring.
     pub const RX_BYTES: usize = 7;
+    /// ARP and IPv6 neighbour discovery frames received (each client gets a copy).
+    pub const NEIGH: usize = 8;
 }
 
 /// Per-client line written by the server.
@@ -207,6 +209,30 @@ impl Dist {
     }
 }
 
+/// True for ARP and IPv6 neighbour discovery frames (router/neighbour solicitation and
+/// advertisement, redirect), behind up to two VLAN tags: the frames F-Stack copies to every
+/// process. A few byte compares, so that round robin needs no full parse.
+pub fn is_neighbour_frame(data: &[u8]) -> bool {
+    let be16 = |o: usize| data.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let mut off = 12;
+    let mut ethertype = be16(off);
+    for _ in 0..2 {
+        if matches!(ethertype, Some(0x8100 | 0x88a8)) {
+            off += 4;
+            ethertype = be16(off);
+        }
+    }
+    let l3 = off + 2;
+    match ethertype {
+        Some(0x0806) => true,
+        // IPv6 whose next header is ICMPv6, of an ND type (133-137).
+        Some(0x86dd) => {
+            data.get(l3 + 6) == Some(&58) && matches!(data.get(l3 + 40), Some(133..=137))
+        }
+        _ => false,
+    }
+}
+
 /// Picks clients for packets.
 #[derive(Debug)]
 pub struct Dispatcher {
@@ -236,6 +262,12 @@ impl Dispatcher {
     /// A dispatcher for `dist`.
     pub fn new(dist: Dist) -> Dispatcher {
         Dispatcher { dist, next: 0 }
+    }
+
+    /// True when [`Dispatcher::pick`] looks at the flow hash or DSCP (so packets must be
+    /// parsed); round robin does not.
+    pub fn needs_parse(&self) -> bool {
+        !matches!(self.dist, Dist::RoundRobin)
     }
 
     /// The client for a packet, among `live` (sorted ids); None when nobody is live.
@@ -294,6 +326,41 @@ mod tests {
         }
         // Roughly a quarter of the flows lived on client 2.
         assert!((1500..3500).contains(&moved), "{moved}");
+    }
+
+    #[test]
+    fn neighbour_frames_are_told_apart_as_the_full_parser_does() {
+        use shoal::net::{self, EthernetAddress, FiveTuple, FrameBuilder, PacketClass, VlanTci};
+        let a = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        let mut buf = [0u8; 256];
+        let n = net::build_arp_request(&mut buf, a, [10, 0, 0, 1].into(), [10, 0, 0, 2].into())
+            .unwrap();
+        assert!(is_neighbour_frame(&buf[..n]));
+        let t = FiveTuple {
+            src: std::net::Ipv4Addr::new(10, 0, 0, 1).into(),
+            dst: std::net::Ipv4Addr::new(10, 0, 0, 2).into(),
+            src_port: 1,
+            dst_port: 2,
+            proto: 17,
+        };
+        let n = net::build_udp_ipv4(&mut buf, a, a, &t, 10).unwrap();
+        assert!(!is_neighbour_frame(&buf[..n]));
+        let mut b = FrameBuilder::new(a, EthernetAddress::BROADCAST);
+        b.vlan = Some(VlanTci::new(0, false, 7));
+        let n = b
+            .arp(
+                &mut buf,
+                net::ArpOperation::REQUEST,
+                [10, 0, 0, 1].into(),
+                EthernetAddress([0; 6]),
+                [10, 0, 0, 9].into(),
+            )
+            .unwrap();
+        assert!(is_neighbour_frame(&buf[..n]));
+        assert_eq!(net::parse_frame(&buf[..n]).unwrap().class, PacketClass::Arp);
+        for cut in 0..n {
+            let _ = is_neighbour_frame(&buf[..cut]);
+        }
     }
 
     #[test]

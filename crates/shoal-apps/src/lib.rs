@@ -2,7 +2,9 @@
 //! `shared/common.h` of client_server_mp, and a little option parsing).
 
 pub mod args;
+pub mod client;
 pub mod cs;
+pub mod server;
 
 use shoal::memory::Region;
 use shoal::sync::atomic::{AtomicU64, Ordering};

@@ -4,6 +4,7 @@
 //! shoal info [--file-prefix P] [--json]     dump a running group (DPDK's dpdk-proc-info)
 //! ```
 
+mod demo;
 mod info;
 mod telemetry;
 mod top;
@@ -12,12 +13,17 @@ const USAGE: &str = "\
 usage: shoal COMMAND [options]
 
 commands:
+  demo [--clients N] [--duration SECS] [--kill-client] ...
+                                    the main job: a server and clients forwarding generated
+                                    traffic, live statistics, a summary (demo --help)
   info [--file-prefix P] [--json]   print a running group: memory, memzones, rings, mempools, processes
   top [--file-prefix P] [--iterations N] [--interval-ms MS]
                                     the same, refreshed live
   telemetry [--file-prefix P] [CMD...]
                                     query the group's telemetry socket (`/` lists commands);
                                     with no CMD, read commands from stdin, one per line
+  mp_server, mp_client [EAL options] -- [options]
+                                    the client_server_mp sample programs
   help                              this text";
 
 fn main() {
@@ -27,6 +33,18 @@ fn main() {
         Some("info") => info::run(&args[1..]),
         Some("telemetry") => telemetry::run(&args[1..]),
         Some("top") => top::run(&args[1..]),
+        Some("demo") => demo::run(&args[1..]),
+        // The sample server and client, so that `shoal demo` needs no other binary.
+        Some(app @ ("mp_server" | "mp_client")) => {
+            let argv: Vec<String> = std::iter::once(app.to_string())
+                .chain(args[1..].iter().cloned())
+                .collect();
+            if app == "mp_server" {
+                shoal_apps::server::main(argv)
+            } else {
+                shoal_apps::client::main(argv)
+            }
+        }
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             0
@@ -80,4 +98,11 @@ pub(crate) fn parse_group_opts_and_rest(
         }
     }
     Ok((o, rest))
+}
+
+/// Writes to stdout, ignoring a closed pipe (`shoal info | head`).
+pub(crate) fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }

@@ -38,11 +38,8 @@ pub(crate) fn run(args: &[String]) -> i32 {
     let mut n = 0u64;
     loop {
         let snap = snapshot(&eal);
-        if tty {
-            print!("\x1b[2J\x1b[H");
-        }
-        print!("{}", crate::info::render(&snap));
-        println!();
+        let clear = if tty { "\x1b[2J\x1b[H" } else { "" };
+        crate::print_out(&format!("{clear}{}\n", crate::info::render(&snap)));
         n += 1;
         if iterations.is_some_and(|max| n >= max) {
             return 0;

@@ -237,6 +237,15 @@ impl Proc {
         }
     }
 
+    /// The exit code if the process has exited (None inside: killed by a signal), without
+    /// waiting.
+    pub fn try_exit(&mut self) -> Option<Option<i32>> {
+        let st = self.child.try_wait().expect("try_wait")?;
+        std::thread::sleep(Duration::from_millis(30));
+        self.drain();
+        Some(st.code())
+    }
+
     /// Sends `sig`, waits for exit, returns the exit code and the whole output.
     pub fn stop(&mut self, sig: i32, timeout: Duration) -> (Option<i32>, String) {
         self.signal(sig);

@@ -654,6 +654,11 @@ impl Eal {
         sys::quit_signal() != 0
     }
 
+    /// The signal that asked this process to stop (SIGINT 2, SIGTERM 15), or 0.
+    pub fn quit_signal(&self) -> i32 {
+        sys::quit_signal()
+    }
+
     /// Asks this process's loops to stop, as SIGINT would.
     pub fn request_quit(&self) {
         sys::request_quit(libc::SIGINT);

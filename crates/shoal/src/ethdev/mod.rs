@@ -1,1 +1,814 @@
-//! (module under construction)
+//! Ports (DPDK's ethdev): a port table in shared memory, configured, started and stopped by
+//! the primary, with `rx_burst`/`tx_burst` on a queue from any process of the group.
+//!
+//! ```no_run
+//! use shoal::ethdev::{self, QueueId};
+//! use shoal::mbuf::MbufBatch;
+//! let (eal, _app) = shoal::eal::init_or_exit("");       // e.g. --vdev net_gen0 --vdev net_null0
+//! let ports = ethdev::ports(&eal).unwrap();
+//! let mut batch = MbufBatch::new();
+//! let n = ports[0].rx_burst(QueueId(0), &mut batch, 32);
+//! let sent = ports[1].tx_burst(QueueId(0), &mut batch);  // the unsent stay in `batch`
+//! # let _ = (n, sent);
+//! ```
+//!
+//! # Processes
+//! The primary probes the `--vdev` specs, creates each port's queues and shared objects,
+//! writes the port table (memzone `shoal_ports`) and starts the ports. A secondary calling
+//! [`ports`] attaches to the same ports by reading the table. Each process then polls queues
+//! of its own, as DPDK's symmetric_mp does: one queue is polled by one thread at a time.
+//!
+//! | driver | per-queue state | how a secondary reaches it |
+//! |--------|-----------------|----------------------------|
+//! | `net_null` | none | nothing to share |
+//! | `net_gen` | sequence number and rate budget in the table | shared memory |
+//! | `net_ring` | the queue's ring (`ETH_RXTX<q>_<port>`) | ring lookup by name |
+//! | `net_pcap` | rx: the capture, loaded by the primary into a memzone, with a shared cursor; tx: the file, opened by each process with `O_APPEND`, one `write` per burst | shared memory / its own fd |
+//! | `net_af_packet` | one AF_PACKET socket per queue, both TPACKET rings mmapped; ring cursors in the table | the primary passes the sockets over IPC (`SCM_RIGHTS`); the secondary maps the same rings |
+//! | `net_tap` | one TAP queue fd per queue | the primary passes the fds over IPC |
+//!
+//! Ports are configured and started by the primary before secondaries attach; a port stopped
+//! by the primary returns 0 from every burst in every process.
+
+mod drivers;
+pub mod pcap;
+pub mod spec;
+mod table;
+
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+pub use spec::{DriverArgs, DriverKind, GenSize, VdevSpec, MAX_QUEUES, PORT_NAMESIZE};
+pub use table::MAX_PORTS;
+
+use crate::eal::{Eal, ProcType};
+use crate::mbuf::{MbufBatch, MbufPool, MbufRing};
+use crate::memory::{MemzoneKind, Region};
+use crate::memzone::Memzone;
+use crate::net::EthernetAddress;
+use crate::sync::atomic::Ordering;
+use drivers::{Driver, RxCtx, TxCtx};
+use table::{bump, cstr, set_cstr, state, PortConfig, PortShared, PortTable, TABLE_NAME};
+
+pub(crate) use table::SHARED_LAYOUT;
+
+/// A port number, as DPDK's `port_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct PortId(pub u16);
+
+/// A queue number within a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct QueueId(pub u16);
+
+impl std::fmt::Display for PortId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Errors of port set-up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A `--vdev` spec could not be parsed.
+    #[error("bad --vdev {spec:?}: {why}")]
+    BadSpec {
+        /// The spec as given.
+        spec: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Two ports have the same name.
+    #[error("two --vdev specs name the device {0:?}")]
+    DuplicateName(String),
+    /// More ports than the table holds.
+    #[error("at most {MAX_PORTS} ports")]
+    TooManyPorts,
+    /// A queue count outside 1 ..= MAX_QUEUES.
+    #[error("port {port}: {what} queue count {n} must be 1 to {MAX_QUEUES}")]
+    BadQueueCount {
+        /// The port.
+        port: String,
+        /// rx or tx.
+        what: &'static str,
+        /// The count asked for.
+        n: u16,
+    },
+    /// A driver could not set a port up.
+    #[error("port {port} ({driver}): {why}")]
+    Driver {
+        /// The port.
+        port: String,
+        /// Its driver.
+        driver: DriverKind,
+        /// What failed.
+        why: String,
+    },
+    /// Something only the primary may do.
+    #[error("only the primary process may {0}")]
+    NotPrimary(&'static str),
+    /// The port table, a pool or a ring could not be made or found.
+    #[error("{what}: {why}")]
+    Shared {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        why: String,
+    },
+    /// The secondary could not get a port's file descriptors from the primary.
+    #[error("port {port}: could not get its file descriptors from the primary: {why}")]
+    FdPassing {
+        /// The port.
+        port: String,
+        /// The cause.
+        why: String,
+    },
+}
+
+fn shared_err(what: impl Into<String>) -> impl FnOnce(String) -> Error {
+    let what = what.into();
+    move |why| Error::Shared { what, why }
+}
+
+/// How the primary sets ports up ([`ports_with`]).
+#[derive(Clone, Default)]
+pub struct PortConf {
+    /// Receive queues of every port (default: the spec's `queues`/`qpairs`, else 1).
+    pub rx_queues: Option<u16>,
+    /// Transmit queues of every port (default: as many as receive queues).
+    pub tx_queues: Option<u16>,
+    /// Pool that receive queues allocate from (default: a pool `eth_rx_pool` made for the
+    /// purpose, sized for the ports' queues).
+    pub pool: Option<MbufPool>,
+    /// Leave kernel interfaces out of promiscuous mode (default: promiscuous, as DPDK's
+    /// samples ask).
+    pub no_promiscuous: bool,
+    /// Vdev specs to probe when the command line gave no `--vdev` (e.g. two `net_gen` ports,
+    /// so that an application runs on a machine with no set-up).
+    pub default_vdevs: Vec<String>,
+}
+
+impl std::fmt::Debug for PortConf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortConf")
+            .field("rx_queues", &self.rx_queues)
+            .field("tx_queues", &self.tx_queues)
+            .field("pool", &self.pool.as_ref().map(|p| p.name().to_owned()))
+            .field("no_promiscuous", &self.no_promiscuous)
+            .field("default_vdevs", &self.default_vdevs)
+            .finish()
+    }
+}
+
+/// Counters of one queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueStats {
+    /// Packets received or sent.
+    pub packets: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Receive: dropped by the kernel or device before we saw them.
+    pub missed: u64,
+    /// Receive: bad frames; transmit: packets taken and dropped.
+    pub errors: u64,
+}
+
+/// A port's counters (DPDK's `rte_eth_stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PortStats {
+    /// Packets received.
+    pub ipackets: u64,
+    /// Packets sent.
+    pub opackets: u64,
+    /// Bytes received.
+    pub ibytes: u64,
+    /// Bytes sent.
+    pub obytes: u64,
+    /// Packets dropped before reception (ring full).
+    pub imissed: u64,
+    /// Bad received frames.
+    pub ierrors: u64,
+    /// Packets that could not be sent and were dropped.
+    pub oerrors: u64,
+    /// Receive attempts that found no free mbuf.
+    pub rx_nombuf: u64,
+    /// Per receive queue.
+    pub rx_queues: Vec<QueueStats>,
+    /// Per transmit queue.
+    pub tx_queues: Vec<QueueStats>,
+}
+
+/// A port, as seen from this process. Cheap to clone.
+#[derive(Clone)]
+pub struct Port {
+    inner: Arc<PortInner>,
+}
+
+struct PortInner {
+    id: PortId,
+    name: String,
+    kind: DriverKind,
+    mac: EthernetAddress,
+    nb_rxq: u16,
+    nb_txq: u16,
+    eal: Eal,
+    table: Region,
+    pool: MbufPool,
+    driver: Box<dyn Driver>,
+}
+
+impl std::fmt::Debug for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Port")
+            .field("id", &self.inner.id)
+            .field("name", &self.inner.name)
+            .field("driver", &self.inner.kind)
+            .field("rx_queues", &self.inner.nb_rxq)
+            .field("tx_queues", &self.inner.nb_txq)
+            .finish()
+    }
+}
+
+/// Most mbufs one burst moves (the batch's capacity).
+pub const MAX_BURST: usize = crate::mbuf::MAX_BURST;
+
+impl Port {
+    fn table(&self) -> &PortTable {
+        self.inner
+            .table
+            .get(0)
+            .expect("port table checked at attach")
+    }
+
+    fn shared(&self) -> &PortShared {
+        &self.table().ports[self.inner.id.0 as usize]
+    }
+
+    /// Receives up to `max` packets from queue `q` and appends them to `batch` (DPDK's
+    /// `rte_eth_rx_burst`). Returns how many were appended: 0 when nothing waits, the port
+    /// is stopped, the queue does not exist or the batch is full.
+    #[inline]
+    pub fn rx_burst(&self, q: QueueId, batch: &mut MbufBatch, max: usize) -> usize {
+        let qi = q.0 as usize;
+        let shared = self.shared();
+        if qi >= self.inner.nb_rxq as usize || !shared.ctl.is_started() {
+            return 0;
+        }
+        let max = max.min(MAX_BURST - batch.len());
+        if max == 0 {
+            return 0;
+        }
+        let rxq = &shared.rxq[qi];
+        let before = batch.len();
+        let cx = RxCtx {
+            q: rxq,
+            pool: &self.inner.pool,
+            port: self.inner.id.0,
+        };
+        let n = self.inner.driver.rx_burst(qi, &cx, batch, max);
+        if n > 0 {
+            let bytes: u64 = batch.iter().skip(before).map(|m| m.pkt_len() as u64).sum();
+            bump(&rxq.packets, n as u64);
+            bump(&rxq.bytes, bytes);
+        }
+        n
+    }
+
+    /// Sends packets from the front of `batch` on queue `q` (DPDK's `rte_eth_tx_burst`).
+    /// Returns how many left the batch; those not taken stay in it, in order. Packets a
+    /// driver takes and cannot send (too big) count as taken and as `oerrors`.
+    #[inline]
+    pub fn tx_burst(&self, q: QueueId, batch: &mut MbufBatch) -> usize {
+        let qi = q.0 as usize;
+        let shared = self.shared();
+        if qi >= self.inner.nb_txq as usize || !shared.ctl.is_started() || batch.is_empty() {
+            return 0;
+        }
+        let cx = TxCtx { q: &shared.txq[qi] };
+        self.inner.driver.tx_burst(qi, &cx, batch)
+    }
+
+    /// The port's counters, summed over its queues. Kernel-backed ports fold in the drops
+    /// the kernel counted since the last look.
+    pub fn stats(&self) -> PortStats {
+        let shared = self.shared();
+        self.inner.driver.refresh(shared);
+        let mut s = PortStats::default();
+        for q in &shared.rxq[..self.inner.nb_rxq as usize] {
+            let qs = QueueStats {
+                packets: q.packets.load(Ordering::Relaxed),
+                bytes: q.bytes.load(Ordering::Relaxed),
+                missed: q.missed.load(Ordering::Relaxed),
+                errors: q.errors.load(Ordering::Relaxed),
+            };
+            s.ipackets += qs.packets;
+            s.ibytes += qs.bytes;
+            s.imissed += qs.missed;
+            s.ierrors += qs.errors;
+            s.rx_nombuf += q.nombuf.load(Ordering::Relaxed);
+            s.rx_queues.push(qs);
+        }
+        for q in &shared.txq[..self.inner.nb_txq as usize] {
+            let qs = QueueStats {
+                packets: q.packets.load(Ordering::Relaxed),
+                bytes: q.bytes.load(Ordering::Relaxed),
+                missed: 0,
+                errors: q.errors.load(Ordering::Relaxed),
+            };
+            s.opackets += qs.packets;
+            s.obytes += qs.bytes;
+            s.oerrors += qs.errors;
+            s.tx_queues.push(qs);
+        }
+        s
+    }
+
+    /// Zeroes the port's counters (DPDK's `rte_eth_stats_reset`). Call it while no queue is
+    /// being polled.
+    pub fn reset_stats(&self) {
+        let shared = self.shared();
+        for q in shared.rxq.iter() {
+            for c in [&q.packets, &q.bytes, &q.missed, &q.errors, &q.nombuf] {
+                c.store(0, Ordering::Relaxed);
+            }
+        }
+        for q in shared.txq.iter() {
+            for c in [&q.packets, &q.bytes, &q.errors] {
+                c.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The port's MAC address.
+    pub fn mac(&self) -> EthernetAddress {
+        self.inner.mac
+    }
+
+    /// The port's name (its `--vdev` device name).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The port's number.
+    pub fn id(&self) -> PortId {
+        self.inner.id
+    }
+
+    /// The driver.
+    pub fn driver(&self) -> DriverKind {
+        self.inner.kind
+    }
+
+    /// Receive queues.
+    pub fn nb_rx_queues(&self) -> u16 {
+        self.inner.nb_rxq
+    }
+
+    /// Transmit queues.
+    pub fn nb_tx_queues(&self) -> u16 {
+        self.inner.nb_txq
+    }
+
+    /// The pool receive queues allocate from.
+    pub fn pool(&self) -> MbufPool {
+        self.inner.pool
+    }
+
+    /// True when the link is up (kernel interfaces: IFF_UP and IFF_RUNNING).
+    pub fn link_up(&self) -> bool {
+        let up = self.inner.driver.link_up();
+        self.shared()
+            .ctl
+            .link_up
+            .store(up as u32, Ordering::Relaxed);
+        up
+    }
+
+    /// True while the port is started.
+    pub fn is_started(&self) -> bool {
+        self.shared().ctl.state() == state::STARTED
+    }
+
+    /// Starts a stopped port (DPDK's `rte_eth_dev_start`). Primary only.
+    ///
+    /// # Errors
+    /// [`Error::NotPrimary`] in a secondary.
+    pub fn start(&self) -> Result<(), Error> {
+        if self.inner.eal.proc_type() != ProcType::Primary {
+            return Err(Error::NotPrimary("start a port"));
+        }
+        let ctl = &self.shared().ctl;
+        ctl.generation.fetch_add(1, Ordering::Relaxed);
+        ctl.set_state(state::STARTED);
+        tracing::debug!(target: "shoal::ethdev", "port {} ({}) started", self.inner.id, self.inner.name);
+        Ok(())
+    }
+
+    /// Stops the port (DPDK's `rte_eth_dev_stop`): every burst in every process returns 0
+    /// until it is started again. Primary only.
+    ///
+    /// # Errors
+    /// [`Error::NotPrimary`] in a secondary.
+    pub fn stop(&self) -> Result<(), Error> {
+        if self.inner.eal.proc_type() != ProcType::Primary {
+            return Err(Error::NotPrimary("stop a port"));
+        }
+        self.shared().ctl.set_state(state::STOPPED);
+        tracing::debug!(target: "shoal::ethdev", "port {} ({}) stopped", self.inner.id, self.inner.name);
+        Ok(())
+    }
+}
+
+/// This process's ports of each group, so that [`ports`] called twice returns the same
+/// handles (kernel sockets and mappings are made once per process).
+static REGISTRY: Mutex<Vec<(std::path::PathBuf, Vec<Weak<PortInner>>)>> = Mutex::new(Vec::new());
+
+fn registered(eal: &Eal) -> Option<Vec<Port>> {
+    let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, ports) = reg.iter().find(|(p, _)| p == eal.segment_path())?;
+    ports
+        .iter()
+        .map(|w| w.upgrade().map(|inner| Port { inner }))
+        .collect()
+}
+
+fn register(eal: &Eal, ports: &[Port]) {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    reg.retain(|(_, v)| v.iter().any(|w| w.strong_count() > 0));
+    reg.retain(|(p, _)| p != eal.segment_path());
+    reg.push((
+        eal.segment_path().to_owned(),
+        ports.iter().map(|p| Arc::downgrade(&p.inner)).collect(),
+    ));
+}
+
+/// The group's ports. In the primary: probes every `--vdev` spec, configures each port with
+/// the default [`PortConf`] and starts it. In a secondary: attaches to the primary's ports
+/// (receiving the file descriptors of kernel-backed ports over IPC). Calling it again in
+/// the same process returns the same ports.
+///
+/// # Errors
+/// A bad spec, a driver that cannot set its port up, or (secondary) a port whose file
+/// descriptors the primary could not pass.
+pub fn ports(eal: &Eal) -> Result<Vec<Port>, Error> {
+    ports_with(eal, &PortConf::default())
+}
+
+/// As [`ports`], with the primary's port configuration given.
+///
+/// # Errors
+/// As [`ports`]; also [`Error::BadQueueCount`].
+pub fn ports_with(eal: &Eal, conf: &PortConf) -> Result<Vec<Port>, Error> {
+    if let Some(p) = registered(eal) {
+        return Ok(p);
+    }
+    let ports = match eal.proc_type() {
+        ProcType::Primary => probe(eal, conf)?,
+        ProcType::Secondary => {
+            if !eal.vdevs().is_empty() {
+                tracing::warn!(target: "shoal::ethdev", "--vdev is ignored in a secondary process: it uses the primary's ports");
+            }
+            attach(eal)?
+        }
+    };
+    register(eal, &ports);
+    Ok(ports)
+}
+
+/// Counts of a port about to be made.
+pub(crate) struct Planned {
+    spec: VdevSpec,
+    spec_text: String,
+    nb_rxq: u16,
+    nb_txq: u16,
+}
+
+fn default_queues(spec: &VdevSpec) -> Option<u16> {
+    match &spec.args {
+        DriverArgs::Null { queues, .. }
+        | DriverArgs::Gen { queues, .. }
+        | DriverArgs::Ring { queues, .. }
+        | DriverArgs::Tap { queues, .. } => *queues,
+        DriverArgs::AfPacket { qpairs, .. } => Some(*qpairs),
+        DriverArgs::Pcap { rx, .. } => Some(rx.len().max(1) as u16),
+    }
+}
+
+/// The port table, created when `create` and it does not exist yet.
+fn table_region(eal: &Eal, create: bool) -> Result<Option<Region>, Error> {
+    let size = std::mem::size_of::<PortTable>();
+    let mz = match Memzone::lookup(eal, TABLE_NAME) {
+        Ok(mz) => mz,
+        Err(crate::memzone::Error::NotFound(_)) if !create => return Ok(None),
+        Err(crate::memzone::Error::NotFound(_)) => {
+            Memzone::reserve_kind(eal, TABLE_NAME, size, 128, MemzoneKind::Internal)
+                .map_err(|e| e.to_string())
+                .map_err(shared_err("creating the port table"))?
+        }
+        Err(e) => return Err(shared_err("finding the port table")(e.to_string())),
+    };
+    let region = mz.region().clone();
+    if region.get::<PortTable>(0).is_none() {
+        return Err(shared_err("the port table")(format!(
+            "memzone {TABLE_NAME:?} has {} bytes, {size} expected",
+            region.len()
+        )));
+    }
+    Ok(Some(region))
+}
+
+/// Takes a free slot of the table for `name`, under the table lock.
+fn claim_slot(table: &PortTable, name: &str) -> Result<usize, Error> {
+    let mut cfgs = table.config.lock();
+    if cfgs
+        .ports
+        .iter()
+        .any(|c| c.used != 0 && cstr(&c.name) == name)
+    {
+        return Err(Error::DuplicateName(name.to_owned()));
+    }
+    let i = cfgs
+        .ports
+        .iter()
+        .position(|c| c.used == 0)
+        .ok_or(Error::TooManyPorts)?;
+    let c = &mut cfgs.ports[i];
+    // Zero the whole entry; `used` marks the slot taken while the driver sets the port up.
+    *c = empty_config();
+    c.used = 1;
+    set_cstr(&mut c.name, name);
+    Ok(i)
+}
+
+fn empty_config() -> PortConfig {
+    PortConfig {
+        used: 0,
+        driver: 0,
+        nb_rxq: 0,
+        nb_txq: 0,
+        mac: [0; 6],
+        _pad: [0; 6],
+        primary_pid: 0,
+        name: [0; PORT_NAMESIZE],
+        spec: [0; table::SPEC_LEN],
+        pool: [0; crate::memory::MEMZONE_NAMESIZE],
+        rx_rings: [[0; crate::memory::MEMZONE_NAMESIZE]; MAX_QUEUES],
+        tx_rings: [[0; crate::memory::MEMZONE_NAMESIZE]; MAX_QUEUES],
+    }
+}
+
+fn release_slot(table: &PortTable, i: usize) {
+    table.config.lock().ports[i].used = 0;
+}
+
+/// Name of the default receive pool.
+pub const DEFAULT_POOL: &str = "eth_rx_pool";
+
+fn probe(eal: &Eal, conf: &PortConf) -> Result<Vec<Port>, Error> {
+    let mut planned = Vec::new();
+    let specs = if eal.vdevs().is_empty() {
+        &conf.default_vdevs[..]
+    } else {
+        eal.vdevs()
+    };
+    if eal.vdevs().is_empty() && !specs.is_empty() {
+        tracing::info!(target: "shoal::ethdev", "no --vdev given; using {}", specs.join(" "));
+    }
+    for text in specs {
+        let spec = spec::parse(text)?;
+        if planned.iter().any(|p: &Planned| p.spec.name == spec.name) {
+            return Err(Error::DuplicateName(spec.name));
+        }
+        let nb_rxq = conf.rx_queues.or(default_queues(&spec)).unwrap_or(1);
+        let nb_txq = conf.tx_queues.unwrap_or(nb_rxq);
+        for (what, n) in [("rx", nb_rxq), ("tx", nb_txq)] {
+            if n == 0 || n as usize > MAX_QUEUES {
+                return Err(Error::BadQueueCount {
+                    port: spec.name.clone(),
+                    what,
+                    n,
+                });
+            }
+        }
+        planned.push(Planned {
+            spec,
+            spec_text: text.clone(),
+            nb_rxq,
+            nb_txq,
+        });
+    }
+    if planned.len() > MAX_PORTS {
+        return Err(Error::TooManyPorts);
+    }
+    if planned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let region = table_region(eal, true)?.expect("created");
+    let pool = match &conf.pool {
+        Some(p) => *p,
+        None => {
+            let queues: u32 = planned.iter().map(|p| p.nb_rxq as u32).sum();
+            // Enough for every queue's burst in flight plus what sits in rings and caches.
+            let n = (queues * 2048).clamp(4096, 32768) - 1;
+            MbufPool::create(eal, DEFAULT_POOL, n, 256, 0, 2048 + 128)
+                .map_err(|e| e.to_string())
+                .map_err(shared_err(format!("creating mbuf pool {DEFAULT_POOL:?}")))?
+        }
+    };
+    let table: &PortTable = region.get(0).expect("checked");
+    // The fd-passing action is in place before any secondary can see a port.
+    drivers::register_fd_action(eal, &region)?;
+    let mut out = Vec::new();
+    for p in planned {
+        let i = claim_slot(table, &p.spec.name)?;
+        let id = PortId(i as u16);
+        let shared = &table.ports[i];
+        let made = match drivers::probe(eal, id, &p, !conf.no_promiscuous, shared) {
+            Ok(m) => m,
+            Err(e) => {
+                release_slot(table, i);
+                return Err(e);
+            }
+        };
+        {
+            let mut cfgs = table.config.lock();
+            let c = &mut cfgs.ports[i];
+            c.driver = p.spec.args.kind() as u32;
+            c.nb_rxq = p.nb_rxq;
+            c.nb_txq = p.nb_txq;
+            c.mac = made.mac.0;
+            c.primary_pid = std::process::id();
+            set_cstr(&mut c.spec, &p.spec_text);
+            set_cstr(&mut c.pool, pool.name());
+        }
+        shared.ctl.set_state(state::CONFIGURED);
+        let port = Port {
+            inner: Arc::new(PortInner {
+                id,
+                name: p.spec.name.clone(),
+                kind: p.spec.args.kind(),
+                mac: made.mac,
+                nb_rxq: p.nb_rxq,
+                nb_txq: p.nb_txq,
+                eal: eal.clone(),
+                table: region.clone(),
+                pool,
+                driver: made.driver,
+            }),
+        };
+        port.reset_stats();
+        port.start()?;
+        tracing::info!(target: "shoal::ethdev", "port {} {} ({}): {} rx / {} tx queues, MAC {}", id, p.spec.name, p.spec.args.kind(), p.nb_rxq, p.nb_txq, made.mac);
+        out.push(port);
+    }
+    Ok(out)
+}
+
+/// How long a secondary waits for the primary's answer with a port's fds.
+const FD_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn attach(eal: &Eal) -> Result<Vec<Port>, Error> {
+    let Some(region) = table_region(eal, false)? else {
+        return Ok(Vec::new());
+    };
+    let table: &PortTable = region.get(0).expect("checked");
+    let configs: Vec<PortConfig> = {
+        let cfgs = table.config.lock();
+        cfgs.ports.to_vec()
+    };
+    let mut out = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        if c.used == 0 || table.ports[i].ctl.state() == state::FREE {
+            continue;
+        }
+        let name = cstr(&c.name).to_owned();
+        let spec_text = cstr(&c.spec).to_owned();
+        let from_rings = c.rx_rings[0][0] != 0;
+        let spec = if from_rings {
+            VdevSpec {
+                name: name.clone(),
+                args: DriverArgs::Ring {
+                    queues: Some(c.nb_rxq),
+                    size: 0,
+                },
+            }
+        } else {
+            spec::parse(&spec_text)?
+        };
+        let nb_rxq = c.nb_rxq.clamp(1, MAX_QUEUES as u16);
+        let nb_txq = c.nb_txq.clamp(1, MAX_QUEUES as u16);
+        let pool_name = cstr(&c.pool).to_owned();
+        let pool = MbufPool::lookup(eal, &pool_name)
+            .map_err(|e| e.to_string())
+            .map_err(shared_err(format!(
+                "port {name}: finding mbuf pool {pool_name:?}"
+            )))?;
+        let id = PortId(i as u16);
+        let fds: Vec<OwnedFd> = if spec.args.kind().uses_fds() {
+            drivers::request_fds(eal, id, &name, FD_TIMEOUT)?
+        } else {
+            Vec::new()
+        };
+        let planned = Planned {
+            spec,
+            spec_text,
+            nb_rxq,
+            nb_txq,
+        };
+        let driver = drivers::attach(eal, id, &planned, c, fds, &table.ports[i])?;
+        let mac = EthernetAddress(c.mac);
+        out.push(Port {
+            inner: Arc::new(PortInner {
+                id,
+                name,
+                kind: planned.spec.args.kind(),
+                mac,
+                nb_rxq,
+                nb_txq,
+                eal: eal.clone(),
+                table: region.clone(),
+                pool,
+                driver,
+            }),
+        });
+    }
+    tracing::debug!(target: "shoal::ethdev", "attached to {} ports of the primary", out.len());
+    Ok(out)
+}
+
+/// Makes a ring-backed port from existing rings (DPDK's `rte_eth_from_rings`): receive queue
+/// q dequeues from `rx[q]`, transmit queue q enqueues into `tx[q]`. Primary only; secondaries
+/// find the port through [`ports`] like any other.
+///
+/// # Errors
+/// [`Error::NotPrimary`], [`Error::BadQueueCount`], or table errors.
+pub fn from_rings(
+    eal: &Eal,
+    name: &str,
+    rx: &[MbufRing],
+    tx: &[MbufRing],
+    pool: &MbufPool,
+) -> Result<Port, Error> {
+    if eal.proc_type() != ProcType::Primary {
+        return Err(Error::NotPrimary("create a port"));
+    }
+    for (what, n) in [("rx", rx.len()), ("tx", tx.len())] {
+        if n == 0 || n > MAX_QUEUES {
+            return Err(Error::BadQueueCount {
+                port: name.to_owned(),
+                what,
+                n: n as u16,
+            });
+        }
+    }
+    if name.is_empty() || name.len() >= PORT_NAMESIZE {
+        return Err(Error::BadSpec {
+            spec: name.to_owned(),
+            why: format!("a port name has 1 to {} bytes", PORT_NAMESIZE - 1),
+        });
+    }
+    let region = table_region(eal, true)?.expect("created");
+    let table: &PortTable = region.get(0).expect("checked");
+    let i = claim_slot(table, name)?;
+    {
+        let mut cfgs = table.config.lock();
+        let c = &mut cfgs.ports[i];
+        c.driver = DriverKind::Ring as u32;
+        c.nb_rxq = rx.len() as u16;
+        c.nb_txq = tx.len() as u16;
+        c.mac = drivers::local_mac(i as u16, 0x72);
+        c.primary_pid = std::process::id();
+        set_cstr(&mut c.spec, &format!("net_ring,from_rings={name}"));
+        set_cstr(&mut c.pool, pool.name());
+        for (q, r) in rx.iter().enumerate() {
+            set_cstr(&mut c.rx_rings[q], r.ring().name());
+        }
+        for (q, r) in tx.iter().enumerate() {
+            set_cstr(&mut c.tx_rings[q], r.ring().name());
+        }
+    }
+    let shared = &table.ports[i];
+    let mac = EthernetAddress(drivers::local_mac(i as u16, 0x72));
+    let port = Port {
+        inner: Arc::new(PortInner {
+            id: PortId(i as u16),
+            name: name.to_owned(),
+            kind: DriverKind::Ring,
+            mac,
+            nb_rxq: rx.len() as u16,
+            nb_txq: tx.len() as u16,
+            eal: eal.clone(),
+            table: region.clone(),
+            pool: *pool,
+            driver: drivers::ring::from_rings(rx.to_vec(), tx.to_vec()),
+        }),
+    };
+    shared.ctl.set_state(state::CONFIGURED);
+    port.reset_stats();
+    port.start()?;
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, v)) = reg.iter_mut().find(|(p, _)| p == eal.segment_path()) {
+        v.push(Arc::downgrade(&port.inner));
+    }
+    Ok(port)
+}

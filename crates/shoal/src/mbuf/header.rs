@@ -53,9 +53,9 @@ pub(crate) struct MbufHeader {
     pub dynfield: [u32; 14],
 }
 
-#[cfg(not(loom))] // loom's atomics are larger; the layout is the ABI of real builds
+#[cfg(not(loom))] // loom atomics are larger; only the real build pins the layout
 const _: () = assert!(size_of::<MbufHeader>() == 128);
-#[cfg(not(loom))] // loom's atomics are larger; the layout is the ABI of real builds
+#[cfg(not(loom))]
 const _: () = assert!(offset_of!(MbufHeader, tx_offload) == 56);
 
 // SAFETY: repr(C); integers and one atomic, no pointers; every bit pattern is a valid value.

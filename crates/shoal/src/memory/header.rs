@@ -201,4 +201,5 @@ pub const LAYOUT_VERSION: u64 = layout_hash(&[
     crate::ring::SHARED_LAYOUT,
     crate::mempool::SHARED_LAYOUT,
     crate::mbuf::SHARED_LAYOUT,
+    crate::ethdev::SHARED_LAYOUT,
 ]);

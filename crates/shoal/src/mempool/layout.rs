@@ -114,7 +114,7 @@ pub(crate) struct MempoolHeader {
     pub lost: AtomicU64,
 }
 
-#[cfg(not(loom))] // loom's atomics are larger; the layout is the ABI of real builds
+#[cfg(not(loom))] // loom atomics are larger; only the real build pins the layout
 const _: () = assert!(size_of::<MempoolHeader>() == 256);
 
 // SAFETY: repr(C); integers, a byte array and atomics; no pointers. The plain fields are
@@ -136,7 +136,7 @@ pub(crate) struct CacheHeader {
     pub flushes: AtomicU64,
 }
 
-#[cfg(not(loom))] // loom's atomics are larger; the layout is the ABI of real builds
+#[cfg(not(loom))]
 const _: () = assert!(size_of::<CacheHeader>() == 64);
 
 // SAFETY: repr(C); atomics only.

@@ -759,34 +759,24 @@ impl ObjIdx {
     }
 }
 
-/// One JSON object per mempool of the group, for `shoal info` and telemetry: name, kind, size,
-/// element size, cache size, available and in use, where the objects are, and per process slot
-/// how many it holds in hand and in its caches.
+/// One JSON object per mempool of the group, for `shoal info` (name, size, available, in use).
 pub(crate) fn describe_all(
-    eal: &Eal,
-    zones: &[crate::memzone::MemzoneInfo],
+    eal: &crate::eal::Eal,
+    _zones: &[crate::memzone::MemzoneInfo],
 ) -> Vec<serde_json::Value> {
-    let group = registry::group(eal);
-    zones
-        .iter()
-        .filter(|z| z.kind == MemzoneKind::Mempool)
-        .filter_map(|z| group.pool(group.zone_index(&z.name)?))
-        .map(|p| {
-            let u = reclaim::usage(p);
+    Mempool::list(eal)
+        .into_iter()
+        .map(|m| {
+            let by_slot: Vec<String> = m.in_use_by_slot.iter().map(|(s, n)| format!("{s}:{n}")).collect();
             serde_json::json!({
-                "name": p.name,
-                "kind": if p.kind == kind::MBUF { "mbuf" } else { "mempool" },
-                "size": p.size,
-                "elt_size": p.elt_size,
-                "cache_size": p.cache_size,
-                "flags": p.flags,
-                "avail": u.avail,
-                "in_use": u.in_use,
-                "in_store": u.in_store,
-                "cached": u.cached,
-                "in_flight": u.in_flight,
-                "shared": u.shared,
-                "by_slot": u.by_slot,
+                "name": m.name,
+                "kind": m.kind,
+                "size": m.size,
+                "elt_size": m.elt_size,
+                "cache_size": m.cache_size,
+                "available": m.avail,
+                "in_use": m.in_use,
+                "in_use_by_slot": if by_slot.is_empty() { "-".to_string() } else { by_slot.join(",") },
             })
         })
         .collect()

@@ -2,15 +2,11 @@
 //! `rte_ring_create`, `rte_ring_lookup`, `rte_ring_free`), each ring living in the memzone
 //! `RG_<name>`, and the ring list that `shoal info` prints.
 
-use bytemuck::Pod;
-use serde_json::json;
-
-use super::header::{RingHeader, RING_MAGIC};
-use super::{Error, Ring, RingConfig, SyncMode};
+use super::{Error, Ring, RingConfig};
 use crate::eal::Eal;
 use crate::memory::MemzoneKind;
 use crate::memzone::{Memzone, MemzoneInfo};
-use crate::sync::atomic::Ordering::{Acquire, Relaxed};
+use bytemuck::Pod;
 
 /// Memzone name prefix of rings (DPDK's `RTE_RING_MZ_PREFIX`).
 pub const RING_MZ_PREFIX: &str = "RG_";
@@ -54,9 +50,21 @@ impl<T: Pod> Ring<T> {
     }
 }
 
+/// Under loom the header holds loom's atomics and cannot be read from shared memory.
+#[cfg(loom)]
+pub(crate) fn describe_all(_eal: &Eal, _zones: &[MemzoneInfo]) -> Vec<serde_json::Value> {
+    Vec::new()
+}
+
 /// One JSON object per ring of the group (name, size, capacity, count, modes), read from the
 /// ring headers without knowing their element types.
+#[cfg(not(loom))]
 pub(crate) fn describe_all(eal: &Eal, zones: &[MemzoneInfo]) -> Vec<serde_json::Value> {
+    use super::header::{RingHeader, RING_MAGIC};
+    use super::SyncMode;
+    use crate::sync::atomic::Ordering::{Acquire, Relaxed};
+    use serde_json::json;
+
     zones
         .iter()
         .filter(|z| z.kind == MemzoneKind::Ring)
@@ -84,8 +92,8 @@ pub(crate) fn describe_all(eal: &Eal, zones: &[MemzoneInfo]) -> Vec<serde_json::
                 "capacity": m.capacity,
                 "count": count,
                 "free": m.capacity - count,
-                "prod": mode(h.prod.sync),
-                "cons": mode(h.cons.sync),
+                "prod": mode(h.prod.own.sync),
+                "cons": mode(h.cons.own.sync),
                 "flags": m.flags,
             }))
         })

@@ -3,6 +3,9 @@
 //! callers turn into their own error variants.
 #![allow(unsafe_code)] // FFI to libc
 
+#[allow(dead_code)] // used by the af_packet and tap drivers as they land
+pub(crate) mod packet;
+
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
@@ -124,11 +127,18 @@ pub(crate) fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Number of CPUs this process may run on.
+/// Number of CPUs online. Not the affinity mask's size: a process started by a pinned parent
+/// inherits its mask, but its lcores still map onto every CPU of the machine.
 pub(crate) fn cpu_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 {
+        n as usize
+    } else {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    }
 }
 
 /// Pins the calling thread to one CPU.

@@ -1,0 +1,244 @@
+//! The client_server_mp client (`mp_client`): DPDK's client_server_mp client (lesson 7, lab 3).
+//!
+//! Takes packets from its ring `MProc_Client_RX_<n>`, sends each out of the paired port
+//! (port XOR 1) on its own transmit queue, keeps a flow table (packets and bytes per 5-tuple) and
+//! prints the top flows on exit. It heartbeats through shared memory so the server can tell it
+//! is alive; on SIGINT/SIGTERM, or when the server stops, it drains its ring and leaves.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::args::{usage_exit, Opts};
+use crate::cs::{self, cli, ctl, SharedInfo, MAX_CLIENTS};
+use crate::{bump, get, now_ns};
+use shoal::eal::{self, Eal};
+use shoal::ethdev::{self, Port, QueueId};
+use shoal::mbuf::{MbufBatch, MbufRing};
+use shoal::net::{self, FiveTuple};
+use shoal::sync::Backoff;
+
+const USAGE: &str = "\
+mp_client options:
+  -n CLIENT_ID           this client's id (required)
+  --wait                 if the server is not running yet, wait for it
+  --top N                flows to print on exit (default 10)
+  --delay-us N           sleep this long after each burst (simulates a slow client)
+  --no-flow-table        keep no per-flow or ARP/ND counters and never read packet bytes
+                         (the plain L2 forwarder of DPDK's sample)
+  --poll                 busy-poll without idle back-off (benchmarks)";
+
+const BURST: usize = 32;
+
+struct Config {
+    id: usize,
+    wait: bool,
+    top: usize,
+    delay: Option<Duration>,
+    flow_table: bool,
+    poll: bool,
+}
+
+fn parse(args: &[String]) -> Result<Config, String> {
+    let mut c = Config {
+        id: usize::MAX,
+        wait: false,
+        top: 10,
+        delay: None,
+        flow_table: true,
+        poll: false,
+    };
+    let mut o = Opts::new(args);
+    while let Some(opt) = o.next_opt()? {
+        match opt.as_str() {
+            "-n" => c.id = o.num("-n")?,
+            "--wait" => c.wait = true,
+            "--top" => c.top = o.num("--top")?,
+            "--delay-us" => c.delay = Some(Duration::from_micros(o.num("--delay-us")?)),
+            "--no-flow-table" => c.flow_table = false,
+            "--poll" => c.poll = true,
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    if c.id == usize::MAX {
+        return Err("a client id is required: -n CLIENT_ID".into());
+    }
+    if c.id >= MAX_CLIENTS {
+        return Err(format!("client id must be below {MAX_CLIENTS}"));
+    }
+    Ok(c)
+}
+
+/// Runs the client with a full command line (program name first); returns the exit status.
+pub fn main(args: Vec<String>) -> i32 {
+    // Application options are needed before joining the group (for --wait).
+    let (_, app_args) = eal::split_args(&args);
+    let prog = args[0].clone();
+    let cfg = parse(&app_args).unwrap_or_else(|e| usage_exit(&prog, USAGE, &e));
+    let eal = loop {
+        match Eal::init(args.clone()) {
+            Ok((eal, _)) => break eal,
+            Err(eal::Error::NoPrimary { prefix }) if cfg.wait => {
+                if shoal::eal::quit_requested() {
+                    return 0;
+                }
+                tracing::debug!("waiting for the server of {prefix:?}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(eal::Error::NoPrimary { prefix }) => {
+                eprintln!("mp_client: the server is not running (no primary for file prefix {prefix:?}); start mp_server first, or pass --wait");
+                return 1;
+            }
+            Err(e) => {
+                let _ = eal::init_or_exit_with(args.clone(), USAGE);
+                unreachable!("init_or_exit_with exits on {e}");
+            }
+        }
+    };
+    match run(&eal, cfg) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("mp_client: {e}");
+            1
+        }
+    }
+}
+
+fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
+    let id = cfg.id;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let info = loop {
+        match SharedInfo::lookup(eal) {
+            Ok(i) if i.ready() => break i,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(_) | Err(_) => {
+                return Err("the primary is not an mp_server (no ready MProc_shared_info)".into())
+            }
+        }
+    };
+    if id >= info.num_clients() {
+        return Err(format!(
+            "client id {id} is not below the server's -n {}",
+            info.num_clients()
+        ));
+    }
+    let other = get(info.client(id, cli::PID)) as u32;
+    if get(info.client(id, cli::STATE)) == 1
+        && other != 0
+        && std::path::Path::new(&format!("/proc/{other}")).exists()
+        && other != std::process::id()
+    {
+        return Err(format!("client id {id} is already running (pid {other})"));
+    }
+    let name = cs::client_ring_name(id);
+    println!("Looking up ring: {name}");
+    let ring = MbufRing::lookup(eal, &name).map_err(|e| format!("cannot find ring {name}: {e}"))?;
+    let ports = ethdev::ports(eal).map_err(|e| format!("ports: {e}"))?;
+    let by_id: HashMap<u16, Port> = ports.into_iter().map(|p| (p.id().0, p)).collect();
+    bump(info.client(id, cli::STARTS), 1);
+    info.client(id, cli::PID).store(
+        std::process::id() as u64,
+        shoal::sync::atomic::Ordering::Relaxed,
+    );
+    info.client(id, cli::HEARTBEAT)
+        .store(now_ns(), shoal::sync::atomic::Ordering::Relaxed);
+    info.client(id, cli::STATE)
+        .store(1, shoal::sync::atomic::Ordering::Release);
+    println!(
+        "Client process {id} handling packets (pid {})",
+        std::process::id()
+    );
+
+    let txq = QueueId(id as u16 + 1);
+    let mut rx = MbufBatch::new();
+    let mut out: HashMap<u16, MbufBatch> = HashMap::new();
+    let mut flows: HashMap<FiveTuple, (u64, u64)> = HashMap::new();
+    let mut backoff = Backoff::new();
+    let mut iter = 0u64;
+    let mut draining = false;
+    loop {
+        iter += 1;
+        if iter.is_multiple_of(64) || backoff.is_sleeping() {
+            info.client(id, cli::HEARTBEAT)
+                .store(now_ns(), shoal::sync::atomic::Ordering::Relaxed);
+        }
+        if !draining && (eal.should_quit() || get(info.ctl(ctl::SHUTDOWN)) == 1) {
+            draining = true;
+        }
+        let n = ring.dequeue_burst(&mut rx, BURST);
+        if n == 0 {
+            if draining {
+                break;
+            }
+            if !cfg.poll {
+                backoff.snooze();
+            }
+            continue;
+        }
+        backoff.reset();
+        let mut neigh = 0;
+        bump(info.client(id, cli::RX), n as u64);
+        bump(
+            info.client(id, cli::RX_BYTES),
+            rx.iter().map(|m| m.pkt_len() as u64).sum(),
+        );
+        for m in rx.drain(..) {
+            // Without the flow table the packet's bytes are never touched (DPDK's sample reads
+            // only the mbuf's port): no ARP/ND counting either.
+            if !cfg.flow_table {
+            } else if cs::is_neighbour_frame(m.data()) {
+                neigh += 1;
+            } else {
+                if let Some(t) = net::parse_frame(m.data()).ok().and_then(|i| i.tuple) {
+                    let e = flows.entry(t).or_default();
+                    e.0 += 1;
+                    e.1 += m.pkt_len() as u64;
+                }
+            }
+            let dst = m.port() ^ 1;
+            match out.entry(dst).or_default().push(m) {
+                Ok(()) => {}
+                Err(m) => {
+                    drop(m);
+                    bump(info.client(id, cli::TX_DROP), 1);
+                }
+            }
+        }
+        if neigh > 0 {
+            bump(info.client(id, cli::NEIGH), neigh);
+        }
+        for (dst, batch) in out.iter_mut() {
+            if batch.is_empty() {
+                continue;
+            }
+            let want = batch.len();
+            let sent = match by_id.get(dst) {
+                Some(p) => p.tx_burst(txq, batch),
+                None => 0,
+            };
+            bump(info.client(id, cli::TX), sent as u64);
+            if sent < want {
+                bump(info.client(id, cli::TX_DROP), (want - sent) as u64);
+                batch.clear();
+            }
+        }
+        if let Some(d) = cfg.delay {
+            std::thread::sleep(d);
+        }
+    }
+    info.client(id, cli::STATE)
+        .store(2, shoal::sync::atomic::Ordering::Release);
+    println!(
+        "Client {id}: rx {} tx {} tx_drop {} arp/nd {}",
+        get(info.client(id, cli::RX)),
+        get(info.client(id, cli::TX)),
+        get(info.client(id, cli::TX_DROP)),
+        get(info.client(id, cli::NEIGH))
+    );
+    let mut top: Vec<(FiveTuple, (u64, u64))> = flows.into_iter().collect();
+    top.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(b.1 .1.cmp(&a.1 .1)));
+    println!("Top flows of client {id} ({} flows):", top.len());
+    for (t, (pkts, bytes)) in top.iter().take(cfg.top) {
+        println!("  {t}  packets {pkts} bytes {bytes}");
+    }
+    Ok(())
+}

@@ -1,0 +1,584 @@
+//! The client_server_mp server (`mp_server`): DPDK's client_server_mp server (lesson 7, lab 3).
+//!
+//! The primary receives bursts from its ports and hands each packet to a client ring
+//! `MProc_Client_RX_<n>` chosen by the dispatcher; ARP and IPv6 neighbour discovery frames are
+//! copied to every live client (F-Stack). Clients heartbeat through shared memory: a client whose
+//! heartbeat stops is taken out of the rotation (its flows move, the others' stay), what is left
+//! in its ring goes back to the pool, and it is taken back when it returns with the same id.
+
+use std::time::{Duration, Instant};
+
+use crate::args::{usage_exit, Opts};
+use crate::cs::{self, ctl, srv, Dispatcher, Dist, PacketKey, SharedInfo, MAX_CLIENTS, MAX_PORTS};
+use crate::{bump, get, now_ns};
+use shoal::eal::{self, Eal};
+use shoal::ethdev::{self, Port, QueueId};
+use shoal::mbuf::{MbufBatch, MbufPool, MbufRing};
+use shoal::net;
+use shoal::ring::{RingConfig, SyncMode};
+use shoal::sync::Backoff;
+
+const USAGE: &str = "\
+mp_server options:
+  -p PORTMASK            ports to use, hexadecimal (default: all)
+  -n NUM_CLIENTS         number of client rings (default 1)
+  --dist rr|flow|prio:DSCP=CLIENT,...   how packets are spread over clients (default rr)
+  --ring-size N          client ring size, a power of two (default 4096)
+  --mbufs N              mbufs in the pool (default 16383)
+  --client-timeout MS    a client whose heartbeat is older is taken out of the rotation (default 1000)
+  --stats-interval MS    statistics period, 0 for none (default 1000)
+  --duration SECS        stop by itself after this long (default: run until SIGINT/SIGTERM)
+  --drain-timeout MS     how long clients get to drain their rings on stop (default 3000)
+  --wait-clients         receive nothing until all clients are connected
+  --poll                 busy-poll without idle back-off (benchmarks)";
+
+const BURST: usize = 32;
+
+struct Config {
+    portmask: u64,
+    num_clients: usize,
+    dist: Dist,
+    ring_size: u32,
+    mbufs: u32,
+    client_timeout: Duration,
+    stats_interval: Option<Duration>,
+    duration: Option<Duration>,
+    drain_timeout: Duration,
+    wait_clients: bool,
+    poll: bool,
+}
+
+fn parse(args: &[String]) -> Result<Config, String> {
+    let mut c = Config {
+        portmask: u64::MAX,
+        num_clients: 1,
+        dist: Dist::RoundRobin,
+        ring_size: cs::RING_SIZE,
+        mbufs: 16383,
+        client_timeout: Duration::from_millis(1000),
+        stats_interval: Some(Duration::from_millis(1000)),
+        duration: None,
+        drain_timeout: Duration::from_millis(3000),
+        wait_clients: false,
+        poll: false,
+    };
+    let mut o = Opts::new(args);
+    while let Some(opt) = o.next_opt()? {
+        match opt.as_str() {
+            "-p" => {
+                let v = o.value("-p")?;
+                c.portmask = crate::args::parse_num(&format!("0x{}", v.trim_start_matches("0x")))
+                    .filter(|&m| m != 0)
+                    .ok_or_else(|| format!("invalid portmask {v:?}"))?;
+            }
+            "-n" => {
+                c.num_clients = o.num("-n")?;
+                if c.num_clients == 0 || c.num_clients > MAX_CLIENTS {
+                    return Err(format!("-n must be 1 to {MAX_CLIENTS}"));
+                }
+            }
+            "--dist" => c.dist = Dist::parse(&o.value("--dist")?)?,
+            "--ring-size" => {
+                c.ring_size = o.num("--ring-size")?;
+                if !c.ring_size.is_power_of_two() || c.ring_size < 2 {
+                    return Err("--ring-size must be a power of two".into());
+                }
+            }
+            "--mbufs" => c.mbufs = o.num("--mbufs")?,
+            "--client-timeout" => {
+                c.client_timeout = Duration::from_millis(o.num("--client-timeout")?)
+            }
+            "--stats-interval" => {
+                let ms: u64 = o.num("--stats-interval")?;
+                c.stats_interval = (ms > 0).then(|| Duration::from_millis(ms));
+            }
+            "--duration" => {
+                c.duration = Some(Duration::from_secs_f64(
+                    o.value("--duration")?
+                        .parse()
+                        .map_err(|_| "bad --duration")?,
+                ))
+            }
+            "--drain-timeout" => c.drain_timeout = Duration::from_millis(o.num("--drain-timeout")?),
+            "--wait-clients" => c.wait_clients = true,
+            "--poll" => c.poll = true,
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    Ok(c)
+}
+
+/// Per-client state the server keeps in its own memory.
+struct Client {
+    ring: MbufRing,
+    batch: MbufBatch,
+    live: bool,
+    last_warn: Option<Instant>,
+    last_starts: u64,
+}
+
+/// Runs the server with a full command line (program name first); returns the exit status.
+pub fn main(args: Vec<String>) -> i32 {
+    let (eal, app_args) = eal::init_or_exit_with(args, USAGE);
+    let prog = app_args[0].clone();
+    let cfg = parse(&app_args).unwrap_or_else(|e| usage_exit(&prog, USAGE, &e));
+    match run(&eal, cfg) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("mp_server: {e}");
+            1
+        }
+    }
+}
+
+fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
+    if eal.proc_type() != eal::ProcType::Primary {
+        return Err("mp_server must be the primary process (--proc-type=primary)".into());
+    }
+    let pool = MbufPool::create(eal, cs::MBUF_POOL_NAME, cfg.mbufs, 256, 0, 2048 + 128)
+        .map_err(|e| format!("cannot create the mbuf pool: {e}"))?;
+    let conf = ethdev::PortConf {
+        rx_queues: Some(1),
+        // Queue 0 is the server's; client n sends on queue n + 1.
+        tx_queues: Some(cfg.num_clients as u16 + 1),
+        pool: Some(pool),
+        default_vdevs: vec!["net_gen0".into(), "net_gen1".into()],
+        ..Default::default()
+    };
+    let ports = ethdev::ports_with(eal, &conf).map_err(|e| format!("ports: {e}"))?;
+    let ports: Vec<Port> = ports
+        .into_iter()
+        .filter(|p| p.id().0 < 64 && cfg.portmask & (1 << p.id().0) != 0)
+        .collect();
+    if ports.is_empty() {
+        return Err("no port selected by the portmask".into());
+    }
+    if ports.len() > MAX_PORTS {
+        return Err(format!("at most {MAX_PORTS} ports"));
+    }
+    for p in &ports {
+        println!("PORT {}: {} ({})", p.id().0, p.mac(), p.name());
+    }
+    let info = SharedInfo::create(eal).map_err(|e| format!("shared info: {e}"))?;
+    let mut clients = Vec::new();
+    for c in 0..cfg.num_clients {
+        let name = cs::client_ring_name(c);
+        let rc = RingConfig {
+            prod: SyncMode::Sp,
+            cons: SyncMode::Sp,
+            ..RingConfig::new(cfg.ring_size)
+        };
+        let ring = MbufRing::create(eal, &name, rc).map_err(|e| format!("ring {name}: {e}"))?;
+        println!("Creating ring '{name}'");
+        clients.push(Client {
+            ring,
+            batch: MbufBatch::new(),
+            live: false,
+            last_warn: None,
+            last_starts: 0,
+        });
+    }
+    bump(info.ctl(ctl::NUM_CLIENTS), cfg.num_clients as u64);
+    bump(info.ctl(ctl::NUM_PORTS), ports.len() as u64);
+    bump(info.ctl(ctl::SERVER_PID), std::process::id() as u64);
+    bump(
+        info.ctl(ctl::PORT_MASK),
+        ports.iter().map(|p| 1u64 << p.id().0).sum(),
+    );
+    // Published last: clients wait for it.
+    bump(info.ctl(ctl::MAGIC), cs::MAGIC);
+    let telemetry =
+        shoal::telemetry::Server::start(eal).map_err(|e| format!("telemetry socket: {e}"))?;
+    let tinfo = info.clone();
+    telemetry
+        .registry()
+        .register("/cs/stats", "client_server_mp counters", move |_| {
+            stats_json(&tinfo)
+        });
+    println!(
+        "server ready: {} ports, {} clients, dist {:?}",
+        ports.len(),
+        cfg.num_clients,
+        cfg.dist
+    );
+
+    let mut dispatcher = Dispatcher::new(cfg.dist.clone());
+    let parse = dispatcher.needs_parse();
+    let mut rx = MbufBatch::new();
+    let mut live: Vec<usize> = Vec::new();
+    let started = Instant::now();
+    let mut last_stats = Instant::now();
+    let mut last_check = Instant::now() - Duration::from_secs(1);
+    let mut backoff = Backoff::new();
+    let mut prev = Totals::default();
+    let mut waiting_for_clients = cfg.wait_clients;
+    loop {
+        if eal.should_quit() || cfg.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        if last_check.elapsed() >= Duration::from_millis(50) {
+            last_check = Instant::now();
+            check_clients(&info, &mut clients, &mut live, cfg.client_timeout, &pool);
+        }
+        let mut got = 0;
+        if waiting_for_clients {
+            if live.len() < cfg.num_clients {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            waiting_for_clients = false;
+            println!("all {} clients connected; receiving", cfg.num_clients);
+        }
+        for p in &ports {
+            let n = p.rx_burst(QueueId(0), &mut rx, BURST);
+            if n == 0 {
+                continue;
+            }
+            got += n;
+            let pid = p.id().0 as usize;
+            bump(info.port(pid, cs::port::RX), n as u64);
+            bump(
+                info.port(pid, cs::port::RX_BYTES),
+                rx.iter().map(|m| m.pkt_len() as u64).sum(),
+            );
+            for m in rx.drain(..) {
+                if cs::is_neighbour_frame(m.data()) {
+                    bump(info.ctl(ctl::BCAST_FRAMES), 1);
+                    broadcast(&info, &mut clients, &live, m, &pool);
+                    continue;
+                }
+                let meta = if parse {
+                    net::parse_frame(m.data()).ok()
+                } else {
+                    None
+                };
+                let key = PacketKey {
+                    flow_hash: meta
+                        .as_ref()
+                        .and_then(|i| i.tuple)
+                        .map(|t| t.symmetric().crc_hash(0))
+                        .unwrap_or(0),
+                    dscp: meta.as_ref().filter(|i| i.tuple.is_some()).map(|i| i.dscp),
+                };
+                match dispatcher.pick(key, &live) {
+                    Some(c) => {
+                        if let Err(m) = clients[c].batch.push(m) {
+                            drop(m);
+                            bump(info.server(c, srv::DROP_FULL), 1);
+                        }
+                    }
+                    None => bump(info.ctl(ctl::DROP_NO_CLIENT), 1),
+                }
+            }
+            flush_all(&info, &mut clients);
+        }
+        if got == 0 && !cfg.poll {
+            backoff.snooze();
+        } else {
+            backoff.reset();
+        }
+        if let Some(iv) = cfg.stats_interval {
+            if last_stats.elapsed() >= iv {
+                let t = totals(&info, &ports, cfg.num_clients);
+                print_stats(&info, &ports, &clients, &t, &prev, last_stats.elapsed());
+                prev = t;
+                last_stats = Instant::now();
+            }
+        }
+    }
+    stop(eal, &info, &mut clients, &ports, &pool, cfg.drain_timeout);
+    drop(telemetry);
+    Ok(())
+}
+
+/// Moves each client's pending batch onto its ring; what does not fit is dropped and counted,
+/// and a ring above 90% full earns a (rate limited) warning.
+fn flush_all(info: &SharedInfo, clients: &mut [Client]) {
+    for (c, cl) in clients.iter_mut().enumerate() {
+        if cl.batch.is_empty() {
+            continue;
+        }
+        let n = cl.batch.len();
+        let sent = cl.ring.enqueue_burst(&mut cl.batch);
+        bump(info.server(c, srv::ENQUEUED), sent as u64);
+        if sent < n {
+            bump(info.server(c, srv::DROP_FULL), (n - sent) as u64);
+            cl.batch.clear();
+        }
+        let (count, cap) = (cl.ring.count(), cl.ring.ring().capacity());
+        if count as u64 * 10 > cap as u64 * 9
+            && cl
+                .last_warn
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            cl.last_warn = Some(Instant::now());
+            bump(info.server(c, srv::WARNINGS), 1);
+            tracing::warn!(
+                "client {c} ring usage {:.1}% ({count}/{cap})",
+                100.0 * count as f64 / cap as f64
+            );
+        }
+    }
+}
+
+/// Copies an ARP/ND frame to every live client (F-Stack's broadcast by cloning).
+fn broadcast(
+    info: &SharedInfo,
+    clients: &mut [Client],
+    live: &[usize],
+    m: shoal::mbuf::Mbuf,
+    pool: &MbufPool,
+) {
+    let Some((&last, rest)) = live.split_last() else {
+        bump(info.ctl(ctl::DROP_NO_CLIENT), 1);
+        return;
+    };
+    for &c in rest {
+        match m.copy(pool, 0, m.pkt_len()) {
+            Some(copy) => {
+                bump(info.ctl(ctl::BCAST_COPIES), 1);
+                if let Err(copy) = clients[c].batch.push(copy) {
+                    drop(copy);
+                    bump(info.server(c, srv::DROP_FULL), 1);
+                }
+            }
+            None => bump(info.ctl(ctl::BCAST_COPY_FAIL), 1),
+        }
+    }
+    if let Err(m) = clients[last].batch.push(m) {
+        drop(m);
+        bump(info.server(last, srv::DROP_FULL), 1);
+    }
+}
+
+/// Updates the set of live clients from their heartbeats. A client that stopped beating is
+/// taken out and what is left in its ring is returned to the pool.
+fn check_clients(
+    info: &SharedInfo,
+    clients: &mut [Client],
+    live: &mut Vec<usize>,
+    timeout: Duration,
+    _pool: &MbufPool,
+) {
+    let now = now_ns();
+    let mut changed = false;
+    for (c, cl) in clients.iter_mut().enumerate() {
+        let hb = get(info.client(c, cs::cli::HEARTBEAT));
+        let running = get(info.client(c, cs::cli::STATE)) == 1;
+        let pid = get(info.client(c, cs::cli::PID)) as u32;
+        let alive = running
+            && hb != 0
+            && now.saturating_sub(hb) < timeout.as_nanos() as u64
+            && pid_alive(pid);
+        let starts = get(info.client(c, cs::cli::STARTS));
+        if alive && !cl.live {
+            println!("Client process {c} connected (pid {pid})");
+            cl.live = true;
+            cl.last_starts = starts;
+            changed = true;
+        } else if !alive && cl.live {
+            cl.live = false;
+            changed = true;
+            let flushed = flush_ring(&cl.ring);
+            bump(info.server(c, srv::FLUSHED), flushed as u64);
+            if running {
+                println!("Client process {c} stopped responding; its flows move to the others ({flushed} packets taken back)");
+            } else {
+                println!("Client process {c} left ({flushed} packets taken back)");
+            }
+        }
+        info.server(c, srv::LIVE)
+            .store(cl.live as u64, shoal::sync::atomic::Ordering::Relaxed);
+    }
+    if changed {
+        live.clear();
+        live.extend(
+            clients
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.live)
+                .map(|(i, _)| i),
+        );
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists() && {
+        // A zombie has exited: look at its state.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .map(|r| !r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// Takes back what is left in a departed client's ring. Works on a handle of its own, whose
+/// claim on the ring's single-consumer side is released on return, so that the client can
+/// claim it again when it comes back.
+fn flush_ring(ring: &MbufRing) -> usize {
+    let ring = ring.clone();
+    let mut b = MbufBatch::new();
+    let mut n = 0;
+    loop {
+        let got = ring.dequeue_burst(&mut b, BURST);
+        if got == 0 {
+            return n;
+        }
+        n += got;
+        b.clear();
+    }
+}
+
+#[derive(Default, Clone)]
+struct Totals {
+    rx: u64,
+    enqueued: u64,
+    dropped: u64,
+    client_tx: u64,
+}
+
+fn totals(info: &SharedInfo, ports: &[Port], n: usize) -> Totals {
+    let mut t = Totals::default();
+    for p in ports {
+        t.rx += get(info.port(p.id().0 as usize, cs::port::RX));
+    }
+    for c in 0..n {
+        t.enqueued += get(info.server(c, srv::ENQUEUED));
+        t.dropped += get(info.server(c, srv::DROP_FULL));
+        t.client_tx += get(info.client(c, cs::cli::TX));
+    }
+    t.dropped += get(info.ctl(ctl::DROP_NO_CLIENT)) + get(info.ctl(ctl::BCAST_COPY_FAIL));
+    t
+}
+
+fn print_stats(
+    info: &SharedInfo,
+    ports: &[Port],
+    clients: &[Client],
+    t: &Totals,
+    prev: &Totals,
+    dt: Duration,
+) {
+    let secs = dt.as_secs_f64().max(1e-9);
+    println!("\nPort statistics ====================================");
+    for p in ports {
+        let s = p.stats();
+        println!(
+            "Port {:>2}: rx {:>12} tx {:>12} rx_missed {:>8} tx_drop {:>8}",
+            p.id().0,
+            get(info.port(p.id().0 as usize, cs::port::RX)),
+            s.opackets,
+            s.imissed,
+            s.oerrors
+        );
+    }
+    println!("Client statistics ==================================");
+    for (c, cl) in clients.iter().enumerate() {
+        println!(
+            "Client {:>2}: enqueued {:>12} dropped {:>8} rx {:>12} tx {:>12} tx_drop {:>8} ring {:>5}/{:<5} {}",
+            c,
+            get(info.server(c, srv::ENQUEUED)),
+            get(info.server(c, srv::DROP_FULL)),
+            get(info.client(c, cs::cli::RX)),
+            get(info.client(c, cs::cli::TX)),
+            get(info.client(c, cs::cli::TX_DROP)),
+            cl.ring.count(),
+            cl.ring.ring().capacity(),
+            if cl.live { "live" } else { "down" }
+        );
+    }
+    println!(
+        "Total: rx {} enqueued {} dropped {} forwarded {} ({:.3} Mpps in, {:.3} Mpps out)",
+        t.rx,
+        t.enqueued,
+        t.dropped,
+        t.client_tx,
+        (t.rx - prev.rx) as f64 / secs / 1e6,
+        (t.client_tx - prev.client_tx) as f64 / secs / 1e6
+    );
+}
+
+fn stats_json(info: &SharedInfo) -> serde_json::Value {
+    let n = info.num_clients();
+    let clients: Vec<serde_json::Value> = (0..n)
+        .map(|c| {
+            serde_json::json!({
+                "client": c,
+                "enqueued": get(info.server(c, srv::ENQUEUED)),
+                "dropped": get(info.server(c, srv::DROP_FULL)),
+                "flushed": get(info.server(c, srv::FLUSHED)),
+                "live": get(info.server(c, srv::LIVE)) == 1,
+                "rx": get(info.client(c, cs::cli::RX)),
+                "tx": get(info.client(c, cs::cli::TX)),
+                "tx_drop": get(info.client(c, cs::cli::TX_DROP)),
+                "starts": get(info.client(c, cs::cli::STARTS)),
+            })
+        })
+        .collect();
+    let mask = get(info.ctl(ctl::PORT_MASK));
+    let ports: Vec<serde_json::Value> = (0..MAX_PORTS)
+        .filter(|p| mask & (1 << p) != 0)
+        .map(|p| serde_json::json!({"port": p, "rx": get(info.port(p, cs::port::RX)), "rx_bytes": get(info.port(p, cs::port::RX_BYTES))}))
+        .collect();
+    serde_json::json!({
+        "ports": ports,
+        "clients": clients,
+        "drop_no_client": get(info.ctl(ctl::DROP_NO_CLIENT)),
+        "bcast_frames": get(info.ctl(ctl::BCAST_FRAMES)),
+        "bcast_copies": get(info.ctl(ctl::BCAST_COPIES)),
+        "bcast_copy_fail": get(info.ctl(ctl::BCAST_COPY_FAIL)),
+    })
+}
+
+/// Graceful stop: no more reception; clients drain their rings and leave; final statistics.
+fn stop(
+    eal: &Eal,
+    info: &SharedInfo,
+    clients: &mut [Client],
+    ports: &[Port],
+    pool: &MbufPool,
+    drain: Duration,
+) {
+    println!("\nStopping: no more reception; waiting for clients to drain their rings");
+    for c in 0..clients.len() {
+        flush_all(info, clients);
+        let _ = c;
+    }
+    info.ctl(ctl::SHUTDOWN)
+        .store(1, shoal::sync::atomic::Ordering::Release);
+    let deadline = Instant::now() + drain;
+    while Instant::now() < deadline {
+        let busy = (0..clients.len()).any(|c| {
+            get(info.client(c, cs::cli::STATE)) == 1
+                && pid_alive(get(info.client(c, cs::cli::PID)) as u32)
+        });
+        if !busy {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for (c, cl) in clients.iter_mut().enumerate() {
+        let flushed = flush_ring(&cl.ring);
+        bump(info.server(c, srv::FLUSHED), flushed as u64);
+    }
+    let t = totals(info, ports, clients.len());
+    print_stats(info, ports, clients, &t, &t, Duration::from_secs(1));
+    let flushed: u64 = (0..clients.len())
+        .map(|c| get(info.server(c, srv::FLUSHED)))
+        .sum();
+    let copies = get(info.ctl(ctl::BCAST_COPIES));
+    println!(
+        "Final: received {} + broadcast copies {} = delivered {} + dropped {}; taken back from departed clients {}; pool in use {}",
+        t.rx,
+        copies,
+        t.enqueued,
+        t.dropped,
+        flushed,
+        pool.in_use_count()
+    );
+    let _ = eal;
+}

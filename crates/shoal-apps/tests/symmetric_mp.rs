@@ -1,0 +1,322 @@
+//! symmetric_mp with real processes: argument errors as DPDK's, and two peers splitting the
+//! flows of an af_packet port (PACKET_FANOUT hash) on a veth pair in a namespace of its own.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shoal_testkit::Group;
+
+const BIN: &str = env!("CARGO_BIN_EXE_symmetric_mp");
+const T: Duration = Duration::from_secs(20);
+
+fn run_err(args: &[&str]) -> (Option<i32>, String) {
+    let g = Group::new("smp-arg");
+    let mut p = g.spawn(BIN, args);
+    let code = p.wait_exit(T);
+    (code, p.output())
+}
+
+#[test]
+fn argument_errors_are_dpdks() {
+    let gen = [
+        "--no-huge",
+        "-m",
+        "128",
+        "--vdev",
+        "net_null0",
+        "--vdev",
+        "net_null1",
+    ];
+    for (app, want) in [
+        (
+            vec!["-p", "0x3", "--num-procs", "2"],
+            "Error: Invalid or missing proc-id parameter",
+        ),
+        (
+            vec!["-p", "0x3", "--proc-id", "0"],
+            "Error: Invalid or missing num-procs parameter",
+        ),
+        (
+            vec!["--num-procs", "2", "--proc-id", "0"],
+            "Error: Invalid or missing port mask",
+        ),
+        (
+            vec!["-p", "0x3", "--num-procs", "2", "--proc-id", "0", "--bogus"],
+            "Error: Cannot parse all command-line arguments",
+        ),
+        (
+            vec!["-p", "0x1", "--num-procs", "1", "--proc-id", "0"],
+            "Application must use an even number of ports",
+        ),
+    ] {
+        let mut args: Vec<&str> = gen.to_vec();
+        args.push("--");
+        args.extend(app.iter().copied());
+        let (code, out) = run_err(&args);
+        assert_eq!(code, Some(1), "{args:?}: {out}");
+        assert!(out.contains(want), "{args:?}: {out}");
+        if want.starts_with("Error:") {
+            assert!(out.contains("--num-procs <n> --proc-id <id>"), "{out}");
+        }
+    }
+    let (code, out) = run_err(&[
+        "--no-huge",
+        "-m",
+        "128",
+        "--",
+        "-p",
+        "0x3",
+        "--num-procs",
+        "1",
+        "--proc-id",
+        "0",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("No Ethernet ports - bye"), "{out}");
+}
+
+#[test]
+fn one_process_forwards_and_prints_its_counters_on_sigint() {
+    let g = Group::new("smp-one");
+    let mut p = g.spawn(
+        BIN,
+        &[
+            "--no-huge",
+            "-m",
+            "64",
+            "-l",
+            "0",
+            "--vdev",
+            "net_gen0,flows=8",
+            "--vdev",
+            "net_null0",
+            "--",
+            "-p",
+            "0x3",
+            "--num-procs",
+            "1",
+            "--proc-id",
+            "0",
+        ],
+    );
+    p.wait_for("Finished Process Init", T);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out) = p.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Exiting on signal 2"), "{out}");
+    let rx0 = counter(&out, 0, "RX");
+    assert!(rx0 > 0, "{out}");
+    assert_eq!(counter(&out, 1, "TX"), rx0, "{out}");
+}
+
+/// `Port <n>: RX - <rx>, TX - <tx>, Drop - <drop>`.
+fn counter(out: &str, port: u16, what: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("Port {port}: RX")))
+        .unwrap_or_else(|| panic!("no counters of port {port} in:\n{out}"));
+    let after = line.split(&format!("{what} - ")).nth(1).unwrap();
+    after.split(',').next().unwrap().trim().parse().unwrap()
+}
+
+struct Ns(String);
+
+impl Ns {
+    fn exec(&self, args: &[&str]) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn netns(tag: &str) -> Option<Ns> {
+    #[allow(unsafe_code)]
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIP: not root; the veth test needs network namespaces");
+        return None;
+    }
+    if Command::new("tcpreplay").arg("--version").output().is_err() {
+        println!("SKIP: tcpreplay is not installed (see ci/apt-packages.txt)");
+        return None;
+    }
+    let name = format!("shoal-{tag}-{}", std::process::id());
+    if !Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        println!("SKIP: cannot create a network namespace");
+        return None;
+    }
+    let ns = Ns(name);
+    ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+    ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+    for (a, b) in [("a0", "b0"), ("a1", "b1")] {
+        assert!(ns.exec(&["ip", "link", "add", a, "type", "veth", "peer", "name", b]));
+        assert!(ns.exec(&["ip", "link", "set", a, "up"]));
+        assert!(ns.exec(&["ip", "link", "set", b, "up"]));
+    }
+    Some(ns)
+}
+
+/// A capture of `n` generated frames over `flows` flows, made with symmetric_mp's own
+/// generator port into a pcap port.
+fn make_capture(path: &std::path::Path, flows: u32) -> u64 {
+    let g = Group::new("smp-cap");
+    let tx = format!("net_pcap1,tx_pcap={}", path.display());
+    let gen = format!("net_gen0,flows={flows},size=mixed,rate=20000");
+    let mut p = g.spawn(
+        BIN,
+        &[
+            "--no-huge",
+            "-m",
+            "64",
+            "-l",
+            "0",
+            "--vdev",
+            &gen,
+            "--vdev",
+            &tx,
+            "--",
+            "-p",
+            "0x3",
+            "--num-procs",
+            "1",
+            "--proc-id",
+            "0",
+        ],
+    );
+    p.wait_for("Finished Process Init", T);
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, out) = p.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out}");
+    counter(&out, 1, "TX")
+}
+
+#[test]
+fn two_peers_split_af_packet_flows_and_the_counts_add_up() {
+    let Some(ns) = netns("smp") else { return };
+    let cap = std::env::temp_dir().join(format!("shoal-smp-{}.pcap", std::process::id()));
+    let sent = make_capture(&cap, 64);
+    assert!(sent > 100, "capture has {sent} frames");
+    let g = Group::new("smp-two");
+    let logs: Vec<_> = (0..2)
+        .map(|i| std::env::temp_dir().join(format!("shoal-smp-{}-flows{i}", std::process::id())))
+        .collect();
+    let spawn = |id: u16, lcore: &str, primary: bool| {
+        let log = logs[id as usize].to_str().unwrap().to_string();
+        let id_s = id.to_string();
+        let mut args: Vec<&str> = vec![
+            "netns",
+            "exec",
+            &ns.0,
+            BIN,
+            "--no-huge",
+            "-m",
+            "64",
+            "-l",
+            lcore,
+            "--file-prefix",
+            g.prefix(),
+            "--log-level",
+            "warning",
+        ];
+        if primary {
+            args.extend([
+                "--vdev",
+                "net_af_packet0,iface=a0,qpairs=2",
+                "--vdev",
+                "net_af_packet1,iface=a1,qpairs=2",
+            ]);
+        } else {
+            args.extend(["--proc-type", "secondary"]);
+        }
+        args.extend([
+            "--",
+            "-p",
+            "0x3",
+            "--num-procs",
+            "2",
+            "--proc-id",
+            &id_s,
+            "--flow-log",
+            &log,
+        ]);
+        g.spawn_raw("ip", &args)
+    };
+    let mut p0 = spawn(0, "0", true);
+    p0.wait_for("Finished Process Init", T);
+    let mut p1 = spawn(1, "1", false);
+    p1.wait_for("Finished Process Init", T);
+    assert!(ns.exec(&[
+        "tcpreplay",
+        "-q",
+        "-i",
+        "b0",
+        "--pps=20000",
+        cap.to_str().unwrap()
+    ]));
+    // Wait (bounded) until b1 has seen everything, then stop both.
+    let rx_b1 = || -> u64 {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.0,
+                "cat",
+                "/sys/class/net/b1/statistics/rx_packets",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + T;
+    while rx_b1() < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (c1, out1) = p1.stop(libc::SIGINT, T);
+    let (c0, out0) = p0.stop(libc::SIGINT, T);
+    assert_eq!((c0, c1), (Some(0), Some(0)), "{out0}\n---\n{out1}");
+    let (rx0, rx1) = (counter(&out0, 0, "RX"), counter(&out1, 0, "RX"));
+    let (tx0, tx1) = (counter(&out0, 1, "TX"), counter(&out1, 1, "TX"));
+    println!(
+        "proc 0: rx {rx0} tx {tx0}; proc 1: rx {rx1} tx {tx1}; sent {sent}; b1 got {}",
+        rx_b1()
+    );
+    assert_eq!(rx0 + rx1, sent, "{out0}\n---\n{out1}");
+    assert_eq!(tx0 + tx1, sent);
+    assert!(rx0 > 0 && rx1 > 0, "both peers get a share of the flows");
+    assert_eq!(rx_b1(), sent);
+    let f0: BTreeSet<String> = std::fs::read_to_string(&logs[0])
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let f1: BTreeSet<String> = std::fs::read_to_string(&logs[1])
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert!(
+        f0.is_disjoint(&f1),
+        "a flow went through both processes: {:?}",
+        f0.intersection(&f1).collect::<Vec<_>>()
+    );
+    assert_eq!(f0.len() + f1.len(), 64);
+    for f in logs.iter().chain([&cap]) {
+        let _ = std::fs::remove_file(f);
+    }
+}

@@ -1,0 +1,436 @@
+//! `shoal demo`: the main job. Starts a server and N clients (the same code as the `mp_server`
+//! and `mp_client` binaries, run as `shoal mp_server` / `shoal mp_client` child processes) on
+//! generator ports, shows live statistics, and after `--duration` (or Ctrl-C) stops them
+//! gracefully and prints a summary. `--kill-client` kills a client with SIGKILL halfway and
+//! starts it again with the same id: the summary shows that no buffer was lost.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shoal::eal::Eal;
+use shoal::mbuf::MbufPool;
+use shoal_apps::cs::{self, cli, ctl, srv, SharedInfo};
+use shoal_apps::get;
+
+const USAGE: &str = "\
+usage: shoal demo [--clients N] [--duration SECS] [--dist rr|flow] [--kill-client]
+                  [--vdev SPEC]... [--no-huge] [--file-prefix P] [--quiet]
+
+Starts mp_server and N mp_client processes (default 2) forwarding generated traffic
+(two net_gen ports unless --vdev is given), prints live statistics every second, and
+after --duration seconds (default 10) or Ctrl-C stops them and prints a summary.
+--kill-client kills one client with SIGKILL halfway through and restarts it.";
+
+struct Opts {
+    clients: usize,
+    duration: Duration,
+    dist: String,
+    kill_client: bool,
+    vdevs: Vec<String>,
+    no_huge: bool,
+    prefix: String,
+    quiet: bool,
+}
+
+fn parse(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts {
+        clients: 2,
+        duration: Duration::from_secs(10),
+        dist: "rr".into(),
+        kill_client: false,
+        vdevs: Vec::new(),
+        no_huge: false,
+        prefix: format!("shoal-demo-{}", std::process::id()),
+        quiet: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (k, inline) = match a.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_string())),
+            None => (a.as_str(), None),
+        };
+        let mut val = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or(format!("{name} needs a value"))
+        };
+        match k {
+            "--clients" | "-n" => {
+                o.clients = val(k)?.parse().map_err(|_| "bad --clients")?;
+                if o.clients == 0 || o.clients > cs::MAX_CLIENTS {
+                    return Err(format!("--clients must be 1 to {}", cs::MAX_CLIENTS));
+                }
+            }
+            "--duration" => {
+                let s: f64 = val(k)?.parse().map_err(|_| "bad --duration")?;
+                if !(s > 0.0 && s.is_finite()) {
+                    return Err("--duration must be above 0".into());
+                }
+                o.duration = Duration::from_secs_f64(s);
+            }
+            "--dist" => o.dist = val(k)?,
+            "--kill-client" => o.kill_client = true,
+            "--vdev" => o.vdevs.push(val(k)?),
+            "--no-huge" => o.no_huge = true,
+            "--file-prefix" => o.prefix = val(k)?,
+            "--quiet" => o.quiet = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    Ok(o)
+}
+
+struct Procs {
+    server: Child,
+    clients: Vec<Child>,
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in self
+            .clients
+            .iter_mut()
+            .chain(std::iter::once(&mut self.server))
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn exe() -> std::path::PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| "shoal".into())
+}
+
+fn eal_args(o: &Opts, lcore: usize, secondary: bool) -> Vec<String> {
+    let mut v = vec![
+        "-l".to_string(),
+        lcore.to_string(),
+        "--file-prefix".into(),
+        o.prefix.clone(),
+        "--log-level".into(),
+        "warning".into(),
+    ];
+    if secondary {
+        v.push("--proc-type=secondary".into());
+    } else {
+        if o.no_huge {
+            v.push("--no-huge".into());
+        }
+        for d in &o.vdevs {
+            v.push("--vdev".into());
+            v.push(d.clone());
+        }
+    }
+    v
+}
+
+fn spawn_client(o: &Opts, id: usize) -> std::io::Result<Child> {
+    let mut args = vec!["mp_client".to_string()];
+    args.extend(eal_args(o, id + 1, true));
+    args.extend([
+        "--".into(),
+        "-n".into(),
+        id.to_string(),
+        "--top".into(),
+        "0".into(),
+    ]);
+    Command::new(exe())
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+}
+
+pub(crate) fn run(args: &[String]) -> i32 {
+    let o = match parse(args) {
+        Ok(o) => o,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("error: {e}\n\n{USAGE}");
+            return 2;
+        }
+    };
+    match demo(&o) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("shoal demo: {e}");
+            1
+        }
+    }
+}
+
+fn wait_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Result<T, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{what} did not happen within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn demo(o: &Opts) -> Result<(), String> {
+    // Ctrl-C reaches the children too (same terminal); we notice it and summarise.
+    shoal::eal::quit_requested();
+    let mut sargs = vec!["mp_server".to_string()];
+    sargs.extend(eal_args(o, 0, false));
+    sargs.extend([
+        "--".into(),
+        "-n".into(),
+        o.clients.to_string(),
+        "--dist".into(),
+        o.dist.clone(),
+        "--stats-interval".into(),
+        "0".into(),
+    ]);
+    let server = Command::new(exe())
+        .args(&sargs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start the server: {e}"))?;
+    let mut procs = Procs {
+        server,
+        clients: Vec::new(),
+    };
+    println!(
+        "shoal demo: file prefix {:?}, server pid {}",
+        o.prefix,
+        procs.server.id()
+    );
+    let eal = wait_until("the server start", Duration::from_secs(10), || {
+        if let Ok(Some(st)) = procs.server.try_wait() {
+            return Some(Err(format!("the server exited at start ({st})")));
+        }
+        let eal = Eal::inspect(&o.prefix).ok()?;
+        SharedInfo::lookup(&eal)
+            .ok()
+            .filter(|i| i.ready())
+            .map(|_| Ok(eal))
+    })??;
+    let info = SharedInfo::lookup(&eal).map_err(|e| e.to_string())?;
+    let pool = MbufPool::lookup(&eal, cs::MBUF_POOL_NAME).map_err(|e| e.to_string())?;
+    let baseline = pool.in_use_count();
+    for id in 0..o.clients {
+        procs
+            .clients
+            .push(spawn_client(o, id).map_err(|e| format!("cannot start client {id}: {e}"))?);
+    }
+    wait_until("all clients connecting", Duration::from_secs(10), || {
+        (0..o.clients)
+            .all(|c| get(info.server(c, srv::LIVE)) == 1)
+            .then_some(())
+    })?;
+    println!(
+        "{} clients connected; forwarding for {:.0} s (Ctrl-C to stop early)",
+        o.clients,
+        o.duration.as_secs_f64()
+    );
+    let start = Instant::now();
+    let mut last = (Instant::now(), 0u64, 0u64);
+    let mut killed = false;
+    let mut restarted_at: Option<Instant> = None;
+    let victim = if o.clients > 1 { 1 } else { 0 };
+    while start.elapsed() < o.duration && !shoal::eal::quit_requested() {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(Some(st)) = procs.server.try_wait() {
+            return Err(format!("the server exited early ({st})"));
+        }
+        if o.kill_client && !killed && start.elapsed() >= o.duration / 2 {
+            killed = true;
+            let c = &mut procs.clients[victim];
+            println!(">>> killing client {victim} (pid {}) with SIGKILL", c.id());
+            let _ = c.kill();
+            let _ = c.wait();
+            wait_until(
+                "the server noticing the dead client",
+                Duration::from_secs(5),
+                || (get(info.server(victim, srv::LIVE)) == 0).then_some(()),
+            )?;
+            println!(">>> the server took client {victim} out of the rotation; restarting it");
+            procs.clients[victim] = spawn_client(o, victim).map_err(|e| e.to_string())?;
+            restarted_at = Some(Instant::now());
+        }
+        if let Some(t) = restarted_at {
+            if get(info.server(victim, srv::LIVE)) == 1 {
+                println!(
+                    ">>> client {victim} is back ({:.0} ms after restart)",
+                    t.elapsed().as_secs_f64() * 1e3
+                );
+                restarted_at = None;
+            }
+        }
+        if last.0.elapsed() >= Duration::from_secs(1) {
+            let (rx, tx) = totals(&info);
+            let dt = last.0.elapsed().as_secs_f64();
+            if !o.quiet {
+                let per: Vec<String> = (0..o.clients)
+                    .map(|c| {
+                        format!(
+                            "c{c} {}{}",
+                            human(get(info.client(c, cli::TX))),
+                            if get(info.server(c, srv::LIVE)) == 1 {
+                                ""
+                            } else {
+                                " (down)"
+                            }
+                        )
+                    })
+                    .collect();
+                println!(
+                    "[{:>4.0}s] in {:>7.3} Mpps  out {:>7.3} Mpps  dropped {:>9}  pool in use {:>6}  | {}",
+                    start.elapsed().as_secs_f64(),
+                    (rx - last.1) as f64 / dt / 1e6,
+                    (tx - last.2) as f64 / dt / 1e6,
+                    dropped(&info),
+                    pool.in_use_count(),
+                    per.join("  ")
+                );
+            }
+            last = (Instant::now(), rx, tx);
+        }
+    }
+    let elapsed = start.elapsed();
+    println!("stopping: SIGINT to the server; clients drain their rings and leave");
+    let _ = shoal::eal::send_signal(procs.server.id(), libc::SIGINT);
+    let code = wait_child(&mut procs.server, Duration::from_secs(15))?;
+    for (id, c) in procs.clients.iter_mut().enumerate() {
+        let cc = wait_child(c, Duration::from_secs(10))?;
+        if cc != Some(0) {
+            println!("client {id} exited with {cc:?}");
+        }
+    }
+    let (rx, tx) = totals(&info);
+    let in_use = pool.in_use_count();
+    println!("\n==== shoal demo summary ====");
+    println!(
+        "duration        {:.1} s, {} clients, dist {}",
+        elapsed.as_secs_f64(),
+        o.clients,
+        o.dist
+    );
+    println!(
+        "received        {rx} packets ({:.3} Mpps)",
+        rx as f64 / elapsed.as_secs_f64() / 1e6
+    );
+    println!(
+        "forwarded       {tx} packets ({:.3} Mpps)",
+        tx as f64 / elapsed.as_secs_f64() / 1e6
+    );
+    let copies = get(info.ctl(ctl::BCAST_COPIES));
+    let drops = dropped(&info);
+    let flushed = sum_srv(&info, o.clients, srv::FLUSHED);
+    println!(
+        "broadcast       {} ARP/ND frames copied to every client ({copies} extra copies)",
+        get(info.ctl(ctl::BCAST_FRAMES))
+    );
+    println!(
+        "dropped         {drops} (client ring full {}, no live client {}, copy failed {}, port refused {})",
+        sum_srv(&info, o.clients, srv::DROP_FULL),
+        get(info.ctl(ctl::DROP_NO_CLIENT)),
+        get(info.ctl(ctl::BCAST_COPY_FAIL)),
+        (0..o.clients).map(|c| get(info.client(c, cli::TX_DROP))).sum::<u64>()
+    );
+    println!(
+        "taken back      {flushed} (left in the rings of departed clients, returned to the pool)"
+    );
+    let crashed = (rx + copies).saturating_sub(tx + drops + flushed);
+    println!(
+        "in killed hands {crashed} (held by killed clients; returned to the pool by the reaper)"
+    );
+    for c in 0..o.clients {
+        println!(
+            "client {c:<2}       rx {:>12}  tx {:>12}  tx_drop {:>6}  starts {}",
+            get(info.client(c, cli::RX)),
+            get(info.client(c, cli::TX)),
+            get(info.client(c, cli::TX_DROP)),
+            get(info.client(c, cli::STARTS))
+        );
+    }
+    println!(
+        "mbuf pool       {} in use at the end (baseline {baseline}){}",
+        in_use,
+        if in_use <= baseline {
+            " — no buffer lost"
+        } else {
+            " — BUFFERS MISSING"
+        }
+    );
+    if code != Some(0) {
+        return Err(format!("the server exited with {code:?}"));
+    }
+    if in_use > baseline {
+        return Err(format!(
+            "{} buffers were not returned to the pool",
+            in_use - baseline
+        ));
+    }
+    Ok(())
+}
+
+/// Sums one server-written counter over the clients.
+fn sum_srv(info: &SharedInfo, n: usize, i: usize) -> u64 {
+    (0..n).map(|c| get(info.server(c, i))).sum()
+}
+
+fn totals(info: &SharedInfo) -> (u64, u64) {
+    let mask = get(info.ctl(ctl::PORT_MASK));
+    let rx = (0..cs::MAX_PORTS)
+        .filter(|p| mask & (1 << p) != 0)
+        .map(|p| get(info.port(p, cs::port::RX)))
+        .sum();
+    let tx = (0..info.num_clients())
+        .map(|c| get(info.client(c, cli::TX)))
+        .sum();
+    (rx, tx)
+}
+
+fn dropped(info: &SharedInfo) -> u64 {
+    let n = info.num_clients();
+    (0..n)
+        .map(|c| get(info.server(c, srv::DROP_FULL)) + get(info.client(c, cli::TX_DROP)))
+        .sum::<u64>()
+        + get(info.ctl(ctl::DROP_NO_CLIENT))
+        + get(info.ctl(ctl::BCAST_COPY_FAIL))
+}
+
+fn human(n: u64) -> String {
+    if n >= 10_000_000 {
+        format!("{:.1}M", n as f64 / 1e6)
+    } else if n >= 10_000 {
+        format!("{:.1}k", n as f64 / 1e3)
+    } else {
+        n.to_string()
+    }
+}
+
+fn wait_child(c: &mut Child, timeout: Duration) -> Result<Option<i32>, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match c.try_wait() {
+            Ok(Some(st)) => return Ok(st.code()),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = c.kill();
+                return Err(format!(
+                    "process {} did not exit within {timeout:?}; killed",
+                    c.id()
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}

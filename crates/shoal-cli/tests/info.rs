@@ -1,0 +1,125 @@
+//! `shoal info`, `top` and `telemetry` against live groups started with the sample binaries.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shoal_testkit::Group;
+
+const T: Duration = Duration::from_secs(30);
+const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
+
+/// A sibling binary of `shoal` in the same target directory (built with the workspace).
+fn sibling(name: &str) -> String {
+    let p: PathBuf = PathBuf::from(SHOAL).with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} is not built: build the workspace (cargo build --workspace) first",
+        p.display()
+    );
+    p.display().to_string()
+}
+
+#[test]
+fn info_prints_a_live_group_as_text_and_json() {
+    let g = Group::new("info");
+    let smp = sibling("simple_mp");
+    let mut p = g.spawn(&smp, &["-l", "0", "--no-huge", "-m", "32"]);
+    p.wait_for("Finished Process Init.", T);
+    let mut s = g.spawn(&smp, &["-l", "3", "--proc-type=secondary"]);
+    s.wait_for("Finished Process Init.", T);
+    // Leave something in a ring so that counts show.
+    s.send_line("send one");
+    p.wait_for("Received 'one'", T);
+    for i in 0..5 {
+        p.send_line(&format!("send {i}"));
+    }
+    s.wait_for("Received '4'", T);
+
+    let mut info = g.spawn_raw(SHOAL, &["info", "--file-prefix", g.prefix()]);
+    assert_eq!(info.wait_exit(T), Some(0), "{}", info.output());
+    let text = info.output();
+    for want in [
+        format!("group {:?}", g.prefix()),
+        format!("primary pid     {}", p.pid()),
+        "/dev/shm".to_string(),
+        "RG_PRI_2_SEC".into(),
+        "MP_MSG_POOL".into(),
+        "PRI_2_SEC".into(),
+        "MSG_POOL".into(),
+    ] {
+        assert!(text.contains(&want), "missing {want:?} in:\n{text}");
+    }
+    let procs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("primary ") || l.contains("secondary "))
+        .collect();
+    assert!(
+        procs
+            .iter()
+            .any(|l| l.contains(&p.pid().to_string()) && l.contains("yes")),
+        "{text}"
+    );
+    assert!(
+        procs
+            .iter()
+            .any(|l| l.contains(&s.pid().to_string()) && l.contains(" 3 ")),
+        "{text}"
+    );
+
+    let mut json = g.spawn_raw(SHOAL, &["info", "--file-prefix", g.prefix(), "--json"]);
+    assert_eq!(json.wait_exit(T), Some(0));
+    let v: serde_json::Value = serde_json::from_str(&json.output()).expect("valid JSON");
+    assert_eq!(v["primary_pid"], p.pid());
+    assert_eq!(v["backing"], "shm");
+    let rings = v["rings"].as_array().unwrap();
+    assert_eq!(rings.len(), 2, "{v}");
+    assert!(
+        rings.iter().all(|r| r["capacity"] == 63 && r["size"] == 64),
+        "{v}"
+    );
+    let pools = v["mempools"].as_array().unwrap();
+    assert_eq!(pools[0]["name"], "MSG_POOL");
+    assert_eq!(pools[0]["size"], 1024);
+    let procs = v["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 2);
+    assert!(procs.iter().all(|p| p["alive"] == true));
+
+    let mut top = g.spawn_raw(
+        SHOAL,
+        &[
+            "top",
+            "--file-prefix",
+            g.prefix(),
+            "--iterations",
+            "2",
+            "--interval-ms",
+            "50",
+        ],
+    );
+    assert_eq!(top.wait_exit(T), Some(0));
+    assert_eq!(
+        top.output().matches("processes (2)").count(),
+        2,
+        "{}",
+        top.output()
+    );
+}
+
+#[test]
+fn info_without_a_primary_exits_1_and_says_so() {
+    let g = Group::new("info-none");
+    let mut info = g.spawn_raw(SHOAL, &["info", "--file-prefix", g.prefix()]);
+    assert_eq!(info.wait_exit(T), Some(1));
+    let out = info.output();
+    assert!(out.contains("no primary process for file prefix"), "{out}");
+    assert!(out.contains(g.prefix()), "{out}");
+}
+
+#[test]
+fn bad_cli_usage_exits_2() {
+    let g = Group::new("cli-bad");
+    let mut p = g.spawn_raw(SHOAL, &["info", "--bogus"]);
+    assert_eq!(p.wait_exit(T), Some(2));
+    let mut p = g.spawn_raw(SHOAL, &["frobnicate"]);
+    assert_eq!(p.wait_exit(T), Some(2));
+}

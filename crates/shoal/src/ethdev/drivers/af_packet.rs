@@ -1,0 +1,302 @@
+//! `net_af_packet`: a kernel interface through AF_PACKET sockets with TPACKET_V3 mmap rings,
+//! one socket per queue pair. With several queues the sockets form a PACKET_FANOUT_HASH
+//! group, so the kernel spreads flows over the queues and keeps each flow on one of them.
+//!
+//! The primary opens the sockets; a secondary gets them over IPC and maps the same rings.
+//! Where each queue stands in its rings (receive block, frame within it, next transmit slot)
+//! is kept in the queue's driver words in the port table, not in the process.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use super::{Driver, RxCtx, TxCtx};
+use crate::ethdev::spec::DriverArgs;
+use crate::ethdev::table::{bump, PortShared};
+use crate::mbuf::MbufBatch;
+use crate::sync::atomic::Ordering;
+use crate::sys::packet::{self as pk, Fanout, PacketRing, QueueSocketOpts, RingLayout, TxFill};
+
+/// Receive queue words: current block, offset of the next frame in it (0 = not started),
+/// frames left in it.
+const W_BLOCK: usize = 0;
+const W_OFFSET: usize = 1;
+const W_LEFT: usize = 2;
+/// Transmit queue word: next slot.
+const W_SLOT: usize = 0;
+
+/// Block retire timeout: a partly filled block reaches user space after at most this long.
+const RETIRE_MS: u32 = 1;
+
+pub(crate) struct AfPacket {
+    iface: String,
+    mac: [u8; 6],
+    fds: Arc<Vec<OwnedFd>>,
+    rings: Vec<PacketRing>,
+}
+
+fn layout(args: &DriverArgs) -> Result<RingLayout, String> {
+    let DriverArgs::AfPacket {
+        blocksz,
+        framesz,
+        framecnt,
+        ..
+    } = *args
+    else {
+        return Err("not an af_packet spec".into());
+    };
+    let per_block = blocksz / framesz;
+    let rx_blocks = (framecnt / per_block).max(1);
+    let tx_blocks = (framecnt.min(1024) / per_block).max(1);
+    Ok(RingLayout {
+        block_size: blocksz,
+        rx_blocks,
+        frame_size: framesz,
+        tx_blocks,
+    })
+}
+
+impl AfPacket {
+    pub fn probe(
+        args: &DriverArgs,
+        queues: u16,
+        promisc: bool,
+        shared: &PortShared,
+    ) -> Result<AfPacket, String> {
+        let DriverArgs::AfPacket {
+            iface,
+            qdisc_bypass,
+            ..
+        } = args
+        else {
+            return Err("not an af_packet spec".into());
+        };
+        let layout = layout(args)?;
+        let ifindex =
+            pk::if_index(iface).map_err(|e| format!("interface {iface:?} not found ({e})"))?;
+        let mac = pk::if_hwaddr(iface).map_err(|e| format!("interface {iface:?}: {e}"))?;
+        let mut fds = Vec::new();
+        let mut group = None;
+        for q in 0..queues {
+            let fanout = match (queues, group) {
+                (1, _) => Fanout::None,
+                (_, None) => Fanout::New,
+                (_, Some(id)) => Fanout::Join(id),
+            };
+            let (fd, g) = pk::open_queue_socket(&QueueSocketOpts {
+                ifindex,
+                layout,
+                fanout,
+                promisc,
+                qdisc_bypass: *qdisc_bypass,
+                retire_ms: RETIRE_MS,
+            })
+            .map_err(|e| {
+                let hint = if e.raw_os_error() == Some(libc::EPERM) {
+                    " (AF_PACKET needs root or CAP_NET_RAW)"
+                } else {
+                    ""
+                };
+                format!("queue {q} socket on {iface:?}: {e}{hint}")
+            })?;
+            group = g.or(group);
+            fds.push(fd);
+        }
+        for q in shared.rxq.iter() {
+            for w in &q.drv {
+                w.store(0, Ordering::Relaxed);
+            }
+        }
+        for q in shared.txq.iter() {
+            q.drv[W_SLOT].store(0, Ordering::Relaxed);
+        }
+        if !pk::if_link_up(iface) {
+            tracing::warn!(target: "shoal::ethdev", "interface {iface:?} is down or has no carrier; nothing will be received until it is up");
+        }
+        let d = Self::from_fds(iface, mac, fds, layout)?;
+        tracing::debug!(target: "shoal::ethdev", "af_packet on {iface:?}: {queues} queues, {} rx blocks of {} bytes, {} tx slots, fanout group {group:?}", layout.rx_blocks, layout.block_size, layout.tx_frames());
+        Ok(d)
+    }
+
+    fn from_fds(
+        iface: &str,
+        mac: [u8; 6],
+        fds: Vec<OwnedFd>,
+        layout: RingLayout,
+    ) -> Result<AfPacket, String> {
+        let rings = fds
+            .iter()
+            .map(|fd| PacketRing::map(fd.as_fd(), layout))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("mapping the rings of {iface:?}: {e}"))?;
+        Ok(AfPacket {
+            iface: iface.to_owned(),
+            mac,
+            fds: Arc::new(fds),
+            rings,
+        })
+    }
+
+    pub fn attach(args: &DriverArgs, fds: Vec<OwnedFd>) -> Result<AfPacket, String> {
+        let DriverArgs::AfPacket { iface, .. } = args else {
+            return Err("not an af_packet spec".into());
+        };
+        if fds.is_empty() {
+            return Err("the primary passed no sockets".into());
+        }
+        Self::from_fds(iface, [0; 6], fds, layout(args)?)
+    }
+
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    pub fn fds_arc(&self) -> Arc<Vec<OwnedFd>> {
+        self.fds.clone()
+    }
+}
+
+impl Driver for AfPacket {
+    fn rx_burst(&self, q: usize, cx: &RxCtx<'_>, batch: &mut MbufBatch, max: usize) -> usize {
+        let Some(ring) = self.rings.get(q) else {
+            return 0;
+        };
+        let nblocks = ring.layout().rx_blocks as u64;
+        let mut blk = cx.q.drv[W_BLOCK].load(Ordering::Relaxed) % nblocks;
+        let mut off = cx.q.drv[W_OFFSET].load(Ordering::Relaxed) as u32;
+        let mut left = cx.q.drv[W_LEFT].load(Ordering::Relaxed) as u32;
+        let mut n = 0;
+        'blocks: while n < max {
+            let Some(block) = ring.rx_block(blk as u32) else {
+                break;
+            };
+            if off == 0 {
+                off = block.first_offset();
+                left = block.num_pkts();
+            }
+            while left > 0 {
+                if n == max {
+                    break 'blocks;
+                }
+                let Some((frame, next)) = block.frame(off) else {
+                    bump(&cx.q.errors, left as u64);
+                    break;
+                };
+                left -= 1;
+                off = off.wrapping_add(next);
+                if next == 0 && left > 0 {
+                    bump(&cx.q.errors, left as u64);
+                    left = 0;
+                }
+                let Some(mut m) = cx.pool.alloc() else {
+                    bump(&cx.q.nombuf, 1);
+                    // Leave the frame for the next call.
+                    left += 1;
+                    off = off.wrapping_sub(next);
+                    break 'blocks;
+                };
+                let extra = if frame.vlan.is_some() { 4 } else { 0 };
+                let len = frame.data.len() + extra;
+                let Some(buf) = m
+                    .append(len.min(u16::MAX as usize) as u16)
+                    .filter(|b| b.len() == len)
+                else {
+                    bump(&cx.q.errors, 1);
+                    continue;
+                };
+                match frame.vlan {
+                    Some((tpid, tci)) if frame.data.len() >= 12 => {
+                        // Put back the tag the kernel took off.
+                        buf[..12].copy_from_slice(&frame.data[..12]);
+                        buf[12..14].copy_from_slice(&tpid.to_be_bytes());
+                        buf[14..16].copy_from_slice(&tci.to_be_bytes());
+                        buf[16..].copy_from_slice(&frame.data[12..]);
+                    }
+                    _ => buf[..frame.data.len()].copy_from_slice(frame.data),
+                }
+                m.set_port(cx.port);
+                m.set_rss_hash(frame.rxhash);
+                if batch.push(m).is_err() {
+                    break 'blocks;
+                }
+                n += 1;
+            }
+            block.release();
+            blk = (blk + 1) % nblocks;
+            off = 0;
+            left = 0;
+        }
+        cx.q.drv[W_BLOCK].store(blk, Ordering::Relaxed);
+        cx.q.drv[W_OFFSET].store(off as u64, Ordering::Relaxed);
+        cx.q.drv[W_LEFT].store(left as u64, Ordering::Relaxed);
+        n
+    }
+
+    fn tx_burst(&self, q: usize, cx: &TxCtx<'_>, batch: &mut MbufBatch) -> usize {
+        let (Some(ring), Some(fd)) = (self.rings.get(q), self.fds.get(q)) else {
+            return 0;
+        };
+        let max_frame = ring.layout().tx_max_frame();
+        let mut slot = cx.q.drv[W_SLOT].load(Ordering::Relaxed) as u32;
+        let (mut taken, mut queued, mut bytes, mut dropped) = (0usize, 0u64, 0u64, 0u64);
+        let mut kicked = false;
+        for m in batch.iter() {
+            let data = m.data();
+            if data.len() > max_frame || data.len() < 14 {
+                dropped += 1;
+                taken += 1;
+                continue;
+            }
+            let mut placed = false;
+            loop {
+                match ring.tx_fill(slot, data) {
+                    TxFill::Queued => {
+                        slot = slot.wrapping_add(1) % ring.layout().tx_frames();
+                        queued += 1;
+                        bytes += data.len() as u64;
+                        taken += 1;
+                        placed = true;
+                        break;
+                    }
+                    // A frame sent earlier from this slot was refused: count it, reuse the slot.
+                    TxFill::WasRejected => bump(&cx.q.errors, 1),
+                    TxFill::Busy if !kicked => {
+                        // The ring is full of pending frames: flush and look again, once.
+                        let _ = pk::kick_tx(fd.as_fd());
+                        kicked = true;
+                    }
+                    TxFill::Busy => break,
+                }
+            }
+            if !placed {
+                break;
+            }
+        }
+        if queued > 0 {
+            let _ = pk::kick_tx(fd.as_fd());
+        }
+        cx.q.drv[W_SLOT].store(slot as u64, Ordering::Relaxed);
+        drop(batch.drain(..taken));
+        bump(&cx.q.packets, queued);
+        bump(&cx.q.bytes, bytes);
+        bump(&cx.q.errors, dropped);
+        taken
+    }
+
+    fn link_up(&self) -> bool {
+        pk::if_link_up(&self.iface)
+    }
+
+    fn refresh(&self, port: &PortShared) {
+        for (q, fd) in self.fds.iter().enumerate() {
+            if let Ok((_, drops)) = pk::socket_stats(fd.as_fd()) {
+                if drops > 0 {
+                    // Several processes may refresh: the kernel resets on read, so each drop
+                    // is added once, by whoever read it.
+                    port.rxq[q]
+                        .missed
+                        .fetch_add(drops as u64, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! Ports without kernel interfaces: net_null, net_gen, net_ring, net_pcap, bad specs.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use shoal::eal::Eal;
+use shoal::ethdev::{self, pcap::PcapReader, DriverKind, PortConf, QueueId};
+use shoal::mbuf::MbufBatch;
+use shoal::net::{parse_frame, EtherType};
+use shoal_testkit::unique_prefix;
+
+const T: Duration = Duration::from_secs(20);
+
+fn init(tag: &str, vdevs: &[&str]) -> Eal {
+    let prefix = unique_prefix(tag);
+    let mut args: Vec<String> = ["test", "--file-prefix", &prefix, "-m", "64", "--no-huge"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(["--log-level".into(), "warning".into()]);
+    for v in vdevs {
+        args.push("--vdev".into());
+        args.push(v.to_string());
+    }
+    Eal::init(args).expect("eal init").0
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("shoal-ethdev-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn null_port_receives_zeroed_packets_and_counts_what_it_drops() {
+    let eal = init("null", &["net_null0", "net_null1,size=128"]);
+    let ports = ethdev::ports(&eal).unwrap();
+    assert_eq!(ports.len(), 2);
+    assert_eq!(ports[0].name(), "net_null0");
+    assert_eq!(ports[0].driver(), DriverKind::Null);
+    let mut b = MbufBatch::new();
+    assert_eq!(ports[0].rx_burst(QueueId(0), &mut b, 32), 32);
+    assert!(b
+        .iter()
+        .all(|m| m.data().len() == 64 && m.data().iter().all(|&x| x == 0)));
+    assert!(b.iter().all(|m| m.port() == 0));
+    assert_eq!(ports[1].rx_burst(QueueId(0), &mut b, 8), 8);
+    assert_eq!(b.iter().last().unwrap().data().len(), 128);
+    assert_eq!(ports[1].tx_burst(QueueId(0), &mut b), 40);
+    assert!(b.is_empty());
+    let s0 = ports[0].stats();
+    let s1 = ports[1].stats();
+    assert_eq!((s0.ipackets, s0.ibytes), (32, 32 * 64));
+    assert_eq!((s1.ipackets, s1.opackets), (8, 40));
+    assert_eq!(s1.obytes, 32 * 64 + 8 * 128);
+    // A queue that does not exist and a stopped port move nothing.
+    assert_eq!(ports[0].rx_burst(QueueId(5), &mut b, 8), 0);
+    ports[0].stop().unwrap();
+    assert!(!ports[0].is_started());
+    assert_eq!(ports[0].rx_burst(QueueId(0), &mut b, 8), 0);
+    ports[0].start().unwrap();
+    assert_eq!(ports[0].rx_burst(QueueId(0), &mut b, 8), 8);
+    // ports() again returns the same ports.
+    let again = ethdev::ports(&eal).unwrap();
+    assert_eq!(again[1].stats().opackets, 40);
+}
+
+#[test]
+fn generator_makes_valid_varied_frames_and_splits_flows_by_rss() {
+    let eal = init("gen", &["net_gen0,flows=64,size=mixed"]);
+    let ports = ethdev::ports_with(
+        &eal,
+        &PortConf {
+            rx_queues: Some(2),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let p = &ports[0];
+    assert_eq!(p.nb_rx_queues(), 2);
+    let mut flows_of: [HashSet<_>; 2] = [HashSet::new(), HashSet::new()];
+    let (mut arp, mut udp, mut tcp) = (0, 0, 0);
+    let mut sizes: HashMap<usize, u32> = HashMap::new();
+    for round in 0..40 {
+        for q in 0..2u16 {
+            let mut b = MbufBatch::new();
+            let n = p.rx_burst(QueueId(q), &mut b, 32);
+            assert_eq!(n, 32, "round {round} queue {q}");
+            for m in b.iter() {
+                let info = parse_frame(m.data()).expect("valid frame");
+                *sizes.entry(m.data().len()).or_default() += 1;
+                if info.ethertype == EtherType::ARP {
+                    arp += 1;
+                    continue;
+                }
+                let t = info.tuple.expect("IPv4 5-tuple");
+                match t.proto {
+                    6 => tcp += 1,
+                    17 => udp += 1,
+                    other => panic!("protocol {other}"),
+                }
+                assert_eq!(
+                    m.rss_hash(),
+                    t.rss_hash(&shoal::net::toeplitz::RSS_KEY_DEFAULT)
+                );
+                flows_of[q as usize].insert(t.key());
+            }
+        }
+    }
+    // Each flow is seen on one queue only, and both queues have flows.
+    assert!(flows_of[0].is_disjoint(&flows_of[1]));
+    assert!(!flows_of[0].is_empty() && !flows_of[1].is_empty());
+    assert_eq!(flows_of[0].len() + flows_of[1].len(), 64);
+    assert!(
+        arp > 0 && udp > 0 && tcp > 0,
+        "arp {arp} udp {udp} tcp {tcp}"
+    );
+    assert!(sizes.contains_key(&64) && sizes.contains_key(&576) && sizes.contains_key(&1500));
+    assert_eq!(p.stats().ipackets, 40 * 64);
+}
+
+#[test]
+fn generator_rate_is_a_budget_not_a_burst() {
+    let eal = init("genrate", &["net_gen0,flows=4,rate=1000"]);
+    let p = &ethdev::ports(&eal).unwrap()[0];
+    let mut total = 0;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(200) {
+        let mut b = MbufBatch::new();
+        total += p.rx_burst(QueueId(0), &mut b, 32);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    // 1000 pps: never more than the elapsed time allows (plus one burst of slack).
+    assert!(
+        (total as f64) <= 1000.0 * elapsed + 32.0,
+        "{total} in {elapsed}s"
+    );
+    assert!(total > 0);
+}
+
+#[test]
+fn ring_port_loops_back_what_it_sends() {
+    let eal = init("ring", &["net_ring0,queues=2"]);
+    let ports = ethdev::ports(&eal).unwrap();
+    let p = &ports[0];
+    let pool = p.pool();
+    let mut b = MbufBatch::new();
+    for i in 0..10u8 {
+        let mut m = pool.alloc().unwrap();
+        m.append(60).unwrap().fill(i);
+        b.push(m).map_err(|_| ()).unwrap();
+    }
+    assert_eq!(p.tx_burst(QueueId(1), &mut b), 10);
+    assert_eq!(p.rx_burst(QueueId(0), &mut b, 32), 0);
+    assert_eq!(p.rx_burst(QueueId(1), &mut b, 32), 10);
+    let firsts: Vec<u8> = b.iter().map(|m| m.data()[0]).collect();
+    assert_eq!(firsts, (0..10).collect::<Vec<u8>>());
+    let s = p.stats();
+    assert_eq!((s.opackets, s.ipackets, s.obytes), (10, 10, 600));
+}
+
+#[test]
+fn pcap_port_replays_a_capture_and_writes_one_tshark_reads() {
+    let input = tmp("in.pcap");
+    let output = tmp("out.pcap");
+    // A capture of generated frames, written with the pcap writer.
+    {
+        let eal = init("pcapsrc", &["net_gen0,flows=16,size=100"]);
+        let p = &ethdev::ports(&eal).unwrap()[0];
+        let mut b = MbufBatch::new();
+        p.rx_burst(QueueId(0), &mut b, 50);
+        let mut w = ethdev::pcap::PcapWriter::new(std::fs::File::create(&input).unwrap()).unwrap();
+        for (i, m) in b.iter().enumerate() {
+            w.write(1_700_000_000_000_000_000 + i as u64 * 1000, m.data())
+                .unwrap();
+        }
+        w.into_inner().unwrap();
+    }
+    let spec = format!(
+        "net_pcap0,rx_pcap={},tx_pcap={}",
+        input.display(),
+        output.display()
+    );
+    let eal = init("pcap", &[&spec]);
+    let p = &ethdev::ports(&eal).unwrap()[0];
+    let mut got = 0;
+    let mut b = MbufBatch::new();
+    loop {
+        let n = p.rx_burst(QueueId(0), &mut b, 16);
+        if n == 0 {
+            break;
+        }
+        got += n;
+        assert_eq!(p.tx_burst(QueueId(0), &mut b), n);
+    }
+    assert_eq!(got, 50, "the capture is read once without infinite_rx");
+    let s = p.stats();
+    assert_eq!((s.ipackets, s.opackets), (50, 50));
+    let back: Vec<_> = PcapReader::new(std::fs::File::open(&output).unwrap())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let orig: Vec<_> = PcapReader::new(std::fs::File::open(&input).unwrap())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(back.len(), 50);
+    assert!(back.iter().zip(&orig).all(|(a, b)| a.data == b.data));
+    match std::process::Command::new("tshark")
+        .args([
+            "-r",
+            output.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.len",
+            "-e",
+            "ip.src",
+        ])
+        .output()
+    {
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 50, "{text}");
+            assert!(
+                lines.iter().filter(|l| l.starts_with("100\t10.")).count() > 40,
+                "{text}"
+            );
+        }
+        Err(e) => println!(
+            "SKIP tshark check: tshark not runnable ({e}); install it with .ci/apt-packages.txt"
+        ),
+    }
+    let _ = std::fs::remove_file(&input);
+    let _ = std::fs::remove_file(&output);
+}
+
+#[test]
+fn pcap_infinite_rx_loops_and_bad_captures_are_clear_errors() {
+    let input = tmp("loop.pcap");
+    let mut w = ethdev::pcap::PcapWriter::new(std::fs::File::create(&input).unwrap()).unwrap();
+    for i in 0..3u8 {
+        w.write(0, &[i; 60]).unwrap();
+    }
+    w.into_inner().unwrap();
+    let spec = format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display());
+    let eal = init("pcaploop", &[&spec]);
+    let p = &ethdev::ports(&eal).unwrap()[0];
+    let mut b = MbufBatch::new();
+    assert_eq!(p.rx_burst(QueueId(0), &mut b, 10), 10);
+    let firsts: Vec<u8> = b.iter().map(|m| m.data()[0]).collect();
+    assert_eq!(firsts, vec![0, 1, 2, 0, 1, 2, 0, 1, 2, 0]);
+
+    // A truncated capture and a missing one.
+    let bad = tmp("bad.pcap");
+    let bytes = std::fs::read(&input).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() - 5]).unwrap();
+    let spec = format!("net_pcap0,rx_pcap={}", bad.display());
+    let eal = init("pcapbad", &[&spec]);
+    let err = ethdev::ports(&eal).unwrap_err().to_string();
+    assert!(
+        err.contains("truncated") && err.contains("net_pcap0"),
+        "{err}"
+    );
+    let eal = init("pcapmissing", &["net_pcap0,rx_pcap=/nonexistent/x.pcap"]);
+    let err = ethdev::ports(&eal).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/x.pcap"), "{err}");
+    let _ = std::fs::remove_file(&input);
+    let _ = std::fs::remove_file(&bad);
+}
+
+#[test]
+fn bad_vdev_specs_fail_ports_with_clear_messages() {
+    for (spec, want) in [
+        ("net_bogus0", "unknown driver"),
+        ("net_gen0,flows=x", "not a valid number"),
+        ("net_af_packet0", "needs iface"),
+        ("net_af_packet0,iface=shoal-nope-if", "not found"),
+    ] {
+        let eal = init("badspec", &[spec]);
+        let err = ethdev::ports(&eal).unwrap_err().to_string();
+        assert!(err.contains(want), "{spec}: {err}");
+    }
+    let eal = init("dup", &["net_null0", "net_null0"]);
+    assert!(ethdev::ports(&eal)
+        .unwrap_err()
+        .to_string()
+        .contains("two --vdev specs"));
+}
+
+#[test]
+fn a_group_without_vdevs_has_no_ports() {
+    let eal = init("none", &[]);
+    assert!(ethdev::ports(&eal).unwrap().is_empty());
+    let _ = T;
+}
+
+#[test]
+fn one_capture_is_split_over_queues_by_flow() {
+    let input = tmp("split.pcap");
+    {
+        let eal = init("splitsrc", &["net_gen0,flows=32,size=80"]);
+        let p = &ethdev::ports(&eal).unwrap()[0];
+        let mut w = ethdev::pcap::PcapWriter::new(std::fs::File::create(&input).unwrap()).unwrap();
+        for _ in 0..4 {
+            let mut b = MbufBatch::new();
+            p.rx_burst(QueueId(0), &mut b, 50);
+            for m in b.iter() {
+                w.write(0, m.data()).unwrap();
+            }
+        }
+        w.into_inner().unwrap();
+    }
+    let spec = format!("net_pcap0,rx_pcap={}", input.display());
+    let eal = init("split", &[&spec]);
+    let p = &ethdev::ports_with(
+        &eal,
+        &PortConf {
+            rx_queues: Some(2),
+            ..Default::default()
+        },
+    )
+    .unwrap()[0];
+    let mut flows: [HashSet<_>; 2] = [HashSet::new(), HashSet::new()];
+    let mut total = 0;
+    for q in 0..2u16 {
+        loop {
+            let mut b = MbufBatch::new();
+            if p.rx_burst(QueueId(q), &mut b, 32) == 0 {
+                break;
+            }
+            total += b.len();
+            for m in b.iter() {
+                if let Some(t) = parse_frame(m.data()).ok().and_then(|i| i.tuple) {
+                    flows[q as usize].insert(t.key());
+                }
+            }
+        }
+    }
+    assert_eq!(total, 200);
+    assert!(flows[0].is_disjoint(&flows[1]));
+    assert!(!flows[0].is_empty() && !flows[1].is_empty());
+    let _ = std::fs::remove_file(&input);
+}
