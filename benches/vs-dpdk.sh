@@ -412,6 +412,10 @@ run_mempool() {
     : >"$work/results.jsonl"
     local i before after prefix busy
     for i in $(seq 1 "$PAIRS"); do
+        if [ "$SECONDS" -ge "$BUDGET" ]; then
+            log "time budget of ${BUDGET}s spent after $((i - 1)) pairs"
+            break
+        fi
         prefix="vsd-$$-$i"
         prefixes+=("$prefix")
         busy=$(wait_quiet)
