@@ -6,6 +6,16 @@
 # shoal is faster), and a summary line. See ../shared/benchmarking.md.
 #
 #   benches/vs-dpdk.sh ring          # ring_perf_autotest vs benches/src/bin/ring_perf.rs
+#   benches/vs-dpdk.sh mempool       # mempool_perf_autotest's loop vs benches/src/bin/mempool_perf.rs
+#
+# mempool: dpdk-test's mempool_perf_autotest runs every case for 5 s (about an hour in all, with
+# the cases we compare in its last third), so by default DPDK's side is benches/dpdk/mempool_perf.c:
+# the same loop on DPDK's own library (rte_mempool_generic_get/put, default cache, ring_mp_mc)
+# built here against libdpdk-dev, on the cases and for the time per case we choose (MEMPOOL_SECS,
+# default 1). Both sides run on normal pages (--no-huge), since huge pages are shared and often
+# short on these machines. MEMPOOL_DPDK=autotest runs dpdk-test mempool_perf_autotest itself instead, cut by
+# RUN_TIMEOUT, and compares the cases it printed. Shoal's side also runs every case on pools
+# without owner tags (NO_OWNER_TAGS); the report ends with what the tracking costs.
 #
 # Before each run it waits (QUIET_WAIT seconds, default 60) for other processes to use under 25%
 # of the machine; a run during which other processes used more than OTHERS_MAX CPUs (default
@@ -301,10 +311,163 @@ run_ring() {
     report
 }
 
+# Parses mempool_perf_autotest lines (ours or dpdk-test's, constant_n=0 only) into case lines.
+parse_dpdk_mempool() {
+    python3 - "$1" "$2" <<'PY'
+import json, re, sys
+log, placement = sys.argv[1], sys.argv[2]
+line_re = re.compile(r"mempool_autotest cache=(\d+) cores=(\d+) n_get_bulk=(\d+) n_put_bulk=(\d+) "
+                     r"n_keep=(\d+) constant_n=0 rate_persec=(\d+)")
+for m in line_re.finditer(open(log, errors="replace").read()):
+    cache, cores, get, put, keep, rate = m.groups()
+    if int(rate) == 0:
+        continue
+    case = f"cache={cache} cores={cores} n_get_bulk={get} n_put_bulk={put} n_keep={keep}"
+    print(json.dumps({"bench": "mempool_perf", "case": case, "unit": "ns/obj",
+                      "dpdk": round(1e9 / int(rate), 3), "placement": placement}))
+PY
+}
+
+# Median per (case, placement) of both sides, ratio, tracking cost, summary. Cases where the two
+# cores share nothing (one core; two cores each on its own cache) do not depend on the vCPU
+# placement: every run counts ("any"). The others (two cores on the common ring) compare runs
+# of the same placement only.
+report_mempool() {
+    python3 - "$work/results.jsonl" <<'PY'
+import json, statistics, sys
+from collections import defaultdict
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def shared(case):
+    return "cores=2" in case and "cache=0 " in case
+vals = defaultdict(lambda: {"shoal": [], "dpdk": []})
+cases = []
+for r in rows:
+    side = "shoal" if "shoal" in r else "dpdk"
+    place = r["placement"]
+    if shared(r["case"]):
+        if place not in ("near", "far"):
+            continue
+    else:
+        place = "any"
+    vals[(r["case"], place)][side].append(r[side])
+    if r["case"] not in cases:
+        cases.append(r["case"])
+ratios, costs = [], []
+for case in cases:
+    if case.endswith(" untracked"):
+        continue
+    for place in ("any", "near", "far"):
+        v = vals.get((case, place))
+        if not v or not v["shoal"]:
+            continue
+        s = statistics.median(v["shoal"])
+        line = {"bench": "mempool_perf", "case": case, "unit": "ns/obj", "shoal": round(s, 3),
+                "placement": place}
+        if v["dpdk"]:
+            d = statistics.median(v["dpdk"])
+            line.update({"dpdk": round(d, 3), "ratio": round(d / s, 2)})
+            ratios.append(d / s)
+        u = vals.get((case + " untracked", place))
+        if u and u["shoal"]:
+            su = statistics.median(u["shoal"])
+            line["untracked"] = round(su, 3)
+            line["tracking_cost_pct"] = round(100 * (s / su - 1), 1)
+            costs.append(s / su - 1)
+        line["runs"] = [len(v["shoal"]), len(v["dpdk"])]
+        print(json.dumps(line))
+summary = {"bench": "mempool_perf", "cases": len(ratios)}
+if ratios:
+    summary.update({"ratio_min": round(min(ratios), 2), "ratio_median": round(statistics.median(ratios), 2)})
+if costs:
+    summary["tracking_cost_median_pct"] = round(100 * statistics.median(costs), 1)
+print(json.dumps(summary))
+if not ratios:
+    sys.exit(1)
+PY
+}
+
+# Our DPDK harness, built against Debian's libdpdk-dev.
+build_dpdk_mempool() {
+    local out="$work/mempool_perf_dpdk"
+    command -v pkg-config >/dev/null && pkg-config --exists libdpdk ||
+        { log "libdpdk-dev (pkg-config libdpdk) is needed for the DPDK side"; exit 1; }
+    # shellcheck disable=SC2046
+    cc -O3 -o "$out" "$here/dpdk/mempool_perf.c" $(pkg-config --cflags --libs libdpdk) >&2 ||
+        { log "cannot build benches/dpdk/mempool_perf.c"; exit 1; }
+    echo "$out"
+}
+
+run_mempool() {
+    ensure_dpdk
+    local shoal_bin dpdk_bin secs=${MEMPOOL_SECS:-1} cases=""
+    shoal_bin=$(build_bench mempool_perf)
+    [ -x "$shoal_bin" ] || { log "cannot build mempool_perf"; exit 1; }
+    if [ "${MEMPOOL_DPDK:-harness}" != autotest ]; then
+        dpdk_bin=$(build_dpdk_mempool)
+    fi
+    local cache cores b k
+    for cache in 0 512; do for cores in 1 2; do for b in 1 4 32; do for k in 32 128; do
+        cases="$cases $cache $cores $b $b $k"
+    done; done; done; done
+    : >"$work/results.jsonl"
+    local i before after prefix busy
+    for i in $(seq 1 "$PAIRS"); do
+        if [ "$SECONDS" -ge "$BUDGET" ]; then
+            log "time budget of ${BUDGET}s spent after $((i - 1)) pairs"
+            break
+        fi
+        prefix="vsd-$$-$i"
+        prefixes+=("$prefix")
+        busy=$(wait_quiet)
+        before=$(probe_tag "$shoal_bin")
+        log "pair $i: dpdk (placement before: $before, others' CPU ${busy}%)"
+        local ok=0
+        if [ "${MEMPOOL_DPDK:-harness}" = autotest ]; then
+            DPDK_TEST=mempool_perf_autotest timeout -k 10 "$RUN_TIMEOUT" stdbuf -oL dpdk-test --no-huge -m 512 \
+                --no-pci --file-prefix "$prefix" -l 0-1 </dev/null >"$work/dpdk-$i.log" 2>&1
+            # A timeout is expected: the cases printed so far are what we compare.
+            ok=1
+        else
+            # shellcheck disable=SC2086
+            timeout -k 10 "$RUN_TIMEOUT" stdbuf -oL "$dpdk_bin" -l 0-1 --no-huge -m 256 --no-pci \
+                --file-prefix "$prefix" --log-level=warning -- "$secs" $cases \
+                </dev/null >"$work/dpdk-$i.log" 2>&1 && ok=1
+        fi
+        if [ "$ok" = 1 ]; then
+            after=$(probe_tag "$shoal_bin")
+            local tag=mixed
+            [ "$before" = "$after" ] && tag=$before
+            if [ "$before" = busy ] || [ "$after" = busy ] || [ "$tag" = unknown ]; then
+                log "pair $i: dpdk run discarded (placement $before -> $after)"
+            else
+                parse_dpdk_mempool "$work/dpdk-$i.log" "$tag" >>"$work/results.jsonl"
+            fi
+        else
+            log "pair $i: the DPDK mempool benchmark failed or timed out; last lines:"
+            tail -5 "$work/dpdk-$i.log" >&2 || true
+        fi
+        rm -rf "/var/run/dpdk/$prefix" "${XDG_RUNTIME_DIR:-/nonexistent}/dpdk/$prefix" 2>/dev/null || true
+
+        busy=$(wait_quiet)
+        log "pair $i: shoal (others' CPU ${busy}%)"
+        if timeout -k 10 "$RUN_TIMEOUT" "$shoal_bin" -l 0-1 --no-huge -m 256 --file-prefix "vss-$$-$i" \
+            --log-level warning -- --secs "$secs" >"$work/shoal-$i.log" 2>&1; then
+            grep '"bench":"mempool_perf"' "$work/shoal-$i.log" | grep -E '"placement":"(near|far|mixed)"' \
+                >>"$work/results.jsonl" ||
+                log "pair $i: shoal run discarded ($(grep -o '"placement":"[a-z]*"' "$work/shoal-$i.log" | sort -u | tr '\n' ' '))"
+        else
+            log "pair $i: mempool_perf failed or timed out"
+            tail -5 "$work/shoal-$i.log" >&2 || true
+        fi
+    done
+    report_mempool
+}
+
 case "${1:-}" in
 ring) run_ring ;;
+mempool) run_mempool ;;
 *)
-    echo "usage: $0 ring" >&2
+    echo "usage: $0 ring|mempool" >&2
     exit 2
     ;;
 esac

@@ -1,13 +1,11 @@
 //! Mbufs in one process: DPDK's test_mbuf behaviours (one mbuf's head and tail room, pool
 //! exhaustion, clones and reference counts, copies, chains, linearize, bulk alloc, read).
 
-mod support;
-
 use shoal::eal::{Eal, LcoreId};
 use shoal::mbuf::{
     ol_flags, Error, Mbuf, MbufBatch, MbufPool, DEFAULT_BUF_SIZE, HEADROOM, MAX_BURST, PORT_INVALID,
 };
-use support::unique_prefix;
+use shoal_testkit::unique_prefix;
 
 fn init(tag: &str, lcores: &str) -> Eal {
     let args = [
@@ -439,7 +437,7 @@ fn rings_move_mbufs_and_hand_back_what_did_not_fit() {
     let ring = MbufRing::create(&eal, "r", sp).unwrap();
     assert!(matches!(
         MbufRing::create(&eal, "r", sp),
-        Err(Error::Memzone(_))
+        Err(Error::Ring(shoal::ring::Error::Memzone(_)))
     ));
     let mut batch = MbufBatch::new();
     assert!(pool.alloc_bulk(&mut batch, 20));

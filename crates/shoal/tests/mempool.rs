@@ -2,11 +2,9 @@
 //! bulk at the edges, exhausting a pool, cache fill and flush), lcore threads, ownership
 //! hand-over and the audit.
 
-mod support;
-
 use shoal::eal::{Eal, LcoreId};
 use shoal::mempool::{flags, Error, Mempool, MempoolConfig, ObjIdx, PoolObj, CACHE_MAX_SIZE};
-use support::unique_prefix;
+use shoal_testkit::unique_prefix;
 
 fn init(tag: &str, lcores: &str) -> Eal {
     let args = [
@@ -165,7 +163,7 @@ fn cache_fills_and_flushes_by_dpdk_rules() {
     assert_eq!((stats(&pool).len, stats(&pool).fills), (32, 2));
     assert_eq!(pool.common_count(), n - 33 - 37);
     // Puts go to the cache up to the flush threshold (48)...
-    pool.put_bulk(held.drain(..16));
+    pool.put_iter(held.drain(..16));
     assert_eq!(stats(&pool).len, 48);
     assert_eq!(stats(&pool).flushes, 0);
     // ...one more flushes the whole cache first, then the cache holds the one.
@@ -177,7 +175,7 @@ fn cache_fills_and_flushes_by_dpdk_rules() {
     assert!(pool.get_bulk(49, &mut big));
     let before = stats(&pool);
     let common = pool.common_count();
-    pool.put_bulk(big.drain(..));
+    pool.put_bulk(&mut big);
     assert_eq!(stats(&pool).len, before.len);
     assert_eq!(pool.common_count(), common + 49);
     // A get larger than CACHE_MAX_SIZE bypasses the fill.
@@ -213,7 +211,7 @@ fn bulk_is_all_or_nothing_at_the_edge() {
         assert!(!pool.get_bulk(1, &mut v));
         assert!(pool.get_bulk(0, &mut v), "zero objects always succeed");
         assert_eq!(pool.in_use_count(), 15);
-        pool.put_bulk(v);
+        pool.put_bulk(&mut v);
         assert!(pool.is_full());
         assert!(pool.audit().is_ok());
     }
@@ -285,8 +283,14 @@ fn non_lcore_threads_bypass_the_cache() {
 #[test]
 fn two_lcore_threads_share_a_pool() {
     let eal = init("mpthr", "0-1");
-    let pool =
-        Mempool::create(&eal, "shared", MempoolConfig::new(2047, 64).cache_size(64)).unwrap();
+    for cache in [64, 0] {
+        let cfg = MempoolConfig::new(2047, 64).cache_size(cache);
+        let pool = Mempool::create(&eal, &format!("shared{cache}"), cfg).unwrap();
+        share_between_two_lcores(&eal, pool);
+    }
+}
+
+fn share_between_two_lcores(eal: &Eal, pool: Mempool) {
     let iters = 20_000;
     let work = |id: u32| {
         let mut v: Vec<PoolObj> = Vec::new();
@@ -299,7 +303,7 @@ fn two_lcore_threads_share_a_pool() {
                 for o in &v {
                     assert_eq!(o.data()[0], id as u8, "an object was shared");
                 }
-                pool.put_bulk(v.drain(..));
+                pool.put_bulk(&mut v);
             }
         }
     };
@@ -372,7 +376,7 @@ fn single_producer_single_consumer_pool() {
     let mut v = Vec::new();
     for _ in 0..100 {
         assert!(pool.get_bulk(127, &mut v));
-        pool.put_bulk(v.drain(..));
+        pool.put_bulk(&mut v);
     }
     assert!(pool.is_full());
 }
@@ -395,4 +399,58 @@ fn untracked_pool_counts_without_tags() {
     assert!(!audit.tracked && audit.is_ok(), "{audit:?}");
     drop(v);
     assert!(pool.is_full());
+}
+
+#[test]
+fn every_bulk_size_keeps_every_object_exactly_once() {
+    use shoal::mempool::PoolObjs;
+    let eal = init("mpsizes", "0");
+    let pool = Mempool::create(&eal, "sizes", MempoolConfig::new(1023, 16).cache_size(64)).unwrap();
+    let mut batch = PoolObjs::new(&pool);
+    let mut vec = Vec::new();
+    for n in 1..=130 {
+        assert!(batch.get_bulk(n));
+        assert!(pool.get_bulk(n, &mut vec));
+        let mut all: Vec<u32> = batch.indices().to_vec();
+        all.extend(vec.iter().map(|o| o.index()));
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 2 * n, "n = {n}: an object was handed out twice");
+        batch.put_bulk(n / 2 + 1);
+        pool.put_tail(&mut vec, n / 2 + 1);
+        batch.clear();
+        pool.put_bulk(&mut vec);
+        assert_eq!(pool.avail_count(), 1023, "n = {n}");
+    }
+    let mut everything = PoolObjs::new(&pool);
+    assert!(everything.get_bulk(1023));
+    let mut idx = everything.indices().to_vec();
+    idx.sort_unstable();
+    assert_eq!(idx, (0..1023).collect::<Vec<_>>());
+    drop(everything);
+    assert!(pool.audit().is_ok(), "{:?}", pool.audit());
+}
+
+#[test]
+fn two_lcores_bulk_32_without_cache() {
+    use shoal::mempool::PoolObjs;
+    let eal = init("mpb32", "0-1");
+    let pool = Mempool::create(&eal, "b32", MempoolConfig::new(2047, 2048)).unwrap();
+    let barrier = std::sync::Barrier::new(2);
+    let work = || {
+        barrier.wait();
+        let mut objs = PoolObjs::with_capacity(&pool, 512);
+        for _ in 0..20_000 {
+            assert!(objs.get_bulk(32), "{:?}", pool.usage());
+            objs.put_bulk(32);
+        }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            eal.register_thread(LcoreId(1)).unwrap();
+            work()
+        });
+        work();
+    });
+    assert_eq!(pool.avail_count(), 2047);
 }

@@ -3,17 +3,13 @@
 //! secondary killed with SIGKILL while holding buffers (in hand, in its cache, in flight) gives
 //! them back through the primary's reaper.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use shoal::eal::Eal;
 use shoal::mbuf::{Mbuf, MbufBatch, MbufPool, MbufRing, DEFAULT_BUF_SIZE};
-use shoal::memory::MemzoneKind;
 use shoal::mempool::{Mempool, MempoolConfig, ObjIdx};
-use shoal::memzone::Memzone;
 use shoal::ring::{Ring, RingConfig, SyncMode};
-use support::{child_prefix, role, unique_prefix, Member};
+use shoal_testkit::{child_prefix, role, Group};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -31,17 +27,13 @@ fn init(prefix: &str, extra: &[&str]) -> Eal {
     Eal::init(args).expect("eal").0
 }
 
-/// A ring of plain object indices in a memzone (what `Ring::create` will do).
+/// A ring of plain object indices.
 fn obj_ring_create(eal: &Eal, name: &str) -> Ring<ObjIdx> {
-    let cfg = RingConfig::new(256);
-    let mz = Memzone::reserve(eal, name, Ring::<ObjIdx>::memsize(&cfg).unwrap()).unwrap();
-    Ring::init(mz.region().clone(), name, &cfg).unwrap()
+    Ring::create(eal, name, &RingConfig::new(256)).unwrap()
 }
 
 fn obj_ring_lookup(eal: &Eal, name: &str) -> Ring<ObjIdx> {
-    let mz = Memzone::lookup(eal, name).unwrap();
-    assert_eq!(mz.kind(), MemzoneKind::Plain);
-    Ring::attach(mz.region().clone()).unwrap()
+    Ring::lookup(eal, name).unwrap()
 }
 
 fn pattern(m: &mut Mbuf, k: u32) {
@@ -154,8 +146,8 @@ macro_rules! child_or {
 #[test]
 fn buffers_allocated_in_one_process_are_freed_in_another() {
     child_or!();
-    let prefix = unique_prefix("xproc");
-    let eal = init(&prefix, &["-l", "0"]);
+    let g = Group::new("xproc");
+    let eal = init(g.prefix(), &["-l", "0"]);
     let pool = MbufPool::create(&eal, "xmb", 1023, 32, 0, DEFAULT_BUF_SIZE).unwrap();
     let objs = Mempool::create(&eal, "xobj", MempoolConfig::new(255, 128).cache_size(16)).unwrap();
     let objs_ring = obj_ring_create(&eal, "objs");
@@ -172,10 +164,9 @@ fn buffers_allocated_in_one_process_are_freed_in_another() {
         to_secondary.enqueue(m).unwrap();
     }
     assert_eq!(pool.in_use_count(), 50);
-    let mut child = Member::spawn(
+    let mut child = g.spawn_self(
         "buffers_allocated_in_one_process_are_freed_in_another",
         "xfer",
-        &prefix,
         &[],
     );
     child.wait_for("done", T);
@@ -207,8 +198,8 @@ fn buffers_allocated_in_one_process_are_freed_in_another() {
 #[test]
 fn killed_secondary_gives_back_what_it_held() {
     child_or!();
-    let prefix = unique_prefix("kill9");
-    let eal = init(&prefix, &["-l", "0"]);
+    let g = Group::new("kill9");
+    let eal = init(g.prefix(), &["-l", "0"]);
     let pool = MbufPool::create(&eal, "kmb", 2047, 64, 0, DEFAULT_BUF_SIZE).unwrap();
     let clones = MbufPool::create(&eal, "kcl", 63, 0, 0, 0).unwrap();
     let objs = Mempool::create(&eal, "kobj", MempoolConfig::new(511, 64).cache_size(32)).unwrap();
@@ -232,12 +223,7 @@ fn killed_secondary_gives_back_what_it_held() {
         "the direct mbuf lives on through its clone"
     );
 
-    let mut child = Member::spawn(
-        "killed_secondary_gives_back_what_it_held",
-        "holder",
-        &prefix,
-        &[],
-    );
+    let mut child = g.spawn_self("killed_secondary_gives_back_what_it_held", "holder", &[]);
     let line = child.wait_for("holding", T);
     println!("secondary: {line}");
     let slot = eal

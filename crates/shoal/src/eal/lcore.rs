@@ -1,5 +1,5 @@
 //! Which lcore the calling thread is (DPDK's `rte_lcore_id()`).
-#![allow(unsafe_code)] // the thread-local keeps a raw pointer to the membership flag (no TLS destructor)
+#![allow(unsafe_code)] // membership ids are addresses of flags kept alive for ever
 //!
 //! DPDK's EAL starts one thread per lcore and each knows its id from birth; a thread the
 //! application starts itself is "not an EAL thread" and gets `LCORE_ID_ANY`. shoal keeps the
@@ -19,8 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 
 use super::{Eal, LcoreId};
-use crate::memory::header::SegmentHeader;
-use crate::sync::atomic::Ordering;
 use crate::sys;
 
 /// Errors of thread registration.
@@ -41,18 +39,19 @@ pub enum LcoreError {
 /// no destructor and reads cost one TLS access.
 #[derive(Clone, Copy)]
 struct Current {
-    /// [`group_key`] of the group the registration belongs to; 0 = not an lcore.
-    group: u64,
+    /// [`member_id`] of the membership the registration belongs to; [`NO_MEMBER`] when the
+    /// thread is not an lcore.
+    member: usize,
     lcore: u32,
-    /// The membership's "left" flag (the EAL's stop flag). Kept alive by `KEEP`.
-    left: *const AtomicBool,
 }
+
+/// Never a membership id (those are addresses of live flags, aligned).
+const NO_MEMBER: usize = 1;
 
 impl Current {
     const NONE: Current = Current {
-        group: 0,
+        member: NO_MEMBER,
         lcore: 0,
-        left: std::ptr::null(),
     };
 }
 
@@ -85,38 +84,31 @@ static REGISTERED: Mutex<Vec<RegEntry>> = Mutex::new(Vec::new());
 /// Keeps every membership flag a thread-local points to alive for the life of the process.
 static KEEP: Mutex<Vec<Arc<AtomicBool>>> = Mutex::new(Vec::new());
 
-/// A number that tells one group instance from another (the primary's pid and the segment's
-/// creation time), the same in every process of the group.
-pub(crate) fn group_key(hdr: &SegmentHeader) -> u64 {
-    let pid = hdr.primary_pid.load(Ordering::Relaxed) as u64;
-    let created = hdr.created_ns.load(Ordering::Relaxed);
-    // Never 0, which means "no group".
-    crate::memory::layout_hash(&[pid, created]) | 1
-}
-
 /// The calling thread's lcore id, in whichever group it was registered (DPDK's
 /// `rte_lcore_id()`); `None` for a thread that is not an lcore (DPDK's `LCORE_ID_ANY`).
 pub fn lcore_id() -> Option<LcoreId> {
     let c = CURRENT.with(|c| c.get());
-    (c.group != 0 && !left(&c)).then_some(LcoreId(c.lcore))
-}
-
-fn left(c: &Current) -> bool {
-    // SAFETY: `left` is null only for NONE (group 0, checked by callers first) and otherwise
-    // points into an Arc kept alive forever by KEEP.
-    unsafe { &*c.left }.load(StdOrdering::Relaxed)
-}
-
-/// The calling thread's lcore in the group `key`, if it is one and the membership is live.
-/// The data path's check (one TLS read, two compares).
-#[inline]
-pub(crate) fn lcore_in(key: u64) -> Option<u32> {
-    let c = CURRENT.with(|c| c.get());
-    if c.group == key && !left(&c) {
-        Some(c.lcore)
-    } else {
-        None
+    if c.member == NO_MEMBER {
+        return None;
     }
+    // SAFETY: a member id is the address of a membership flag kept alive for ever by KEEP.
+    let left = unsafe { &*(c.member as *const AtomicBool) }.load(StdOrdering::Relaxed);
+    (!left).then_some(LcoreId(c.lcore))
+}
+
+/// The calling thread's lcore in the membership `member`, if it is one. The data path's check:
+/// one TLS read and a compare. A membership that ended has its id taken off the pools' views,
+/// so its threads stop matching.
+#[inline(always)]
+pub(crate) fn lcore_in(member: usize) -> Option<u32> {
+    let c = CURRENT.with(|c| c.get());
+    (c.member == member).then_some(c.lcore)
+}
+
+/// An id for this process's membership of its group: the same for every clone of an `Eal`,
+/// never reused in the process.
+pub(crate) fn member_id(eal: &Eal) -> usize {
+    keep(&eal.inner.stop) as usize
 }
 
 fn keep(flag: &Arc<AtomicBool>) -> *const AtomicBool {
@@ -178,12 +170,11 @@ impl Eal {
         if let Err(e) = sys::pin_current_thread(cpu) {
             tracing::warn!(target: "shoal::eal", "could not pin lcore {lcore} to CPU {cpu}: {e}");
         }
-        let left = keep(&flag);
+        let member = keep(&flag) as usize;
         CURRENT.with(|c| {
             c.set(Current {
-                group: group_key(self.header()),
+                member,
                 lcore: lcore.0,
-                left,
             })
         });
         // Replacing an older registration of this thread drops it, which unregisters it.
@@ -199,8 +190,7 @@ impl Eal {
 
     /// Makes the calling thread a non-lcore thread again (it then bypasses mempool caches).
     pub fn unregister_thread(&self) {
-        let key = group_key(self.header());
-        if CURRENT.with(|c| c.get().group) == key {
+        if CURRENT.with(|c| c.get().member) == member_id(self) {
             CURRENT.with(|c| c.set(Current::NONE));
             GUARD.with(|g| g.borrow_mut().take());
         }

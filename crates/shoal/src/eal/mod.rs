@@ -24,8 +24,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use args::{EalArgs, LcoreId, ProcTypeArg, USAGE};
-pub(crate) use lcore::{group_key, lcore_in};
 pub use lcore::{lcore_id, LcoreError};
+pub(crate) use lcore::{lcore_in, member_id};
 pub use proctable::ProcessInfo;
 pub use runtime::runtime_dir;
 

@@ -22,6 +22,51 @@
 //! becomes a handle again only if it is in flight ([`MbufPool::from_raw`]); anything else is
 //! refused rather than used.
 //!
+//! Misuse does not compile. The right way, then each mistake:
+//!
+//! ```no_run
+//! # fn f(pool: shoal::mbuf::MbufPool, ring: shoal::mbuf::MbufRing) {
+//! let m = pool.alloc().unwrap();
+//! if let Err(m) = ring.enqueue(m) {
+//!     drop(m); // the ring was full: it is still ours, and dropping frees it
+//! }
+//! # }
+//! ```
+//! ```compile_fail
+//! # fn f(pool: shoal::mbuf::MbufPool) {
+//! let m = pool.alloc().unwrap();
+//! drop(m);
+//! drop(m); // double free: `m` was moved by the first drop
+//! # }
+//! ```
+//! ```compile_fail
+//! # fn f(pool: shoal::mbuf::MbufPool) {
+//! let m = pool.alloc().unwrap();
+//! drop(m);
+//! let _ = m.data_len(); // use after free
+//! # }
+//! ```
+//! ```compile_fail
+//! # fn f(pool: shoal::mbuf::MbufPool, ring: shoal::mbuf::MbufRing) {
+//! let m = pool.alloc().unwrap();
+//! let _ = ring.enqueue(m);
+//! let _ = m.data(); // use after handing it to another process
+//! # }
+//! ```
+//! ```compile_fail
+//! # fn f(pool: shoal::mbuf::MbufPool) {
+//! let m = pool.alloc().unwrap();
+//! let twin = m.clone(); // not Clone: sharing a buffer is `clone_in`, which counts references
+//! # }
+//! ```
+//! ```compile_fail
+//! # fn f(pool: shoal::mbuf::MbufPool) {
+//! let m = pool.alloc().unwrap();
+//! let raw = m.into_raw();
+//! let _ = m.pkt_len(); // given up with into_raw
+//! # }
+//! ```
+//!
 //! Reference counts (R/A: `refcnt`): a holder that drops a reference decrements with AcqRel, so
 //! the one that reaches zero (and frees the buffer) sees every other holder's accesses to it.
 
@@ -260,11 +305,11 @@ impl MbufPool {
     /// `rte_pktmbuf_alloc`). `None` when the pool is empty.
     #[inline]
     pub fn alloc(&self) -> Option<Mbuf> {
-        let mut got = NONE;
-        if !self.inner.get_with(1, |s| got = s[0]) {
+        let mut got = [0u32];
+        if !self.inner.get_into(&mut got) {
             return None;
         }
-        let seg = Seg::of(self.inner, got);
+        let seg = Seg::of(self.inner, got[0]);
         reset(&seg);
         Some(Mbuf { seg })
     }
@@ -277,13 +322,16 @@ impl MbufPool {
             return false;
         }
         let pool = self.inner;
-        pool.get_with(n, |s| {
-            for &i in s {
-                let seg = Seg::of(pool, i);
-                reset(&seg);
-                batch.push_unchecked(Mbuf { seg });
-            }
-        })
+        let mut idx = [0u32; MAX_BURST];
+        if !pool.get_into(&mut idx[..n]) {
+            return false;
+        }
+        for &i in &idx[..n] {
+            let seg = Seg::of(pool, i);
+            reset(&seg);
+            batch.push_unchecked(Mbuf { seg });
+        }
+        true
     }
 
     /// Takes ownership of an mbuf handed over with [`Mbuf::into_raw`], from any mbuf pool of

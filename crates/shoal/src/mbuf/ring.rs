@@ -7,9 +7,7 @@ use super::batch::MAX_BURST;
 use super::header::Seg;
 use super::{claim_chain, Error, Mbuf, MbufBatch, MbufIdx};
 use crate::eal::Eal;
-use crate::memory::MemzoneKind;
 use crate::mempool::{group, Group};
-use crate::memzone::Memzone;
 use crate::ring::{Consumer, Producer, Ring, RingConfig};
 
 /// A ring of mbufs (DPDK's `rte_ring` of `struct rte_mbuf *`). Enqueueing gives the mbufs up
@@ -41,10 +39,6 @@ impl Clone for MbufRing {
     }
 }
 
-fn zone_name(name: &str) -> String {
-    format!("RG_{name}")
-}
-
 impl MbufRing {
     fn wrap(ring: Ring<MbufIdx>, group: &'static Group) -> MbufRing {
         MbufRing {
@@ -56,30 +50,21 @@ impl MbufRing {
         }
     }
 
-    /// Creates a ring in the memzone `RG_<name>` (DPDK's `rte_ring_create`).
+    /// Creates a ring in the memzone `RG_<name>` ([`Ring::create`], DPDK's `rte_ring_create`).
     ///
     /// # Errors
     /// The ring's configuration errors, or the memzone's (name taken, no room).
     pub fn create(eal: &Eal, name: &str, cfg: RingConfig) -> Result<MbufRing, Error> {
-        let len = Ring::<MbufIdx>::memsize(&cfg)?;
-        let zname = zone_name(name);
-        let mz = Memzone::reserve_kind(eal, &zname, len, 128, MemzoneKind::Ring)?;
-        match Ring::<MbufIdx>::init(mz.region().clone(), name, &cfg) {
-            Ok(ring) => Ok(MbufRing::wrap(ring, group(eal))),
-            Err(e) => {
-                let _ = Memzone::free(eal, &zname);
-                Err(e.into())
-            }
-        }
+        let ring = Ring::<MbufIdx>::create(eal, name, &cfg)?;
+        Ok(MbufRing::wrap(ring, group(eal)))
     }
 
-    /// Finds a ring of mbufs created by any process of the group.
+    /// Finds a ring of mbufs created by any process of the group ([`Ring::lookup`]).
     ///
     /// # Errors
-    /// No such memzone, or it holds no ring of 4-byte values.
+    /// No such ring, or it holds no 4-byte values.
     pub fn lookup(eal: &Eal, name: &str) -> Result<MbufRing, Error> {
-        let mz = Memzone::lookup(eal, &zone_name(name))?;
-        let ring = Ring::<MbufIdx>::attach(mz.region().clone())?;
+        let ring = Ring::<MbufIdx>::lookup(eal, name)?;
         Ok(MbufRing::wrap(ring, group(eal)))
     }
 

@@ -122,8 +122,8 @@ const _: () = assert!(size_of::<MempoolHeader>() == 256);
 // reader saw `magic` (Acquire), so they are never written while shared.
 unsafe impl Shared for MempoolHeader {}
 
-/// One lcore's cache: this header, then `flushthresh` object indices (`u32`) in the same
-/// `cache_stride` bytes. Only the thread registered as that lcore in the process that holds
+/// One lcore's cache: this header, then room for `cache_size + CACHE_MAX_SIZE` object indices
+/// (`u32`) in the same `cache_stride` bytes. Only the thread registered as that lcore in the process that holds
 /// the lcore touches `objs`; `len` and the counters are read by anyone (statistics, counts).
 #[repr(C, align(64))]
 pub(crate) struct CacheHeader {
@@ -183,10 +183,12 @@ impl Geometry {
         };
         let stride = u32::try_from(stride).ok()?;
         let flushthresh = flushthresh(cache_size);
+        // Room for a fill of cache_size + CACHE_MAX_SIZE (DPDK's 2 * CACHE_MAX_SIZE array),
+        // which also holds the flush threshold (1.5 * cache_size).
         let cache_stride = if cache_size == 0 {
             0
         } else {
-            round_up(64 + 4 * flushthresh as u64, 128)
+            round_up(64 + 4 * (cache_size + CACHE_MAX_SIZE) as u64, 128)
         };
         let off_store = round_up(size_of::<MempoolHeader>() as u64, 128);
         let off_caches = round_up(off_store + store_len, 128);

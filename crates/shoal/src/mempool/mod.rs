@@ -21,6 +21,25 @@
 //! receiver takes ownership with [`Mempool::from_raw`], which refuses an index that was not
 //! handed over that way.
 //!
+//! ```compile_fail
+//! # fn f(pool: shoal::mempool::Mempool) {
+//! let o = pool.get().unwrap();
+//! drop(o);
+//! let _ = o.data(); // use after it went back to the pool
+//! # }
+//! ```
+//! ```compile_fail
+//! # fn f(pool: shoal::mempool::Mempool) {
+//! let o = pool.get().unwrap();
+//! let raw = o.into_raw();
+//! drop(o); // freeing what another process now owns
+//! # }
+//! ```
+//!
+//! A [`PoolObj`] is eight bytes, like DPDK's object pointer. For bulk work, [`PoolObjs`] holds
+//! objects of one pool as plain indices (DPDK's object table, four bytes each): its `get_bulk`
+//! and `put_bulk` copy indices between the table and the lcore cache and nothing else.
+//!
 //! **Caches.** A thread registered as an lcore (the EAL's main thread, or one registered with
 //! [`Eal::register_thread`]) uses its lcore's cache; other threads use the common store
 //! directly, as in DPDK. The cache rules are DPDK 22.11's (`pool.rs`). Like DPDK, counts of
@@ -29,14 +48,19 @@
 //! **Owner tags and reclaiming.** Every object carries a tag saying who answers for it: the
 //! store, a process slot (in its hands or its caches), "in flight" (handed over through a ring)
 //! or "shared" (an mbuf buffer kept alive by clones). When a process dies, even by `SIGKILL`,
-//! the primary's reaper calls [`reclaim_slot`] and everything tagged with the dead slot goes
-//! back to the store and its caches are emptied. What was in flight is not the dead process's
+//! the primary's reaper returns everything tagged with the dead slot to the store and empties
+//! its caches; [`reclaim`] does the same on demand (`shoal reclaim`). What was in flight is not the dead process's
 //! any more: the process that dequeues it owns it. Two windows remain, both a few instructions
 //! wide: a process killed between taking indices out of a ring and claiming them (in
 //! [`crate::mbuf::MbufRing::dequeue_burst`] or between a dequeue and [`Mempool::from_raw`])
 //! leaves those objects in flight for ever, and one killed inside a store operation of its own
 //! may lose the objects of that operation. Neither corrupts a pool: the [`Mempool::audit`]
 //! reports such objects.
+//!
+//! What the tags cost: with a cache, nothing on the fast path (moving objects between hand and
+//! cache writes no tag; fills and flushes write one tag per object they move). Without a cache
+//! every get and put writes each object's tag, about a nanosecond per object here
+//! (`flags::NO_OWNER_TAGS` turns tags off, and with them reclaiming).
 //!
 //! Memory orderings:
 //!
@@ -61,7 +85,7 @@ use crate::sys;
 pub(crate) use layout::kind;
 pub use layout::{CACHE_MAX_SIZE, MAX_OBJECTS, NAMESIZE};
 pub(crate) use pool::PoolInner;
-pub use pool::PoolObj;
+pub use pool::{PoolObj, PoolObjs};
 pub(crate) use reclaim::reclaim_slot;
 pub use reclaim::{reclaim, Audit, PoolUsage, SlotUsage};
 pub(crate) use registry::{group, Group};
@@ -571,6 +595,10 @@ impl Mempool {
         Mempool { inner }
     }
 
+    pub(crate) fn inner(&self) -> &'static PoolInner {
+        self.inner
+    }
+
     /// Name.
     pub fn name(&self) -> &str {
         &self.inner.name
@@ -600,49 +628,43 @@ impl Mempool {
     /// and the common store) is empty. Objects in other lcores' caches are not reachable.
     #[inline]
     pub fn get(&self) -> Option<PoolObj> {
-        let mut got = None;
-        if self.inner.get_with(1, |s| {
-            got = Some(PoolObj {
-                pool: self.inner,
-                idx: s[0],
-            })
-        }) {
-            got
-        } else {
-            None
-        }
+        let mut i = [0u32];
+        self.inner
+            .get_into(&mut i)
+            .then(|| PoolObj::new(self.inner, i[0]))
     }
 
     /// Gets `n` objects, appended to `out`, or none at all (DPDK's `rte_mempool_get_bulk`).
+    /// [`PoolObjs`] does the same with less copying.
     #[inline]
     pub fn get_bulk(&self, n: usize, out: &mut Vec<PoolObj>) -> bool {
-        out.reserve(n);
-        let pool = self.inner;
-        pool.get_with(n, |s| {
-            out.extend(s.iter().map(|&idx| PoolObj { pool, idx }))
-        })
+        pool::get_objs(self.inner, n, out)
     }
 
-    /// Returns objects (DPDK's `rte_mempool_put_bulk`); dropping them one by one does the same
-    /// at a higher cost. Objects of other pools go back to their own pools.
+    /// Returns every object of `objs` (DPDK's `rte_mempool_put_bulk`) and empties it; dropping
+    /// them one by one does the same at a higher cost. Objects of other pools go back to their
+    /// own pools.
     #[inline]
-    pub fn put_bulk(&self, objs: impl IntoIterator<Item = PoolObj>) {
-        let mut buf = [0u32; 64];
-        let mut n = 0;
+    pub fn put_bulk(&self, objs: &mut Vec<PoolObj>) {
+        pool::put_tail(self.inner, objs, objs.len());
+    }
+
+    /// Returns the last `n` objects of `objs` (all of them when it holds fewer) in one bulk.
+    #[inline]
+    pub fn put_tail(&self, objs: &mut Vec<PoolObj>, n: usize) {
+        pool::put_tail(self.inner, objs, n);
+    }
+
+    /// Returns objects from any iterator (bulk by bulk).
+    pub fn put_iter(&self, objs: impl IntoIterator<Item = PoolObj>) {
+        let mut buf = Vec::with_capacity(64);
         for o in objs {
-            if !std::ptr::eq(o.pool, self.inner) {
-                drop(o);
-                continue;
-            }
-            buf[n] = o.idx;
-            std::mem::forget(o);
-            n += 1;
-            if n == buf.len() {
-                self.inner.put(&buf);
-                n = 0;
+            buf.push(o);
+            if buf.len() == 64 {
+                self.put_bulk(&mut buf);
             }
         }
-        self.inner.put(&buf[..n]);
+        self.put_bulk(&mut buf);
     }
 
     /// Takes ownership of an object handed over with [`PoolObj::into_raw`]; `None` when `raw`
@@ -654,10 +676,9 @@ impl Mempool {
         let idx = raw.index();
         // `then`, not `then_some`: a handle made eagerly would be dropped, returning an object
         // that is not ours.
-        self.inner.claim_in_flight(idx).then(|| PoolObj {
-            pool: self.inner,
-            idx,
-        })
+        self.inner
+            .claim_in_flight(idx)
+            .then(|| PoolObj::new(self.inner, idx))
     }
 
     /// Available objects: the common store plus every lcore cache (DPDK's

@@ -32,10 +32,15 @@ use crate::sync::atomic::{AtomicU32, Ordering::Relaxed};
 /// freed: object handles refer to it by `&'static`.
 pub(crate) struct PoolInner {
     pub(crate) group: &'static Group,
+    /// The group view's membership id, copied here for the data path (one load less); zeroed
+    /// with the group's when the membership ends.
+    pub(crate) member: std::sync::atomic::AtomicUsize,
     /// The pool's memzone; keeps the mapping (and so every pointer below) alive.
     pub(crate) zone: Region,
     /// Memzone index: the pool id in object indices.
     pub(crate) index: u32,
+    /// This view's process-wide number (see the registry).
+    pub(crate) no: u32,
     pub(crate) uid: u64,
     pub(crate) name: String,
     pub(crate) kind: u32,
@@ -84,18 +89,43 @@ fn sub(zone: &Region, off: u64, len: u64) -> Option<Region> {
     )
 }
 
-/// Runs `f` with a scratch buffer of `n` indices (on the stack when small).
-#[inline]
-fn with_buf<R>(n: usize, f: impl FnOnce(&mut [u32]) -> R) -> R {
-    if n <= 64 {
-        let mut b = [0u32; 64];
-        f(&mut b[..n])
-    } else if n <= 2 * CACHE_MAX_SIZE as usize {
-        let mut b = [0u32; 2 * CACHE_MAX_SIZE as usize];
-        f(&mut b[..n])
-    } else {
-        let mut b = vec![0u32; n];
-        f(&mut b)
+/// Copies indices. Small copies are written as fixed-size blocks, which compile to a few moves
+/// (a copy loop would be turned into a call to `memcpy`, which costs more than the copy).
+#[inline(always)]
+fn copy_idx(dst: &mut [u32], src: &[u32]) {
+    let n = src.len().min(dst.len());
+    if n == 1 {
+        dst[0] = src[0];
+        return;
+    }
+    let (mut d, mut s) = (&mut dst[..n], &src[..n]);
+    if n > 63 {
+        d.copy_from_slice(s);
+        return;
+    }
+    // Blocks of 32, 16, 8, 4, 2 and 1: any n up to 63.
+    if d.len() >= 32 {
+        d[..32].copy_from_slice(&s[..32]);
+        (d, s) = (&mut d[32..], &s[32..]);
+    }
+    if d.len() >= 16 {
+        d[..16].copy_from_slice(&s[..16]);
+        (d, s) = (&mut d[16..], &s[16..]);
+    }
+    if d.len() >= 8 {
+        d[..8].copy_from_slice(&s[..8]);
+        (d, s) = (&mut d[8..], &s[8..]);
+    }
+    if d.len() >= 4 {
+        d[..4].copy_from_slice(&s[..4]);
+        (d, s) = (&mut d[4..], &s[4..]);
+    }
+    if d.len() >= 2 {
+        d[..2].copy_from_slice(&s[..2]);
+        (d, s) = (&mut d[2..], &s[2..]);
+    }
+    if let (Some(x), Some(&y)) = (d.first_mut(), s.first()) {
+        *x = y;
     }
 }
 
@@ -129,7 +159,9 @@ impl PoolInner {
         };
         Ok(PoolInner {
             group,
+            member: std::sync::atomic::AtomicUsize::new(group.member.load(Relaxed)),
             index,
+            no: u32::MAX,
             uid: h.uid.load(Relaxed),
             name: h.name_str(),
             kind: h.kind,
@@ -168,6 +200,9 @@ impl PoolInner {
     #[inline]
     pub(crate) fn obj_ptr(&self, i: u32) -> *mut u8 {
         debug_assert!(i < self.size);
+        // Indices that came through shared memory are clamped, never trusted (a corrupt one
+        // yields a wrong object, not a wild address).
+        let i = i.min(self.size - 1);
         // SAFETY: i < size, so the object lies inside the zone (checked at attach).
         unsafe { self.objs.as_ptr().add(i as usize * self.stride as usize) }
     }
@@ -176,6 +211,7 @@ impl PoolInner {
     #[inline]
     pub(crate) fn tag(&self, i: u32) -> &AtomicU32 {
         debug_assert!(i < self.size);
+        let i = i.min(self.size - 1);
         // SAFETY: i < size: inside the tag array (checked at attach); atomics are Shared.
         unsafe { &*self.tags.as_ptr().add(i as usize) }
     }
@@ -201,14 +237,11 @@ impl PoolInner {
         (hdr, unsafe { base.add(64) } as *mut u32)
     }
 
-    /// The lcore whose cache the calling thread uses for this pool, if any.
+    /// The calling thread's lcore in this pool's group, if it is one (its cache, when the pool
+    /// has caches, and its store handles).
     #[inline]
     fn local_lcore(&self) -> Option<u32> {
-        if self.cache_size == 0 {
-            None
-        } else {
-            crate::eal::lcore_in(self.group.key)
-        }
+        crate::eal::lcore_in(self.member.load(Relaxed))
     }
 
     /// Marks objects taken from the store as held by this process.
@@ -256,40 +289,31 @@ impl PoolInner {
         }
     }
 
-    /// Gets `n` objects, all or nothing, handing their indices to `emit` (one or two slices).
-    #[inline]
-    pub(crate) fn get_with(&self, n: usize, mut emit: impl FnMut(&[u32])) -> bool {
+    /// Gets `dst.len()` objects into `dst`, all or nothing (DPDK's
+    /// `rte_mempool_do_generic_get`). `dst` is scratch until this returns true.
+    #[inline(always)]
+    pub(crate) fn get_into(&self, dst: &mut [u32]) -> bool {
+        let n = dst.len();
         if n == 0 {
             return true;
         }
-        let Some(lcore) = self.local_lcore() else {
-            return self.direct_get(None, n, emit);
+        let lcore = self.local_lcore();
+        let Some(lcore) = lcore.filter(|_| self.cache_size > 0) else {
+            return self.store_take(lcore, dst);
         };
         let (c, objs) = self.cache(lcore);
-        // Only this thread writes len.
-        let len = c.len.load(Relaxed) as usize;
+        // Only this thread writes len; clamped against a peer's scribbles.
+        let len = (c.len.load(Relaxed) as usize).min(self.flushthresh as usize);
         if n <= len {
             // SAFETY: objs[0 .. len] are initialised indices of this cache, used by this thread
-            // only; len <= flushthresh, the array's length.
+            // only; len <= flushthresh <= the array's length. (The indices are this thread's
+            // own writes; every use of an index clamps it, so they need no check here.)
             let top = unsafe { std::slice::from_raw_parts(objs.add(len - n), n) };
-            if self.valid(top) {
-                emit(top);
-                c.len.store((len - n) as u32, Relaxed);
-                return true;
-            }
-            return self.cache_corrupt(c);
+            copy_idx(dst, top);
+            c.len.store((len - n) as u32, Relaxed);
+            return true;
         }
-        self.cache_get_slow(lcore, c, objs, len, n, emit)
-    }
-
-    #[cold]
-    fn cache_corrupt(&self, c: &CacheHeader) -> bool {
-        tracing::error!(target: "shoal::mempool", "pool {:?}: an lcore cache held an invalid index; the cache was emptied", self.name);
-        self.hdr()
-            .lost
-            .fetch_add(c.len.load(Relaxed) as u64, Relaxed);
-        c.len.store(0, Relaxed);
-        false
+        self.cache_get_slow(lcore, c, objs, len, dst)
     }
 
     #[inline(never)]
@@ -299,105 +323,93 @@ impl PoolInner {
         c: &CacheHeader,
         objs: *mut u32,
         len: usize,
-        n: usize,
-        mut emit: impl FnMut(&[u32]),
+        dst: &mut [u32],
     ) -> bool {
-        // SAFETY: as in `get_with`.
-        let old = unsafe { std::slice::from_raw_parts(objs, len) };
-        if !self.valid(old) {
-            return self.cache_corrupt(c);
-        }
-        let rest = n - len;
+        // The cache's objects go first (hot ones), then the rest from the store.
+        // SAFETY: objs[0 .. len] are this cache's indices, used by this thread only.
+        copy_idx(&mut dst[..len], unsafe {
+            std::slice::from_raw_parts(objs, len)
+        });
+        let rest = dst.len() - len;
         let size = self.cache_size as usize;
         if rest <= CACHE_MAX_SIZE as usize {
-            let filled = with_buf(size + rest, |buf| {
-                if !self.store_take(Some(lcore), buf) {
-                    return false;
-                }
-                if !old.is_empty() {
-                    emit(old);
-                }
-                emit(&buf[size..]);
-                // SAFETY: size <= flushthresh: fits the array; buf is process-local.
-                unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), objs, size) };
+            // Fill: cache_size + rest objects straight into the cache array (its capacity is
+            // cache_size + CACHE_MAX_SIZE); the top `rest` go to the caller.
+            // SAFETY: size + rest <= the array's capacity; the cache's old objects were copied
+            // out above and the array is this thread's.
+            let fill = unsafe { std::slice::from_raw_parts_mut(objs, size + rest) };
+            if self.store_take(Some(lcore), fill) {
+                copy_idx(&mut dst[len..], &fill[size..]);
                 c.len.store(size as u32, Relaxed);
                 c.fills.fetch_add(1, Relaxed);
-                true
-            });
-            if filled {
                 return true;
             }
+            // A failed bulk dequeue writes nothing, but a dequeue of corrupt indices did: put the
+            // cache's own objects back where they were.
+            let k = len.min(fill.len());
+            copy_idx(&mut fill[..k], &dst[..k]);
         }
-        with_buf(rest, |buf| {
-            if !self.store_take(Some(lcore), buf) {
-                return false;
-            }
-            if !old.is_empty() {
-                emit(old);
-            }
-            emit(buf);
+        if self.store_take(Some(lcore), &mut dst[len..]) {
             c.len.store(0, Relaxed);
-            true
-        })
-    }
-
-    /// Gets `n` objects from the store directly.
-    fn direct_get(&self, lcore: Option<u32>, n: usize, mut emit: impl FnMut(&[u32])) -> bool {
-        with_buf(n, |buf| {
-            if self.store_take(lcore, buf) {
-                emit(buf);
-                true
-            } else {
-                false
-            }
-        })
+            return true;
+        }
+        false
     }
 
     /// Puts objects back (their handles are gone). Indices must be this pool's and held by this
-    /// process.
-    #[inline]
+    /// process (DPDK's `rte_mempool_do_generic_put`).
+    #[inline(always)]
     pub(crate) fn put(&self, idx: &[u32]) {
         let n = idx.len();
         if n == 0 {
             return;
         }
         debug_assert!(self.valid(idx));
-        let Some(lcore) = self.local_lcore() else {
-            return self.store_give(None, idx);
-        };
-        if n > self.flushthresh as usize {
-            return self.store_give(Some(lcore), idx);
+        let lcore = self.local_lcore();
+        if self.cache_size > 0 && n <= self.flushthresh as usize {
+            if let Some(l) = lcore {
+                let (c, objs) = self.cache(l);
+                let len = (c.len.load(Relaxed) as usize).min(self.flushthresh as usize);
+                let at = if len + n <= self.flushthresh as usize {
+                    len
+                } else {
+                    self.flush(l, c, objs, len);
+                    0
+                };
+                // SAFETY: at + n <= flushthresh <= the array's length; this thread's array.
+                copy_idx(
+                    unsafe { std::slice::from_raw_parts_mut(objs.add(at), n) },
+                    idx,
+                );
+                c.len.store((at + n) as u32, Relaxed);
+                return;
+            }
         }
-        let (c, objs) = self.cache(lcore);
-        let len = c.len.load(Relaxed) as usize;
-        if len + n <= self.flushthresh as usize {
-            // SAFETY: len + n <= flushthresh, the array's length; used by this thread only.
-            unsafe { std::ptr::copy_nonoverlapping(idx.as_ptr(), objs.add(len), n) };
-            c.len.store((len + n) as u32, Relaxed);
-        } else {
-            self.flush_and_put(lcore, c, objs, len, idx);
-        }
+        self.store_give(lcore, idx);
     }
 
-    /// Puts one object back: [`PoolInner::put`] for one index, without the slice.
+    /// Puts one object back: [`PoolInner::put`] for one index.
     #[inline]
     pub(crate) fn put_one(&self, i: u32) {
         debug_assert!(i < self.size);
-        if let Some(lcore) = self.local_lcore() {
-            let (c, objs) = self.cache(lcore);
-            let len = c.len.load(Relaxed) as usize;
-            if len < self.flushthresh as usize {
-                // SAFETY: len < flushthresh, the array's length; used by this thread only.
-                unsafe { objs.add(len).write(i) };
-                c.len.store(len as u32 + 1, Relaxed);
-                return;
+        if self.cache_size > 0 {
+            if let Some(lcore) = self.local_lcore() {
+                let (c, objs) = self.cache(lcore);
+                let len = c.len.load(Relaxed) as usize;
+                if len < self.flushthresh as usize {
+                    // SAFETY: len < flushthresh, inside the array; used by this thread only.
+                    unsafe { objs.add(len).write(i) };
+                    c.len.store(len as u32 + 1, Relaxed);
+                    return;
+                }
             }
         }
         self.put(&[i]);
     }
 
+    /// Flushes the whole cache to the store (DPDK: when a put would pass the threshold).
     #[inline(never)]
-    fn flush_and_put(&self, lcore: u32, c: &CacheHeader, objs: *mut u32, len: usize, idx: &[u32]) {
+    fn flush(&self, lcore: u32, c: &CacheHeader, objs: *mut u32, len: usize) {
         // SAFETY: objs[0 .. len] are this cache's indices, used by this thread only.
         let old = unsafe { std::slice::from_raw_parts(objs, len) };
         if self.valid(old) {
@@ -406,9 +418,7 @@ impl PoolInner {
             self.hdr().lost.fetch_add(len as u64, Relaxed);
             tracing::error!(target: "shoal::mempool", "pool {:?}: an lcore cache held an invalid index; {len} cached objects dropped", self.name);
         }
-        // SAFETY: idx.len() <= flushthresh (checked by the caller): fits the array.
-        unsafe { std::ptr::copy_nonoverlapping(idx.as_ptr(), objs, idx.len()) };
-        c.len.store(idx.len() as u32, Relaxed);
+        c.len.store(0, Relaxed);
         c.flushes.fetch_add(1, Relaxed);
     }
 
@@ -570,34 +580,46 @@ pub(crate) fn init_objects(
 }
 
 /// An object taken from a [`Mempool`]. Owned: dropping it returns it to its pool (to the
-/// calling lcore's cache when the thread is an lcore).
+/// calling lcore's cache when the thread is an lcore). Eight bytes, like DPDK's object pointer.
+#[repr(C)]
 pub struct PoolObj {
-    pub(super) pool: &'static PoolInner,
     pub(super) idx: u32,
+    /// The pool view's process-wide number.
+    pub(super) no: u32,
 }
 
 impl std::fmt::Debug for PoolObj {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PoolObj")
-            .field("pool", &self.pool.name)
+            .field("pool", &self.view().name)
             .field("idx", &self.idx)
             .finish()
     }
 }
 
 impl PoolObj {
+    #[inline(always)]
+    pub(super) fn new(pool: &'static PoolInner, idx: u32) -> PoolObj {
+        PoolObj { idx, no: pool.no }
+    }
+
+    #[inline(always)]
+    fn view(&self) -> &'static PoolInner {
+        super::registry::view(self.no)
+    }
+
     /// The object's bytes.
     #[inline]
     pub fn data(&self) -> &[u8] {
         // SAFETY: this handle owns object idx (< size, checked when it entered the process).
-        unsafe { self.pool.obj_bytes(self.idx) }
+        unsafe { self.view().obj_bytes(self.idx) }
     }
 
     /// The object's bytes, writable.
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `data`; `&mut self` makes the slice unique in this process.
-        unsafe { self.pool.obj_bytes_mut(self.idx) }
+        unsafe { self.view().obj_bytes_mut(self.idx) }
     }
 
     /// The object's index in its pool (`0 .. size`).
@@ -607,22 +629,198 @@ impl PoolObj {
 
     /// The pool it belongs to.
     pub fn pool(&self) -> Mempool {
-        Mempool::from_inner(self.pool)
+        Mempool::from_inner(self.view())
     }
 
     /// Gives the object up for another process (or thread) to claim with
     /// [`Mempool::from_raw`]; until then it is "in flight" and belongs to no process.
     pub fn into_raw(self) -> ObjIdx {
-        let raw = ObjIdx::new(self.pool.index, self.idx);
-        self.pool.set_in_flight(self.idx);
+        let pool = self.view();
+        let raw = ObjIdx::new(pool.index, self.idx);
+        pool.set_in_flight(self.idx);
         std::mem::forget(self);
         raw
     }
 }
 
+/// Gets `n` objects of `pool` appended to `out` as single handles, all or none.
+#[inline]
+pub(super) fn get_objs(pool: &'static PoolInner, n: usize, out: &mut Vec<PoolObj>) -> bool {
+    let mut small = [0u32; 64];
+    let mut large = Vec::new();
+    let buf = if n <= small.len() {
+        &mut small[..n]
+    } else {
+        large.resize(n, 0);
+        &mut large[..]
+    };
+    if !pool.get_into(buf) {
+        return false;
+    }
+    out.reserve(n);
+    out.extend(buf.iter().map(|&idx| PoolObj::new(pool, idx)));
+    true
+}
+
+/// Returns the last `n` objects of `objs` to `pool` (all of them when fewer), in one bulk put
+/// when they are all `pool`'s.
+#[inline]
+pub(super) fn put_tail(pool: &'static PoolInner, objs: &mut Vec<PoolObj>, n: usize) {
+    let len = objs.len();
+    let n = n.min(len);
+    let tail = &objs[len - n..];
+    let ours = tail.iter().fold(true, |ok, o| ok & (o.no == pool.no));
+    if !ours {
+        objs.truncate(len - n);
+        return;
+    }
+    let mut buf = [0u32; 64];
+    for chunk in tail.chunks(64) {
+        for (d, o) in buf.iter_mut().zip(chunk) {
+            *d = o.idx;
+        }
+        pool.put(&buf[..chunk.len()]);
+    }
+    // SAFETY: the last n handles were returned above (their objects are back in the pool), so
+    // they must not be dropped: shrinking the length forgets them, and PoolObj owns no memory.
+    unsafe { objs.set_len(len - n) };
+}
+
 impl Drop for PoolObj {
     #[inline]
     fn drop(&mut self) {
-        self.pool.put_one(self.idx);
+        self.view().put_one(self.idx);
+    }
+}
+
+/// Objects of one pool held together: DPDK's object table for bulk gets and puts, four bytes
+/// per object. Owned like [`PoolObj`]s: dropping the batch returns what it holds.
+pub struct PoolObjs {
+    pool: &'static PoolInner,
+    idx: Vec<u32>,
+}
+
+impl std::fmt::Debug for PoolObjs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolObjs")
+            .field("pool", &self.pool.name)
+            .field("idx", &self.idx)
+            .finish()
+    }
+}
+
+impl PoolObjs {
+    /// An empty batch for objects of `pool`.
+    pub fn new(pool: &Mempool) -> PoolObjs {
+        Self::with_capacity(pool, 0)
+    }
+
+    /// An empty batch with room for `n` objects before it allocates.
+    pub fn with_capacity(pool: &Mempool, n: usize) -> PoolObjs {
+        PoolObjs {
+            pool: pool.inner(),
+            idx: Vec::with_capacity(n),
+        }
+    }
+
+    /// Gets `n` objects from the pool, appended, or none at all (DPDK's
+    /// `rte_mempool_get_bulk`).
+    #[inline]
+    pub fn get_bulk(&mut self, n: usize) -> bool {
+        let len = self.idx.len();
+        self.idx.resize(len + n, 0);
+        if self.pool.get_into(&mut self.idx[len..]) {
+            return true;
+        }
+        self.idx.truncate(len);
+        false
+    }
+
+    /// Returns the last `n` objects (all of them when fewer) to the pool (DPDK's
+    /// `rte_mempool_put_bulk`).
+    #[inline]
+    pub fn put_bulk(&mut self, n: usize) {
+        let len = self.idx.len();
+        let n = n.min(len);
+        let tail = &self.idx[len - n..];
+        self.pool.put(tail);
+        self.idx.truncate(len - n);
+    }
+
+    /// Returns every object to the pool.
+    pub fn clear(&mut self) {
+        self.put_bulk(self.idx.len());
+    }
+
+    /// Objects held.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.idx.len()
+    }
+
+    /// True when empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.idx.is_empty()
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> Mempool {
+        Mempool::from_inner(self.pool)
+    }
+
+    /// The bytes of the `i`th object.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let &o = self.idx.get(i)?;
+        // SAFETY: the batch owns object o (< size: it came from the pool).
+        Some(unsafe { self.pool.obj_bytes(o) })
+    }
+
+    /// The bytes of the `i`th object, writable.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        let &o = self.idx.get(i)?;
+        // SAFETY: as in `get`; `&mut self` makes the slice unique in this process.
+        Some(unsafe { self.pool.obj_bytes_mut(o) })
+    }
+
+    /// The objects' indices in their pool.
+    pub fn indices(&self) -> &[u32] {
+        &self.idx
+    }
+
+    /// Takes the last object out as a handle of its own.
+    pub fn pop(&mut self) -> Option<PoolObj> {
+        self.idx.pop().map(|i| PoolObj::new(self.pool, i))
+    }
+
+    /// Adds an object of the same pool; gives back one of another pool.
+    pub fn push(&mut self, o: PoolObj) -> Result<(), PoolObj> {
+        if o.no != self.pool.no {
+            return Err(o);
+        }
+        self.idx.push(o.idx);
+        std::mem::forget(o);
+        Ok(())
+    }
+}
+
+impl Drop for PoolObjs {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_idx;
+
+    #[test]
+    fn copy_idx_copies_every_length() {
+        let src: Vec<u32> = (1..=200).collect();
+        for n in 0..=200 {
+            let mut dst = vec![0u32; n];
+            copy_idx(&mut dst, &src[..n]);
+            assert_eq!(dst, src[..n], "n = {n}");
+        }
     }
 }

@@ -284,6 +284,9 @@ fn reclaim_in(whole: &Region, slot: u32) -> Vec<(String, u32)> {
     let own = ps.pid.load(Relaxed) == sys::getpid();
     let lcores = lcores_of(ps);
     let t = tag::held(slot, gen);
+    if own {
+        registry::end_membership(whole, t);
+    }
     let mut out = Vec::new();
     for z in zones {
         let Some(p) = group.pool(z) else {

@@ -8,7 +8,7 @@
 //! [`super::ObjIdx`] and [`crate::mbuf::MbufIdx`].
 #![allow(unsafe_code)] // views are leaked boxes reached through AtomicPtr
 
-use std::sync::atomic::{AtomicPtr, Ordering as StdOrdering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering as StdOrdering};
 use std::sync::{Arc, Mutex};
 
 use super::layout::tag;
@@ -20,8 +20,9 @@ use crate::sync::atomic::Ordering;
 
 /// One membership of a group, as the pools see it.
 pub(crate) struct Group {
-    /// [`crate::eal::group_key`] of the group.
-    pub key: u64,
+    /// [`crate::eal::member_id`] of the membership while it lasts; 0 for a reclaimer's view and
+    /// once the membership ended (threads then stop using lcore caches).
+    pub member: AtomicUsize,
     /// The whole segment (offset 0 = the segment header).
     pub whole: Region,
     /// The tag objects held by this process carry.
@@ -34,7 +35,7 @@ pub(crate) struct Group {
 impl std::fmt::Debug for Group {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Group")
-            .field("key", &self.key)
+            .field("member", &self.member)
             .field("my_tag", &self.my_tag)
             .finish_non_exhaustive()
     }
@@ -42,11 +43,31 @@ impl std::fmt::Debug for Group {
 
 static GROUPS: Mutex<Vec<&'static Group>> = Mutex::new(Vec::new());
 
+/// Views a process can make (over all groups and pools, for its lifetime).
+const MAX_VIEWS: usize = 1 << 16;
+/// Every view by its process-wide number, so that object handles can carry a 32-bit number
+/// (8-byte handles, like DPDK's pointers) instead of a reference.
+static VIEWS: [AtomicPtr<PoolInner>; MAX_VIEWS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_VIEWS];
+static NEXT_VIEW: AtomicU32 = AtomicU32::new(0);
+
+/// The view numbered `no`, which must have been handed out by `attach_index` (every handle's
+/// number was).
+#[inline(always)]
+pub(crate) fn view(no: u32) -> &'static PoolInner {
+    // A2: pairs with R2 in `attach_index`.
+    let p = VIEWS[no as usize & (MAX_VIEWS - 1)].load(StdOrdering::Acquire);
+    debug_assert!(!p.is_null());
+    // SAFETY: numbers are only given to handles after the view was stored under it (R2), and
+    // views are leaked boxes that are never freed or replaced.
+    unsafe { &*p }
+}
+
 fn mapping_id(r: &Region) -> usize {
     Arc::as_ptr(r.mapping()) as usize
 }
 
-fn find_or_make(whole: &Region, key: u64, my_tag: u32) -> &'static Group {
+fn find_or_make(whole: &Region, member: usize, my_tag: u32) -> &'static Group {
     let mut groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
     let id = mapping_id(whole);
     if let Some(g) = groups
@@ -56,7 +77,7 @@ fn find_or_make(whole: &Region, key: u64, my_tag: u32) -> &'static Group {
         return g;
     }
     let g: &'static Group = Box::leak(Box::new(Group {
-        key,
+        member: AtomicUsize::new(member),
         whole: whole.clone(),
         my_tag,
         pools: (0..MAX_MEMZONES)
@@ -79,7 +100,27 @@ pub(crate) fn group(eal: &Eal) -> &'static Group {
         }
         None => tag::UNATTRIBUTED,
     };
-    find_or_make(&whole, crate::eal::group_key(hdr), my_tag)
+    find_or_make(&whole, crate::eal::member_id(eal), my_tag)
+}
+
+/// Ends this process's membership `my_tag` of the group in `whole` for the data path: its
+/// threads stop using lcore caches (what they put goes to the common stores).
+pub(crate) fn end_membership(whole: &Region, my_tag: u32) {
+    let groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
+    let id = mapping_id(whole);
+    for g in groups
+        .iter()
+        .filter(|g| mapping_id(&g.whole) == id && g.my_tag == my_tag)
+    {
+        g.member.store(0, StdOrdering::Relaxed);
+        for slot in g.pools.iter() {
+            let p = slot.load(StdOrdering::Acquire);
+            if !p.is_null() {
+                // SAFETY: non-null pointers in `pools` are leaked views, never freed.
+                unsafe { &*p }.member.store(0, StdOrdering::Relaxed);
+            }
+        }
+    }
 }
 
 /// A view of the group in `whole` for a reclaimer: an existing membership of this process if
@@ -93,11 +134,8 @@ pub(crate) fn group_of(whole: &Region) -> Option<&'static Group> {
             return Some(g);
         }
     }
-    Some(find_or_make(
-        whole,
-        crate::eal::group_key(hdr),
-        tag::UNATTRIBUTED,
-    ))
+    let _ = hdr;
+    Some(find_or_make(whole, 0, tag::UNATTRIBUTED))
 }
 
 impl Group {
@@ -167,14 +205,25 @@ impl Group {
             (e.offset as usize, e.len as usize)
         };
         let zone = Region::new(self.whole.mapping().clone(), offset, len)?;
-        let inner = match PoolInner::attach(self, zone, index) {
+        let mut inner = match PoolInner::attach(self, zone, index) {
             Ok(i) => i,
             Err(why) => {
                 tracing::debug!(target: "shoal::mempool", "memzone {index}: {why}");
                 return None;
             }
         };
+        let no = NEXT_VIEW.fetch_add(1, StdOrdering::Relaxed);
+        if no as usize >= MAX_VIEWS {
+            tracing::error!(target: "shoal::mempool", "this process has made {MAX_VIEWS} pool views; no more");
+            return None;
+        }
+        inner.no = no;
         let leaked: &'static PoolInner = Box::leak(Box::new(inner));
+        // R2: pairs with A2 in `view`.
+        VIEWS[no as usize].store(
+            leaked as *const PoolInner as *mut PoolInner,
+            StdOrdering::Release,
+        );
         // R1: pairs with A1 in `pool`.
         slot.store(
             leaked as *const PoolInner as *mut PoolInner,
