@@ -6,6 +6,7 @@
 
 mod demo;
 mod info;
+mod reclaim;
 mod telemetry;
 mod top;
 
@@ -19,6 +20,9 @@ commands:
   info [--file-prefix P] [--json]   print a running group: memory, memzones, rings, mempools, processes
   top [--file-prefix P] [--iterations N] [--interval-ms MS]
                                     the same, refreshed live
+  reclaim [--file-prefix P] [--slot N]
+                                    return the buffers of dead processes to their pools and
+                                    free their slots (the primary also does it by itself)
   telemetry [--file-prefix P] [CMD...]
                                     query the group's telemetry socket (`/` lists commands);
                                     with no CMD, read commands from stdin, one per line
@@ -34,6 +38,7 @@ fn main() {
         Some("telemetry") => telemetry::run(&args[1..]),
         Some("top") => top::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
+        Some("reclaim") => reclaim::run(&args[1..]),
         // The sample server and client, so that `shoal demo` needs no other binary.
         Some(app @ ("mp_server" | "mp_client")) => {
             let argv: Vec<String> = std::iter::once(app.to_string())

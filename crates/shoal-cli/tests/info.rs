@@ -123,3 +123,65 @@ fn bad_cli_usage_exits_2() {
     let mut p = g.spawn_raw(SHOAL, &["frobnicate"]);
     assert_eq!(p.wait_exit(T), Some(2));
 }
+
+#[test]
+fn reclaim_frees_a_dead_secondarys_slot_on_demand() {
+    let g = Group::new("reclaim");
+    let smp = sibling("simple_mp");
+    let mut p = g.spawn(&smp, &["-l", "0", "--no-huge", "-m", "32"]);
+    p.wait_for("Finished Process Init.", T);
+    let mut s = g.spawn(&smp, &["-l", "1", "--proc-type=secondary"]);
+    s.wait_for("Finished Process Init.", T);
+    for i in 0..5 {
+        s.send_line(&format!("send m{i}"));
+    }
+    p.wait_for("Received 'm4'", T);
+    let snapshot = |g: &Group| -> serde_json::Value {
+        let mut j = g.spawn_raw(SHOAL, &["info", "--file-prefix", g.prefix(), "--json"]);
+        assert_eq!(j.wait_exit(T), Some(0));
+        serde_json::from_str(&j.output()).unwrap()
+    };
+    // Freeze the primary so that its reaper cannot do the work, then kill the secondary.
+    p.signal(libc::SIGSTOP);
+    s.kill9();
+    let v = snapshot(&g);
+    let dead: Vec<_> = v["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["alive"] == false)
+        .collect();
+    assert_eq!(dead.len(), 1, "{v}");
+    let mut r = g.spawn_raw(SHOAL, &["reclaim", "--file-prefix", g.prefix()]);
+    assert_eq!(r.wait_exit(T), Some(0), "{}", r.output());
+    assert!(
+        r.output()
+            .contains(&format!("process {} (secondary, slot 1) was dead", s.pid())),
+        "{}",
+        r.output()
+    );
+    let v = snapshot(&g);
+    assert_eq!(v["processes"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["mempools"][0]["in_use"], 0, "{v}");
+    p.signal(libc::SIGCONT);
+    // A live slot is refused; nothing dead is left.
+    let mut r = g.spawn_raw(
+        SHOAL,
+        &["reclaim", "--file-prefix", g.prefix(), "--slot", "0"],
+    );
+    assert_eq!(r.wait_exit(T), Some(1));
+    assert!(
+        r.output().contains("alive") || r.output().contains("live"),
+        "{}",
+        r.output()
+    );
+    let mut r = g.spawn_raw(SHOAL, &["reclaim", "--file-prefix", g.prefix()]);
+    assert_eq!(r.wait_exit(T), Some(0));
+    assert!(
+        r.output().contains("no dead process found"),
+        "{}",
+        r.output()
+    );
+    p.send_line("quit");
+    assert_eq!(p.wait_exit(T), Some(0), "{}", p.output());
+}

@@ -150,7 +150,7 @@ pub(crate) fn release(hdr: &SegmentHeader, whole: &Region, slot: u32) {
     let Some(s) = hdr.procs.get(slot as usize) else {
         return;
     };
-    crate::mempool::reclaim_slot(whole, slot);
+    crate::mempool::reclaim_slot(whole, slot, false);
     let _guard = hdr.memzones.lock();
     clear(s);
 }
@@ -181,7 +181,7 @@ pub(crate) fn reap_dead(hdr: &SegmentHeader, whole: &Region) -> Vec<ProcessInfo>
         }
         let mut p = info(i, s, now);
         p.alive = false;
-        crate::mempool::reclaim_slot(whole, i as u32);
+        crate::mempool::reclaim_slot(whole, i as u32, true);
         let _guard = hdr.memzones.lock();
         clear(s);
         reaped.push(p);

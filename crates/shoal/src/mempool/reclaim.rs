@@ -352,11 +352,17 @@ fn reclaim_dead(p: &'static PoolInner, lcores: &[u32], t: u32) -> u32 {
     back.len() as u32
 }
 
-/// Called by the process table when a process died (by the reaper) or leaves (by itself).
-pub(crate) fn reclaim_slot(whole: &Region, slot: u32) {
+/// Called by the process table when a process died (`died`, by the reaper: a warning, since
+/// the objects were lost until now) or leaves by itself (what sat in its caches and hands: a
+/// debug note).
+pub(crate) fn reclaim_slot(whole: &Region, slot: u32, died: bool) {
     let done = reclaim_in(whole, slot);
     for (pool, n) in done {
-        tracing::info!(target: "shoal::mempool", "returned {n} objects held by process slot {slot} to mempool {pool:?}");
+        if died {
+            tracing::warn!(target: "shoal::mempool", "returned {n} objects held by dead process slot {slot} to mempool {pool:?}");
+        } else {
+            tracing::debug!(target: "shoal::mempool", "returned {n} objects held by process slot {slot} to mempool {pool:?}");
+        }
     }
 }
 
