@@ -83,7 +83,10 @@ ensure_hugepages() {
 # the reserved pages; reserve more so that N are free, without going over 4096 in all.
 ensure_free_hugepages() {
   local want=${1:-512} have free
-  ensure_hugepages 512 || true
+  if [ -z "$(hugetlbfs_mounts)" ] && [ "$(id -u)" = 0 ]; then
+    mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null ||
+      bench_log "could not mount hugetlbfs at /dev/hugepages"
+  fi
   have=$(cat /proc/sys/vm/nr_hugepages)
   free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
   if [ "${free:-0}" -lt "$want" ] && [ "$(id -u)" = 0 ]; then

@@ -563,8 +563,8 @@ shoal_ipc_run() {
     local extra
     extra=$(printf ',"placement":"%s","placement_before":"%s","placement_after":"%s","busy_pct":%s,"mode":"pinned"}' \
         "$tag" "$before" "$after" "$busy")
-    grep '^{"side"' "$out" | sed "s/}\$/${extra//\//\\/}/" || true
-    if [ "$rc" -ne 0 ] || [ "$(grep -c '^{"side"' "$out")" -ne 4 ]; then
+    grep '"side":"shoal"' "$out" | sed "s/}\$/${extra//\//\\/}/" || true
+    if [ "$rc" -ne 0 ] || [ "$(grep -c '"side":"shoal"' "$out")" -ne 4 ]; then
         log "shoal ipc run $run incomplete (exit $rc):"
         tail -n 10 "$err" >&2
         return 1
@@ -589,11 +589,11 @@ run_ipc() {
         [ -n "$lines" ] || { log "dpdk run $i failed:"; tail -n 8 "$work/dpdk-ipc.err" >&2; }
         log "ipc pair $i/$pairs: shoal"
         shoal_ipc_run "$n" "$i" >"$work/shoal-ipc-$i.json" || true
-        lines+=$'\n'$(cat "$work/shoal-ipc-$i.json")
+        lines+=$'\n'$(grep '"side"' "$work/shoal-ipc-$i.json" || true)
         while IFS= read -r l; do
             [ -n "$l" ] || continue
             log "  $(printf '%s' "$l" | sed 's/,"\(min\|max\|mean\|sent\|received\|n\|placement_before\|placement_after\|first\|last\)":[^,}]*//g')"
-            keep_run "$l" "$(printf '%s' "$l" | sed -n 's/.*"side":"\([a-z]*\)".*"case":"\([^"]*\)".*/\1 run '"$i"' \2/p')" &&
+            keep_run "$l" "$(printf '%s' "$l" | sed -n 's/.*"side":"\([a-z]*\)".*/\1/p') run $i $(printf '%s' "$l" | sed -n 's/.*"case":"\([^"]*\)".*/\1/p')" &&
                 echo "$l" >>"$work/ipc.jsonl"
         done <<<"$lines"
     done
