@@ -84,8 +84,9 @@ ensure_hugepages() {
 ensure_free_hugepages() {
   local want=${1:-512} have free
   if [ -z "$(hugetlbfs_mounts)" ] && [ "$(id -u)" = 0 ]; then
-    mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null ||
+    if ! { mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages; }; then
       bench_log "could not mount hugetlbfs at /dev/hugepages"
+    fi
   fi
   have=$(cat /proc/sys/vm/nr_hugepages)
   free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
