@@ -324,7 +324,8 @@ run_ring() {
 # kept when its two tags agree (near/near or far/far) and others used at most BUSY_MAX % of the
 # machine (default 5); each case is compared per placement, median of the kept runs of each side,
 # with "runs":[shoal,dpdk] appended. Environment: PAIRS (default 3 for these two), BUSY_MAX,
-# CS_SECONDS (client_server window, default 5), IPC_REQUESTS (default 10000).
+# CS_SECONDS (client_server window, default 5), IPC_REQUESTS (default 10000). Before each run
+# they wait up to QUIET_WAIT seconds (default 20 here) for other processes to use under 25%.
 
 # Removes a shoal file prefix's runtime directory and segment files.
 shoal_cleanup() {
@@ -490,6 +491,7 @@ run_client_server() {
     c2c_bin >/dev/null || exit 1
     : >"$work/cs.jsonl"
     for i in $(seq 1 "$pairs"); do
+        QUIET_WAIT=${QUIET_WAIT:-20} wait_quiet >/dev/null
         log "client_server pair $i/$pairs: dpdk"
         if line=$(timeout -k 10 $((secs + 90)) "$here/dpdk/client_server.sh" "$secs" 1 2>>"$work/dpdk-cs.err" |
             grep '^{"side"'); then
@@ -499,6 +501,7 @@ run_client_server() {
             log "dpdk run $i failed:"
             tail -n 8 "$work/dpdk-cs.err" >&2
         fi
+        QUIET_WAIT=${QUIET_WAIT:-20} wait_quiet >/dev/null
         log "client_server pair $i/$pairs: shoal"
         shoal_cs_run "$secs" "$i" >"$work/shoal-cs-$i.json" || true
         if line=$(grep '^{"side"' "$work/shoal-cs-$i.json"); then
@@ -583,18 +586,28 @@ run_ipc() {
     c2c_bin >/dev/null || exit 1
     : >"$work/ipc.jsonl"
     for i in $(seq 1 "$pairs"); do
+        QUIET_WAIT=${QUIET_WAIT:-20} wait_quiet >/dev/null
         log "ipc pair $i/$pairs: dpdk"
         lines=$(timeout -k 10 $((90 + n * 3 / 1000)) "$here/dpdk/mp_perf.sh" "$n" pinned 1 2>>"$work/dpdk-ipc.err" |
             grep '^{"side"' || true)
         [ -n "$lines" ] || { log "dpdk run $i failed:"; tail -n 8 "$work/dpdk-ipc.err" >&2; }
+        QUIET_WAIT=${QUIET_WAIT:-20} wait_quiet >/dev/null
         log "ipc pair $i/$pairs: shoal"
         shoal_ipc_run "$n" "$i" >"$work/shoal-ipc-$i.json" || true
         lines+=$'\n'$(grep '"side"' "$work/shoal-ipc-$i.json" || true)
+        local said=""
         while IFS= read -r l; do
             [ -n "$l" ] || continue
+            local side
+            side=$(printf '%s' "$l" | sed -n 's/.*"side":"\([a-z]*\)".*/\1/p')
             log "  $(printf '%s' "$l" | sed 's/,"\(min\|max\|mean\|sent\|received\|n\|placement_before\|placement_after\|first\|last\)":[^,}]*//g')"
-            keep_run "$l" "$(printf '%s' "$l" | sed -n 's/.*"side":"\([a-z]*\)".*/\1/p') run $i $(printf '%s' "$l" | sed -n 's/.*"case":"\([^"]*\)".*/\1/p')" &&
+            # One verdict per run: its four lines share their tags.
+            if keep_run "$l" "$side run $i" 2>"$work/keep.msg"; then
                 echo "$l" >>"$work/ipc.jsonl"
+            elif [[ $said != *"$side"* ]]; then
+                cat "$work/keep.msg" >&2
+                said+=" $side"
+            fi
         done <<<"$lines"
     done
     local out="" c dir place s d ns nd
