@@ -465,7 +465,7 @@ for l in open(path):
 for place in ("near", "far"):
     v = vals.get(place)
     if v and v["shoal"] and v["dpdk"]:
-        print(place, statistics.median(v["shoal"]), statistics.median(v["dpdk"]),
+        print(place, round(statistics.median(v["shoal"]), 3), round(statistics.median(v["dpdk"]), 3),
               len(v["shoal"]), len(v["dpdk"]))
     elif v:
         print(f"vs-dpdk: {case} {place}: {len(v['shoal'])} shoal and {len(v['dpdk'])} dpdk runs: "
