@@ -4,6 +4,8 @@
 #
 #   ensure_dpdk                 install Debian's DPDK 22.11 packages when missing (needs root)
 #   ensure_hugepages [N]        at least N (512) 2 MiB pages reserved and hugetlbfs mounted
+#   ensure_free_hugepages [N]   at least N (512) 2 MiB pages free (raises the reservation by the
+#                               shortfall, up to 4096 pages in all) and hugetlbfs mounted
 #   c2c_ns [SECONDS]            median one-way CPU 0 <-> CPU 1 handoff latency in ns (c2c probe)
 #   placement                   "near" (< 80 ns one way) or "far", from a ~0.3 s probe
 #   cpu_busy_begin / cpu_busy_pct
@@ -73,6 +75,29 @@ ensure_hugepages() {
   free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
   if [ -z "$(hugetlbfs_mounts)" ] || [ "${free:-0}" -lt 64 ]; then
     bench_log "need hugetlbfs and 64 free 2 MiB pages (free: ${free:-0}); DPDK's primary with --no-huge accepts no secondary"
+    return 1
+  fi
+}
+
+# ensure_free_hugepages [N]: other processes (or files they left on hugetlbfs) may hold most of
+# the reserved pages; reserve more so that N are free, without going over 4096 in all.
+ensure_free_hugepages() {
+  local want=${1:-512} have free
+  if [ -z "$(hugetlbfs_mounts)" ] && [ "$(id -u)" = 0 ]; then
+    if ! { mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages; }; then
+      bench_log "could not mount hugetlbfs at /dev/hugepages"
+    fi
+  fi
+  have=$(cat /proc/sys/vm/nr_hugepages)
+  free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
+  if [ "${free:-0}" -lt "$want" ] && [ "$(id -u)" = 0 ]; then
+    local target=$((have + want - ${free:-0}))
+    [ "$target" -le 4096 ] || target=4096
+    echo "$target" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+    free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
+  fi
+  if [ -z "$(hugetlbfs_mounts)" ] || [ "${free:-0}" -lt "$want" ]; then
+    bench_log "want $want free 2 MiB pages on hugetlbfs, have ${free:-0}"
     return 1
   fi
 }

@@ -6,6 +6,10 @@
 # shoal is faster), and a summary line. See ../shared/benchmarking.md.
 #
 #   benches/vs-dpdk.sh ring          # ring_perf_autotest vs benches/src/bin/ring_perf.rs
+#   benches/vs-dpdk.sh client_server # DPDK's client_server_mp vs shoal's mp_server/mp_client
+#   benches/vs-dpdk.sh ipc           # rte_mp_* (benches/dpdk/mp_perf.sh) vs benches/src/bin/mp_perf.rs
+#
+# client_server and ipc are described above run_client_server and run_ipc below.
 #   benches/vs-dpdk.sh mempool       # mempool_perf_autotest's loop vs benches/src/bin/mempool_perf.rs
 #
 # mempool: dpdk-test's mempool_perf_autotest runs every case for 5 s (about an hour in all, with
@@ -33,13 +37,19 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
+PAIRS_GIVEN=${PAIRS:-}
 PAIRS=${PAIRS:-5}
 BUDGET=${BUDGET:-1200}
 RUN_TIMEOUT=${RUN_TIMEOUT:-240}
 OTHERS_MAX=${OTHERS_MAX:-0.10}
+BUSY_MAX=${BUSY_MAX:-5}
 MIN_RUNS=${MIN_RUNS:-2}
 work=$(mktemp -d /tmp/vs-dpdk.XXXXXX)
 prefixes=()
+shoal_prefixes=()
+live_pids=()
+# shellcheck source=benches/lib.sh
+source "$here/lib.sh"
 
 log() { echo "vs-dpdk: $*" >&2; }
 
@@ -48,6 +58,12 @@ cleanup() {
     for p in "${prefixes[@]:-}"; do
         [ -n "$p" ] || continue
         rm -rf "/var/run/dpdk/$p" "${XDG_RUNTIME_DIR:-/nonexistent}/dpdk/$p" 2>/dev/null || true
+    done
+    for p in "${live_pids[@]:-}"; do
+        [ -n "$p" ] && stop_pids 2 "$p"
+    done
+    for p in "${shoal_prefixes[@]:-}"; do
+        [ -n "$p" ] && shoal_cleanup "$p"
     done
     if [ "${KEEP_LOGS:-0}" = 1 ]; then
         log "logs kept in $work"
@@ -463,11 +479,321 @@ run_mempool() {
     report_mempool
 }
 
+# ---------------------------------------------------------------------------------------------
+# client_server and ipc: DPDK's side comes from benches/dpdk/*.sh (which tag their own runs), the
+# shoal side from the functions below, tagged the same way (placement probe right before and
+# right after, CPU used by other processes meanwhile). Pairs run DPDK first, then shoal. A run is
+# kept when its two tags agree (near/near or far/far) and others used at most BUSY_MAX % of the
+# machine (default 5); each case is compared per placement, median of the kept runs of each side,
+# with "runs":[shoal,dpdk] appended. Environment: PAIRS (default 3 for these two), BUSY_MAX,
+# CS_SECONDS (client_server window, default 5), IPC_REQUESTS (default 10000). Before each run
+# they wait up to QUIET_WAIT seconds (default 20 here) for other processes to use under 25%.
+
+# Removes a shoal file prefix's runtime directory and segment files.
+shoal_cleanup() {
+    local p=$1 m
+    [ -n "$p" ] || return 0
+    rm -rf "/var/run/shoal/$p" "${XDG_RUNTIME_DIR:-/nonexistent}/shoal/$p" 2>/dev/null || true
+    rm -f "/dev/shm/shoal_${p}_seg"* 2>/dev/null || true
+    while read -r m; do
+        [ -n "$m" ] && rm -f "$m/shoal_${p}_seg"* 2>/dev/null
+    done < <(hugetlbfs_mounts)
+    return 0
+}
+
+# Prints a timestamp (seconds since the epoch, µs) before every line read.
+stamp_lines() {
+    local line
+    while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done
+}
+
+# Builds release binaries of the workspace (arguments go to cargo build).
+build_release() {
+    (cd "$root" && timeout 1200 cargo build -q --release "$@") >&2
+}
+
+# "EPOCH tx" of client 0 from the time-stamped statistics of shoal's mp_server
+# ("Client  0: enqueued N dropped N rx N tx N tx_drop N ring ...").
+shoal_client_tx_samples() {
+    awk '$2 == "Client" && $3 == "0:" {
+        for (i = 4; i < NF; i++) if ($i == "tx") { print $1, $(i + 1); break } }' "$1"
+}
+
+# Keeps a run line when its tags agree and the machine was quiet; else says why on stderr.
+keep_run() {
+    local line=$1 what=$2 tag busy
+    tag=$(printf '%s\n' "$line" | sed -n 's/.*"placement":"\([a-z]*\)".*/\1/p')
+    busy=$(json_num "$line" busy_pct)
+    case $tag in
+    near | far) ;;
+    *)
+        log "$what discarded (placement $tag)"
+        return 1
+        ;;
+    esac
+    if awk -v b="${busy:-100}" -v m="$BUSY_MAX" 'BEGIN { exit !(b > m) }'; then
+        log "$what discarded (other processes used ${busy}% of the CPUs)"
+        return 1
+    fi
+}
+
+# shoal_cs_run SECONDS RUN: one run of shoal's mp_server (CPU 0) and mp_client (CPU 1) with two
+# net_null ports; prints {"side":"shoal","pps":N,"placement":...} measured as DPDK's side does:
+# client 0's tx count over the window that starts with the first statistics sample at least 1 s
+# after the server saw the client connect, SECONDS long.
+shoal_cs_run() {
+    local secs=$1 run=$2
+    local srv=$root/target/release/mp_server cli=$root/target/release/mp_client
+    local prefix="vss-$$-$run" slog="$work/shoal-cs-$run.log" clog="$work/shoal-cs-client-$run.log"
+    local before after busy t_ready first_ts ts pps limit srv_pid cli_pid end tag
+    shoal_prefixes+=("$prefix")
+    before=$(placement)
+    cpu_busy_begin
+    timeout $((secs + 40)) "$srv" -l 0 --file-prefix "$prefix" --vdev net_null0 --vdev net_null1 \
+        -- -p 0x3 -n 1 --poll --wait-clients --stats-interval 1000 \
+        > >(stamp_lines >"$slog") 2>&1 &
+    srv_pid=$!
+    live_pids=("$srv_pid")
+    if ! wait_for_line "$slog" 'server ready' 20; then
+        log "shoal run $run: server did not start:"
+        tail -n 20 "$slog" >&2
+        stop_pids 2 "$srv_pid"
+        live_pids=()
+        shoal_cleanup "$prefix"
+        return 1
+    fi
+    timeout $((secs + 40)) "$cli" -l 1 --proc-type=secondary --file-prefix "$prefix" \
+        -- -n 0 --poll --no-flow-table >"$clog" 2>&1 &
+    cli_pid=$!
+    live_pids+=("$cli_pid")
+    if wait_for_line "$slog" 'all 1 clients connected' 20; then
+        t_ready=$(awk '/all 1 clients connected/ { print $1; exit }' "$slog")
+        limit=$((SECONDS + secs + 12))
+        while [ "$SECONDS" -lt "$limit" ]; do
+            sleep 0.25
+            first_ts=$(shoal_client_tx_samples "$slog" | awk -v t="$t_ready" '$1 >= t + 1 { print $1; exit }')
+            [ -n "$first_ts" ] || continue
+            ts=$(shoal_client_tx_samples "$slog" | tail -n 1 | cut -d' ' -f1)
+            awk -v a="$first_ts" -v b="$ts" -v s="$secs" 'BEGIN { exit !(b - a >= s - 0.05) }' && break
+        done
+    else
+        log "shoal run $run: the client did not connect:"
+        tail -n 10 "$clog" "$slog" >&2
+        t_ready=""
+    fi
+    # SIGINT to the server only: it tells the client to stop, which exits by itself.
+    stop_pids 5 "$srv_pid"
+    end=$((SECONDS + 10))
+    while kill -0 "$cli_pid" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
+    kill -0 "$cli_pid" 2>/dev/null && log "shoal run $run: the client outlived the server; stopping it"
+    stop_pids 2 "$cli_pid"
+    live_pids=()
+    busy=$(cpu_busy_pct)
+    after=$(placement)
+    shoal_cleanup "$prefix"
+    [ -n "$t_ready" ] || return 1
+    pps=$(shoal_client_tx_samples "$slog" | awk -v t="$t_ready" -v s="$secs" '
+        $1 >= t + 1 && !n { t0 = $1; x0 = $2; n = 1; next }
+        n && $1 - t0 <= s + 0.5 { t1 = $1; x1 = $2; n++ }
+        END { if (n >= 2 && t1 > t0) printf "%.0f\n", (x1 - x0) / (t1 - t0) }')
+    if [ -z "$pps" ]; then
+        log "shoal run $run: fewer than two statistics samples in the window; server log:"
+        tail -n 12 "$slog" >&2
+        return 1
+    fi
+    tag=$before
+    [ "$before" = "$after" ] || tag=mixed
+    printf '{"side":"shoal","pps":%s,"placement":"%s","placement_before":"%s","placement_after":"%s","busy_pct":%s,"seconds":%s}\n' \
+        "$pps" "$tag" "$before" "$after" "$busy" "$secs"
+}
+
+# Medians per placement of the kept run lines in $1 (one JSON object a line with "side",
+# "placement" and the numeric field $2 for the case key $3 or "-" for every line): prints
+# "PLACEMENT SHOAL DPDK N_SHOAL N_DPDK" for each placement both sides have.
+medians() {
+    python3 - "$@" <<'PY'
+import json, statistics, sys
+path, field, case = sys.argv[1], sys.argv[2], sys.argv[3]
+vals = {}
+for l in open(path):
+    if not l.strip():
+        continue
+    r = json.loads(l)
+    if case != "-" and r.get("case", "").removesuffix(" pinned") != case:
+        continue
+    if field not in r:
+        continue
+    vals.setdefault(r["placement"], {"shoal": [], "dpdk": []})[r["side"]].append(float(r[field]))
+for place in ("near", "far"):
+    v = vals.get(place)
+    if v and v["shoal"] and v["dpdk"]:
+        print(place, round(statistics.median(v["shoal"]), 3), round(statistics.median(v["dpdk"]), 3),
+              len(v["shoal"]), len(v["dpdk"]))
+    elif v:
+        print(f"vs-dpdk: {case} {place}: {len(v['shoal'])} shoal and {len(v['dpdk'])} dpdk runs: "
+              "not compared", file=sys.stderr)
+PY
+}
+
+# json_line with "runs":[N_SHOAL,N_DPDK] appended.
+json_line_runs() {
+    local ns=$8 nd=$9
+    json_line "$1" "$2" "$3" "$4" "$5" "$6" "$7" | sed "s/}\$/,\"runs\":[$ns,$nd]}/"
+}
+
+# client_server: forwarding rate (packets/s) of one server (CPU 0) and one client (CPU 1) with
+# two net_null ports: DPDK's client_server_mp (benches/dpdk/client_server.sh) against shoal's
+# mp_server --poll --wait-clients and mp_client --poll --no-flow-table, both on hugepages. The
+# rate is the client's tx growth per second over CS_SECONDS, from 1 s after it connected.
+# Ratio: shoal pps / DPDK pps. About (2 x CS_SECONDS + 25) s per pair.
+run_client_server() {
+    local pairs=${PAIRS_GIVEN:-3} secs=${CS_SECONDS:-5} i line
+    ensure_free_hugepages 512 || exit 1
+    build_release -p shoal-apps --bin mp_server --bin mp_client || { log "cannot build shoal-apps"; exit 1; }
+    c2c_bin >/dev/null || exit 1
+    : >"$work/cs.jsonl"
+    for i in $(seq 1 "$pairs"); do
+        QUIET_WAIT=${QUIET_WAIT:-20} wait_quiet >/dev/null
+        log "client_server pair $i/$pairs: dpdk"
+        if line=$(timeout -k 10 $((secs + 90)) "$here/dpdk/client_server.sh" "$secs" 1 2>>"$work/dpdk-cs.err" |
+            grep '^{"side"'); then
+            log "  $line"
+            keep_run "$line" "dpdk run $i" && echo "$line" >>"$work/cs.jsonl"
+        else
+            log "dpdk run $i failed:"
+            tail -n 8 "$work/dpdk-cs.err" >&2
+        fi
+        QUIET_WAIT=${QUIET_WAIT:-20} wait_quiet >/dev/null
+        log "client_server pair $i/$pairs: shoal"
+        shoal_cs_run "$secs" "$i" >"$work/shoal-cs-$i.json" || true
+        if line=$(grep '^{"side"' "$work/shoal-cs-$i.json"); then
+            log "  $line"
+            keep_run "$line" "shoal run $i" && echo "$line" >>"$work/cs.jsonl"
+        else
+            log "shoal run $i failed"
+        fi
+    done
+    local place s d ns nd out=""
+    while read -r place s d ns nd; do
+        out+=$(json_line_runs client_server "1 server + 1 client, net_null" pps "$s" "$d" higher "$place" "$ns" "$nd")$'\n'
+    done < <(medians "$work/cs.jsonl" pps -)
+    printf '%s' "$out"
+    printf '%s' "$out" | summary_line client_server -
+}
+
+# Prints CPU affinity of every thread of PID and of its descendants (stderr).
+log_affinity() {
+    local pid=$1 t kids k
+    for t in /proc/"$pid"/task/*; do
+        [ -r "$t/status" ] || continue
+        log "  pid $pid tid ${t##*/} $(cat "$t/comm" 2>/dev/null): CPUs $(awk '/^Cpus_allowed_list/ { print $2 }' "$t/status")"
+    done
+    kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
+    for k in $kids; do log_affinity "$k"; done
+}
+
+# shoal_ipc_run REQUESTS RUN: shoal's mp_perf, the primary held to CPU 0 with taskset (its IPC
+# thread inherits it), its secondary on CPU 1 (the EAL pins its main thread to -l 1 before it
+# starts the IPC thread, which inherits that). Prints mp_perf's four lines with the tags added.
+shoal_ipc_run() {
+    local n=$1 run=$2 bin=$root/target/release/mp_perf prefix="vsi-$$-$2"
+    local before after busy tag pid end rc=0 budget=$((60 + n * 2 / 1000))
+    local out=$work/shoal-ipc-$run.out err=$work/shoal-ipc-$run.err
+    shoal_prefixes+=("$prefix")
+    before=$(placement)
+    cpu_busy_begin
+    timeout "$budget" taskset -c 0 "$bin" -l 0 --file-prefix "$prefix" -- -n "$n" -t 1 >"$out" 2>"$err" &
+    pid=$!
+    live_pids=("$pid")
+    if [ "$run" = 1 ]; then
+        # Thread placement, once: both processes' threads a moment after start.
+        sleep 0.7
+        log "thread placement of shoal's mp_perf (timeout, then the primary, then its secondary):"
+        log_affinity "$pid"
+    fi
+    end=$((SECONDS + budget + 5))
+    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        stop_pids 3 "$pid"
+        rc=1
+    else
+        wait "$pid" || rc=$?
+    fi
+    live_pids=()
+    busy=$(cpu_busy_pct)
+    after=$(placement)
+    shoal_cleanup "$prefix"
+    tag=$before
+    [ "$before" = "$after" ] || tag=mixed
+    local extra
+    extra=$(printf ',"placement":"%s","placement_before":"%s","placement_after":"%s","busy_pct":%s,"mode":"pinned"}' \
+        "$tag" "$before" "$after" "$busy")
+    grep '"side":"shoal"' "$out" | sed "s/}\$/${extra//\//\\/}/" || true
+    if [ "$rc" -ne 0 ] || [ "$(grep -c '"side":"shoal"' "$out")" -ne 4 ]; then
+        log "shoal ipc run $run incomplete (exit $rc):"
+        tail -n 10 "$err" >&2
+        return 1
+    fi
+}
+
+# ipc: rte_mp_request_sync round trips (p50, p99) and rte_mp_sendmsg rate, both directions:
+# benches/dpdk/mp_perf.sh REQUESTS pinned (each DPDK process, IPC thread included, held to its
+# CPU with taskset) against shoal's mp_perf placed the same way (see shoal_ipc_run): primary and
+# its IPC thread on CPU 0, secondary and its IPC thread on CPU 1. DPDK's case names lose their
+# " pinned" suffix to match shoal's. Ratios: DPDK µs / shoal µs, shoal msg/s / DPDK msg/s.
+run_ipc() {
+    local pairs=${PAIRS_GIVEN:-3} n=${IPC_REQUESTS:-10000} i lines l
+    ensure_free_hugepages 512 || exit 1
+    build_release -p shoal-benches --bin mp_perf || { log "cannot build mp_perf"; exit 1; }
+    c2c_bin >/dev/null || exit 1
+    : >"$work/ipc.jsonl"
+    for i in $(seq 1 "$pairs"); do
+        QUIET_WAIT=${QUIET_WAIT:-20} wait_quiet >/dev/null
+        log "ipc pair $i/$pairs: dpdk"
+        lines=$(timeout -k 10 $((90 + n * 3 / 1000)) "$here/dpdk/mp_perf.sh" "$n" pinned 1 2>>"$work/dpdk-ipc.err" |
+            grep '^{"side"' || true)
+        [ -n "$lines" ] || { log "dpdk run $i failed:"; tail -n 8 "$work/dpdk-ipc.err" >&2; }
+        QUIET_WAIT=${QUIET_WAIT:-20} wait_quiet >/dev/null
+        log "ipc pair $i/$pairs: shoal"
+        shoal_ipc_run "$n" "$i" >"$work/shoal-ipc-$i.json" || true
+        lines+=$'\n'$(grep '"side"' "$work/shoal-ipc-$i.json" || true)
+        local said=""
+        while IFS= read -r l; do
+            [ -n "$l" ] || continue
+            local side
+            side=$(printf '%s' "$l" | sed -n 's/.*"side":"\([a-z]*\)".*/\1/p')
+            log "  $(printf '%s' "$l" | sed 's/,"\(min\|max\|mean\|sent\|received\|n\|placement_before\|placement_after\|first\|last\)":[^,}]*//g')"
+            # One verdict per run: its four lines share their tags.
+            if keep_run "$l" "$side run $i" 2>"$work/keep.msg"; then
+                echo "$l" >>"$work/ipc.jsonl"
+            elif [[ $said != *"$side"* ]]; then
+                cat "$work/keep.msg" >&2
+                said+=" $side"
+            fi
+        done <<<"$lines"
+    done
+    local out="" c dir place s d ns nd
+    for dir in "secondary->primary" "primary->secondary"; do
+        for c in p50 p99; do
+            while read -r place s d ns nd; do
+                out+=$(json_line_runs ipc "request_sync $dir $c, pinned" us "$s" "$d" lower "$place" "$ns" "$nd")$'\n'
+            done < <(medians "$work/ipc.jsonl" "$c" "request_sync $dir")
+        done
+        while read -r place s d ns nd; do
+            out+=$(json_line_runs ipc "sendmsg $dir, pinned" msg/s "$s" "$d" higher "$place" "$ns" "$nd")$'\n'
+        done < <(medians "$work/ipc.jsonl" rate "sendmsg $dir")
+    done
+    printf '%s' "$out"
+    printf '%s' "$out" | summary_line ipc -
+}
+
 case "${1:-}" in
 ring) run_ring ;;
 mempool) run_mempool ;;
+client_server) run_client_server ;;
+ipc) run_ipc ;;
 *)
-    echo "usage: $0 ring|mempool" >&2
+    echo "usage: $0 ring|mempool|client_server|ipc" >&2
     exit 2
     ;;
 esac
