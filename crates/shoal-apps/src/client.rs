@@ -133,7 +133,17 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
     println!("Looking up ring: {name}");
     let ring = MbufRing::lookup(eal, &name).map_err(|e| format!("cannot find ring {name}: {e}"))?;
     let ports = ethdev::ports(eal).map_err(|e| format!("ports: {e}"))?;
-    let by_id: HashMap<u16, Port> = ports.into_iter().map(|p| (p.id().0, p)).collect();
+    // Ports by id, and one pending transmit batch per port: plain indexing on the data path.
+    let nports = ports
+        .iter()
+        .map(|p| p.id().0 as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut by_id: Vec<Option<Port>> = vec![None; nports];
+    for p in ports {
+        let i = p.id().0 as usize;
+        by_id[i] = Some(p);
+    }
     bump(info.client(id, cli::STARTS), 1);
     info.client(id, cli::PID).store(
         std::process::id() as u64,
@@ -150,7 +160,7 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
 
     let txq = QueueId(id as u16 + 1);
     let mut rx = MbufBatch::new();
-    let mut out: HashMap<u16, MbufBatch> = HashMap::new();
+    let mut out: Vec<MbufBatch> = (0..nports).map(|_| MbufBatch::new()).collect();
     let mut flows: HashMap<FiveTuple, (u64, u64)> = HashMap::new();
     let mut backoff = Backoff::new();
     let mut iter = 0u64;
@@ -194,24 +204,26 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
                     e.1 += m.pkt_len() as u64;
                 }
             }
-            let dst = m.port() ^ 1;
-            match out.entry(dst).or_default().push(m) {
-                Ok(()) => {}
-                Err(m) => {
+            let dst = (m.port() ^ 1) as usize;
+            // A packet for a port that does not exist, or beyond the batch: counted, freed.
+            match out.get_mut(dst).map(|b| b.push(m)) {
+                Some(Ok(())) => {}
+                Some(Err(m)) => {
                     drop(m);
                     bump(info.client(id, cli::TX_DROP), 1);
                 }
+                None => bump(info.client(id, cli::TX_DROP), 1),
             }
         }
         if neigh > 0 {
             bump(info.client(id, cli::NEIGH), neigh);
         }
-        for (dst, batch) in out.iter_mut() {
+        for (dst, batch) in out.iter_mut().enumerate() {
             if batch.is_empty() {
                 continue;
             }
             let want = batch.len();
-            let sent = match by_id.get(dst) {
+            let sent = match &by_id[dst] {
                 Some(p) => p.tx_burst(txq, batch),
                 None => 0,
             };

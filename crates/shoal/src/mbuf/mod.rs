@@ -609,7 +609,12 @@ impl Mbuf {
         self.seg.buf_len()
     }
 
+    #[inline]
     fn last_seg(&self) -> Seg {
+        // Most packets have one segment: no walk.
+        if self.seg.nb_segs() <= 1 {
+            return self.seg;
+        }
         chain_iter(self.seg).last().unwrap_or(self.seg)
     }
 
