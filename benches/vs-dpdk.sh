@@ -8,6 +8,7 @@
 #   benches/vs-dpdk.sh ring          # ring_perf_autotest vs benches/src/bin/ring_perf.rs
 #   benches/vs-dpdk.sh client_server # DPDK's client_server_mp vs shoal's mp_server/mp_client
 #   benches/vs-dpdk.sh ipc           # rte_mp_* (benches/dpdk/mp_perf.sh) vs benches/src/bin/mp_perf.rs
+#   benches/vs-dpdk.sh af_packet     # dpdk-testpmd's net_af_packet vs shoal's, on veth pairs (vs-dpdk-af_packet.sh)
 #
 # client_server and ipc are described above run_client_server and run_ipc below.
 #   benches/vs-dpdk.sh mempool       # mempool_perf_autotest's loop vs benches/src/bin/mempool_perf.rs
@@ -792,8 +793,9 @@ ring) run_ring ;;
 mempool) run_mempool ;;
 client_server) run_client_server ;;
 ipc) run_ipc ;;
+af_packet) exec "$here/vs-dpdk-af_packet.sh" ;;
 *)
-    echo "usage: $0 ring|mempool|client_server|ipc" >&2
+    echo "usage: $0 ring|mempool|client_server|ipc|af_packet" >&2
     exit 2
     ;;
 esac
