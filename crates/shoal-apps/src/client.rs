@@ -124,7 +124,7 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
     let other = get(info.client(id, cli::PID)) as u32;
     if get(info.client(id, cli::STATE)) == 1
         && other != 0
-        && std::path::Path::new(&format!("/proc/{other}")).exists()
+        && eal::process_alive(other)
         && other != std::process::id()
     {
         return Err(format!("client id {id} is already running (pid {other})"));

@@ -369,7 +369,7 @@ fn check_clients(
         let alive = running
             && hb != 0
             && now.saturating_sub(hb) < timeout.as_nanos() as u64
-            && pid_alive(pid);
+            && eal::process_alive(pid);
         let starts = get(info.client(c, cs::cli::STARTS));
         if alive && !cl.live {
             println!("Client process {c} connected (pid {pid})");
@@ -399,20 +399,6 @@ fn check_clients(
                 .filter(|(_, c)| c.live)
                 .map(|(i, _)| i),
         );
-    }
-}
-
-fn pid_alive(pid: u32) -> bool {
-    pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists() && {
-        // A zombie has exited: look at its state.
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit(')')
-                    .next()
-                    .map(|r| !r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(false)
     }
 }
 
@@ -554,7 +540,7 @@ fn stop(
     while Instant::now() < deadline {
         let busy = (0..clients.len()).any(|c| {
             get(info.client(c, cs::cli::STATE)) == 1
-                && pid_alive(get(info.client(c, cs::cli::PID)) as u32)
+                && eal::process_alive(get(info.client(c, cs::cli::PID)) as u32)
         });
         if !busy {
             break;

@@ -742,3 +742,9 @@ pub fn monotonic_ns() -> u64 {
 pub fn send_signal(pid: u32, sig: i32) -> std::io::Result<()> {
     sys::send_signal(pid, sig)
 }
+
+/// True when `pid` names a live process (zombies count as dead): for applications that track
+/// their peers' liveness themselves, e.g. by pids in shared counters.
+pub fn process_alive(pid: u32) -> bool {
+    sys::process_alive(pid, 0)
+}
