@@ -75,19 +75,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi
-}
-
-# Debian's DPDK 22.11: dpdk-test (with ring_perf_autotest) is in dpdk-dev.
-ensure_dpdk() {
-    command -v dpdk-test >/dev/null && return 0
-    log "installing Debian's dpdk and dpdk-dev"
-    export DEBIAN_FRONTEND=noninteractive
-    timeout 900 as_root apt-get install -y dpdk dpdk-dev >"$work/apt.log" 2>&1 ||
-        { timeout 300 as_root apt-get update >>"$work/apt.log" 2>&1 &&
-          timeout 900 as_root apt-get install -y dpdk dpdk-dev >>"$work/apt.log" 2>&1; } ||
-        { tail -20 "$work/apt.log" >&2; log "cannot install dpdk-dev"; exit 1; }
+# Debian's DPDK 22.11 (lib.sh's ensure_dpdk installs it); dpdk-test, with ring_perf_autotest,
+# is in dpdk-dev.
+ensure_dpdk_test() {
+    ensure_dpdk || exit 1
     command -v dpdk-test >/dev/null || { log "dpdk-test missing after install"; exit 1; }
 }
 
@@ -262,7 +253,7 @@ PY
 }
 
 run_ring() {
-    ensure_dpdk
+    ensure_dpdk_test
     local shoal_bin
     shoal_bin=$(build_bench ring_perf)
     [ -x "$shoal_bin" ] || { log "cannot build ring_perf"; exit 1; }
@@ -415,7 +406,7 @@ build_dpdk_mempool() {
 }
 
 run_mempool() {
-    ensure_dpdk
+    ensure_dpdk_test
     local shoal_bin dpdk_bin secs=${MEMPOOL_SECS:-1} cases=""
     shoal_bin=$(build_bench mempool_perf)
     [ -x "$shoal_bin" ] || { log "cannot build mempool_perf"; exit 1; }
