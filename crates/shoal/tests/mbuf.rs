@@ -274,7 +274,15 @@ fn deep_copies_with_offsets_and_chains() {
     assert_eq!(part.data(), &data[100..150]);
     let tail = m.copy(&pool, 990, 100).unwrap();
     assert_eq!(tail.data(), &data[990..], "length truncated to the data");
-    assert!(m.copy(&pool, 1000, 1).is_none(), "offset past the end");
+    let empty = m
+        .copy(&pool, 1000, 1)
+        .expect("a copy from the end is empty, not None");
+    assert_eq!(
+        (empty.pkt_len(), empty.data_len(), empty.nb_segs()),
+        (0, 0, 1)
+    );
+    assert_eq!(empty.port(), 9);
+    assert!(m.copy(&pool, 1001, 1).is_none(), "offset past the end");
     // Into small mbufs: a chain of 100-byte segments.
     let chained = m.copy(&small, 0, u32::MAX).unwrap();
     assert_eq!((chained.nb_segs(), chained.pkt_len()), (10, 1000));
@@ -283,7 +291,7 @@ fn deep_copies_with_offsets_and_chains() {
     // A copy of a chain, from an offset inside its second segment.
     let back = chained.copy(&pool, 150, 700).unwrap();
     assert_eq!((back.nb_segs(), back.data()), (1, &data[150..850]));
-    drop((m, c, part, tail, chained, back));
+    drop((m, c, part, tail, empty, chained, back));
     assert_eq!((pool.avail_count(), small.avail_count()), (63, 63));
 }
 
