@@ -379,3 +379,21 @@ fn bad_server_and_client_options_are_usage_errors() {
     assert_eq!(p.wait_exit(T), Some(2));
     assert!(p.output().contains("-n CLIENT_ID"), "{}", p.output());
 }
+
+#[test]
+fn ports_with_high_ids_keep_counters_of_their_own() {
+    // Ports 16 and 17 (the 17th and 18th vdevs) carry the traffic; a client runs beside them.
+    let g = Group::new("cs-hiport");
+    let mut vdevs: Vec<String> = (0..16).map(|i| format!("net_null{i}")).collect();
+    vdevs.push("net_gen16,flows=16,rate=100000".into());
+    vdevs.push("net_gen17,flows=16,rate=100000".into());
+    let eal: Vec<&str> = vdevs.iter().flat_map(|v| ["--vdev", v.as_str()]).collect();
+    let mut s = server(&g, &eal, &["-p", "0x30000", "-n", "1"]);
+    let mut c = client(&g, 0, &[]);
+    s.wait_for("Client process 0 connected", T);
+    s.wait_for_nth("Client  0: enqueued", 3, T);
+    let (sout, _) = stop_all(&mut s, std::slice::from_mut(&mut c));
+    let (rx, copies, delivered, dropped, _, _) = final_line(&sout);
+    assert!(rx > 0 && delivered > 0, "{sout}");
+    assert_eq!(rx + copies, delivered + dropped, "{sout}");
+}
