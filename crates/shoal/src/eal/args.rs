@@ -104,7 +104,8 @@ pub fn parse(args: &[String]) -> Result<(EalArgs, Vec<String>), Error> {
             "-c" => out.lcores = parse_coremask(&value("-c")?)?,
             "--lcores" => out.lcores = parse_lcores_map(&value("--lcores")?)?,
             "--proc-type" => {
-                out.proc_type = match value("--proc-type")?.as_str() {
+                // Any case, as DPDK (strncasecmp).
+                out.proc_type = match value("--proc-type")?.to_ascii_lowercase().as_str() {
                     "primary" => ProcTypeArg::Primary,
                     "secondary" => ProcTypeArg::Secondary,
                     "auto" => ProcTypeArg::Auto,
@@ -145,7 +146,21 @@ pub fn parse(args: &[String]) -> Result<(EalArgs, Vec<String>), Error> {
             "--huge-dir" => out.huge_dir = Some(PathBuf::from(value("--huge-dir")?)),
             "--vdev" => out.vdevs.push(value("--vdev")?),
             "--log-level" => out.log_level = Some(value("--log-level")?),
-            "-n" | "--base-virtaddr" | "--socket-mem" => {
+            "--base-virtaddr" => {
+                let v = value(key)?;
+                let hex = v
+                    .strip_prefix("0x")
+                    .or_else(|| v.strip_prefix("0X"))
+                    .unwrap_or(&v);
+                if hex.is_empty() || u64::from_str_radix(hex, 16).is_err() {
+                    return Err(Error::Usage(format!(
+                        "invalid --base-virtaddr {v:?} (a hexadecimal address, e.g. 0x100000000)"
+                    )));
+                }
+                // Nothing in shared memory holds a pointer: any mapping address works.
+                tracing::debug!(target: "shoal::eal", "ignoring {key} {v}");
+            }
+            "-n" | "--socket-mem" => {
                 let v = value(key)?;
                 tracing::debug!(target: "shoal::eal", "ignoring {key} {v}");
             }
@@ -326,6 +341,9 @@ mod tests {
             "-m lots",
             "--file-prefix=a/b",
             "--lcores (1",
+            "--base-virtaddr=zz",
+            "--base-virtaddr=0x",
+            "--base-virtaddr=0x1ffffffffffffffff",
         ] {
             match parse(&args(bad)) {
                 Err(Error::Usage(_)) => {}
@@ -342,5 +360,18 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(a.vdevs, vec!["net_null0", "net_null1"]);
+        assert!(parse(&args("--base-virtaddr=7f0000000000")).is_ok());
+    }
+
+    #[test]
+    fn proc_type_is_matched_in_any_case() {
+        for (v, want) in [
+            ("PRIMARY", ProcTypeArg::Primary),
+            ("Secondary", ProcTypeArg::Secondary),
+            ("AUTO", ProcTypeArg::Auto),
+        ] {
+            let (a, _) = parse(&args(&format!("--proc-type={v}"))).unwrap();
+            assert_eq!(a.proc_type, want, "{v}");
+        }
     }
 }
