@@ -397,3 +397,18 @@ fn ports_with_high_ids_keep_counters_of_their_own() {
     assert!(rx > 0 && delivered > 0, "{sout}");
     assert_eq!(rx + copies, delivered + dropped, "{sout}");
 }
+
+#[test]
+fn no_telemetry_leaves_no_telemetry_socket() {
+    for (flag, want) in [(None, true), (Some("--no-telemetry"), false)] {
+        let g = Group::new("cs-notel");
+        let dir = shoal_testkit::runtime_dir(g.prefix());
+        let mut eal = GEN.to_vec();
+        eal.extend(flag);
+        let mut s = server(&g, &eal, &["-n", "1"]);
+        assert!(dir.join("mp_socket").exists(), "{}", dir.display());
+        assert_eq!(dir.join("telemetry").exists(), want, "{flag:?}");
+        let (code, out) = s.stop(libc::SIGINT, T);
+        assert_eq!(code, Some(0), "{out}");
+    }
+}

@@ -48,6 +48,8 @@ pub struct EalArgs {
     pub vdevs: Vec<String>,
     /// `--log-level`, as given.
     pub log_level: Option<String>,
+    /// `--no-telemetry`: no telemetry socket.
+    pub no_telemetry: bool,
 }
 
 /// The EAL usage text.
@@ -63,6 +65,7 @@ EAL options:
   --huge-dir DIR         hugetlbfs mount to use
   --vdev SPEC            add a virtual device, e.g. net_gen0,flows=64 (repeatable)
   --log-level LEVEL      error, warning, notice, info, debug (or 1-8; lib.eal:debug accepted)
+  --no-telemetry         do not create the telemetry socket
   -n N, --no-pci, --base-virtaddr ADDR   accepted and ignored
   -h, --help             this text
 Application options follow a lone `--`.";
@@ -164,7 +167,8 @@ pub fn parse(args: &[String]) -> Result<(EalArgs, Vec<String>), Error> {
                 let v = value(key)?;
                 tracing::debug!(target: "shoal::eal", "ignoring {key} {v}");
             }
-            "--no-pci" | "--no-shconf" | "--no-telemetry" => {
+            "--no-telemetry" => out.no_telemetry = true,
+            "--no-pci" | "--no-shconf" => {
                 tracing::debug!(target: "shoal::eal", "ignoring {key}");
             }
             other => {
