@@ -4,11 +4,12 @@
 //! kills them (SIGKILL) and removes the group's runtime directory and segment files, so tests
 //! can run in parallel and never leave anything behind. Every wait is bounded.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The role this process plays when it is a re-executed test binary (see [`Group::spawn_self`]).
@@ -111,12 +112,40 @@ impl Drop for Group {
     }
 }
 
+/// How long the output pipes may stay open after the process exited (only a child it left
+/// behind holding them would keep them open).
+const PIPES_CLOSE: Duration = Duration::from_secs(10);
+
+/// What a reader thread passes on.
+enum Out {
+    Line {
+        stderr: bool,
+        line: String,
+    },
+    /// The stream reached its end (the process closed it, or exited).
+    Eof,
+}
+
 /// A spawned process whose stdout and stderr lines are collected.
 pub struct Proc {
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
+    lines: Receiver<Out>,
+    readers: Vec<JoinHandle<()>>,
+    open_streams: usize,
+    /// Every line, stdout and stderr, in arrival order.
     seen: Vec<String>,
+    /// The stderr lines only.
+    err: Vec<String>,
+}
+
+fn reader(stream: impl Read + Send + 'static, stderr: bool, tx: Sender<Out>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let _ = tx.send(Out::Line { stderr, line });
+        }
+        let _ = tx.send(Out::Eof);
+    })
 }
 
 impl Proc {
@@ -128,23 +157,16 @@ impl Proc {
         let (tx, rx) = channel();
         let out = child.stdout.take().expect("stdout");
         let err = child.stderr.take().expect("stderr");
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx2.send(l);
-            }
-        });
+        let readers = vec![reader(out, false, tx.clone()), reader(err, true, tx)];
         let stdin = child.stdin.take();
         Proc {
             child,
             stdin,
             lines: rx,
+            readers,
+            open_streams: 2,
             seen: Vec::new(),
+            err: Vec::new(),
         }
     }
 
@@ -153,9 +175,41 @@ impl Proc {
         self.child.id()
     }
 
+    fn take(&mut self, o: Out) {
+        match o {
+            Out::Line { stderr, line } => {
+                if stderr {
+                    self.err.push(line.clone());
+                }
+                self.seen.push(line);
+            }
+            Out::Eof => self.open_streams -= 1,
+        }
+    }
+
     fn drain(&mut self) {
-        while let Ok(l) = self.lines.try_recv() {
-            self.seen.push(l);
+        while let Ok(o) = self.lines.try_recv() {
+            self.take(o);
+        }
+    }
+
+    /// After the process exited: collects the rest of its output and joins the reader
+    /// threads, so that every line it wrote is seen. Panics when its pipes stay open.
+    fn finish_output(&mut self) {
+        let deadline = Instant::now() + PIPES_CLOSE;
+        while self.open_streams > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(o) => self.take(o),
+                Err(_) => panic!(
+                    "process {} exited but its output pipes stayed open for {PIPES_CLOSE:?} (a child of it holds them?); output:\n{}",
+                    self.pid(),
+                    self.seen.join("\n")
+                ),
+            }
+        }
+        for r in self.readers.drain(..) {
+            let _ = r.join();
         }
     }
 
@@ -180,8 +234,8 @@ impl Proc {
                     self.seen.join("\n")
                 );
             }
-            if let Ok(l) = self.lines.recv_timeout(left.min(Duration::from_millis(50))) {
-                self.seen.push(l);
+            if let Ok(o) = self.lines.recv_timeout(left.min(Duration::from_millis(50))) {
+                self.take(o);
             }
         }
     }
@@ -213,18 +267,17 @@ impl Proc {
         let _ = self.child.wait();
     }
 
-    /// Waits (bounded) for exit; returns the exit code (None when killed by a signal).
-    /// Panics with all output on timeout.
+    /// Waits (bounded) for exit; returns the exit code (None when killed by a signal), once
+    /// all the output is collected. Panics with all output on timeout.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(st) = self.child.try_wait().expect("try_wait") {
-                // Give the reader threads a moment to pass on the last lines.
-                std::thread::sleep(Duration::from_millis(30));
-                self.drain();
+                self.finish_output();
                 return st.code();
             }
-            if Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 self.drain();
                 panic!(
                     "process {} did not exit within {timeout:?}; output:\n{}",
@@ -232,17 +285,18 @@ impl Proc {
                     self.seen.join("\n")
                 );
             }
-            self.drain();
-            std::thread::sleep(Duration::from_millis(10));
+            // Collect output while waiting; look at the process again at least every 10 ms.
+            if let Ok(o) = self.lines.recv_timeout(left.min(Duration::from_millis(10))) {
+                self.take(o);
+            }
         }
     }
 
     /// The exit code if the process has exited (None inside: killed by a signal), without
-    /// waiting.
+    /// waiting for it; once it has, all its output is collected.
     pub fn try_exit(&mut self) -> Option<Option<i32>> {
         let st = self.child.try_wait().expect("try_wait")?;
-        std::thread::sleep(Duration::from_millis(30));
-        self.drain();
+        self.finish_output();
         Some(st.code())
     }
 
@@ -257,6 +311,12 @@ impl Proc {
     pub fn output(&mut self) -> String {
         self.drain();
         self.seen.join("\n")
+    }
+
+    /// The stderr lines so far.
+    pub fn stderr_lines(&mut self) -> Vec<String> {
+        self.drain();
+        self.err.clone()
     }
 }
 
