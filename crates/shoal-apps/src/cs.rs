@@ -210,6 +210,19 @@ impl Dist {
             }
         }
     }
+
+    /// Checks that every client a `prio:` map names is one of `n` clients.
+    pub fn check_clients(&self, n: usize) -> Result<(), String> {
+        if let Dist::Priority(map) = self {
+            if let Some((d, c)) = map.iter().find(|(_, c)| *c >= n) {
+                return Err(format!(
+                    "--dist maps DSCP {d} to client {c}, but there are {n} clients (ids 0 to {})",
+                    n.saturating_sub(1)
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// True for ARP and IPv6 neighbour discovery frames (router/neighbour solicitation and
@@ -417,6 +430,9 @@ mod tests {
             )
             .is_some());
         assert!(Dist::parse("prio:99=1").is_err());
+        let prio = Dist::parse("prio:10=5").unwrap();
+        assert!(prio.check_clients(6).is_ok());
+        assert!(prio.check_clients(1).unwrap_err().contains("client 5"));
         assert!(Dist::parse("bogus").is_err());
         assert_eq!(d.pick(PacketKey::default(), &[]), None);
     }

@@ -10,11 +10,12 @@ use shoal_testkit::Group;
 const BIN: &str = env!("CARGO_BIN_EXE_symmetric_mp");
 const T: Duration = Duration::from_secs(20);
 
-fn run_err(args: &[&str]) -> (Option<i32>, String) {
+/// Runs to exit: (exit status, stderr, all output).
+fn run_err(args: &[&str]) -> (Option<i32>, String, String) {
     let g = Group::new("smp-arg");
     let mut p = g.spawn(BIN, args);
     let code = p.wait_exit(T);
-    (code, p.output())
+    (code, p.stderr_lines().join("\n"), p.output())
 }
 
 #[test]
@@ -53,14 +54,21 @@ fn argument_errors_are_dpdks() {
         let mut args: Vec<&str> = gen.to_vec();
         args.push("--");
         args.extend(app.iter().copied());
-        let (code, out) = run_err(&args);
-        assert_eq!(code, Some(1), "{args:?}: {out}");
-        assert!(out.contains(want), "{args:?}: {out}");
+        let (code, err, out) = run_err(&args);
         if want.starts_with("Error:") {
-            assert!(out.contains("--num-procs <n> --proc-id <id>"), "{out}");
+            // DPDK's messages, on stderr, with the usage; exit status 2 as every sample here.
+            assert_eq!(code, Some(2), "{args:?}: {out}");
+            assert!(
+                err.lines().next().unwrap_or("").contains(want),
+                "{args:?}: {err}"
+            );
+            assert!(err.contains("--num-procs <n> --proc-id <id>"), "{err}");
+        } else {
+            assert_eq!(code, Some(1), "{args:?}: {out}");
+            assert!(err.contains(want), "{args:?}: {err}");
         }
     }
-    let (code, out) = run_err(&[
+    let (code, _, out) = run_err(&[
         "--no-huge",
         "-m",
         "128",

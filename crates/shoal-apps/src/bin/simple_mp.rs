@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal::eal::{self, Eal, ProcType};
+use shoal::eal::{Eal, ProcType};
 use shoal::mempool::{Mempool, MempoolConfig, ObjIdx};
 use shoal::ring::{Ring, RingConfig};
 use shoal::sync::Backoff;
@@ -32,10 +32,11 @@ simple_mp has no application options. Commands on stdin:
   help          this text";
 
 fn main() {
-    let (eal, app) = eal::init_or_exit(USAGE);
-    if app.len() > 1 {
-        shoal_apps::args::usage_exit(&app[0], USAGE, &format!("unexpected argument {:?}", app[1]));
-    }
+    let (eal, ()) =
+        shoal_apps::args::init(std::env::args().collect(), USAGE, |app| match app.get(1) {
+            Some(a) => Err(format!("unexpected argument {a:?}")),
+            None => Ok(()),
+        });
     if let Err(e) = run(&eal) {
         eprintln!("simple_mp: {e}");
         std::process::exit(1);

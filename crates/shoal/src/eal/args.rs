@@ -71,7 +71,11 @@ EAL options:
 Application options follow a lone `--`.";
 
 /// Splits `args` (program name first) into EAL options and application options, and parses
-/// the former. Returns the options and the application's arguments (program name first).
+/// and checks the former (every `--vdev` spec too), without joining a group. Returns the
+/// options and the application's arguments (program name first).
+///
+/// # Errors
+/// [`Error::Help`] for `-h`/`--help`, [`Error::Usage`] naming the first bad option.
 pub fn parse(args: &[String]) -> Result<(EalArgs, Vec<String>), Error> {
     let prog = args.first().cloned().unwrap_or_else(|| "shoal".into());
     let (eal, app): (&[String], &[String]) = match args.iter().skip(1).position(|a| a == "--") {
@@ -121,17 +125,7 @@ pub fn parse(args: &[String]) -> Result<(EalArgs, Vec<String>), Error> {
             }
             "--file-prefix" => {
                 let p = value("--file-prefix")?;
-                if p.is_empty()
-                    || p.len() > 64
-                    || !p
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                    || p.starts_with('.')
-                {
-                    return Err(Error::Usage(format!(
-                        "invalid --file-prefix {p:?} (1-64 characters: letters, digits, - _ .)"
-                    )));
-                }
+                check_file_prefix(&p)?;
                 out.file_prefix = p;
             }
             "--no-huge" => out.no_huge = true,
@@ -147,7 +141,31 @@ pub fn parse(args: &[String]) -> Result<(EalArgs, Vec<String>), Error> {
                 out.memory_mb = Some(mb);
             }
             "--huge-dir" => out.huge_dir = Some(PathBuf::from(value("--huge-dir")?)),
-            "--vdev" => out.vdevs.push(value("--vdev")?),
+            "--vdev" => {
+                // Checked here, as DPDK's EAL fails on a device it cannot probe: a bad spec
+                // stops every program before it joins a group, whether it uses ports or not.
+                let v = value("--vdev")?;
+                let spec =
+                    crate::ethdev::spec::parse(&v).map_err(|e| Error::Usage(e.to_string()))?;
+                if out
+                    .vdevs
+                    .iter()
+                    .filter_map(|o| crate::ethdev::spec::parse(o).ok())
+                    .any(|o| o.name == spec.name)
+                {
+                    return Err(Error::Usage(format!(
+                        "two --vdev specs name the device {:?}",
+                        spec.name
+                    )));
+                }
+                if out.vdevs.len() == crate::ethdev::MAX_PORTS {
+                    return Err(Error::Usage(format!(
+                        "at most {} --vdev devices",
+                        crate::ethdev::MAX_PORTS
+                    )));
+                }
+                out.vdevs.push(v);
+            }
             "--log-level" => out.log_level = Some(value("--log-level")?),
             "--base-virtaddr" => {
                 let v = value(key)?;
@@ -179,6 +197,26 @@ pub fn parse(args: &[String]) -> Result<(EalArgs, Vec<String>), Error> {
     let mut app_args = vec![prog];
     app_args.extend_from_slice(app);
     Ok((out, app_args))
+}
+
+/// Checks a `--file-prefix`: 1 to 64 letters, digits, `-`, `_` or `.`, not starting with `.`,
+/// so that it names one directory below the runtime directory and nothing else.
+///
+/// # Errors
+/// [`Error::Usage`] naming the prefix and the rule.
+pub fn check_file_prefix(p: &str) -> Result<(), Error> {
+    if p.is_empty()
+        || p.len() > 64
+        || !p
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || p.starts_with('.')
+    {
+        return Err(Error::Usage(format!(
+            "invalid --file-prefix {p:?} (1-64 characters: letters, digits, - _ .)"
+        )));
+    }
+    Ok(())
 }
 
 fn bad(what: &str, v: &str) -> Error {
@@ -348,6 +386,11 @@ mod tests {
             "--base-virtaddr=zz",
             "--base-virtaddr=0x",
             "--base-virtaddr=0x1ffffffffffffffff",
+            "--file-prefix=../../etc",
+            "--vdev=net_bogus0",
+            "--vdev=net_null0,bogus=1",
+            "--vdev=net_gen0,flows=x",
+            "--vdev=net_null0 --vdev=net_null0,size=128",
         ] {
             match parse(&args(bad)) {
                 Err(Error::Usage(_)) => {}
@@ -365,6 +408,20 @@ mod tests {
         .unwrap();
         assert_eq!(a.vdevs, vec!["net_null0", "net_null1"]);
         assert!(parse(&args("--base-virtaddr=7f0000000000")).is_ok());
+    }
+
+    #[test]
+    fn vdev_errors_name_the_spec_and_the_problem() {
+        match parse(&args("--vdev net_gen0,flows=x")) {
+            Err(Error::Usage(m)) => {
+                assert!(m.contains("net_gen0,flows=x") && m.contains("flows"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let many: String = (0..=crate::ethdev::MAX_PORTS)
+            .map(|i| format!(" --vdev net_null{i}"))
+            .collect();
+        assert!(matches!(parse(&args(&many)), Err(Error::Usage(_))));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use args::{EalArgs, LcoreId, ProcTypeArg, USAGE};
+pub use args::{check_file_prefix, parse as parse_args, EalArgs, LcoreId, ProcTypeArg, USAGE};
 pub use lcore::{lcore_id, LcoreError};
 pub(crate) use lcore::{lcore_in, member_id};
 pub use proctable::ProcessInfo;
@@ -246,7 +246,8 @@ pub fn exit_on_error(e: &Error, app_usage: &str) -> ! {
     exit_with(&std::env::args().next().unwrap_or_default(), e, app_usage)
 }
 
-fn exit_with(prog: &str, e: &Error, app_usage: &str) -> ! {
+/// As [`exit_on_error`], naming `prog` in the usage.
+pub fn exit_with(prog: &str, e: &Error, app_usage: &str) -> ! {
     match e {
         Error::Help => {
             println!(
@@ -419,6 +420,7 @@ impl Eal {
     /// Attaches to a running group without joining it: no process slot, no lcores, no service
     /// thread. For tools such as `shoal info`.
     pub fn inspect(prefix: &str) -> Result<Eal, Error> {
+        check_file_prefix(prefix)?;
         let dir = runtime_dir(prefix);
         let (seg, _cfg) = Self::open_group(prefix, &dir)?;
         let args = EalArgs {
