@@ -139,10 +139,19 @@ pub struct Proc {
     err: Vec<String>,
 }
 
+/// Passes on the lines of `stream` (bytes that are not UTF-8 replaced, so that a line of them
+/// neither stops the reader nor leaves the process blocked on a full pipe), then its end.
 fn reader(stream: impl Read + Send + 'static, stderr: bool, tx: Sender<Out>) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+        let mut r = BufReader::new(stream);
+        let mut buf = Vec::new();
+        while matches!(r.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+            }
+            let line = String::from_utf8_lossy(&buf).into_owned();
             let _ = tx.send(Out::Line { stderr, line });
+            buf.clear();
         }
         let _ = tx.send(Out::Eof);
     })

@@ -77,10 +77,12 @@ fn mp(eal: &Eal) -> Result<&Mp, String> {
     eal.mp().ok_or_else(|| "no IPC channel".to_string())
 }
 
+/// A message's text (up to a NUL, as the lesson's C strings), escaped for the terminal: the
+/// bytes come from another process.
 fn text(m: &Message) -> String {
     let p = m.param();
     let end = p.iter().position(|&b| b == 0).unwrap_or(p.len());
-    String::from_utf8_lossy(&p[..end]).into_owned()
+    shoal_apps::printable(&p[..end])
 }
 
 fn server(eal: &Eal, cfg: &Config) -> Result<(), String> {

@@ -169,9 +169,10 @@ fn receive(eal: &Eal, ring: &Ring<ObjIdx>, pool: &Mempool, lcore: u32, stop: &At
             Some(msg) => {
                 let data = msg.data();
                 let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+                // The bytes come from another process: escaped for the terminal.
                 println!(
                     "core {lcore}: Received '{}'",
-                    String::from_utf8_lossy(&data[..end])
+                    shoal_apps::printable(&data[..end])
                 );
             }
             None => {
