@@ -241,6 +241,45 @@ fn pcap_port_replays_a_capture_and_writes_one_tshark_reads() {
 }
 
 #[test]
+fn frames_shorter_than_an_ethernet_header_count_as_rx_errors() {
+    let input = tmp("runts.pcap");
+    let mut w = ethdev::pcap::PcapWriter::new(std::fs::File::create(&input).unwrap()).unwrap();
+    for len in [60usize, 10, 60, 13, 14, 0] {
+        w.write(0, &vec![len as u8; len]).unwrap();
+    }
+    w.into_inner().unwrap();
+    let eal = init(
+        "runts",
+        &[&format!("net_pcap0,rx_pcap={}", input.display())],
+    );
+    let p = &ethdev::ports(&eal).unwrap()[0];
+    let mut b = MbufBatch::new();
+    assert_eq!(p.rx_burst(QueueId(0), &mut b, 32), 3);
+    let lens: Vec<usize> = b.iter().map(|m| m.data().len()).collect();
+    assert_eq!(lens, vec![60, 60, 14]);
+    assert_eq!(p.rx_burst(QueueId(0), &mut b, 32), 0);
+    let s = p.stats();
+    assert_eq!((s.ipackets, s.ibytes, s.ierrors), (3, 134, 3), "{s:?}");
+    let _ = std::fs::remove_file(&input);
+
+    // Replayed, a capture of nothing but runts counts each pass and delivers nothing.
+    let input = tmp("runts-only.pcap");
+    let mut w = ethdev::pcap::PcapWriter::new(std::fs::File::create(&input).unwrap()).unwrap();
+    for len in [1usize, 5, 13] {
+        w.write(0, &vec![0; len]).unwrap();
+    }
+    w.into_inner().unwrap();
+    let spec = format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display());
+    let eal = init("runts-loop", &[&spec]);
+    let p = &ethdev::ports(&eal).unwrap()[0];
+    assert_eq!(p.rx_burst(QueueId(0), &mut b, 32), 0);
+    assert_eq!(p.rx_burst(QueueId(0), &mut b, 32), 0);
+    let s = p.stats();
+    assert_eq!((s.ipackets, s.ierrors), (0, 6), "{s:?}");
+    let _ = std::fs::remove_file(&input);
+}
+
+#[test]
 fn pcap_infinite_rx_loops_and_bad_captures_are_clear_errors() {
     let input = tmp("loop.pcap");
     let mut w = ethdev::pcap::PcapWriter::new(std::fs::File::create(&input).unwrap()).unwrap();
