@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shoal::ethdev::pcap::{PcapReader, PcapWriter};
 use shoal::net::{build_arp_request, build_udp_ipv4, EthernetAddress, FiveTuple};
-use shoal_testkit::{Group, Proc};
+use shoal_testkit::{eventually, Group, Proc, TempDir};
 
 const T: Duration = Duration::from_secs(30);
 const SERVER: &str = env!("CARGO_BIN_EXE_mp_server");
@@ -287,8 +287,7 @@ fn write_capture(path: &std::path::Path, udp: usize, arp: usize) -> Vec<Vec<u8>>
 #[test]
 fn pcap_in_pcap_out_packet_for_packet_with_arp_copied_to_every_client() {
     let g = Group::new("cs-pcap");
-    let dir = std::env::temp_dir().join(g.prefix());
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("cs-pcap");
     let (inp, outp) = (dir.join("in.pcap"), dir.join("out.pcap"));
     let frames = write_capture(&inp, 200, 10);
     let arps = frames.iter().filter(|f| f[12..14] == [8, 6]).count();
@@ -304,22 +303,12 @@ fn pcap_in_pcap_out_packet_for_packet_with_arp_copied_to_every_client() {
     s.wait_for("all 2 clients connected", T);
     // Everything read (200 + 10) and every copy (10 more) forwarded.
     let want = frames.len() as u64 + arps as u64;
-    let deadline = std::time::Instant::now() + T;
-    loop {
-        let out = s.output();
-        if out
+    eventually("every frame to be forwarded", T, || {
+        s.output()
             .lines()
             .filter(|l| l.starts_with("Total:"))
             .any(|l| nums(l, &["forwarded"])[0] >= want)
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not all forwarded:\n{out}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
     let (_, couts) = stop_all(&mut s, &mut cs);
     for (c, out) in couts.iter().enumerate() {
         let l = out
@@ -345,7 +334,6 @@ fn pcap_in_pcap_out_packet_for_packet_with_arp_copied_to_every_client() {
         got, expected,
         "out.pcap holds every frame once, and every ARP frame once per client"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -359,7 +347,7 @@ fn a_client_waits_for_the_server_when_asked_and_says_so_otherwise() {
         alone.output()
     );
     let mut early = client(&g, 0, &["--wait"]);
-    std::thread::sleep(Duration::from_millis(300));
+    early.wait_for("waiting for the server", T);
     let mut s = server(&g, &GEN, &["-n", "1"]);
     s.wait_for("Client process 0 connected", T);
     s.wait_for_nth("Client  0: enqueued", 2, T);

@@ -75,17 +75,7 @@ fn what_a_peer_sends_is_printed_escaped() {
     let mut server = g.spawn(BIN, &["-l", "0", "--no-huge"]);
     server.wait_for("server ready", T);
     // This test process is the client, so that it can send any bytes.
-    let args = [
-        "test",
-        "-l",
-        "1",
-        "--proc-type=secondary",
-        "--log-level",
-        "warning",
-        "--file-prefix",
-        g.prefix(),
-    ];
-    let (eal, _) = shoal::eal::Eal::init(args.iter().map(|s| s.to_string()).collect()).unwrap();
+    let eal = shoal_testkit::init(g.prefix(), &["-l", "1", "--proc-type=secondary"]).unwrap();
     let evil = b"\x1b]0;owned\x07\x1b[2Jred\x9b\xffend";
     let req = shoal::mp::Message::new("hello_request", evil).unwrap();
     let reply = eal.mp().unwrap().request_sync(&req, T).unwrap();
