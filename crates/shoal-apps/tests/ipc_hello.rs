@@ -67,6 +67,10 @@ fn a_client_without_server_fails_clearly() {
         "{}",
         c.output()
     );
+    assert!(
+        !shoal_testkit::runtime_dir(g.prefix()).exists(),
+        "a secondary that found no primary left its runtime directory behind"
+    );
 }
 
 #[test]

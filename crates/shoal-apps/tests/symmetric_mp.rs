@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use shoal::ethdev::pcap::PcapReader;
-use shoal_testkit::netns::{require_tool, NetNs};
+use shoal_testkit::netns::NetNs;
+use shoal_testkit::require_tool;
 use shoal_testkit::{eventually, Group, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_symmetric_mp");

@@ -114,6 +114,19 @@ pub fn have(prog: &str) -> bool {
         .is_ok_and(|o| o.status.success() || !o.stdout.is_empty())
 }
 
+/// True when `prog` can be run; otherwise the test has been skipped ([`skip_or_fail`], naming
+/// ci/apt-packages.txt, which lists the packages the tests need), and should return.
+#[track_caller]
+pub fn require_tool(prog: &str) -> bool {
+    if have(prog) {
+        return true;
+    }
+    skip_or_fail(&format!(
+        "{prog} is not installed (ci/setup.sh installs the packages of ci/apt-packages.txt)"
+    ));
+    false
+}
+
 /// True when this process runs as root.
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::{have, is_root, skip_or_fail};
+use crate::{is_root, skip_or_fail};
 
 /// A network namespace owned by one test.
 pub struct NetNs {
@@ -131,17 +131,4 @@ pub fn tcpreplay(ns: &str, iface: &str, file: &Path) -> Result<(), String> {
         "--pps=20000",
         file,
     ])
-}
-
-/// True when `prog` can be run; otherwise the test has been skipped ([`skip_or_fail`], naming
-/// ci/apt-packages.txt, which lists what the tests need) and returns.
-#[track_caller]
-pub fn require_tool(prog: &str) -> bool {
-    if have(prog) {
-        return true;
-    }
-    skip_or_fail(&format!(
-        "{prog} is not installed (ci/setup.sh installs it, from ci/apt-packages.txt)"
-    ));
-    false
 }

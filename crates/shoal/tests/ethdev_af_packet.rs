@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use shoal::ethdev::{self, pcap::PcapWriter, Port, QueueId};
 use shoal::mbuf::MbufBatch;
 use shoal::net::{parse_frame, FlowKey};
-use shoal_testkit::netns::{self, require_tool, NetNs};
+use shoal_testkit::netns::{self, NetNs};
 use shoal_testkit::ports_eal;
+use shoal_testkit::require_tool;
 
 const T: Duration = Duration::from_secs(20);
 

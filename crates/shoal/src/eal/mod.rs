@@ -159,6 +159,17 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// The group's runtime directory exists, but this user may not use it (EACCES):
+    /// typically a group that root runs, and a process of another user.
+    #[error("the group of file prefix {prefix:?} exists ({path}) but is not accessible to this user (uid {uid}); run this process as the user of the group's primary (root, for /var/run/shoal)")]
+    NotAccessible {
+        /// The group's prefix.
+        prefix: String,
+        /// The directory that exists.
+        path: PathBuf,
+        /// This process's effective user id.
+        uid: u32,
+    },
 }
 
 fn mem_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -277,19 +288,40 @@ impl Eal {
         Ok((eal, app))
     }
 
+    /// Joins or creates the group; when that fails, removes what it created (directories,
+    /// `config`, the segment), so that a failed start leaves nothing behind.
     fn join(args: EalArgs) -> Result<Eal, Error> {
-        let dir = runtime_dir(&args.file_prefix);
-        runtime::ensure_dir(&dir).map_err(|source| Error::RuntimeDir {
-            path: dir.clone(),
-            source,
-        })?;
+        let prefix = args.file_prefix.clone();
+        let dir = runtime_dir(&prefix);
+        // A group of this name that root runs is out of this user's reach: say so, rather
+        // than that there is none, or start another group beside it (unless this user runs
+        // one of that name too).
+        if let Some(e) = runtime::root_group_out_of_reach(&prefix) {
+            let own_primary = ConfigFile::open_existing(&dir)
+                .ok()
+                .flatten()
+                .is_some_and(|c| matches!(c.holder(), Ok(Some(_))));
+            if !own_primary {
+                return Err(e);
+            }
+        }
+        let created =
+            runtime::ensure_dir(&dir).map_err(|e| runtime::dir_error(&prefix, &dir, e))?;
+        let joined = Self::join_in(args, dir);
+        if joined.is_err() {
+            runtime::remove_created(&created);
+        }
+        joined
+    }
+
+    fn join_in(args: EalArgs, dir: PathBuf) -> Result<Eal, Error> {
         let rt_err = |source| Error::RuntimeDir {
             path: dir.clone(),
             source,
         };
         match args.proc_type {
             ProcTypeArg::Primary => {
-                let cfg = ConfigFile::open_or_create(&dir).map_err(rt_err)?;
+                let mut cfg = ConfigFile::open_or_create(&dir).map_err(rt_err)?;
                 if !cfg.try_lock().map_err(rt_err)? {
                     let pid = cfg.holder().ok().flatten().unwrap_or(0);
                     return Err(Error::PrimaryExists {
@@ -301,7 +333,7 @@ impl Eal {
             }
             ProcTypeArg::Secondary => Self::attach_secondary(args, dir),
             ProcTypeArg::Auto => {
-                let cfg = ConfigFile::open_or_create(&dir).map_err(rt_err)?;
+                let mut cfg = ConfigFile::open_or_create(&dir).map_err(rt_err)?;
                 if cfg.try_lock().map_err(rt_err)? {
                     tracing::info!(target: "shoal::eal", "auto: no live primary for {:?}; running as primary", args.file_prefix);
                     Self::create_primary(args, dir, cfg)
@@ -314,7 +346,7 @@ impl Eal {
         }
     }
 
-    fn create_primary(args: EalArgs, dir: PathBuf, mut cfg: ConfigFile) -> Result<Eal, Error> {
+    fn create_primary(args: EalArgs, dir: PathBuf, cfg: ConfigFile) -> Result<Eal, Error> {
         runtime::clear_stale(&dir);
         let pid = sys::getpid();
         let start = sys::proc_start_time(pid).unwrap_or(0);
@@ -325,6 +357,21 @@ impl Eal {
             stem: format!("shoal_{}", args.file_prefix),
         };
         let seg = Segment::create(&req).map_err(mem_err("creating the segment"))?;
+        let seg_path = seg.path().to_owned();
+        Self::primary_on(args, dir, cfg, seg, pid, start).inspect_err(|_| {
+            // Not ours to keep: no process of the group could have attached yet.
+            let _ = std::fs::remove_file(&seg_path);
+        })
+    }
+
+    fn primary_on(
+        args: EalArgs,
+        dir: PathBuf,
+        mut cfg: ConfigFile,
+        seg: Segment,
+        pid: u32,
+        start: u64,
+    ) -> Result<Eal, Error> {
         if seg.backing() == Backing::Shm && !args.no_huge {
             tracing::info!(target: "shoal::eal", "shared memory: {} in /dev/shm (normal pages)", human(seg.mapping().len()));
         } else {
@@ -348,6 +395,15 @@ impl Eal {
         })
         .map_err(mem_err("writing the config file"))?;
         let eal = Self::finish(args, ProcType::Primary, dir, &seg, Some(cfg))?;
+        if let Some(c) = eal
+            .inner
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            c.keep();
+        }
         tracing::info!(target: "shoal::eal", "primary process {pid} ready (file prefix {:?})", eal.file_prefix());
         Ok(eal)
     }
@@ -422,7 +478,10 @@ impl Eal {
     pub fn inspect(prefix: &str) -> Result<Eal, Error> {
         check_file_prefix(prefix)?;
         let dir = runtime_dir(prefix);
-        let (seg, _cfg) = Self::open_group(prefix, &dir)?;
+        let (seg, _cfg) = Self::open_group(prefix, &dir).map_err(|e| match e {
+            Error::NoPrimary { .. } => runtime::root_group_out_of_reach(prefix).unwrap_or(e),
+            e => e,
+        })?;
         let args = EalArgs {
             file_prefix: prefix.to_owned(),
             ..Default::default()
