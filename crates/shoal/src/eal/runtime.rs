@@ -94,18 +94,26 @@ impl ConfigFile {
         }
     }
 
-    /// Tries to become the primary: true when this process now holds the lock.
+    /// Tries to become the primary: true when this process now holds the lock. The lock is an
+    /// open-file-description lock: no other descriptor of the file that this process opens and
+    /// closes (an inspector inside the primary, say) can drop it, and the kernel drops it when
+    /// the primary dies, in whatever PID namespace it lives.
     pub fn try_lock(&self) -> io::Result<bool> {
-        sys::try_lock_exclusive(&self.file)
+        sys::ofd_try_lock(&self.file, 0, 0)
     }
 
-    /// The pid of the live primary holding the lock, if any.
-    pub fn holder(&self) -> io::Result<Option<u32>> {
-        sys::lock_holder(&self.file)
+    /// True while a primary (another open file description) holds the lock.
+    pub fn is_held(&self) -> io::Result<bool> {
+        sys::ofd_locked(&self.file, 0, 0)
     }
 
-    /// Writes the primary's information (through the locked descriptor: closing another
-    /// descriptor of this file would drop a POSIX lock).
+    /// Empties the file: a new primary does this first, so that nobody reads a dead
+    /// primary's segment path from it.
+    pub fn clear(&mut self) -> io::Result<()> {
+        self.file.set_len(0)
+    }
+
+    /// Writes the primary's information.
     pub fn write(&mut self, info: &ConfigInfo) -> io::Result<()> {
         self.file.set_len(0)?;
         self.file.rewind()?;

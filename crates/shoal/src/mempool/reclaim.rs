@@ -7,7 +7,7 @@ use crate::eal::Eal;
 use crate::memory::header::{slot_state, ProcSlot, SegmentHeader};
 use crate::memory::{Region, MAX_PROCS};
 use crate::sync::atomic::Ordering::Relaxed;
-use crate::sys;
+use crate::sync::{Liveness, MemberId, Members};
 
 fn lcores_of(s: &ProcSlot) -> Vec<u32> {
     let mut v = Vec::new();
@@ -281,7 +281,7 @@ fn reclaim_in(whole: &Region, slot: u32) -> Vec<(String, u32)> {
         return Vec::new();
     }
     let gen = ps.generation.load(Relaxed);
-    let own = ps.pid.load(Relaxed) == sys::getpid();
+    let own = whole.mapping().me() == MemberId::member(slot, gen);
     let lcores = lcores_of(ps);
     let t = tag::held(slot, gen);
     if own {
@@ -383,9 +383,8 @@ pub fn reclaim(eal: &Eal, slot: u32) -> Result<Vec<(String, u32)>, Error> {
         return Err(Error::NoSuchSlot(slot));
     }
     let pid = ps.pid.load(Relaxed);
-    if ps.state.load(Relaxed) == slot_state::LIVE
-        && sys::process_alive(pid, ps.start_time.load(Relaxed))
-    {
+    let member = MemberId::member(slot, ps.generation.load(Relaxed));
+    if ps.state.load(Relaxed) != slot_state::FREE && eal.liveness(member) != Liveness::Dead {
         return Err(Error::SlotAlive { slot, pid });
     }
     Ok(reclaim_in(&whole, slot))

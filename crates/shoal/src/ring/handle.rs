@@ -8,28 +8,29 @@ use super::header::HeadTail;
 use super::headtail::{want, Move};
 use super::{Empty, Full, Ring, SyncMode};
 use crate::sync::atomic::{
-    AtomicU32,
+    AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
 };
+use crate::sync::{Liveness, MemberId, Members};
 
-/// True while a process with this pid exists.
-fn process_alive(pid: u32) -> bool {
-    std::path::Path::new("/proc").join(pid.to_string()).exists()
-}
-
-/// Claims a single side for this process; false when a live owner holds it.
-fn claim(owner: &AtomicU32, ring: &str, side: &str) -> bool {
-    let me = std::process::id();
+/// Claims a single side for this process; false when a live (or undecidable) owner holds it.
+/// The owner is a [`MemberId`]: its liveness lock, not a pid, says whether it still lives.
+fn claim(owner: &AtomicU64, members: &dyn Members, ring: &str, side: &str) -> bool {
+    let me = members.me();
+    if me.is_none() {
+        warn!(target: "shoal::ring", "ring {ring:?}: a process that is not a member of the group cannot own the {side} side");
+        return false;
+    }
     let mut expected = 0;
     loop {
         // C1: pairs with C0 in `release`: the previous owner's head and tail writes (and its
         // slot accesses) happen before ours.
-        match owner.compare_exchange(expected, me, Acquire, Relaxed) {
+        match owner.compare_exchange(expected, me.raw(), Acquire, Relaxed) {
             Ok(_) => return true,
-            Err(cur) if cur == me => return false,
+            Err(cur) if cur == me.raw() => return false,
             Err(0) => expected = 0,
-            Err(cur) if !process_alive(cur) => {
-                warn!(target: "shoal::ring", "ring {ring:?}: taking over the {side} side from dead process {cur}");
+            Err(cur) if members.liveness(MemberId::from_raw(cur)) == Liveness::Dead => {
+                warn!(target: "shoal::ring", "ring {ring:?}: taking over the {side} side from dead member {}", MemberId::from_raw(cur));
                 expected = cur;
             }
             Err(_) => return false,
@@ -38,7 +39,7 @@ fn claim(owner: &AtomicU32, ring: &str, side: &str) -> bool {
 }
 
 /// Gives a single side back.
-fn release(owner: &AtomicU32) {
+fn release(owner: &AtomicU64) {
     // C0: pairs with C1 of the next owner.
     owner.store(0, Release);
 }
@@ -202,7 +203,12 @@ fn complete(
 impl<T: Pod> Producer<T> {
     pub(super) fn new(ring: Ring<T>) -> Option<Self> {
         if ring.prod_mode == SyncMode::Sp
-            && !claim(&ring.mem.hdr().prod.own.owner, &ring.name, "producer")
+            && !claim(
+                &ring.mem.hdr().prod.own.owner,
+                &**ring.region().mapping(),
+                &ring.name,
+                "producer",
+            )
         {
             return None;
         }
@@ -271,7 +277,12 @@ impl<T: Pod> Producer<T> {
 impl<T: Pod> Consumer<T> {
     pub(super) fn new(ring: Ring<T>) -> Option<Self> {
         if ring.cons_mode == SyncMode::Sp
-            && !claim(&ring.mem.hdr().cons.own.owner, &ring.name, "consumer")
+            && !claim(
+                &ring.mem.hdr().cons.own.owner,
+                &**ring.region().mapping(),
+                &ring.name,
+                "consumer",
+            )
         {
             return None;
         }

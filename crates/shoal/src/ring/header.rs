@@ -74,9 +74,9 @@ pub(crate) struct Own {
     pub(super) sync: u32,
     /// RTS: the largest head-tail distance a new reservation waits for.
     pub(super) htd_max: AtomicU32,
-    /// SP/SC: pid of the process whose handle owns this side, 0 when free.
-    pub(super) owner: AtomicU32,
-    _reserved: u32,
+    /// SP/SC: [`crate::sync::MemberId`] of the process whose handle owns this side, 0 when
+    /// free.
+    pub(super) owner: AtomicU64,
 }
 
 /// Ring control block at offset 0 of its region; the slots follow it, addressed by index.
@@ -115,8 +115,7 @@ impl HeadTail {
                 head: AtomicU64::new(0),
                 sync: mode.code(),
                 htd_max: AtomicU32::new(htd_max),
-                owner: AtomicU32::new(0),
-                _reserved: 0,
+                owner: AtomicU64::new(0),
             }),
         }
     }
