@@ -387,7 +387,7 @@ fn build(
     }
     let all: Vec<u32> = (0..cfg.size).collect();
     for chunk in all.chunks(1024) {
-        if !st.enqueue(None, chunk) {
+        if !st.enqueue(chunk, None, layout::tag::FREE) {
             return Err(unusable("the common store is too small"));
         }
     }

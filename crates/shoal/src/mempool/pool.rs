@@ -12,10 +12,10 @@
 //! - a thread that is not an lcore of this process (or a pool with `cache_size` 0) uses the
 //!   store directly.
 //!
-//! Memory orderings: the caches are used by one thread each (relaxed `len`); the store (the
-//! ring) carries the release/acquire edges that order object contents and owner tags between
-//! processes: a tag written before an enqueue is seen by whoever dequeues the object, so the
-//! receiver's tag write comes later in the tag's modification order. Tag writes themselves are
+//! Memory orderings: the caches are used by one thread each (relaxed `len`); the store's lock
+//! carries the release/acquire edges that order object contents and owner tags between
+//! processes: the store writes an object's tag inside its critical section, so whoever takes the
+//! object next writes its tag later in the tag's modification order. Tag writes themselves are
 //! relaxed; reclaimers move tags only by compare-and-swap.
 #![allow(unsafe_code)] // raw access to the cache arrays and objects of a mapped pool
 
@@ -244,30 +244,22 @@ impl PoolInner {
         crate::eal::lcore_in(self.member.load(Relaxed))
     }
 
-    /// Marks objects taken from the store as held by this process.
+    /// The owner tags the store keeps exact, for a tracked pool.
     #[inline]
-    fn tag_taken(&self, idx: &[u32]) {
+    fn tags(&self) -> Option<&[AtomicU32]> {
         if self.tracked {
-            let t = self.group.my_tag;
-            for &i in idx {
-                self.tag(i).store(t, Relaxed);
-            }
+            // SAFETY: `size` tags were laid out at off_tags (checked at attach); atomics are
+            // valid for every bit pattern and shared with other processes by design.
+            Some(unsafe { std::slice::from_raw_parts(self.tags.as_ptr(), self.size as usize) })
+        } else {
+            None
         }
     }
 
-    /// Marks objects about to go into the store as free. Must come before the enqueue.
-    #[inline]
-    fn tag_freed(&self, idx: &[u32]) {
-        if self.tracked {
-            for &i in idx {
-                self.tag(i).store(tag::FREE, Relaxed);
-            }
-        }
-    }
-
-    /// Takes `out.len()` objects from the store (all or nothing), validated and tagged.
-    fn store_take(&self, lcore: Option<u32>, out: &mut [u32]) -> bool {
-        if !self.store.dequeue(lcore, out) {
+    /// Takes `out.len()` objects from the store (all or nothing), validated and tagged as held
+    /// by this process (inside the store's critical section, so that a kill leaves them exact).
+    fn store_take(&self, out: &mut [u32]) -> bool {
+        if !self.store.dequeue(out, self.tags(), self.group.my_tag) {
             return false;
         }
         if !self.valid(out) {
@@ -276,17 +268,22 @@ impl PoolInner {
             self.hdr().lost.fetch_add(out.len() as u64, Relaxed);
             return false;
         }
-        self.tag_taken(out);
         true
     }
 
-    /// Gives objects to the store (never fails while the pool is sound).
-    fn store_give(&self, lcore: Option<u32>, idx: &[u32]) {
-        self.tag_freed(idx);
-        if !self.store.enqueue(lcore, idx) {
+    /// Gives objects to the store (never fails while the pool is sound); they are tagged free
+    /// inside the store's critical section.
+    fn store_give(&self, idx: &[u32]) {
+        if !self.store.enqueue(idx, self.tags(), self.group.my_tag) {
             tracing::error!(target: "shoal::mempool", "pool {:?}: the common store refused {} objects (was an object freed twice?); they are lost", self.name, idx.len());
             self.hdr().lost.fetch_add(idx.len() as u64, Relaxed);
         }
+    }
+
+    /// Repairs the store if a dead process held it, and waits for a live holder to finish: the
+    /// reaper calls this before it reclaims a dead process's objects by their tags.
+    pub(crate) fn settle_store(&self) {
+        self.store.settle(self.tags());
     }
 
     /// Gets `dst.len()` objects into `dst`, all or nothing (DPDK's
@@ -299,7 +296,7 @@ impl PoolInner {
         }
         let lcore = self.local_lcore();
         let Some(lcore) = lcore.filter(|_| self.cache_size > 0) else {
-            return self.store_take(lcore, dst);
+            return self.store_take(dst);
         };
         let (c, objs) = self.cache(lcore);
         // Only this thread writes len; clamped against a peer's scribbles.
@@ -313,13 +310,12 @@ impl PoolInner {
             c.len.store((len - n) as u32, Relaxed);
             return true;
         }
-        self.cache_get_slow(lcore, c, objs, len, dst)
+        self.cache_get_slow(c, objs, len, dst)
     }
 
     #[inline(never)]
     fn cache_get_slow(
         &self,
-        lcore: u32,
         c: &CacheHeader,
         objs: *mut u32,
         len: usize,
@@ -338,7 +334,7 @@ impl PoolInner {
             // SAFETY: size + rest <= the array's capacity; the cache's old objects were copied
             // out above and the array is this thread's.
             let fill = unsafe { std::slice::from_raw_parts_mut(objs, size + rest) };
-            if self.store_take(Some(lcore), fill) {
+            if self.store_take(fill) {
                 copy_idx(&mut dst[len..], &fill[size..]);
                 c.len.store(size as u32, Relaxed);
                 c.fills.fetch_add(1, Relaxed);
@@ -349,7 +345,7 @@ impl PoolInner {
             let k = len.min(fill.len());
             copy_idx(&mut fill[..k], &dst[..k]);
         }
-        if self.store_take(Some(lcore), &mut dst[len..]) {
+        if self.store_take(&mut dst[len..]) {
             c.len.store(0, Relaxed);
             return true;
         }
@@ -373,7 +369,7 @@ impl PoolInner {
                 let at = if len + n <= self.flushthresh as usize {
                     len
                 } else {
-                    self.flush(l, c, objs, len);
+                    self.flush(c, objs, len);
                     0
                 };
                 // SAFETY: at + n <= flushthresh <= the array's length; this thread's array.
@@ -385,7 +381,7 @@ impl PoolInner {
                 return;
             }
         }
-        self.store_give(lcore, idx);
+        self.store_give(idx);
     }
 
     /// Puts one object back: [`PoolInner::put`] for one index.
@@ -409,11 +405,11 @@ impl PoolInner {
 
     /// Flushes the whole cache to the store (DPDK: when a put would pass the threshold).
     #[inline(never)]
-    fn flush(&self, lcore: u32, c: &CacheHeader, objs: *mut u32, len: usize) {
+    fn flush(&self, c: &CacheHeader, objs: *mut u32, len: usize) {
         // SAFETY: objs[0 .. len] are this cache's indices, used by this thread only.
         let old = unsafe { std::slice::from_raw_parts(objs, len) };
         if self.valid(old) {
-            self.store_give(Some(lcore), old);
+            self.store_give(old);
         } else {
             self.hdr().lost.fetch_add(len as u64, Relaxed);
             tracing::error!(target: "shoal::mempool", "pool {:?}: an lcore cache held an invalid index; {len} cached objects dropped", self.name);
@@ -481,7 +477,7 @@ impl PoolInner {
     /// must already have been moved off `held` by compare-and-swap.
     pub(crate) fn give_back(&self, idx: &[u32]) {
         for chunk in idx.chunks(256) {
-            self.store_give(None, chunk);
+            self.store_give(chunk);
         }
     }
 

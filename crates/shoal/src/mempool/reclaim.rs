@@ -184,6 +184,8 @@ pub struct Audit {
     pub invalid: u32,
     /// Objects lost to corruption noticed by the data path.
     pub lost: u64,
+    /// Common-store operations of dead processes that were finished or undone.
+    pub store_repairs: u32,
     /// What is wrong, in words; empty when all is well.
     pub problems: Vec<String>,
 }
@@ -258,6 +260,7 @@ pub(crate) fn audit(p: &'static PoolInner) -> Audit {
         reclaiming: counts.reclaiming,
         invalid: counts.invalid,
         lost,
+        store_repairs: p.store.repairs(),
         problems,
     }
 }
@@ -326,6 +329,9 @@ fn reclaim_own(p: &'static PoolInner, lcores: &[u32], t: u32) -> u32 {
 }
 
 fn reclaim_dead(p: &'static PoolInner, lcores: &[u32], t: u32) -> u32 {
+    // A store operation the dead process left half done is finished or undone first, so that
+    // its objects' tags are exact before they are counted.
+    p.settle_store();
     let mut back = Vec::new();
     if p.tracked {
         for i in 0..p.size {

@@ -74,6 +74,10 @@ impl OwnerLock {
                             )
                             .is_ok()
                     {
+                        // The holder's death was observed through the kernel (its liveness
+                        // lock); this fence orders its writes, as far as they went, before our
+                        // reads of the structure it was changing.
+                        super::atomic::fence(Ordering::SeqCst);
                         self.recoveries.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(
                             target: "shoal::sync",
@@ -97,6 +101,12 @@ impl OwnerLock {
     /// The member holding the lock ([`MemberId::NONE`] when free).
     pub fn holder(&self) -> MemberId {
         MemberId::from_raw(self.owner.load(Ordering::Relaxed))
+    }
+
+    /// Sets the lock word as a holder that died would leave it (tests of recovery).
+    #[cfg(test)]
+    pub(crate) fn force_holder(&self, id: MemberId) {
+        self.owner.store(id.raw(), Ordering::Relaxed);
     }
 
     /// How many times a dead holder's lock was taken over.
