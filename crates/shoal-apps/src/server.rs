@@ -418,6 +418,11 @@ fn check_clients(
         // A client that died or left gives its ring back, whatever is in it, as often as
         // something is found there.
         if !running && queued > 0 && !(state == 1 && alive) {
+            // A dead client's side of its ring is taken over once the client is reaped (which
+            // undoes a receive it left half done); reap now rather than at the next round.
+            if !alive {
+                eal.reap_dead();
+            }
             let flushed = flush_ring(&cl.ring);
             if flushed > 0 {
                 bump(info.server(c, srv::FLUSHED), flushed as u64);
@@ -585,6 +590,8 @@ fn stop(
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Clients that died while draining are reaped first, so that their rings can be emptied.
+    eal.reap_dead();
     for (c, cl) in clients.iter_mut().enumerate() {
         let flushed = flush_ring(&cl.ring);
         bump(info.server(c, srv::FLUSHED), flushed as u64);

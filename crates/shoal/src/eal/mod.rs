@@ -510,7 +510,7 @@ impl Eal {
             Some(Err(e)) => return Err(mem_err("taking a guest liveness lock")(e)),
             None => return Err(Error::NotASegment),
         };
-        proctable::reap_dead(&map, hdr, &whole);
+        reap(&map, hdr, &whole, &dir);
         let claimed = proctable::claim(&map, hdr, proc_type, &args.lcores);
         if let Some(m) = map.membership() {
             m.leave_guest(guest);
@@ -612,13 +612,7 @@ impl Eal {
                         }
                     }
                     if proc_type == ProcType::Primary && tick.is_multiple_of(2) {
-                        for p in proctable::reap_dead(&map, hdr, &whole) {
-                            tracing::warn!(target: "shoal::eal", "process {} ({}) died; its slot {} and lcores {:?} were freed", p.pid, p.proc_type, p.slot, p.lcores);
-                            // Its IPC socket, named by its own pid and slot, goes with it.
-                            let _ = std::fs::remove_file(
-                                dir.join(crate::mp::secondary_socket_name(p.pid, p.slot)),
-                            );
-                        }
+                        reap(&map, hdr, &whole, &dir);
                     }
                     tick += 1;
                     std::thread::sleep(SERVICE_PERIOD);
@@ -724,7 +718,12 @@ impl Eal {
     /// Finds processes that died without leaving, returns their buffers to their pools and
     /// frees their slots and lcores. The primary does this by itself a few times a second.
     pub fn reap_dead(&self) -> Vec<ProcessInfo> {
-        proctable::reap_dead(&self.inner.map, self.header(), &self.whole())
+        reap(
+            &self.inner.map,
+            self.header(),
+            &self.whole(),
+            &self.inner.dir,
+        )
     }
 
     /// True once SIGINT or SIGTERM arrived (or [`Eal::request_quit`] was called).
@@ -780,6 +779,17 @@ impl Drop for Inner {
             tracing::debug!(target: "shoal::eal", "primary left; group {:?} removed", self.prefix);
         }
     }
+}
+
+/// Reaps dead members (see `proctable::reap_dead`), logs each, and removes its IPC socket,
+/// named by its own pid and slot.
+fn reap(map: &Mapping, hdr: &SegmentHeader, whole: &Region, dir: &Path) -> Vec<ProcessInfo> {
+    let reaped = proctable::reap_dead(map, hdr, whole);
+    for p in &reaped {
+        tracing::warn!(target: "shoal::eal", "process {} ({}) died; its slot {} and lcores {:?} were freed", p.pid, p.proc_type, p.slot, p.lcores);
+        let _ = std::fs::remove_file(dir.join(crate::mp::secondary_socket_name(p.pid, p.slot)));
+    }
+    reaped
 }
 
 fn human(bytes: usize) -> String {

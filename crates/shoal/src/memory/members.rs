@@ -129,3 +129,16 @@ impl Membership {
         }
     }
 }
+
+/// True once the member `id` no longer holds its slot: the reaper freed it (state `FREE`) or it
+/// went to another process (generation moved on). Guests have no slot and nothing to reap.
+pub(crate) fn reaped(hdr: &SegmentHeader, id: MemberId) -> bool {
+    let Some(slot) = id.slot() else {
+        return id.guest_index().is_some();
+    };
+    let Some(ps) = hdr.procs.get(slot as usize) else {
+        return true;
+    };
+    ps.generation.load(Ordering::Acquire) != id.generation()
+        || ps.state.load(Ordering::Acquire) == super::header::slot_state::FREE
+}

@@ -121,6 +121,18 @@ impl Members for Mapping {
             None => Local.liveness(id),
         }
     }
+
+    fn reaped(&self, id: MemberId) -> bool {
+        match &self.membership {
+            Some(_) if self.len >= std::mem::size_of::<SegmentHeader>() => {
+                // SAFETY: as in `liveness`.
+                let hdr = unsafe { &*(self.base.as_ptr() as *const SegmentHeader) };
+                super::members::reaped(hdr, id)
+            }
+            Some(_) => false,
+            None => Local.reaped(id),
+        }
+    }
 }
 
 impl Drop for Mapping {

@@ -82,7 +82,7 @@ use crate::memzone::{self, Memzone};
 use crate::sync::atomic::Ordering;
 use crate::sys;
 
-pub(crate) use layout::kind;
+pub(crate) use layout::{kind, tag};
 pub use layout::{CACHE_MAX_SIZE, MAX_OBJECTS, NAMESIZE};
 pub(crate) use pool::PoolInner;
 pub use pool::{PoolObj, PoolObjs};

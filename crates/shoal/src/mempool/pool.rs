@@ -314,13 +314,7 @@ impl PoolInner {
     }
 
     #[inline(never)]
-    fn cache_get_slow(
-        &self,
-        c: &CacheHeader,
-        objs: *mut u32,
-        len: usize,
-        dst: &mut [u32],
-    ) -> bool {
+    fn cache_get_slow(&self, c: &CacheHeader, objs: *mut u32, len: usize, dst: &mut [u32]) -> bool {
         // The cache's objects go first (hot ones), then the rest from the store.
         // SAFETY: objs[0 .. len] are this cache's indices, used by this thread only.
         copy_idx(&mut dst[..len], unsafe {
@@ -506,9 +500,18 @@ impl PoolInner {
         }
     }
 
-    /// Takes ownership of object `i` if it is in flight. Not an atomic read-modify-write: the
-    /// ring hands each index to one receiver; the check catches indices that are not in flight
-    /// (stale, duplicated or corrupt ones).
+    /// Moves object `i`'s tag from `from` to `to` if it is `from` (a repair by the reaper).
+    pub(crate) fn move_tag(&self, i: u32, from: u32, to: u32) -> bool {
+        i < self.size
+            && self.tracked
+            && self
+                .tag(i)
+                .compare_exchange(from, to, Relaxed, Relaxed)
+                .is_ok()
+    }
+
+    /// Takes ownership of object `i` if it is in flight: a compare-and-swap, so that an index
+    /// found twice (a duplicate, or a stale copy in a ring) gets one owner at most.
     #[inline]
     pub(crate) fn claim_in_flight(&self, i: u32) -> bool {
         if i >= self.size {
@@ -517,12 +520,9 @@ impl PoolInner {
         if !self.tracked {
             return true;
         }
-        let t = self.tag(i);
-        if t.load(Relaxed) != tag::IN_FLIGHT {
-            return false;
-        }
-        t.store(self.group.my_tag, Relaxed);
-        true
+        self.tag(i)
+            .compare_exchange(tag::IN_FLIGHT, self.group.my_tag, Relaxed, Relaxed)
+            .is_ok()
     }
 }
 

@@ -289,6 +289,10 @@ fn reclaim_in(whole: &Region, slot: u32) -> Vec<(String, u32)> {
     let t = tag::held(slot, gen);
     if own {
         registry::end_membership(whole, t);
+    } else {
+        // Ring operations the dead member left half done are undone first, so that its
+        // objects' tags are exact before they are counted.
+        crate::mbuf::release_dead_sides(group, whole, MemberId::member(slot, gen), t);
     }
     let mut out = Vec::new();
     for z in zones {

@@ -108,7 +108,13 @@ impl Store {
     }
 
     /// Builds an empty store in `region` (zeroed, not yet published to other processes).
-    pub(crate) fn init(region: Region, name: &str, size: u32, _sp: bool, _sc: bool) -> Option<Store> {
+    pub(crate) fn init(
+        region: Region,
+        name: &str,
+        size: u32,
+        _sp: bool,
+        _sc: bool,
+    ) -> Option<Store> {
         if Self::memsize(size).is_none_or(|n| n > region.len()) {
             tracing::debug!(target: "shoal::mempool", "store of {name:?}: region too small");
             return None;
@@ -281,7 +287,7 @@ impl Store {
     /// For fault injection in tests: runs `f` while holding the store's lock with a journal
     /// that says a pop of `n` from the top is in progress and the objects tagged `t`, as a
     /// process killed at step 4 of a take leaves it.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     fn half_take(&self, n: u32, tags: Tags<'_>, t: u32) {
         let h = self.lock(tags);
         let c = h.count.load(Relaxed);

@@ -140,8 +140,8 @@ use tracing::debug;
 
 pub use error::{Empty, Error, Full};
 pub use handle::{Consumer, Producer};
-pub(crate) use named::describe_all;
 pub use named::RING_MZ_PREFIX;
+pub(crate) use named::{describe_all, ring_regions};
 pub use peek::{DequeueReservation, EnqueueReservation};
 
 /// Layout hash of the ring structures placed in shared memory.

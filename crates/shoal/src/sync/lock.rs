@@ -104,7 +104,7 @@ impl OwnerLock {
     }
 
     /// Sets the lock word as a holder that died would leave it (tests of recovery).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn force_holder(&self, id: MemberId) {
         self.owner.store(id.raw(), Ordering::Relaxed);
     }

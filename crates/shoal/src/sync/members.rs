@@ -102,6 +102,10 @@ pub trait Members {
     fn me(&self) -> MemberId;
     /// Whether `id` is alive.
     fn liveness(&self, id: MemberId) -> Liveness;
+    /// True once the dead member `id` has been reaped: what it held was returned and its slot
+    /// freed (or given to another process). Structures that the reaper repairs are taken over
+    /// only then.
+    fn reaped(&self, id: MemberId) -> bool;
 }
 
 /// The oracle for process-local memory: the only member is this process ([`LOCAL_ME`]); any
@@ -122,6 +126,9 @@ impl Members for Local {
         } else {
             Liveness::Dead
         }
+    }
+    fn reaped(&self, id: MemberId) -> bool {
+        id != LOCAL_ME
     }
 }
 
