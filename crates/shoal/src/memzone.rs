@@ -157,6 +157,7 @@ impl Memzone {
         let hdr: &SegmentHeader = eal.header();
         let whole = eal.whole();
         let mut table = hdr.memzones.lock(&**whole.mapping());
+        crate::fault::point("memzone.locked");
         if find(&table, name).is_some() {
             tracing::debug!(target: "shoal::memzone", "reserve {name:?}: exists");
             return Err(Error::Exists(name.to_owned()));

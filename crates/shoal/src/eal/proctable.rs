@@ -148,6 +148,7 @@ fn take_slot(map: &Mapping, hdr: &SegmentHeader, proc_type: ProcType) -> Result<
         }
         s.state.store(slot_state::CLAIMING, Ordering::Release);
         m.set_me(MemberId::member(i as u32, gen));
+        crate::fault::point("proctable.claiming");
         return Ok(i as u32);
     }
     Err(Error::TooManyProcesses { max: MAX_PROCS })

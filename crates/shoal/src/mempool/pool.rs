@@ -329,6 +329,7 @@ impl PoolInner {
             // out above and the array is this thread's.
             let fill = unsafe { std::slice::from_raw_parts_mut(objs, size + rest) };
             if self.store_take(fill) {
+                crate::fault::point("cache.filled");
                 copy_idx(&mut dst[len..], &fill[size..]);
                 c.len.store(size as u32, Relaxed);
                 c.fills.fetch_add(1, Relaxed);
@@ -404,6 +405,7 @@ impl PoolInner {
         let old = unsafe { std::slice::from_raw_parts(objs, len) };
         if self.valid(old) {
             self.store_give(old);
+            crate::fault::point("cache.flushed");
         } else {
             self.hdr().lost.fetch_add(len as u64, Relaxed);
             tracing::error!(target: "shoal::mempool", "pool {:?}: an lcore cache held an invalid index; {len} cached objects dropped", self.name);

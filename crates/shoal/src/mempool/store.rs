@@ -221,6 +221,7 @@ impl Store {
         }
         h.journal_tag.store(t, Relaxed);
         h.journal.store(journal(OP_POP, c, n), Relaxed);
+        crate::fault::point("store.take.journaled");
         let slots = &self.slots()[(c - n) as usize..c as usize];
         for (o, s) in out.iter_mut().zip(slots) {
             *o = s.load(Relaxed);
@@ -232,6 +233,7 @@ impl Store {
                 }
             }
         }
+        crate::fault::point("store.take.tagged");
         h.count.store(c - n, Relaxed);
         h.journal.store(0, Relaxed);
         h.lock.unlock();
@@ -255,6 +257,7 @@ impl Store {
         }
         h.journal_tag.store(t, Relaxed);
         h.journal.store(journal(OP_PUSH, c, n), Relaxed);
+        crate::fault::point("store.give.journaled");
         if let Some(tags) = tags {
             for &i in objs {
                 if let Some(tg) = tags.get(i as usize) {
@@ -262,6 +265,7 @@ impl Store {
                 }
             }
         }
+        crate::fault::point("store.give.tagged");
         h.count.store(c + n, Relaxed);
         h.journal.store(0, Relaxed);
         h.lock.unlock();

@@ -360,7 +360,9 @@ impl<T: Pod> Producer<T> {
         // Written after the slots: a journal names only written slots. Read by the reaper after
         // this process died (ordered by the kernel and the reaper's fence), or by this owner.
         d.own.journal.store(journal(m.head, m.n), Relaxed);
+        crate::fault::point("ring.send.journaled");
         before_publish(n);
+        crate::fault::point("ring.send.marked");
         d.update_tail_st(m.head.wrapping_add(m.n));
         d.own.journal.store(0, Relaxed);
         n
@@ -397,10 +399,12 @@ impl<T: Pod> Consumer<T> {
         // Before the claims: the slots stay published until our tail store, so the journal
         // names values that are there whatever step we die at.
         d.own.journal.store(journal(m.head, m.n), Relaxed);
+        crate::fault::point("ring.recv.journaled");
         // SAFETY: the head move reserved slots head .. head + n, which the producer published;
         // n <= dst.len().
         unsafe { r.mem.read(m.head, &mut dst[..n]) };
         before_publish(&dst[..n]);
+        crate::fault::point("ring.recv.claimed");
         d.update_tail_st(m.head.wrapping_add(m.n));
         d.own.journal.store(0, Relaxed);
         n

@@ -239,6 +239,16 @@ pub(crate) fn request_quit(sig: i32) {
 pub(crate) mod unix_dgram;
 
 /// Sends `sig` to process `pid`.
+/// Dies at once, as `kill -9` would make this process die (fault injection).
+#[cfg(feature = "fault-injection")]
+pub(crate) fn kill_self() -> ! {
+    // SAFETY: raise has no memory-safety preconditions; SIGKILL cannot be caught.
+    unsafe {
+        libc::raise(libc::SIGKILL);
+    }
+    unreachable!("SIGKILL returned")
+}
+
 pub(crate) fn send_signal(pid: u32, sig: i32) -> io::Result<()> {
     let pid = i32::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
     // SAFETY: kill has no memory-safety preconditions.
