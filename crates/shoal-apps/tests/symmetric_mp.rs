@@ -320,3 +320,35 @@ fn two_peers_split_af_packet_flows_and_the_counts_add_up() {
         let _ = std::fs::remove_file(f);
     }
 }
+
+/// An error after the primary created the group (here: no port at all) leaves nothing behind:
+/// no segment, no runtime directory.
+#[test]
+fn an_error_after_joining_leaves_no_segment_or_runtime_dir() {
+    let g = Group::new("smp-bye");
+    let mut p = g.spawn(
+        BIN,
+        &[
+            "-l",
+            "0",
+            "--no-huge",
+            "--",
+            "-p",
+            "0x3",
+            "--num-procs",
+            "1",
+            "--proc-id",
+            "0",
+        ],
+    );
+    assert_eq!(p.wait_exit(T), Some(1), "{}", p.output());
+    assert!(
+        p.output().contains("No Ethernet ports - bye"),
+        "{}",
+        p.output()
+    );
+    let seg = format!("/dev/shm/shoal_{}_seg0", g.prefix());
+    assert!(!std::path::Path::new(&seg).exists(), "{seg} left behind");
+    let dir = shoal_testkit::runtime_dir(g.prefix());
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}

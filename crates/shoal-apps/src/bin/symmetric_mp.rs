@@ -30,6 +30,18 @@ const APP_USAGE: &str = "symmetric_mp options (after --):
   --busy-poll          never back off when idle (benchmarks)
   --flow-log FILE      at exit, write the 5-tuples this process forwarded, one per line (tests)";
 
+/// Leaves the group (a primary removes its segment and runtime files) and exits with status 1.
+fn bye(eal: &shoal::eal::Eal) -> ! {
+    eal.leave();
+    std::process::exit(1)
+}
+
+/// [`smp_usage`] after joining the group: leaves it first.
+fn leave_usage(eal: &shoal::eal::Eal, prog: &str, errmsg: &str) -> ! {
+    eal.leave();
+    smp_usage(prog, errmsg)
+}
+
 fn smp_usage(prog: &str, errmsg: &str) -> ! {
     println!("\nError: {errmsg}\n");
     println!(
@@ -105,13 +117,13 @@ fn main() {
     let args = parse_args(&prog, &app);
     let primary = eal.proc_type() == ProcType::Primary;
     let Some(proc_id) = args.proc_id else {
-        smp_usage(&prog, "Invalid or missing proc-id parameter")
+        leave_usage(&eal, &prog, "Invalid or missing proc-id parameter")
     };
     if primary && args.num_procs.is_none_or(|n| n == 0) {
-        smp_usage(&prog, "Invalid or missing num-procs parameter");
+        leave_usage(&eal, &prog, "Invalid or missing num-procs parameter");
     }
     if args.port_mask == 0 {
-        smp_usage(&prog, "Invalid or missing port mask");
+        leave_usage(&eal, &prog, "Invalid or missing port mask");
     }
     let all = if primary {
         let pool = shoal::mbuf::MbufPool::create(
@@ -124,7 +136,7 @@ fn main() {
         )
         .unwrap_or_else(|e| {
             eprintln!("EAL: Error - exiting with code: 1\n  Cause: Cannot get memory pool for buffers ({e})");
-            std::process::exit(1)
+            bye(&eal)
         });
         ethdev::ports_with(
             &eal,
@@ -140,11 +152,11 @@ fn main() {
     }
     .unwrap_or_else(|e| {
         eprintln!("EAL: Error - exiting with code: 1\n  Cause: Error initialising ports: {e}");
-        std::process::exit(1)
+        bye(&eal)
     });
     if all.is_empty() {
         eprintln!("EAL: Error - exiting with code: 1\n  Cause: No Ethernet ports - bye");
-        std::process::exit(1);
+        bye(&eal);
     }
     let ports: Vec<Port> = all
         .iter()
@@ -155,10 +167,11 @@ fn main() {
         eprintln!(
             "EAL: Error - exiting with code: 1\n  Cause: Application must use an even number of ports"
         );
-        std::process::exit(1);
+        bye(&eal);
     }
     if let Some(p) = ports.iter().find(|p| proc_id >= p.nb_rx_queues()) {
-        smp_usage(
+        leave_usage(
+            &eal,
             &prog,
             &format!(
                 "Invalid or missing proc-id parameter (port {} has {} queues; proc-id must be below)",

@@ -201,6 +201,8 @@ struct Inner {
     args: EalArgs,
     config: Mutex<Option<ConfigFile>>,
     stop: Arc<AtomicBool>,
+    /// Set once the process has left the group ([`Eal::leave`] or the last drop).
+    left: AtomicBool,
     service: Mutex<Option<JoinHandle<()>>>,
     /// The group's IPC channel (None for an inspector).
     mp: Option<crate::mp::Mp>,
@@ -482,6 +484,7 @@ impl Eal {
                 args,
                 config: Mutex::new(None),
                 stop: Arc::new(AtomicBool::new(false)),
+                left: AtomicBool::new(false),
                 service: Mutex::new(None),
                 mp: None,
             }),
@@ -567,6 +570,7 @@ impl Eal {
                 args,
                 config: Mutex::new(cfg),
                 stop: Arc::new(AtomicBool::new(false)),
+                left: AtomicBool::new(false),
                 service: Mutex::new(None),
                 mp: Some(mp),
             }),
@@ -741,6 +745,16 @@ impl Eal {
         sys::request_quit(libc::SIGINT);
     }
 
+    /// Leaves the group now, as the last drop of the `Eal` would (slot and lcores released;
+    /// for the primary, runtime files and segment removed), even while other handles (ports,
+    /// rings, pools) still hold clones. For an application that exits on an error after joining:
+    /// `eal.leave(); std::process::exit(1)` leaves nothing behind. Shared objects must not be
+    /// used afterwards (their memory stays mapped until the handles drop, so doing so is a
+    /// logic error, not undefined behaviour).
+    pub fn leave(&self) {
+        self.inner.leave();
+    }
+
     /// Holds the group's metadata lock until the returned guard drops. For tests of lock
     /// recovery: a process killed while holding it must not block the group.
     #[doc(hidden)]
@@ -756,8 +770,13 @@ impl Eal {
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
+impl Inner {
+    /// Leaves the group: IPC and the service thread stop, the slot and lcores are released,
+    /// and a primary removes the runtime files and the segment. Runs once (`left`).
+    fn leave(&self) {
+        if self.left.swap(true, StdOrdering::AcqRel) {
+            return;
+        }
         if let Some(mp) = &self.mp {
             mp.shutdown();
         }
@@ -778,6 +797,12 @@ impl Drop for Inner {
             let _ = std::fs::remove_dir(&self.dir);
             tracing::debug!(target: "shoal::eal", "primary left; group {:?} removed", self.prefix);
         }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.leave();
     }
 }
 
