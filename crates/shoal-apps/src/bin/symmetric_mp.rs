@@ -257,4 +257,8 @@ fn main() {
             s.drop
         );
     }
+    // Every buffer this process held is back; with the other peers gone, the pool is whole.
+    if let Ok(pool) = shoal::mbuf::MbufPool::lookup(&eal, SMP_MBUF_POOL) {
+        println!("pool in use {}", pool.in_use_count());
+    }
 }
