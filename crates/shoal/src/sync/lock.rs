@@ -43,16 +43,31 @@ impl OwnerLock {
     /// # Panics
     /// When `members` gives this process no identity (`MemberId::NONE`): only members and
     /// guests of a group may take its locks.
+    #[inline]
     pub fn lock(&self, members: &dyn Members) -> Option<MemberId> {
         let me = members.me();
-        assert!(
-            !me.is_none(),
-            "a process without a member id took a group lock"
-        );
+        assert!(!me.is_none(), "a process without a member id took a group lock");
+        // A0: pairs with R0 in `unlock`: what the previous holder wrote is visible to us.
+        if self
+            .owner
+            .compare_exchange(0, me.raw(), Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return None;
+        }
+        self.lock_contended(me, members)
+    }
+
+    /// The waiting part of [`OwnerLock::lock`]: back off, and after a while ask whether the
+    /// holder lives.
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self, me: MemberId, members: &dyn Members) -> Option<MemberId> {
         let mut backoff = Backoff::new();
         let started = Instant::now();
         loop {
-            // A0: pairs with R0 in `unlock`: what the previous holder wrote is visible to us.
+            backoff.snooze();
+            // A0, as in `lock`.
             match self.owner.compare_exchange_weak(
                 0,
                 me.raw(),
@@ -88,7 +103,6 @@ impl OwnerLock {
                 }
                 Err(_) => {}
             }
-            backoff.snooze();
         }
     }
 
