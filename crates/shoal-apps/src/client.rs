@@ -16,6 +16,7 @@ use shoal::ethdev::{self, Port, QueueId};
 use shoal::mbuf::{MbufBatch, MbufRing};
 use shoal::net::{self, FiveTuple};
 use shoal::sync::Backoff;
+use shoal::sync::{Liveness, MemberId};
 
 const USAGE: &str = "\
 mp_client options:
@@ -121,13 +122,16 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
             info.num_clients()
         ));
     }
-    let other = get(info.client(id, cli::PID)) as u32;
+    let other = MemberId::from_raw(get(info.client(id, cli::MEMBER)));
     if get(info.client(id, cli::STATE)) == 1
-        && other != 0
-        && eal::process_alive(other)
-        && other != std::process::id()
+        && !other.is_none()
+        && other != eal.member()
+        && eal.liveness(other) != Liveness::Dead
     {
-        return Err(format!("client id {id} is already running (pid {other})"));
+        let pid = get(info.client(id, cli::PID));
+        return Err(format!(
+            "client id {id} is already running (pid {pid}, {other})"
+        ));
     }
     let name = cs::client_ring_name(id);
     println!("Looking up ring: {name}");
@@ -149,6 +153,8 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
         std::process::id() as u64,
         shoal::sync::atomic::Ordering::Relaxed,
     );
+    info.client(id, cli::MEMBER)
+        .store(eal.member().raw(), shoal::sync::atomic::Ordering::Relaxed);
     info.client(id, cli::HEARTBEAT)
         .store(now_ns(), shoal::sync::atomic::Ordering::Relaxed);
     info.client(id, cli::STATE)

@@ -82,6 +82,9 @@ pub mod cli {
     pub const RX_BYTES: usize = 7;
     /// ARP and IPv6 neighbour discovery frames received (each client gets a copy).
     pub const NEIGH: usize = 8;
+    /// The client's member id in the group (`shoal::sync::MemberId`): how the server tells
+    /// whether it lives, in any PID namespace.
+    pub const MEMBER: usize = 9;
 }
 
 /// Per-client line written by the server.
@@ -96,6 +99,9 @@ pub mod srv {
     pub const LIVE: usize = 3;
     /// Ring-usage warnings logged.
     pub const WARNINGS: usize = 4;
+    /// 1 while the client is alive but has taken nothing from a non-empty ring for the
+    /// timeout: out of the rotation, its ring kept for it.
+    pub const STALLED: usize = 5;
 }
 
 /// Line index of the control line.

@@ -194,8 +194,11 @@ fn another_user_is_told_that_roots_group_is_out_of_its_reach_and_leaves_nothing(
         let err = c.stderr_lines();
         let first = err.first().map(String::as_str).unwrap_or("");
         assert!(
-            first.contains(&format!("the group of file prefix {:?} exists", g.prefix()))
-                && first.contains("not accessible to this user"),
+            first.contains(&format!(
+                "a group with file prefix {:?} exists (/var/run/shoal/{})",
+                g.prefix(),
+                g.prefix()
+            )) && first.contains("this user may not access it"),
             "{proc_type}: {out}"
         );
         assert!(!exists, "{proc_type} left {} behind", theirs.display());

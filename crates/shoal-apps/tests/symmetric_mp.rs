@@ -262,3 +262,83 @@ fn two_peers_split_af_packet_flows_and_the_counts_add_up() {
     );
     assert_eq!(f0.len() + f1.len(), 64);
 }
+
+/// An error after the primary created the group (here: no port at all) leaves nothing behind:
+/// no segment, no runtime directory.
+#[test]
+fn an_error_after_joining_leaves_no_segment_or_runtime_dir() {
+    let g = Group::new("smp-bye");
+    let mut p = g.spawn(
+        BIN,
+        &[
+            "-l",
+            "0",
+            "--no-huge",
+            "--",
+            "-p",
+            "0x3",
+            "--num-procs",
+            "1",
+            "--proc-id",
+            "0",
+        ],
+    );
+    assert_eq!(p.wait_exit(T), Some(1), "{}", p.output());
+    assert!(
+        p.output().contains("No Ethernet ports - bye"),
+        "{}",
+        p.output()
+    );
+    let seg = format!("/dev/shm/shoal_{}_seg0", g.prefix());
+    assert!(!std::path::Path::new(&seg).exists(), "{seg} left behind");
+    let dir = shoal_testkit::runtime_dir(g.prefix());
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+/// Peers of symmetric_mp SIGKILLed at random and started again with the same proc-id, while
+/// the primary forwards: the primary never stops, and once the last peer left cleanly the pool
+/// is whole.
+#[test]
+fn random_kills_of_a_peer_lose_no_buffer() {
+    let g = Group::new("smp-chaos");
+    let common = [
+        "--no-huge",
+        "-m",
+        "64",
+        "--vdev",
+        "net_gen0,flows=32,rate=200000",
+        "--vdev",
+        "net_null0",
+    ];
+    let peer = |g: &Group, id: &str, lcore: &str, extra: &[&str]| {
+        let mut args: Vec<&str> = vec!["-l", lcore];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "-p", "0x3", "--num-procs", "2", "--proc-id", id]);
+        g.spawn(BIN, &args)
+    };
+    let mut p0 = peer(&g, "0", "0", &common);
+    p0.wait_for("Finished Process Init", T);
+    let mut p1 = peer(&g, "1", "1", &["--proc-type=secondary"]);
+    p1.wait_for("Finished Process Init", T);
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("seed {seed:#x}");
+    for _ in 0..40 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(seed % 150));
+        p1.kill9();
+        p1 = peer(&g, "1", "1", &["--proc-type=secondary"]);
+    }
+    p1.wait_for("Finished Process Init", T);
+    assert!(p0.exited().is_none(), "the primary died:\n{}", p0.output());
+    let (code, out1) = p1.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out1}");
+    let (code, out0) = p0.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out0}");
+    assert!(out0.contains("pool in use 0"), "{out0}");
+}

@@ -462,7 +462,12 @@ impl Proc {
         }
     }
 
-    /// Kills with SIGKILL and reaps.
+    /// The exit status if the process has ended (never waits).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

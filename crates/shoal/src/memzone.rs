@@ -156,7 +156,8 @@ impl Memzone {
         let align = align.max(DEFAULT_ALIGN);
         let hdr: &SegmentHeader = eal.header();
         let whole = eal.whole();
-        let mut table = hdr.memzones.lock();
+        let mut table = hdr.memzones.lock(&**whole.mapping());
+        crate::fault::point("memzone.locked");
         if find(&table, name).is_some() {
             tracing::debug!(target: "shoal::memzone", "reserve {name:?}: exists");
             return Err(Error::Exists(name.to_owned()));
@@ -201,7 +202,7 @@ impl Memzone {
     /// Finds a memzone by name.
     pub fn lookup(eal: &Eal, name: &str) -> Result<Memzone, Error> {
         check_name(name)?;
-        let table = eal.header().memzones.lock();
+        let table = eal.header().memzones.lock(&**eal.whole().mapping());
         let (_, e) = find(&table, name).ok_or_else(|| Error::NotFound(name.to_owned()))?;
         let region = Region::new(
             eal.whole().mapping().clone(),
@@ -219,7 +220,7 @@ impl Memzone {
     /// Frees a memzone by name. Processes still using it keep their mapping but must not.
     pub fn free(eal: &Eal, name: &str) -> Result<(), Error> {
         check_name(name)?;
-        let mut table = eal.header().memzones.lock();
+        let mut table = eal.header().memzones.lock(&**eal.whole().mapping());
         let (idx, _) = find(&table, name).ok_or_else(|| Error::NotFound(name.to_owned()))?;
         table.entries[idx].used = 0;
         tracing::debug!(target: "shoal::memzone", "freed {name:?}");
@@ -228,7 +229,7 @@ impl Memzone {
 
     /// Every memzone of the group, by offset.
     pub fn list(eal: &Eal) -> Vec<MemzoneInfo> {
-        let table = eal.header().memzones.lock();
+        let table = eal.header().memzones.lock(&**eal.whole().mapping());
         let mut v: Vec<MemzoneInfo> = table
             .entries
             .iter()

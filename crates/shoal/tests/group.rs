@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use shoal::eal::{Error, ProcType};
+use shoal::eal::{Eal, Error, ProcType};
 use shoal::memory::Backing;
 use shoal::memzone::{self, Memzone};
 use shoal_testkit::{child_or, child_prefix, eventually, init, skip_or_fail, Group};
@@ -39,7 +39,7 @@ fn run_child(role: &str) {
         "lockholder" => {
             let eal = init(&prefix, &["--proc-type=secondary"]).expect("attach");
             let _held = eal.hold_metadata_lock();
-            println!("holding");
+            println!("holding as {}", eal.member().raw());
             std::thread::sleep(T);
         }
         "zones" => {
@@ -147,13 +147,18 @@ fn metadata_lock_survives_a_killed_holder() {
     let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["-l", "0"]).unwrap();
     let mut h = g.spawn_self("metadata_lock_survives_a_killed_holder", "lockholder", &[]);
-    h.wait_for("holding", T);
-    assert_eq!(eal.metadata_lock_state().0, h.pid());
+    let line = h.wait_for("holding as", T);
+    let id: u64 = line.rsplit(' ').next().unwrap().trim().parse().unwrap();
+    assert_eq!(eal.metadata_lock_state().0.raw(), id);
+    assert!(eal
+        .processes()
+        .iter()
+        .any(|p| p.member.raw() == id && p.pid == h.pid()));
     h.kill9();
     // Needs the lock: must take it over from the dead holder.
     Memzone::reserve(&eal, "after_kill", 128).unwrap();
     let (holder, recoveries) = eal.metadata_lock_state();
-    assert_eq!(holder, 0);
+    assert!(holder.is_none());
     assert!(recoveries >= 1);
 }
 
@@ -400,4 +405,61 @@ fn works_with_aslr_on() {
     if aslr.trim() == "2" {
         assert_ne!(ours, theirs, "with ASLR on, mappings should differ");
     }
+}
+
+/// Takes an open-file-description write lock on the whole of `file`, as a primary does on
+/// `config`.
+#[allow(unsafe_code)]
+fn ofd_lock(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: libc::flock is plain data; all-zero is valid (whole file, l_pid 0).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: valid fd and flock struct for the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+}
+
+/// A primary is SIGKILLed; a new one has taken the config lock but not yet rewritten `config`,
+/// which still names the dead primary's segment, still there and marked ready. A secondary must
+/// not attach to that memory: the segment's creator holds no liveness lock on it.
+#[test]
+fn a_secondary_never_attaches_to_a_dead_primarys_segment() {
+    child_or!(run_child);
+    let g = Group::new("stale");
+    let prefix = g.prefix().to_string();
+    let mut p = g.spawn_self(
+        "a_secondary_never_attaches_to_a_dead_primarys_segment",
+        "primary",
+        &[("SHOAL_TEST_ARGS", "-l 0 --no-huge")],
+    );
+    p.wait_for("ready", T);
+    p.kill9();
+    p.wait_exit(T);
+    let dir = shoal_testkit::runtime_dir(&prefix);
+    let config = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("config"))
+        .unwrap();
+    assert!(std::fs::read_to_string(dir.join("config"))
+        .unwrap()
+        .contains("segment="));
+    // The "new primary", between taking the lock and rewriting the file.
+    ofd_lock(&config);
+    match Eal::inspect(&prefix) {
+        Err(Error::PrimaryNotReady { .. }) => {}
+        other => panic!("attached to a dead primary's segment: {other:?}"),
+    }
+    drop(config);
+    // A real new primary takes over the prefix; secondaries attach to its segment.
+    let mut p2 = g.spawn_self(
+        "a_secondary_never_attaches_to_a_dead_primarys_segment",
+        "primary",
+        &[("SHOAL_TEST_ARGS", "-l 0 --no-huge")],
+    );
+    p2.wait_for("ready", T);
+    let eal = Eal::inspect(&prefix).expect("attach to the new primary");
+    assert_eq!(eal.primary_pid(), p2.pid());
 }

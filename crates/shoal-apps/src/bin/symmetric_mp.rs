@@ -31,6 +31,18 @@ const APP_USAGE: &str =
   --busy-poll          never back off when idle (benchmarks)
   --flow-log FILE      at exit, write the 5-tuples this process forwarded, one per line (tests)";
 
+/// Leaves the group (a primary removes its segment and runtime files) and exits with status 1.
+fn bye(eal: &shoal::eal::Eal) -> ! {
+    eal.leave();
+    std::process::exit(1)
+}
+
+/// [`smp_usage`] after joining the group: leaves it first.
+fn leave_usage(eal: &shoal::eal::Eal, prog: &str, errmsg: &str) -> ! {
+    eal.leave();
+    smp_usage(prog, errmsg)
+}
+
 /// DPDK's errors for the application's options (`smp_usage`), as an error line and the usage
 /// on stderr, with exit status 2 as every sample here.
 fn smp_usage(prog: &str, errmsg: &str) -> ! {
@@ -113,7 +125,7 @@ fn main() {
     // Only the primary sizes the ports, so only it needs --num-procs; whether this process
     // is the primary is known once it joined (--proc-type=auto).
     if primary && args.num_procs.is_none_or(|n| n == 0) {
-        smp_usage(&prog, "Invalid or missing num-procs parameter");
+        leave_usage(&eal, &prog, "Invalid or missing num-procs parameter");
     }
     let all = if primary {
         let pool = shoal::mbuf::MbufPool::create(
@@ -126,7 +138,7 @@ fn main() {
         )
         .unwrap_or_else(|e| {
             eprintln!("EAL: Error - exiting with code: 1\n  Cause: Cannot get memory pool for buffers ({e})");
-            std::process::exit(1)
+            bye(&eal)
         });
         ethdev::ports_with(
             &eal,
@@ -142,11 +154,11 @@ fn main() {
     }
     .unwrap_or_else(|e| {
         eprintln!("EAL: Error - exiting with code: 1\n  Cause: Error initialising ports: {e}");
-        std::process::exit(1)
+        bye(&eal)
     });
     if all.is_empty() {
         eprintln!("EAL: Error - exiting with code: 1\n  Cause: No Ethernet ports - bye");
-        std::process::exit(1);
+        bye(&eal);
     }
     let ports: Vec<Port> = all
         .iter()
@@ -157,10 +169,11 @@ fn main() {
         eprintln!(
             "EAL: Error - exiting with code: 1\n  Cause: Application must use an even number of ports"
         );
-        std::process::exit(1);
+        bye(&eal);
     }
     if let Some(p) = ports.iter().find(|p| proc_id >= p.nb_rx_queues()) {
-        smp_usage(
+        leave_usage(
+            &eal,
             &prog,
             &format!(
                 "Invalid or missing proc-id parameter (port {} has {} queues; proc-id must be below)",
@@ -245,5 +258,9 @@ fn main() {
             s.tx,
             s.drop
         );
+    }
+    // Every buffer this process held is back; with the other peers gone, the pool is whole.
+    if let Ok(pool) = shoal::mbuf::MbufPool::lookup(&eal, SMP_MBUF_POOL) {
+        println!("pool in use {}", pool.in_use_count());
     }
 }

@@ -32,6 +32,7 @@ pub use runtime::runtime_dir;
 use crate::memory::header::{SegmentHeader, MAGIC};
 use crate::memory::{Backing, Mapping, Region, Segment, SegmentRequest, LAYOUT_VERSION};
 use crate::sync::atomic::Ordering;
+use crate::sync::{Liveness, MemberId, Members};
 use crate::sys;
 use runtime::{ConfigFile, ConfigInfo};
 
@@ -143,6 +144,17 @@ pub enum Error {
     /// The IPC channel could not be started.
     #[error("IPC channel: {0}")]
     Ipc(crate::mp::Error),
+    /// The group's runtime directory exists but this user may not use it.
+    #[error("a group with file prefix {prefix:?} exists ({path}), but this user may not access it (run as its owner, or set XDG_RUNTIME_DIR)")]
+    NotAccessible {
+        /// The group's prefix.
+        prefix: String,
+        /// The runtime directory.
+        path: PathBuf,
+    },
+    /// A mapping that is not a group's segment was asked to hold a process.
+    #[error("not a group segment")]
+    NotASegment,
     /// The shared memory could not be set up.
     #[error("shared memory: {what}: {source}")]
     Memory {
@@ -158,17 +170,6 @@ pub enum Error {
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
-    },
-    /// The group's runtime directory exists, but this user may not use it (EACCES):
-    /// typically a group that root runs, and a process of another user.
-    #[error("the group of file prefix {prefix:?} exists ({path}) but is not accessible to this user (uid {uid}); run this process as the user of the group's primary (root, for /var/run/shoal)")]
-    NotAccessible {
-        /// The group's prefix.
-        prefix: String,
-        /// The directory that exists.
-        path: PathBuf,
-        /// This process's effective user id.
-        uid: u32,
     },
 }
 
@@ -200,6 +201,8 @@ struct Inner {
     args: EalArgs,
     config: Mutex<Option<ConfigFile>>,
     stop: Arc<AtomicBool>,
+    /// Set once the process has left the group ([`Eal::leave`] or the last drop).
+    left: AtomicBool,
     service: Mutex<Option<JoinHandle<()>>>,
     /// The group's IPC channel (None for an inspector).
     mp: Option<crate::mp::Mp>,
@@ -300,7 +303,7 @@ impl Eal {
             let own_primary = ConfigFile::open_existing(&dir)
                 .ok()
                 .flatten()
-                .is_some_and(|c| matches!(c.holder(), Ok(Some(_))));
+                .is_some_and(|c| matches!(c.is_held(), Ok(true)));
             if !own_primary {
                 return Err(e);
             }
@@ -323,7 +326,7 @@ impl Eal {
             ProcTypeArg::Primary => {
                 let mut cfg = ConfigFile::open_or_create(&dir).map_err(rt_err)?;
                 if !cfg.try_lock().map_err(rt_err)? {
-                    let pid = cfg.holder().ok().flatten().unwrap_or(0);
+                    let pid = cfg.read().ok().flatten().map_or(0, |i| i.pid);
                     return Err(Error::PrimaryExists {
                         prefix: args.file_prefix.clone(),
                         pid,
@@ -346,10 +349,12 @@ impl Eal {
         }
     }
 
-    fn create_primary(args: EalArgs, dir: PathBuf, cfg: ConfigFile) -> Result<Eal, Error> {
+    fn create_primary(args: EalArgs, dir: PathBuf, mut cfg: ConfigFile) -> Result<Eal, Error> {
+        // First of all, forget the dead primary's segment: a secondary that reads `config`
+        // from now on waits for ours.
+        cfg.clear().map_err(mem_err("clearing the config file"))?;
         runtime::clear_stale(&dir);
         let pid = sys::getpid();
-        let start = sys::proc_start_time(pid).unwrap_or(0);
         let req = SegmentRequest {
             len: args.memory_mb.unwrap_or(DEFAULT_MEMORY_MB) << 20,
             no_huge: args.no_huge,
@@ -358,7 +363,7 @@ impl Eal {
         };
         let seg = Segment::create(&req).map_err(mem_err("creating the segment"))?;
         let seg_path = seg.path().to_owned();
-        Self::primary_on(args, dir, cfg, seg, pid, start).inspect_err(|_| {
+        Self::primary_on(args, dir, cfg, seg, pid).inspect_err(|_| {
             // Not ours to keep: no process of the group could have attached yet.
             let _ = std::fs::remove_file(&seg_path);
         })
@@ -370,7 +375,6 @@ impl Eal {
         mut cfg: ConfigFile,
         seg: Segment,
         pid: u32,
-        start: u64,
     ) -> Result<Eal, Error> {
         if seg.backing() == Backing::Shm && !args.no_huge {
             tracing::info!(target: "shoal::eal", "shared memory: {} in /dev/shm (normal pages)", human(seg.mapping().len()));
@@ -379,14 +383,13 @@ impl Eal {
         }
         let whole =
             Region::new(seg.mapping().clone(), 0, seg.mapping().len()).expect("whole mapping");
-        let hdr = SegmentHeader::init(
+        SegmentHeader::init(
             &whole,
             seg.backing().as_u32(),
             seg.page_size as u64,
             pid,
-            start,
+            sys::pid_namespace(),
         );
-        hdr.publish();
         cfg.write(&ConfigInfo {
             pid,
             layout_version: LAYOUT_VERSION,
@@ -409,25 +412,33 @@ impl Eal {
     }
 
     /// Finds the live primary and maps its segment, waiting (bounded) for it to finish starting.
+    /// The segment is used only when the member that created it is alive (its liveness lock on
+    /// that very file is held): a dead primary's segment, still named by a stale `config` while
+    /// a new primary starts, is never attached to.
     fn open_group(prefix: &str, dir: &Path) -> Result<(Segment, ConfigFile), Error> {
         let no_primary = || Error::NoPrimary {
             prefix: prefix.to_owned(),
         };
         let mut cfg = ConfigFile::open_existing(dir)
-            .map_err(|source| Error::RuntimeDir {
-                path: dir.to_owned(),
-                source,
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::PermissionDenied => Error::NotAccessible {
+                    prefix: prefix.to_owned(),
+                    path: dir.to_owned(),
+                },
+                _ => Error::RuntimeDir {
+                    path: dir.to_owned(),
+                    source,
+                },
             })?
             .ok_or_else(no_primary)?;
         let deadline = Instant::now() + ATTACH_WAIT;
+        let mut pid = 0;
         loop {
-            let holder = cfg.holder().ok().flatten().ok_or_else(no_primary)?;
-            let not_ready = || Error::PrimaryNotReady {
-                prefix: prefix.to_owned(),
-                pid: holder,
-                secs: ATTACH_WAIT.as_secs(),
-            };
+            if !cfg.is_held().map_err(mem_err("testing the config lock"))? {
+                return Err(no_primary());
+            }
             if let Some(info) = cfg.read().map_err(mem_err("reading the config file"))? {
+                pid = info.pid;
                 if info.layout_version != LAYOUT_VERSION {
                     return Err(Error::LayoutMismatch {
                         ours: LAYOUT_VERSION,
@@ -451,16 +462,24 @@ impl Eal {
                         return Err(Error::LayoutMismatch {
                             ours: LAYOUT_VERSION,
                             theirs,
-                            pid: holder,
+                            pid: info.pid,
                         });
                     }
                     if hdr.is_ready() {
-                        return Ok((seg, cfg));
+                        let creator = MemberId::from_raw(hdr.primary_id.load(Ordering::Acquire));
+                        if seg.mapping().liveness(creator) == Liveness::Alive {
+                            return Ok((seg, cfg));
+                        }
+                        tracing::debug!(target: "shoal::eal", "{} belongs to a primary that is gone; waiting for the new one", info.segment.display());
                     }
                 }
             }
             if Instant::now() >= deadline {
-                return Err(not_ready());
+                return Err(Error::PrimaryNotReady {
+                    prefix: prefix.to_owned(),
+                    pid,
+                    secs: ATTACH_WAIT.as_secs(),
+                });
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -482,6 +501,19 @@ impl Eal {
             Error::NoPrimary { .. } => runtime::root_group_out_of_reach(prefix).unwrap_or(e),
             e => e,
         })?;
+        // A guest identity, so that the inspector may take the group's locks (and a dead
+        // inspector's lock is taken over).
+        if let Some(m) = seg.mapping().membership() {
+            match m.become_guest() {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(Error::TooManyProcesses {
+                        max: crate::memory::MAX_GUESTS as usize,
+                    })
+                }
+                Err(e) => return Err(mem_err("taking a guest liveness lock")(e)),
+            }
+        }
         let args = EalArgs {
             file_prefix: prefix.to_owned(),
             ..Default::default()
@@ -501,6 +533,7 @@ impl Eal {
                 args,
                 config: Mutex::new(None),
                 stop: Arc::new(AtomicBool::new(false)),
+                left: AtomicBool::new(false),
                 service: Mutex::new(None),
                 mp: None,
             }),
@@ -517,9 +550,28 @@ impl Eal {
         let map = seg.mapping().clone();
         let whole = Region::new(map.clone(), 0, map.len()).expect("whole mapping");
         let hdr: &SegmentHeader = whole.get(0).expect("header");
-        // Reap first, so that the lcores and slots of dead processes are free to claim.
-        proctable::reap_dead(hdr, &whole);
-        let (slot, lcores) = proctable::claim(hdr, proc_type, &args.lcores)?;
+        // Reap first, so that the slots of dead processes are free to claim; a guest identity
+        // lets us take the group's locks meanwhile (and tells others if we die doing it).
+        let guest = match map.membership().map(|m| m.become_guest()) {
+            Some(Ok(Some(id))) => id,
+            Some(Ok(None)) => {
+                return Err(Error::TooManyProcesses {
+                    max: crate::memory::MAX_GUESTS as usize,
+                })
+            }
+            Some(Err(e)) => return Err(mem_err("taking a guest liveness lock")(e)),
+            None => return Err(Error::NotASegment),
+        };
+        reap(&map, hdr, &whole, &dir);
+        let claimed = proctable::claim(&map, hdr, proc_type, &args.lcores);
+        if let Some(m) = map.membership() {
+            m.leave_guest(guest);
+        }
+        let (slot, lcores) = claimed?;
+        if proc_type == ProcType::Primary {
+            hdr.primary_id.store(map.me().raw(), Ordering::Relaxed);
+            hdr.publish();
+        }
         let ncpus = sys::cpu_count();
         let main_cpu = args
             .lcores
@@ -536,17 +588,20 @@ impl Eal {
         if let Err(e) = sys::pin_current_thread(main_cpu) {
             tracing::warn!(target: "shoal::eal", "could not pin to CPU {main_cpu}: {e}");
         }
-        let mp = crate::mp::Mp::start(crate::mp::MpConfig {
-            dir: dir.clone(),
-            role: match proc_type {
-                ProcType::Primary => crate::mp::Role::Primary,
-                ProcType::Secondary => crate::mp::Role::Secondary,
+        let mp = crate::mp::Mp::start_as(
+            crate::mp::MpConfig {
+                dir: dir.clone(),
+                role: match proc_type {
+                    ProcType::Primary => crate::mp::Role::Primary,
+                    ProcType::Secondary => crate::mp::Role::Secondary,
+                },
             },
-        });
+            Some(slot),
+        );
         let mp = match mp {
             Ok(mp) => mp,
             Err(e) => {
-                proctable::release(hdr, &whole, slot);
+                proctable::release(&map, hdr, &whole, slot);
                 return Err(Error::Ipc(e));
             }
         };
@@ -564,6 +619,7 @@ impl Eal {
                 args,
                 config: Mutex::new(cfg),
                 stop: Arc::new(AtomicBool::new(false)),
+                left: AtomicBool::new(false),
                 service: Mutex::new(None),
                 mp: Some(mp),
             }),
@@ -584,13 +640,11 @@ impl Eal {
         let slot = self.inner.slot.expect("member process");
         let proc_type = self.inner.proc_type;
         let prefix = self.inner.prefix.clone();
-        let watch = match proc_type {
-            ProcType::Secondary => self
-                .inner
-                .config
-                .lock()
-                .ok()
-                .and_then(|c| c.as_ref().and_then(|c| c.file.try_clone().ok())),
+        let dir = self.inner.dir.clone();
+        let primary = match proc_type {
+            ProcType::Secondary => Some(MemberId::from_raw(
+                self.header().primary_id.load(Ordering::Relaxed),
+            )),
             ProcType::Primary => None,
         };
         let primary_pid = self.primary_pid();
@@ -602,8 +656,8 @@ impl Eal {
                 let mut tick = 0u64;
                 while !stop.load(StdOrdering::Relaxed) {
                     proctable::beat(hdr, slot);
-                    if let Some(f) = &watch {
-                        if !matches!(sys::lock_holder(f), Ok(Some(_))) {
+                    if let Some(primary) = primary {
+                        if map.liveness(primary) == Liveness::Dead {
                             eprintln!(
                                 "error: the primary process (pid {primary_pid}) of file prefix {prefix:?} has exited; this secondary cannot continue"
                             );
@@ -611,9 +665,7 @@ impl Eal {
                         }
                     }
                     if proc_type == ProcType::Primary && tick.is_multiple_of(2) {
-                        for p in proctable::reap_dead(hdr, &whole) {
-                            tracing::warn!(target: "shoal::eal", "process {} ({}) died; its slot {} and lcores {:?} were freed", p.pid, p.proc_type, p.slot, p.lcores);
-                        }
+                        reap(&map, hdr, &whole, &dir);
                     }
                     tick += 1;
                     std::thread::sleep(SERVICE_PERIOD);
@@ -701,13 +753,30 @@ impl Eal {
 
     /// The processes of the group.
     pub fn processes(&self) -> Vec<ProcessInfo> {
-        proctable::list(self.header())
+        proctable::list(&self.inner.map, self.header())
+    }
+
+    /// This process's identity in the group: its slot and the slot's generation (a guest id for
+    /// an inspector).
+    pub fn member(&self) -> MemberId {
+        self.inner.map.me()
+    }
+
+    /// Whether the member `id` of this group is alive, by its liveness lock (no pid involved:
+    /// this works across PID namespaces and cannot be fooled by pid reuse).
+    pub fn liveness(&self, id: MemberId) -> Liveness {
+        self.inner.map.liveness(id)
     }
 
     /// Finds processes that died without leaving, returns their buffers to their pools and
     /// frees their slots and lcores. The primary does this by itself a few times a second.
     pub fn reap_dead(&self) -> Vec<ProcessInfo> {
-        proctable::reap_dead(self.header(), &self.whole())
+        reap(
+            &self.inner.map,
+            self.header(),
+            &self.whole(),
+            &self.inner.dir,
+        )
     }
 
     /// True once SIGINT or SIGTERM arrived (or [`Eal::request_quit`] was called).
@@ -725,23 +794,38 @@ impl Eal {
         sys::request_quit(libc::SIGINT);
     }
 
+    /// Leaves the group now, as the last drop of the `Eal` would (slot and lcores released;
+    /// for the primary, runtime files and segment removed), even while other handles (ports,
+    /// rings, pools) still hold clones. For an application that exits on an error after joining:
+    /// `eal.leave(); std::process::exit(1)` leaves nothing behind. Shared objects must not be
+    /// used afterwards (their memory stays mapped until the handles drop, so doing so is a
+    /// logic error, not undefined behaviour).
+    pub fn leave(&self) {
+        self.inner.leave();
+    }
+
     /// Holds the group's metadata lock until the returned guard drops. For tests of lock
     /// recovery: a process killed while holding it must not block the group.
     #[doc(hidden)]
     pub fn hold_metadata_lock(&self) -> impl Drop + '_ {
-        self.header().memzones.lock()
+        self.header().memzones.lock(&*self.inner.map)
     }
 
-    /// The pid holding the metadata lock (0 = free) and how many dead holders' locks were
-    /// taken over.
-    pub fn metadata_lock_state(&self) -> (u32, u32) {
+    /// The member holding the metadata lock (`MemberId::NONE` when free) and how many dead
+    /// holders' locks were taken over.
+    pub fn metadata_lock_state(&self) -> (MemberId, u64) {
         let raw = self.header().memzones.raw();
         (raw.holder(), raw.recoveries())
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
+impl Inner {
+    /// Leaves the group: IPC and the service thread stop, the slot and lcores are released,
+    /// and a primary removes the runtime files and the segment. Runs once (`left`).
+    fn leave(&self) {
+        if self.left.swap(true, StdOrdering::AcqRel) {
+            return;
+        }
         if let Some(mp) = &self.mp {
             mp.shutdown();
         }
@@ -752,7 +836,7 @@ impl Drop for Inner {
         let Some(slot) = self.slot else { return };
         let whole = Region::new(self.map.clone(), 0, self.map.len()).expect("whole mapping");
         let hdr: &SegmentHeader = whole.get(0).expect("header");
-        proctable::release(hdr, &whole, slot);
+        proctable::release(&self.map, hdr, &whole, slot);
         if self.proc_type == ProcType::Primary {
             runtime::clear_stale(&self.dir);
             let _ = std::fs::remove_file(&self.segment_path);
@@ -763,6 +847,23 @@ impl Drop for Inner {
             tracing::debug!(target: "shoal::eal", "primary left; group {:?} removed", self.prefix);
         }
     }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+/// Reaps dead members (see `proctable::reap_dead`), logs each, and removes its IPC socket,
+/// named by its own pid and slot.
+fn reap(map: &Mapping, hdr: &SegmentHeader, whole: &Region, dir: &Path) -> Vec<ProcessInfo> {
+    let reaped = proctable::reap_dead(map, hdr, whole);
+    for p in &reaped {
+        tracing::warn!(target: "shoal::eal", "process {} ({}) died; its slot {} and lcores {:?} were freed", p.pid, p.proc_type, p.slot, p.lcores);
+        let _ = std::fs::remove_file(dir.join(crate::mp::secondary_socket_name(p.pid, p.slot)));
+    }
+    reaped
 }
 
 fn human(bytes: usize) -> String {
@@ -804,8 +905,8 @@ pub fn send_signal(pid: u32, sig: i32) -> std::io::Result<()> {
     sys::send_signal(pid, sig)
 }
 
-/// True when `pid` names a live process (zombies count as dead): for applications that track
-/// their peers' liveness themselves, e.g. by pids in shared counters.
-pub fn process_alive(pid: u32) -> bool {
-    sys::process_alive(pid, 0)
+/// The PID namespace of this process (inode of `/proc/self/ns/pid`, 0 when unknown): pids of
+/// two processes can be compared only when their namespaces are the same.
+pub fn pid_namespace() -> u64 {
+    sys::pid_namespace()
 }

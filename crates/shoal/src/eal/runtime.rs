@@ -65,7 +65,6 @@ pub fn dir_error(prefix: &str, dir: &Path, source: io::Error) -> Error {
         Error::NotAccessible {
             prefix: prefix.to_owned(),
             path: dir.to_owned(),
-            uid: sys::geteuid(),
         }
     } else {
         Error::RuntimeDir {
@@ -87,7 +86,6 @@ pub fn root_group_out_of_reach(prefix: &str) -> Option<Error> {
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Some(Error::NotAccessible {
             prefix: prefix.to_owned(),
             path: dir,
-            uid: sys::geteuid(),
         }),
         _ => None,
     }
@@ -175,11 +173,14 @@ impl ConfigFile {
         }
     }
 
-    /// Tries to become the primary: true when this process now holds the lock. When this
-    /// process also created the file, the file goes when this value drops, unless
-    /// [`ConfigFile::keep`] is called first.
+    /// Tries to become the primary: true when this process now holds the lock. The lock is an
+    /// open-file-description lock: no other descriptor of the file that this process opens and
+    /// closes (an inspector inside the primary, say) can drop it, and the kernel drops it when
+    /// the primary dies, in whatever PID namespace it lives. When this process also created
+    /// the file, the file goes when this value drops, unless [`ConfigFile::keep`] is called
+    /// first.
     pub fn try_lock(&mut self) -> io::Result<bool> {
-        let locked = sys::try_lock_exclusive(&self.file)?;
+        let locked = sys::ofd_try_lock(&self.file, 0, 0)?;
         self.remove_on_drop = locked && self.created;
         Ok(locked)
     }
@@ -190,13 +191,18 @@ impl ConfigFile {
         self.remove_on_drop = false;
     }
 
-    /// The pid of the live primary holding the lock, if any.
-    pub fn holder(&self) -> io::Result<Option<u32>> {
-        sys::lock_holder(&self.file)
+    /// True while a primary (another open file description) holds the lock.
+    pub fn is_held(&self) -> io::Result<bool> {
+        sys::ofd_locked(&self.file, 0, 0)
     }
 
-    /// Writes the primary's information (through the locked descriptor: closing another
-    /// descriptor of this file would drop a POSIX lock).
+    /// Empties the file: a new primary does this first, so that nobody reads a dead
+    /// primary's segment path from it.
+    pub fn clear(&mut self) -> io::Result<()> {
+        self.file.set_len(0)
+    }
+
+    /// Writes the primary's information.
     pub fn write(&mut self, info: &ConfigInfo) -> io::Result<()> {
         self.file.set_len(0)?;
         self.file.rewind()?;

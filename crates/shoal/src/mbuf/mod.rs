@@ -83,6 +83,7 @@ use header::{Seg, NONE};
 
 pub use batch::{MbufBatch, MAX_BURST};
 pub use header::HDR_SIZE;
+pub(crate) use ring::release_dead_sides;
 pub use ring::MbufRing;
 
 /// Headroom left before the data of a fresh mbuf (DPDK's `RTE_PKTMBUF_HEADROOM`).

@@ -82,7 +82,7 @@ use crate::memzone::{self, Memzone};
 use crate::sync::atomic::Ordering;
 use crate::sys;
 
-pub(crate) use layout::kind;
+pub(crate) use layout::{kind, tag};
 pub use layout::{CACHE_MAX_SIZE, MAX_OBJECTS, NAMESIZE};
 pub(crate) use pool::PoolInner;
 pub use pool::{PoolObj, PoolObjs};
@@ -387,7 +387,7 @@ fn build(
     }
     let all: Vec<u32> = (0..cfg.size).collect();
     for chunk in all.chunks(1024) {
-        if !st.enqueue(None, chunk) {
+        if !st.enqueue(chunk, None, layout::tag::FREE) {
             return Err(unusable("the common store is too small"));
         }
     }

@@ -145,7 +145,7 @@ impl Group {
 
     /// The memzone indices of every mempool of the group.
     pub(crate) fn pool_zones(&self) -> Vec<u32> {
-        let table = self.header().memzones.lock();
+        let table = self.header().memzones.lock(&**self.whole.mapping());
         table
             .entries
             .iter()
@@ -157,7 +157,7 @@ impl Group {
 
     /// The memzone index of `MP_<name>`, if it is a mempool.
     pub(crate) fn zone_index(&self, zone_name: &str) -> Option<u32> {
-        let table = self.header().memzones.lock();
+        let table = self.header().memzones.lock(&**self.whole.mapping());
         table
             .entries
             .iter()
@@ -197,7 +197,7 @@ impl Group {
             }
         }
         let (offset, len) = {
-            let table = self.header().memzones.lock();
+            let table = self.header().memzones.lock(&**self.whole.mapping());
             let e = table.entries.get(index as usize)?;
             if e.used == 0 || e.kind != MemzoneKind::Mempool as u32 {
                 return None;
