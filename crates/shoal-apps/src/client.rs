@@ -75,6 +75,7 @@ pub fn main(args: Vec<String>) -> i32 {
     let (_, app_args) = eal::split_args(&args);
     let prog = args[0].clone();
     let cfg = parse(&app_args).unwrap_or_else(|e| usage_exit(&prog, USAGE, &e));
+    eal::setup_process(&args);
     let eal = loop {
         match Eal::init(args.clone()) {
             Ok((eal, _)) => break eal,
@@ -95,6 +96,7 @@ pub fn main(args: Vec<String>) -> i32 {
             }
         }
     };
+    eal.exit_when_primary_dies();
     match run(&eal, cfg) {
         Ok(()) => 0,
         Err(e) => {

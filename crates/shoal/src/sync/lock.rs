@@ -46,7 +46,10 @@ impl OwnerLock {
     #[inline]
     pub fn lock(&self, members: &dyn Members) -> Option<MemberId> {
         let me = members.me();
-        assert!(!me.is_none(), "a process without a member id took a group lock");
+        assert!(
+            !me.is_none(),
+            "a process without a member id took a group lock"
+        );
         // A0: pairs with R0 in `unlock`: what the previous holder wrote is visible to us.
         if self
             .owner
