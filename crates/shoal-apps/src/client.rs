@@ -74,6 +74,7 @@ pub fn main(args: Vec<String>) -> i32 {
     // Application options are needed before joining the group (for --wait).
     let cfg = crate::args::check(&args, USAGE, parse);
     let prog = args[0].clone();
+    eal::setup_process(&args);
     let mut said_waiting = false;
     let eal = loop {
         match Eal::init(args.clone()) {
@@ -95,6 +96,7 @@ pub fn main(args: Vec<String>) -> i32 {
             Err(e) => eal::exit_with(&prog, &e, USAGE),
         }
     };
+    eal.exit_when_primary_dies();
     match run(&eal, cfg) {
         Ok(()) => 0,
         Err(e) => {

@@ -28,6 +28,7 @@ fn init(prefix: &str, extra: &[&str]) -> Eal {
 /// The victim's loop: every structure with a fault site, over and over.
 fn victim() {
     let prefix = child_prefix();
+    shoal::eal::setup_process(&[]);
     let eal = init(&prefix, &["--proc-type=secondary", "-l", "1"]);
     let pool = MbufPool::lookup(&eal, "fpool").unwrap();
     let tx = MbufRing::lookup(&eal, "to_primary").unwrap();

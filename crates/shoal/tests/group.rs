@@ -28,6 +28,7 @@ fn run_child(role: &str) {
         }
         "secondary" => match init(&prefix, &[&["--proc-type=secondary"], &extra[..]].concat()) {
             Ok(eal) => {
+                eal.exit_when_primary_dies();
                 println!("attached slot={:?} lcores={:?}", eal.slot(), eal.lcores());
                 std::thread::sleep(T);
             }
@@ -36,6 +37,15 @@ fn run_child(role: &str) {
                 std::process::exit(1);
             }
         },
+        "quiet_secondary" => {
+            let eal = init(&prefix, &["--proc-type=secondary", "-l", "1"]).expect("attach");
+            eal.on_primary_death(|| println!("hook ran"));
+            println!("attached");
+            while !eal.should_quit() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            println!("loop ended, primary_died={}", eal.primary_died());
+        }
         "lockholder" => {
             let eal = init(&prefix, &["--proc-type=secondary"]).expect("attach");
             let _held = eal.hold_metadata_lock();
@@ -462,4 +472,28 @@ fn a_secondary_never_attaches_to_a_dead_primarys_segment() {
     p2.wait_for("ready", T);
     let eal = Eal::inspect(&prefix).expect("attach to the new primary");
     assert_eq!(eal.primary_pid(), p2.pid());
+}
+
+/// The library leaves the process alone when the primary dies: no exit, an event instead
+/// (a hook on the service thread, and `should_quit`/`primary_died` for the loops).
+#[test]
+fn a_library_secondary_is_told_of_its_primarys_death_and_is_not_exited() {
+    child_or!(run_child);
+    let g = Group::new("quiet");
+    let mut p = g.spawn_self(
+        "a_library_secondary_is_told_of_its_primarys_death_and_is_not_exited",
+        "primary",
+        &[("SHOAL_TEST_ARGS", "-l 0")],
+    );
+    p.wait_for("ready", T);
+    let mut s = g.spawn_self(
+        "a_library_secondary_is_told_of_its_primarys_death_and_is_not_exited",
+        "quiet_secondary",
+        &[],
+    );
+    s.wait_for("attached", T);
+    p.kill9();
+    s.wait_for("hook ran", T);
+    s.wait_for("loop ended, primary_died=true", T);
+    assert_eq!(s.wait_exit(T), Some(0), "{}", s.output());
 }

@@ -178,6 +178,9 @@ fn mem_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Memory { what, source }
 }
 
+/// What a secondary runs (on its service thread) when it sees its primary die.
+type PrimaryDeathHook = Box<dyn FnOnce() + Send>;
+
 /// An initialised environment: this process's membership of a group. Cheap to clone; the
 /// process leaves the group (slot and lcores released, and for the primary, runtime files and
 /// segment removed) when the last clone drops.
@@ -203,6 +206,10 @@ struct Inner {
     stop: Arc<AtomicBool>,
     /// Set once the process has left the group ([`Eal::leave`] or the last drop).
     left: AtomicBool,
+    /// Set by the service thread once a secondary saw its primary die.
+    primary_gone: Arc<AtomicBool>,
+    /// What the application asked to run when that happens.
+    on_primary_death: Arc<Mutex<Option<PrimaryDeathHook>>>,
     service: Mutex<Option<JoinHandle<()>>>,
     /// The group's IPC channel (None for an inspector).
     mp: Option<crate::mp::Mp>,
@@ -239,9 +246,27 @@ pub fn init_logging(level: Option<&str>) {
         .try_init();
 }
 
+/// Sets a process up the way shoal's binaries want it, for applications that want the same:
+/// a `tracing` subscriber on stderr at the level `--log-level` in `args` asks for (DPDK's names
+/// or numbers), and SIGINT/SIGTERM handlers that make [`Eal::should_quit`] true. The library
+/// never does either by itself.
+pub fn setup_process(args: &[String]) {
+    let level = args.iter().enumerate().find_map(|(i, a)| {
+        if a == "--" {
+            return Some(None);
+        }
+        a.strip_prefix("--log-level=")
+            .map(|l| Some(l.to_owned()))
+            .or_else(|| (a == "--log-level").then(|| args.get(i + 1).cloned()))
+    });
+    init_logging(level.flatten().as_deref());
+    sys::install_quit_handlers();
+}
+
 /// Initialises from `std::env::args()`, or prints the problem (and usage, for option errors)
 /// and exits: 0 for `--help`, 2 for bad options, 1 otherwise. `app_usage` is appended to the
-/// usage text.
+/// usage text. The helper shoal's binaries use: it also calls [`setup_process`], and asks
+/// [`Eal::exit_when_primary_dies`] of a secondary.
 pub fn init_or_exit(app_usage: &str) -> (Eal, Vec<String>) {
     init_or_exit_with(std::env::args().collect(), app_usage)
 }
@@ -249,8 +274,12 @@ pub fn init_or_exit(app_usage: &str) -> (Eal, Vec<String>) {
 /// As [`init_or_exit`], from a given command line (program name first).
 pub fn init_or_exit_with(args: Vec<String>, app_usage: &str) -> (Eal, Vec<String>) {
     let prog = args.first().cloned().unwrap_or_default();
+    setup_process(&args);
     match Eal::init(args) {
-        Ok(v) => v,
+        Ok(v) => {
+            v.0.exit_when_primary_dies();
+            v
+        }
         Err(e) => exit_with(&prog, &e, app_usage),
     }
 }
@@ -285,8 +314,6 @@ impl Eal {
     /// Returns the environment and the application's arguments (program name first).
     pub fn init(args: Vec<String>) -> Result<(Eal, Vec<String>), Error> {
         let (eal_args, app) = args::parse(&args)?;
-        init_logging(eal_args.log_level.as_deref());
-        sys::install_quit_handlers();
         let eal = Self::join(eal_args)?;
         Ok((eal, app))
     }
@@ -534,6 +561,8 @@ impl Eal {
                 config: Mutex::new(None),
                 stop: Arc::new(AtomicBool::new(false)),
                 left: AtomicBool::new(false),
+                primary_gone: Arc::new(AtomicBool::new(false)),
+                on_primary_death: Arc::new(Mutex::new(None)),
                 service: Mutex::new(None),
                 mp: None,
             }),
@@ -620,6 +649,8 @@ impl Eal {
                 config: Mutex::new(cfg),
                 stop: Arc::new(AtomicBool::new(false)),
                 left: AtomicBool::new(false),
+                primary_gone: Arc::new(AtomicBool::new(false)),
+                on_primary_death: Arc::new(Mutex::new(None)),
                 service: Mutex::new(None),
                 mp: Some(mp),
             }),
@@ -641,6 +672,8 @@ impl Eal {
         let proc_type = self.inner.proc_type;
         let prefix = self.inner.prefix.clone();
         let dir = self.inner.dir.clone();
+        let gone = self.inner.primary_gone.clone();
+        let on_gone = self.inner.on_primary_death.clone();
         let primary = match proc_type {
             ProcType::Secondary => Some(MemberId::from_raw(
                 self.header().primary_id.load(Ordering::Relaxed),
@@ -657,11 +690,15 @@ impl Eal {
                 while !stop.load(StdOrdering::Relaxed) {
                     proctable::beat(hdr, slot);
                     if let Some(primary) = primary {
-                        if map.liveness(primary) == Liveness::Dead {
-                            eprintln!(
-                                "error: the primary process (pid {primary_pid}) of file prefix {prefix:?} has exited; this secondary cannot continue"
-                            );
-                            std::process::exit(EXIT_PRIMARY_DIED);
+                        if !gone.load(StdOrdering::Relaxed)
+                            && map.liveness(primary) == Liveness::Dead
+                        {
+                            tracing::error!(target: "shoal::eal", "the primary process (pid {primary_pid}) of file prefix {prefix:?} has exited");
+                            gone.store(true, StdOrdering::Release);
+                            let f = on_gone.lock().ok().and_then(|mut f| f.take());
+                            if let Some(f) = f {
+                                f();
+                            }
                         }
                     }
                     if proc_type == ProcType::Primary && tick.is_multiple_of(2) {
@@ -779,9 +816,38 @@ impl Eal {
         )
     }
 
-    /// True once SIGINT or SIGTERM arrived (or [`Eal::request_quit`] was called).
+    /// True once SIGINT or SIGTERM arrived (with handlers installed: [`setup_process`]), or
+    /// [`Eal::request_quit`] was called, or this secondary's primary died.
     pub fn should_quit(&self) -> bool {
-        sys::quit_signal() != 0
+        sys::quit_signal() != 0 || self.primary_died()
+    }
+
+    /// True once this secondary saw its primary die (checked a few times a second). The library
+    /// leaves the process alone: loops see [`Eal::should_quit`], and the application decides
+    /// what to do ([`Eal::on_primary_death`], [`Eal::exit_when_primary_dies`]).
+    pub fn primary_died(&self) -> bool {
+        self.inner.primary_gone.load(StdOrdering::Acquire)
+    }
+
+    /// Runs `f` once, on the EAL's service thread, when this secondary sees its primary die.
+    /// Replaces what was registered before.
+    pub fn on_primary_death(&self, f: impl FnOnce() + Send + 'static) {
+        if let Ok(mut slot) = self.inner.on_primary_death.lock() {
+            *slot = Some(Box::new(f));
+        }
+    }
+
+    /// What shoal's binaries do when their primary dies: print why on stderr and exit with
+    /// [`EXIT_PRIMARY_DIED`]. An application opts in; the library never exits by itself.
+    pub fn exit_when_primary_dies(&self) {
+        if self.proc_type() != ProcType::Secondary {
+            return;
+        }
+        let (pid, prefix) = (self.primary_pid(), self.file_prefix().to_owned());
+        self.on_primary_death(move || {
+            eprintln!("error: the primary process (pid {pid}) of file prefix {prefix:?} has exited; this secondary cannot continue");
+            std::process::exit(EXIT_PRIMARY_DIED);
+        });
     }
 
     /// The signal that asked this process to stop (SIGINT 2, SIGTERM 15), or 0.
