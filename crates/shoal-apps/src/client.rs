@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::args::{usage_exit, Opts};
+use crate::args::Opts;
 use crate::cs::{self, cli, ctl, SharedInfo, MAX_CLIENTS};
 use crate::{bump, get, now_ns};
 use shoal::eal::{self, Eal};
@@ -72,10 +72,10 @@ fn parse(args: &[String]) -> Result<Config, String> {
 /// Runs the client with a full command line (program name first); returns the exit status.
 pub fn main(args: Vec<String>) -> i32 {
     // Application options are needed before joining the group (for --wait).
-    let (_, app_args) = eal::split_args(&args);
+    let cfg = crate::args::check(&args, USAGE, parse);
     let prog = args[0].clone();
-    let cfg = parse(&app_args).unwrap_or_else(|e| usage_exit(&prog, USAGE, &e));
     eal::setup_process(&args);
+    let mut said_waiting = false;
     let eal = loop {
         match Eal::init(args.clone()) {
             Ok((eal, _)) => break eal,
@@ -83,17 +83,17 @@ pub fn main(args: Vec<String>) -> i32 {
                 if shoal::eal::quit_requested() {
                     return 0;
                 }
-                tracing::debug!("waiting for the server of {prefix:?}");
+                if !said_waiting {
+                    println!("mp_client: waiting for the server (file prefix {prefix:?})");
+                    said_waiting = true;
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(eal::Error::NoPrimary { prefix }) => {
                 eprintln!("mp_client: the server is not running (no primary for file prefix {prefix:?}); start mp_server first, or pass --wait");
                 return 1;
             }
-            Err(e) => {
-                let _ = eal::init_or_exit_with(args.clone(), USAGE);
-                unreachable!("init_or_exit_with exits on {e}");
-            }
+            Err(e) => eal::exit_with(&prog, &e, USAGE),
         }
     };
     eal.exit_when_primary_dies();

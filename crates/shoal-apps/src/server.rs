@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::args::{usage_exit, Opts};
+use crate::args::Opts;
 use crate::cs::{self, ctl, srv, Dispatcher, Dist, PacketKey, SharedInfo, MAX_CLIENTS, MAX_PORTS};
 use crate::{bump, get};
 use shoal::eal::{self, Eal};
@@ -96,19 +96,14 @@ fn parse(args: &[String]) -> Result<Config, String> {
                 let ms: u64 = o.num("--stats-interval")?;
                 c.stats_interval = (ms > 0).then(|| Duration::from_millis(ms));
             }
-            "--duration" => {
-                c.duration = Some(Duration::from_secs_f64(
-                    o.value("--duration")?
-                        .parse()
-                        .map_err(|_| "bad --duration")?,
-                ))
-            }
+            "--duration" => c.duration = Some(o.secs("--duration")?),
             "--drain-timeout" => c.drain_timeout = Duration::from_millis(o.num("--drain-timeout")?),
             "--wait-clients" => c.wait_clients = true,
             "--poll" => c.poll = true,
             other => return Err(format!("unknown option {other:?}")),
         }
     }
+    c.dist.check_clients(c.num_clients)?;
     Ok(c)
 }
 
@@ -127,9 +122,7 @@ struct Client {
 
 /// Runs the server with a full command line (program name first); returns the exit status.
 pub fn main(args: Vec<String>) -> i32 {
-    let (eal, app_args) = eal::init_or_exit_with(args, USAGE);
-    let prog = app_args[0].clone();
-    let cfg = parse(&app_args).unwrap_or_else(|e| usage_exit(&prog, USAGE, &e));
+    let (eal, cfg) = crate::args::init(args, USAGE, parse);
     match run(&eal, cfg) {
         Ok(()) => 0,
         Err(e) => {

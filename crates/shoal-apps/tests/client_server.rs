@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shoal::ethdev::pcap::{PcapReader, PcapWriter};
 use shoal::net::{build_arp_request, build_udp_ipv4, EthernetAddress, FiveTuple};
-use shoal_testkit::{Group, Proc};
+use shoal_testkit::{eventually, Group, Proc, TempDir};
 
 const T: Duration = Duration::from_secs(30);
 const SERVER: &str = env!("CARGO_BIN_EXE_mp_server");
@@ -327,8 +327,7 @@ fn write_capture(path: &std::path::Path, udp: usize, arp: usize) -> Vec<Vec<u8>>
 #[test]
 fn pcap_in_pcap_out_packet_for_packet_with_arp_copied_to_every_client() {
     let g = Group::new("cs-pcap");
-    let dir = std::env::temp_dir().join(g.prefix());
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("cs-pcap");
     let (inp, outp) = (dir.join("in.pcap"), dir.join("out.pcap"));
     let frames = write_capture(&inp, 200, 10);
     let arps = frames.iter().filter(|f| f[12..14] == [8, 6]).count();
@@ -344,22 +343,12 @@ fn pcap_in_pcap_out_packet_for_packet_with_arp_copied_to_every_client() {
     s.wait_for("all 2 clients connected", T);
     // Everything read (200 + 10) and every copy (10 more) forwarded.
     let want = frames.len() as u64 + arps as u64;
-    let deadline = std::time::Instant::now() + T;
-    loop {
-        let out = s.output();
-        if out
+    eventually("every frame to be forwarded", T, || {
+        s.output()
             .lines()
             .filter(|l| l.starts_with("Total:"))
             .any(|l| nums(l, &["forwarded"])[0] >= want)
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not all forwarded:\n{out}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
     let (_, couts) = stop_all(&mut s, &mut cs);
     for (c, out) in couts.iter().enumerate() {
         let l = out
@@ -385,7 +374,6 @@ fn pcap_in_pcap_out_packet_for_packet_with_arp_copied_to_every_client() {
         got, expected,
         "out.pcap holds every frame once, and every ARP frame once per client"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -399,7 +387,7 @@ fn a_client_waits_for_the_server_when_asked_and_says_so_otherwise() {
         alone.output()
     );
     let mut early = client(&g, 0, &["--wait"]);
-    std::thread::sleep(Duration::from_millis(300));
+    early.wait_for("waiting for the server", T);
     let mut s = server(&g, &GEN, &["-n", "1"]);
     s.wait_for("Client process 0 connected", T);
     s.wait_for_nth("Client  0: enqueued", 2, T);
@@ -418,4 +406,37 @@ fn bad_server_and_client_options_are_usage_errors() {
     let mut p = g.spawn(CLIENT, &["-l", "1", "--proc-type=secondary", "--"]);
     assert_eq!(p.wait_exit(T), Some(2));
     assert!(p.output().contains("-n CLIENT_ID"), "{}", p.output());
+}
+
+#[test]
+fn ports_with_high_ids_keep_counters_of_their_own() {
+    // Ports 16 and 17 (the 17th and 18th vdevs) carry the traffic; a client runs beside them.
+    let g = Group::new("cs-hiport");
+    let mut vdevs: Vec<String> = (0..16).map(|i| format!("net_null{i}")).collect();
+    vdevs.push("net_gen16,flows=16,rate=100000".into());
+    vdevs.push("net_gen17,flows=16,rate=100000".into());
+    let eal: Vec<&str> = vdevs.iter().flat_map(|v| ["--vdev", v.as_str()]).collect();
+    let mut s = server(&g, &eal, &["-p", "0x30000", "-n", "1"]);
+    let mut c = client(&g, 0, &[]);
+    s.wait_for("Client process 0 connected", T);
+    s.wait_for_nth("Client  0: enqueued", 3, T);
+    let (sout, _) = stop_all(&mut s, std::slice::from_mut(&mut c));
+    let (rx, copies, delivered, dropped, _, _) = final_line(&sout);
+    assert!(rx > 0 && delivered > 0, "{sout}");
+    assert_eq!(rx + copies, delivered + dropped, "{sout}");
+}
+
+#[test]
+fn no_telemetry_leaves_no_telemetry_socket() {
+    for (flag, want) in [(None, true), (Some("--no-telemetry"), false)] {
+        let g = Group::new("cs-notel");
+        let dir = shoal_testkit::runtime_dir(g.prefix());
+        let mut eal = GEN.to_vec();
+        eal.extend(flag);
+        let mut s = server(&g, &eal, &["-n", "1"]);
+        assert!(dir.join("mp_socket").exists(), "{}", dir.display());
+        assert_eq!(dir.join("telemetry").exists(), want, "{flag:?}");
+        let (code, out) = s.stop(libc::SIGINT, T);
+        assert_eq!(code, Some(0), "{out}");
+    }
 }

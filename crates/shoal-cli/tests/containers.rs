@@ -8,25 +8,22 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shoal_testkit::{Group, Proc};
+use shoal_testkit::{skip_or_fail, Group, Proc};
 
 const T: Duration = Duration::from_secs(30);
 const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
 
-/// True when namespaces can be made here; otherwise prints why (and fails in CI).
-fn can_unshare(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    #[allow(unsafe_code)]
-    let root = unsafe { libc::geteuid() } == 0;
-    let ok = root
+/// True when namespaces can be made here; otherwise the test has been skipped
+/// ([`skip_or_fail`]: it fails in CI) and should return.
+#[track_caller]
+fn can_unshare() -> bool {
+    let ok = shoal_testkit::is_root()
         && std::process::Command::new("unshare")
             .args(["--pid", "--fork", "--mount-proc", "true"])
             .status()
             .is_ok_and(|s| s.success());
     if !ok {
-        let why = format!("{test}: skipped: creating PID namespaces needs root and unshare(1) (crates/shoal-cli/tests/containers.rs)");
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-        println!("{why}");
+        skip_or_fail("creating PID namespaces needs root and unshare(1)");
     }
     ok
 }
@@ -159,7 +156,7 @@ fn stats_lines(p: &mut Proc) -> usize {
 /// reclaimed from either, `shoal info` lists them alive, and their IPC sockets do not collide.
 #[test]
 fn clients_in_other_pid_namespaces_forward_and_nothing_is_reclaimed() {
-    if !can_unshare("clients_in_other_pid_namespaces_forward_and_nothing_is_reclaimed") {
+    if !can_unshare() {
         return;
     }
     let g = Group::new("ns-fwd");
@@ -207,9 +204,7 @@ fn clients_in_other_pid_namespaces_forward_and_nothing_is_reclaimed() {
 /// init): a pid check would call the dead client alive forever.
 #[test]
 fn a_killed_client_in_another_pid_namespace_is_detected_though_its_pid_lives_here() {
-    if !can_unshare(
-        "a_killed_client_in_another_pid_namespace_is_detected_though_its_pid_lives_here",
-    ) {
+    if !can_unshare() {
         return;
     }
     let g = Group::new("ns-kill");
@@ -253,7 +248,7 @@ fn a_killed_client_in_another_pid_namespace_is_detected_though_its_pid_lives_her
 
 #[test]
 fn a_killed_primary_is_noticed_by_a_client_in_another_pid_namespace() {
-    if !can_unshare("a_killed_primary_is_noticed_by_a_client_in_another_pid_namespace") {
+    if !can_unshare() {
         return;
     }
     let g = Group::new("ns-prim");
@@ -267,9 +262,7 @@ fn a_killed_primary_is_noticed_by_a_client_in_another_pid_namespace() {
 
 #[test]
 fn a_client_in_a_container_sharing_only_the_group_files_works_and_its_death_is_seen() {
-    if !can_unshare(
-        "a_client_in_a_container_sharing_only_the_group_files_works_and_its_death_is_seen",
-    ) {
+    if !can_unshare() {
         return;
     }
     let g = Group::new("ns-box");

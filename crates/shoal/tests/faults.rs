@@ -18,19 +18,11 @@ use shoal_testkit::{child_prefix, role, Group, Proc};
 
 const T: Duration = Duration::from_secs(30);
 
+/// Joins `prefix` on /dev/shm, logging errors only.
 fn init(prefix: &str, extra: &[&str]) -> Eal {
-    let mut args = vec![
-        "test".to_string(),
-        "--file-prefix".into(),
-        prefix.into(),
-        "-m".into(),
-        "64".into(),
-        "--no-huge".into(),
-        "--log-level".into(),
-        "error".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Eal::init(args).expect("eal").0
+    let mut args = vec!["--no-huge", "--log-level", "error"];
+    args.extend_from_slice(extra);
+    shoal_testkit::init(prefix, &args).expect("eal")
 }
 
 /// The victim's loop: every structure with a fault site, over and over.

@@ -5,23 +5,9 @@ use std::time::{Duration, Instant};
 use shoal::eal::{Eal, Error, ProcType};
 use shoal::memory::Backing;
 use shoal::memzone::{self, Memzone};
-use shoal_testkit::{child_prefix, role, Group};
+use shoal_testkit::{child_or, child_prefix, eventually, init, skip_or_fail, Group};
 
 const T: Duration = Duration::from_secs(20);
-
-fn init(prefix: &str, extra: &[&str]) -> Result<Eal, Error> {
-    let mut args = vec![
-        "test".to_string(),
-        "--file-prefix".into(),
-        prefix.into(),
-        "-m".into(),
-        "32".into(),
-        "--log-level".into(),
-        "warning".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Eal::init(args).map(|(e, _)| e)
-}
 
 /// Child bodies shared by several tests.
 fn run_child(role: &str) {
@@ -95,23 +81,14 @@ fn write_byte(z: &Memzone, i: usize, v: u8) {
     assert!(z.region().write(i, &[v]));
 }
 
-macro_rules! child_or {
-    () => {
-        if let Some(r) = role() {
-            run_child(&r);
-            return;
-        }
-    };
-}
-
 #[test]
 fn two_primaries_conflict_naming_the_live_one() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("2p");
     let prefix = g.prefix().to_string();
     let mut p = g.spawn_self("two_primaries_conflict_naming_the_live_one", "primary", &[]);
     p.wait_for("ready", T);
-    match init(&prefix, &[]) {
+    match init::<&str>(&prefix, &[]) {
         Err(Error::PrimaryExists { pid, .. }) => assert_eq!(pid, p.pid()),
         other => panic!("expected PrimaryExists, got {other:?}"),
     }
@@ -119,7 +96,7 @@ fn two_primaries_conflict_naming_the_live_one() {
 
 #[test]
 fn secondary_without_primary_fails_clearly() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("nop");
     let prefix = g.prefix().to_string();
     let t0 = Instant::now();
@@ -131,7 +108,7 @@ fn secondary_without_primary_fails_clearly() {
 
 #[test]
 fn auto_becomes_primary_then_secondary() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("auto");
     let prefix = g.prefix().to_string();
     let first = init(&prefix, &["--proc-type=auto", "-l", "0"]).unwrap();
@@ -151,7 +128,7 @@ fn auto_becomes_primary_then_secondary() {
 
 #[test]
 fn secondary_exits_when_primary_is_killed() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("kill");
     let mut p = g.spawn_self(
         "secondary_exits_when_primary_is_killed",
@@ -175,7 +152,7 @@ fn secondary_exits_when_primary_is_killed() {
 
 #[test]
 fn metadata_lock_survives_a_killed_holder() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("lock");
     let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["-l", "0"]).unwrap();
@@ -197,7 +174,7 @@ fn metadata_lock_survives_a_killed_holder() {
 
 #[test]
 fn groups_side_by_side_are_isolated() {
-    child_or!();
+    child_or!(run_child);
     let (ga, gb) = (Group::new("iso-a"), Group::new("iso-b"));
     let (pa, pb) = (ga.prefix().to_string(), gb.prefix().to_string());
     let a = init(&pa, &["-l", "0"]).unwrap();
@@ -216,7 +193,7 @@ fn groups_side_by_side_are_isolated() {
 
 #[test]
 fn memzones_are_shared_between_processes() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("mz");
     let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["-l", "0"]).unwrap();
@@ -237,7 +214,7 @@ fn memzones_are_shared_between_processes() {
 
 #[test]
 fn memzone_errors_are_clear() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("mzerr");
     let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["-l", "0", "-m", "8"]).unwrap();
@@ -282,7 +259,7 @@ fn memzone_errors_are_clear() {
 
 #[test]
 fn two_live_processes_cannot_share_an_lcore() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("lc");
     let prefix = g.prefix().to_string();
     let _eal = init(&prefix, &["-l", "0-1"]).unwrap();
@@ -308,7 +285,7 @@ fn two_live_processes_cannot_share_an_lcore() {
 
 #[test]
 fn a_dead_process_slot_is_found_and_freed() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("reap");
     let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["-l", "0"]).unwrap();
@@ -322,15 +299,9 @@ fn a_dead_process_slot_is_found_and_freed() {
     assert!(eal.processes().iter().any(|p| p.pid == pid && p.alive));
     c.kill9();
     // The primary's service thread reaps it by itself.
-    let deadline = Instant::now() + T;
-    while eal.processes().iter().any(|p| p.pid == pid) {
-        assert!(
-            Instant::now() < deadline,
-            "slot of {pid} never freed: {:?}",
-            eal.processes()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(&format!("the slot of {pid} to be freed"), T, || {
+        eal.processes().iter().all(|p| p.pid != pid)
+    });
     let mut again = g.spawn_self(
         "a_dead_process_slot_is_found_and_freed",
         "secondary",
@@ -341,7 +312,7 @@ fn a_dead_process_slot_is_found_and_freed() {
 
 #[test]
 fn a_different_layout_is_refused_naming_both_versions() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("layout");
     let prefix = g.prefix().to_string();
     let mut p = g.spawn_self(
@@ -381,7 +352,7 @@ fn a_different_layout_is_refused_naming_both_versions() {
 
 #[test]
 fn no_huge_uses_shm_and_hugepages_are_used_when_free() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("nohuge");
     let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["--no-huge", "-l", "0"]).unwrap();
@@ -405,9 +376,9 @@ fn no_huge_uses_shm_and_hugepages_are_used_when_free() {
         .unwrap()
         .contains("hugetlbfs");
     if !mounted || free < 16 {
-        println!(
-            "SKIP hugepage half: hugetlbfs mounted={mounted}, free 2 MiB pages={free} (need 16)"
-        );
+        skip_or_fail(&format!(
+            "the hugepage half: hugetlbfs mounted={mounted}, free 2 MiB pages={free} (need 16; ci/setup.sh reserves them)"
+        ));
         return;
     }
     let gh = Group::new("huge");
@@ -424,7 +395,7 @@ fn no_huge_uses_shm_and_hugepages_are_used_when_free() {
 
 #[test]
 fn works_with_aslr_on() {
-    child_or!();
+    child_or!(run_child);
     let aslr = std::fs::read_to_string("/proc/sys/kernel/randomize_va_space").unwrap_or_default();
     println!("randomize_va_space = {}", aslr.trim());
     // The memzone test above maps the segment in two processes and compares bytes at offsets;
@@ -465,7 +436,7 @@ fn ofd_lock(file: &std::fs::File) {
 /// not attach to that memory: the segment's creator holds no liveness lock on it.
 #[test]
 fn a_secondary_never_attaches_to_a_dead_primarys_segment() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("stale");
     let prefix = g.prefix().to_string();
     let mut p = g.spawn_self(
@@ -507,7 +478,7 @@ fn a_secondary_never_attaches_to_a_dead_primarys_segment() {
 /// (a hook on the service thread, and `should_quit`/`primary_died` for the loops).
 #[test]
 fn a_library_secondary_is_told_of_its_primarys_death_and_is_not_exited() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("quiet");
     let mut p = g.spawn_self(
         "a_library_secondary_is_told_of_its_primarys_death_and_is_not_exited",

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use args::{EalArgs, LcoreId, ProcTypeArg, USAGE};
+pub use args::{check_file_prefix, parse as parse_args, EalArgs, LcoreId, ProcTypeArg, USAGE};
 pub use lcore::{lcore_id, LcoreError};
 pub(crate) use lcore::{lcore_in, member_id};
 pub use proctable::ProcessInfo;
@@ -289,7 +289,8 @@ pub fn exit_on_error(e: &Error, app_usage: &str) -> ! {
     exit_with(&std::env::args().next().unwrap_or_default(), e, app_usage)
 }
 
-fn exit_with(prog: &str, e: &Error, app_usage: &str) -> ! {
+/// As [`exit_on_error`], naming `prog` in the usage.
+pub fn exit_with(prog: &str, e: &Error, app_usage: &str) -> ! {
     match e {
         Error::Help => {
             println!(
@@ -317,12 +318,33 @@ impl Eal {
         Ok((eal, app))
     }
 
+    /// Joins or creates the group; when that fails, removes what it created (directories,
+    /// `config`, the segment), so that a failed start leaves nothing behind.
     fn join(args: EalArgs) -> Result<Eal, Error> {
-        let dir = runtime_dir(&args.file_prefix);
-        runtime::ensure_dir(&dir).map_err(|source| Error::RuntimeDir {
-            path: dir.clone(),
-            source,
-        })?;
+        let prefix = args.file_prefix.clone();
+        let dir = runtime_dir(&prefix);
+        // A group of this name that root runs is out of this user's reach: say so, rather
+        // than that there is none, or start another group beside it (unless this user runs
+        // one of that name too).
+        if let Some(e) = runtime::root_group_out_of_reach(&prefix) {
+            let own_primary = ConfigFile::open_existing(&dir)
+                .ok()
+                .flatten()
+                .is_some_and(|c| matches!(c.is_held(), Ok(true)));
+            if !own_primary {
+                return Err(e);
+            }
+        }
+        let created =
+            runtime::ensure_dir(&dir).map_err(|e| runtime::dir_error(&prefix, &dir, e))?;
+        let joined = Self::join_in(args, dir);
+        if joined.is_err() {
+            runtime::remove_created(&created);
+        }
+        joined
+    }
+
+    fn join_in(args: EalArgs, dir: PathBuf) -> Result<Eal, Error> {
         let rt_err = |source| Error::RuntimeDir {
             path: dir.clone(),
             source,
@@ -341,7 +363,7 @@ impl Eal {
             }
             ProcTypeArg::Secondary => Self::attach_secondary(args, dir),
             ProcTypeArg::Auto => {
-                let cfg = ConfigFile::open_or_create(&dir).map_err(rt_err)?;
+                let mut cfg = ConfigFile::open_or_create(&dir).map_err(rt_err)?;
                 if cfg.try_lock().map_err(rt_err)? {
                     tracing::info!(target: "shoal::eal", "auto: no live primary for {:?}; running as primary", args.file_prefix);
                     Self::create_primary(args, dir, cfg)
@@ -367,6 +389,20 @@ impl Eal {
             stem: format!("shoal_{}", args.file_prefix),
         };
         let seg = Segment::create(&req).map_err(mem_err("creating the segment"))?;
+        let seg_path = seg.path().to_owned();
+        Self::primary_on(args, dir, cfg, seg, pid).inspect_err(|_| {
+            // Not ours to keep: no process of the group could have attached yet.
+            let _ = std::fs::remove_file(&seg_path);
+        })
+    }
+
+    fn primary_on(
+        args: EalArgs,
+        dir: PathBuf,
+        mut cfg: ConfigFile,
+        seg: Segment,
+        pid: u32,
+    ) -> Result<Eal, Error> {
         if seg.backing() == Backing::Shm && !args.no_huge {
             tracing::info!(target: "shoal::eal", "shared memory: {} in /dev/shm (normal pages)", human(seg.mapping().len()));
         } else {
@@ -389,6 +425,15 @@ impl Eal {
         })
         .map_err(mem_err("writing the config file"))?;
         let eal = Self::finish(args, ProcType::Primary, dir, &seg, Some(cfg))?;
+        if let Some(c) = eal
+            .inner
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            c.keep();
+        }
         tracing::info!(target: "shoal::eal", "primary process {pid} ready (file prefix {:?})", eal.file_prefix());
         Ok(eal)
     }
@@ -477,8 +522,12 @@ impl Eal {
     /// Attaches to a running group without joining it: no process slot, no lcores, no service
     /// thread. For tools such as `shoal info`.
     pub fn inspect(prefix: &str) -> Result<Eal, Error> {
+        check_file_prefix(prefix)?;
         let dir = runtime_dir(prefix);
-        let (seg, _cfg) = Self::open_group(prefix, &dir)?;
+        let (seg, _cfg) = Self::open_group(prefix, &dir).map_err(|e| match e {
+            Error::NoPrimary { .. } => runtime::root_group_out_of_reach(prefix).unwrap_or(e),
+            e => e,
+        })?;
         // A guest identity, so that the inspector may take the group's locks (and a dead
         // inspector's lock is taken over).
         if let Some(m) = seg.mapping().membership() {

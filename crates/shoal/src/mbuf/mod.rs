@@ -866,11 +866,11 @@ impl Mbuf {
     }
 
     /// A deep copy of `len` bytes of the packet from `off` (all of it for `u32::MAX`), into
-    /// new mbufs from `pool`, chained as needed (DPDK's `rte_pktmbuf_copy`). `None` when `off`
-    /// is past the end or `pool` runs out.
+    /// new mbufs from `pool`, chained as needed (DPDK's `rte_pktmbuf_copy`). A copy from
+    /// `off == pkt_len()` is an empty mbuf. `None` when `off` is past the end or `pool` runs out.
     pub fn copy(&self, pool: &MbufPool, off: u32, len: u32) -> Option<Mbuf> {
         let pkt_len = self.pkt_len();
-        if off >= pkt_len {
+        if off > pkt_len {
             return None;
         }
         let mut len = len.min(pkt_len - off);
