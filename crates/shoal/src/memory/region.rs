@@ -100,7 +100,7 @@ impl Mapping {
 }
 
 /// A group's mapping answers liveness questions about the group's members (see
-/// [`super::members`]); a heap block is process-local, so every holder is alive ([`Local`]).
+/// `memory::members`); a heap block is process-local, so every holder is alive ([`Local`]).
 impl Members for Mapping {
     fn me(&self) -> MemberId {
         match &self.membership {
