@@ -162,6 +162,20 @@ impl Raw {
         );
     }
 
+    /// Sends without waiting; false once the message cannot go (queue full, or closed).
+    fn send_nowait(&self, msg: &[u8]) -> bool {
+        // SAFETY: msg is valid for reads of its length.
+        let n = unsafe {
+            libc::send(
+                self.0.as_raw_fd(),
+                msg.as_ptr().cast(),
+                msg.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        n == msg.len() as isize
+    }
+
     /// One message; None when the server closed the connection.
     fn recv(&self) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; 64 * 1024];
@@ -430,6 +444,15 @@ fn raw_seqpacket_client_survives_malformed_requests() {
         );
     }
     assert_eq!(c.ask("/ethdev/list"), json!({"/ethdev/list": [0, 1]}));
+    // A client that asks and never reads holds nothing up: the server still stops cleanly.
+    let hog = connect_dpdk(&g);
+    let sent = (0..100_000)
+        .take_while(|_| hog.send_nowait(b"/shoal/snapshot"))
+        .count();
+    assert!(
+        sent < 100_000,
+        "the server read everything and answered nothing?"
+    );
     let (code, out) = srv.stop(libc::SIGINT, T);
     assert_eq!(code, Some(0), "{out}");
 }

@@ -6,6 +6,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
+use std::time::Duration;
 
 use super::unix_dgram::{sockaddr, Addr};
 
@@ -129,6 +130,26 @@ impl Conn {
         }
     }
 
+    /// Makes [`Conn::send`] give up with `WouldBlock` once it has waited `t` for room in the
+    /// peer's queue (a peer that stops reading cannot hold the sender forever).
+    pub(crate) fn set_write_timeout(&self, t: Duration) -> io::Result<()> {
+        let tv = libc::timeval {
+            tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_usec: t.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: optval points at a live timeval and optlen is its size.
+        cvt(unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        })?;
+        Ok(())
+    }
+
     /// Sends `data` as one message (blocking while the peer's queue is full). A closed peer
     /// gives `BrokenPipe` (no SIGPIPE).
     pub(crate) fn send(&self, data: &[u8]) -> io::Result<()> {
@@ -225,7 +246,16 @@ mod tests {
         drop(c);
         assert_eq!(s.recv(&mut buf).unwrap(), Recv::Closed);
         assert_eq!(s.send(b"x").unwrap_err().kind(), io::ErrorKind::BrokenPipe);
-        drop(l);
+        // A peer that stops reading: sends time out instead of blocking for ever.
+        let c2 = Conn::connect(&path).unwrap();
+        let s2 = l.accept().unwrap();
+        s2.set_write_timeout(Duration::from_millis(50)).unwrap();
+        let big = vec![0u8; 16 * 1024];
+        let err = (0..100_000)
+            .find_map(|_| s2.send(&big).err())
+            .expect("the peer's queue never filled");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop((c2, s2, l));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -56,6 +56,8 @@ pub const SOCKET_NAME: &str = "dpdk_telemetry.v2";
 const STREAM_MAX_REQUEST_LEN: usize = 64 * 1024;
 /// How often idle threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
+/// How long an answer may wait for a client that reads nothing before the client is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The greeting's `version`.
 pub fn version() -> String {
@@ -671,7 +673,9 @@ fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, ctx: &Ctx) -> bool {
 }
 
 fn dpdk_client(conn: seqpacket::Conn, ctx: Ctx) {
-    if conn.send(info_value().to_string().as_bytes()).is_err() {
+    if conn.set_write_timeout(WRITE_TIMEOUT).is_err()
+        || conn.send(info_value().to_string().as_bytes()).is_err()
+    {
         return;
     }
     let mut buf = [0u8; MAX_REQUEST_LEN];
@@ -700,7 +704,7 @@ fn count(stats: &ServerStats, malformed: bool, cut: bool) {
 }
 
 fn stream_client(mut s: UnixStream, ctx: Ctx) {
-    if s.set_nonblocking(false).is_err() {
+    if s.set_nonblocking(false).is_err() || s.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
         return;
     }
     let hello = json!({
