@@ -547,3 +547,33 @@ fn shoal_telemetry_answers_and_prints_prometheus_text() {
     assert_eq!(p.wait_exit(T), Some(1));
     assert!(p.output().contains("no telemetry socket"), "{}", p.output());
 }
+
+#[test]
+fn a_killed_primarys_link_is_removed_by_the_next_primary() {
+    let _serial = serial();
+    let live = Group::new("tel-live");
+    let (mut alive, alive_dir) = server(&live);
+    let a = Group::new("tel-dead");
+    let (mut dead, dead_dir) = server(&a);
+    let link = dead_dir.0.join("dpdk_telemetry.v2");
+    dead.kill9();
+    assert!(
+        std::fs::symlink_metadata(&link).is_ok(),
+        "a SIGKILLed primary cannot remove its link"
+    );
+    let b = Group::new("tel-next");
+    let (mut next, next_dir) = server(&b);
+    assert!(std::fs::symlink_metadata(&link).is_err(), "stale link kept");
+    assert!(!dead_dir.0.exists(), "{} kept", dead_dir.0.display());
+    assert!(next_dir.0.join("dpdk_telemetry.v2").exists());
+    // A live primary's link stays, and nobody connected to it to find out.
+    let c = connect_dpdk(&live);
+    let t = c.ask("/shoal/telemetry");
+    assert_eq!(t["/shoal/telemetry"]["connections"], 1, "{t}");
+    drop(c);
+    for s in [&mut next, &mut alive] {
+        let (code, out) = s.stop(libc::SIGINT, T);
+        assert_eq!(code, Some(0), "{out}");
+    }
+    drop(alive_dir);
+}

@@ -447,8 +447,9 @@ impl Server {
     /// (`/eal/...`, `/ethdev/...`, `/ring/...`, `/mempool/...`) and shoal's (`/shoal/...`).
     /// Ports are reported once this process has them (`ethdev::ports`).
     ///
-    /// With `--no-telemetry` there is no socket and nothing is served; the registry still
-    /// takes commands, so applications need not tell the two cases apart.
+    /// Links that killed primaries left under DPDK's run dir (their primaries dead) are
+    /// removed first. With `--no-telemetry` there is no socket and nothing is served; the
+    /// registry still takes commands, so applications need not tell the two cases apart.
     ///
     /// # Errors
     /// A secondary (the sockets are the primary's), or a socket that cannot be made. A DPDK
@@ -491,6 +492,7 @@ impl Server {
             }
         };
         let _ = std::fs::set_permissions(&dpdk_path, std::fs::Permissions::from_mode(0o600));
+        sweep_stale_links();
         let dpdk_link = match publish_link(&dpdk_path, eal.file_prefix()) {
             Ok(link) => Some(link),
             Err(e) => {
@@ -556,10 +558,21 @@ impl Server {
 fn publish_link(target: &Path, prefix: &str) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = dpdk_runtime_dir(prefix);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)?;
+    // Twice: another primary's sweep may remove the directory between the two steps.
+    for attempt in 0..2 {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        match link_in(&dir, target) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt == 0 => continue,
+            other => return other,
+        }
+    }
+    Err(std::io::ErrorKind::NotFound.into())
+}
+
+fn link_in(dir: &Path, target: &Path) -> std::io::Result<PathBuf> {
     for n in 0..64 {
         let link = if n == 0 {
             dir.join(SOCKET_NAME)
@@ -574,7 +587,10 @@ fn publish_link(target: &Path, prefix: &str) -> std::io::Result<PathBuf> {
                 if !ours && seqpacket::Conn::connect(&link).is_ok() {
                     continue;
                 }
-                std::fs::remove_file(&link)?;
+                match std::fs::remove_file(&link) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
             }
         }
         std::os::unix::fs::symlink(target, &link)?;
@@ -584,6 +600,62 @@ fn publish_link(target: &Path, prefix: &str) -> std::io::Result<PathBuf> {
         std::io::ErrorKind::AddrInUse,
         "every telemetry socket name is in use",
     ))
+}
+
+/// Whether the primary of the group whose runtime directory is `dir` is alive: it holds the
+/// lock on `config` while it lives (the kernel drops it when it dies). Asked of the lock, not
+/// of the socket, so that no live server sees a connection. When in doubt, alive.
+fn primary_lives(dir: &Path) -> bool {
+    match std::fs::File::open(dir.join("config")) {
+        Ok(f) => crate::sys::ofd_locked(&f, 0, 0).unwrap_or(true),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
+}
+
+/// Removes the links that primaries which died without cleaning up (SIGKILL) left under DPDK's
+/// run dir: links named `dpdk_telemetry.v2*` to a `dpdk_telemetry.v2` in one of shoal's
+/// runtime directories whose primary is dead, and their directories once empty. Nothing else
+/// is touched (a DPDK application's sockets are files, not links).
+fn sweep_stale_links() {
+    let Some(dpdk_base) = dpdk_runtime_dir("x").parent().map(Path::to_path_buf) else {
+        return;
+    };
+    let Some(shoal_base) = crate::eal::runtime_dir("x").parent().map(Path::to_path_buf) else {
+        return;
+    };
+    let Ok(groups) = std::fs::read_dir(&dpdk_base) else {
+        return;
+    };
+    for group in groups.flatten() {
+        let dir = group.path();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut removed = false;
+        for e in entries.flatten() {
+            let link = e.path();
+            let is_link = e.file_type().is_ok_and(|t| t.is_symlink());
+            let named = e.file_name().to_string_lossy().starts_with(SOCKET_NAME);
+            let Ok(target) = std::fs::read_link(&link) else {
+                continue;
+            };
+            let shoals = target.file_name().is_some_and(|n| n == SOCKET_NAME)
+                && target.parent().and_then(Path::parent) == Some(shoal_base.as_path());
+            if !(is_link && named && shoals) {
+                continue;
+            }
+            if primary_lives(target.parent().unwrap_or(&shoal_base)) {
+                continue;
+            }
+            if std::fs::remove_file(&link).is_ok() {
+                tracing::debug!(target: "shoal::telemetry", "removed the stale link {}", link.display());
+                removed = true;
+            }
+        }
+        if removed {
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
 }
 
 /// What the server's threads share.
