@@ -6,10 +6,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
-use shoal_testkit::{Group, Proc};
+use shoal_testkit::{eventually, Group, Proc};
 
 const T: Duration = Duration::from_secs(30);
 const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
@@ -75,23 +75,16 @@ fn server(g: &Group) -> (Proc, DpdkDir) {
     (s, dir)
 }
 
-/// Whether DPDK's script can run here. Missing under CI is a failure; elsewhere the test
-/// says why it does not run and passes.
+/// Whether DPDK's script can run here; if not, the test is skipped (a failure under CI).
+#[track_caller]
 fn script_available() -> bool {
-    let python = std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let missing = match (Path::new(SCRIPT).exists(), python) {
-        (true, true) => return true,
-        (false, _) => format!("{SCRIPT} is missing (Debian package dpdk-dev)"),
-        (true, false) => "python3 is missing".to_string(),
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{missing}: ci/setup.sh installs it from ci/apt-packages.txt");
+    if !Path::new(SCRIPT).exists() {
+        shoal_testkit::skip_or_fail(&format!(
+            "{SCRIPT} is missing (Debian package dpdk-dev; ci/setup.sh installs the packages of ci/apt-packages.txt)"
+        ));
+        return false;
     }
-    eprintln!("skipped: {missing}");
-    false
+    shoal_testkit::require_tool("python3")
 }
 
 /// A SEQPACKET client written against the kernel directly, independent of the server's code.
@@ -200,15 +193,9 @@ impl Raw {
 
 /// Waits (bounded) until port 0 has received packets.
 fn wait_for_traffic(c: &Raw) {
-    let deadline = Instant::now() + T;
-    loop {
-        let v = c.ask("/ethdev/stats,0");
-        if v["/ethdev/stats"]["ipackets"].as_u64() > Some(0) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no packets on port 0: {v}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually("packets on port 0", T, || {
+        c.ask("/ethdev/stats,0")["/ethdev/stats"]["ipackets"].as_u64() > Some(0)
+    });
 }
 
 fn connect_dpdk(g: &Group) -> Raw {
@@ -431,18 +418,12 @@ fn raw_seqpacket_client_survives_malformed_requests() {
     assert_eq!(extra.recv(), None, "an eleventh client was served");
     drop(others);
     // Once the others have gone, a new client is served (the server notices in its own time).
-    let deadline = Instant::now() + T;
-    loop {
+    eventually("a client served after the others left", T, || {
         let again = Raw::connect(&path).expect("connect");
-        if let Some(hello) = again.recv() {
-            serde_json::from_slice::<Value>(&hello).unwrap();
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no client served after the others left"
-        );
-    }
+        again
+            .recv()
+            .is_some_and(|hello| serde_json::from_slice::<Value>(&hello).is_ok())
+    });
     assert_eq!(c.ask("/ethdev/list"), json!({"/ethdev/list": [0, 1]}));
     // A client that asks and never reads holds nothing up: the server still stops cleanly.
     let hog = connect_dpdk(&g);
