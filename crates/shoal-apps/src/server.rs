@@ -197,7 +197,8 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
         .registry()
         .register("/cs/stats", "client_server_mp counters", move |_| {
             stats_json(&tinfo)
-        });
+        })
+        .map_err(|e| format!("telemetry: {e}"))?;
     println!(
         "server ready: {} ports, {} clients, dist {:?}",
         ports.len(),

@@ -26,6 +26,8 @@ commands:
   telemetry [--file-prefix P] [CMD...]
                                     query the group's telemetry socket (`/` lists commands);
                                     with no CMD, read commands from stdin, one per line
+  telemetry [--file-prefix P] --prometheus
+                                    the group's counters in Prometheus' text format
   mp_server, mp_client [EAL options] -- [options]
                                     the client_server_mp sample programs
   help                              this text";

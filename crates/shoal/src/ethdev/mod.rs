@@ -424,7 +424,9 @@ impl Port {
 /// handles (kernel sockets and mappings are made once per process).
 static REGISTRY: Mutex<Vec<(std::path::PathBuf, Vec<Weak<PortInner>>)>> = Mutex::new(Vec::new());
 
-fn registered(eal: &Eal) -> Option<Vec<Port>> {
+/// The ports this process already has for `eal`'s group, without probing or attaching (None
+/// when it has none): what telemetry reports.
+pub(crate) fn registered(eal: &Eal) -> Option<Vec<Port>> {
     let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     let (_, ports) = reg.iter().find(|(p, _)| p == eal.segment_path())?;
     ports

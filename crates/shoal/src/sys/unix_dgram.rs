@@ -66,7 +66,7 @@ const CONTROL_WORDS: usize = (RIGHTS_SPACE + CREDS_SPACE) / 8 + 8;
 /// The longest socket path `sockaddr_un` holds (107 bytes plus the NUL).
 pub(crate) const MAX_PATH_LEN: usize = SUN_PATH_LEN - 1;
 
-fn sockaddr(addr: &Addr) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+pub(super) fn sockaddr(addr: &Addr) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     // SAFETY: sockaddr_un is plain data; all zeroes is a valid (empty) value.
     let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     sa.sun_family = libc::AF_UNIX as libc::sa_family_t;

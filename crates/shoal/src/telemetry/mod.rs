@@ -1,9 +1,16 @@
 //! Statistics and the state of a group, gathered into one serialisable snapshot that
-//! `shoal info`, `shoal top` and the telemetry socket print.
+//! `shoal info`, `shoal top` and the telemetry sockets print; and the telemetry server, which
+//! speaks DPDK's telemetry v2 protocol so that `dpdk-telemetry.py -f <prefix>` works against a
+//! shoal primary (see [`Server`]).
 
+mod commands;
 mod server;
 
-pub use server::{query, Registry, Server, MAX_OUTPUT_LEN};
+pub use server::{
+    dpdk_runtime_dir, dpdk_socket_path, query, validate_command, version, Client, RegisterError,
+    Registry, Server, ServerStats, MAX_CLIENTS, MAX_CMD_LEN, MAX_HELP_LEN, MAX_OUTPUT_LEN,
+    MAX_REQUEST_LEN, SOCKET_NAME, STREAM_MAX_OUTPUT_LEN,
+};
 
 use serde::Serialize;
 
