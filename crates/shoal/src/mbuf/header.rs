@@ -24,6 +24,7 @@ use crate::sync::atomic::AtomicU16;
 pub(crate) const NONE: u32 = u32::MAX;
 
 /// The first 128 bytes of every mbuf.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C, align(64))]
 pub(crate) struct MbufHeader {
     pub data_off: u16,

@@ -46,6 +46,7 @@ impl MemzoneKind {
 }
 
 /// One memzone registry entry.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MemzoneEntry {
@@ -61,6 +62,7 @@ pub(crate) struct MemzoneEntry {
 }
 
 /// The memzone registry, guarded by the header's metadata lock.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct MemzoneTable {
     pub entries: [MemzoneEntry; MAX_MEMZONES],
@@ -90,6 +92,7 @@ pub(crate) mod slot_state {
 
 /// One process of the group. All fields are atomics: tools read them without the lock; the
 /// owner updates its heartbeat; claims and releases happen under the metadata lock.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct ProcSlot {
@@ -105,6 +108,7 @@ pub struct ProcSlot {
 }
 
 /// The segment header.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct SegmentHeader {
     pub magic: AtomicU64,

@@ -85,6 +85,7 @@ pub(crate) mod tag {
 
 /// The control block at offset 0 of a mempool's memzone. Everything but `magic` is written by
 /// the creator before it publishes `magic` and never changes after.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C, align(128))]
 pub(crate) struct MempoolHeader {
     pub magic: AtomicU64,
@@ -125,6 +126,7 @@ unsafe impl Shared for MempoolHeader {}
 /// One lcore's cache: this header, then room for `cache_size + CACHE_MAX_SIZE` object indices
 /// (`u32`) in the same `cache_stride` bytes. Only the thread registered as that lcore in the process that holds
 /// the lcore touches `objs`; `len` and the counters are read by anyone (statistics, counts).
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C, align(64))]
 pub(crate) struct CacheHeader {
     /// Objects in the cache: `objs[0 .. len]`, always `<= flushthresh`.

@@ -22,6 +22,7 @@ pub(super) const RING_ALIGN: usize = 128;
 const GUARD: usize = 128;
 
 /// Immutable description of the ring, written once by the creator.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct Meta {
     /// [`RING_MAGIC`], stored last (Release) by `init`, so a reader that sees it sees the rest.
@@ -57,6 +58,7 @@ pub(crate) struct Meta {
 /// Unlike DPDK, the tail and the head have a line each: the other side polls the tail, and a
 /// head move (a CAS for MP) then works on a line that nobody else reads, instead of waiting for
 /// the line to come back from the other CPU.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct HeadTail {
     /// Published position (low 32 bits, every mode); the other side reads only this.
@@ -66,6 +68,7 @@ pub(crate) struct HeadTail {
 }
 
 /// The part of a [`HeadTail`] that only its own side touches on the data path.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct Own {
     /// Reservation position (SP/MP/RTS).
@@ -80,6 +83,7 @@ pub(crate) struct Own {
 }
 
 /// Ring control block at offset 0 of its region; the slots follow it, addressed by index.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct RingHeader {
     /// Written by the creator only.
