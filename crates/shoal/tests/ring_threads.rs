@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use shoal::memory::Region;
+use shoal::memory::Fresh;
 use shoal::ring::{Consumer, Producer, Ring, RingConfig, SyncMode};
 
 const MODES: [SyncMode; 4] = [SyncMode::Sp, SyncMode::Mp, SyncMode::MpRts, SyncMode::MpHts];
@@ -169,7 +169,7 @@ fn stress(prod: SyncMode, cons: SyncMode, count: u32, exact_size: bool) {
         htd_max: None,
     };
     let ring = Ring::<u64>::init(
-        Region::heap(Ring::<u64>::memsize(&cfg).unwrap()),
+        Fresh::heap(Ring::<u64>::memsize(&cfg).unwrap()),
         "stress",
         &cfg,
     )
@@ -258,7 +258,7 @@ fn rts_with_zero_head_tail_distance_still_delivers_everything() {
         htd_max: Some(0),
     };
     let ring = Ring::<u64>::init(
-        Region::heap(Ring::<u64>::memsize(&cfg).unwrap()),
+        Fresh::heap(Ring::<u64>::memsize(&cfg).unwrap()),
         "htd0",
         &cfg,
     )

@@ -331,13 +331,18 @@ impl Eal {
         }
         let whole =
             Region::new(seg.mapping().clone(), 0, seg.mapping().len()).expect("whole mapping");
-        let hdr = SegmentHeader::init(
-            &whole,
-            seg.backing().as_u32(),
-            seg.page_size as u64,
-            pid,
-            start,
-        );
+        // SAFETY: `seg` was created just above and its path is written to `config` only
+        // below, so no other process can have attached to it.
+        #[allow(unsafe_code)]
+        let hdr = unsafe {
+            SegmentHeader::init(
+                &whole,
+                seg.backing().as_u32(),
+                seg.page_size as u64,
+                pid,
+                start,
+            )
+        };
         hdr.publish();
         cfg.write(&ConfigInfo {
             pid,

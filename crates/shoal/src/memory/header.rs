@@ -50,6 +50,7 @@ impl MemzoneKind {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MemzoneEntry {
+    /// `crate::memzone::state`: free, reserved (being built), published or cancelled.
     pub used: u32,
     pub kind: u32,
     pub name: [u8; MEMZONE_NAMESIZE],
@@ -58,7 +59,8 @@ pub(crate) struct MemzoneEntry {
     pub len: u64,
     pub align: u64,
     pub creator_pid: u32,
-    pub _pad: u32,
+    /// Live attachments (regions handed out by reserve and lookup) in every process.
+    pub attached: u32,
 }
 
 /// The memzone registry, guarded by the header's metadata lock.
@@ -133,7 +135,17 @@ unsafe impl Shared for SegmentHeader {}
 
 impl SegmentHeader {
     /// Initialises a zeroed header in place. Only the primary calls this, before `ready`.
-    pub fn init(region: &Region, backing: u32, page_size: u64, pid: u32, start: u64) -> &Self {
+    ///
+    /// # Safety
+    /// `region` is the whole of a segment this process has just created: no other process has
+    /// attached to it yet (nothing was published), and no other header lives there.
+    pub unsafe fn init(
+        region: &Region,
+        backing: u32,
+        page_size: u64,
+        pid: u32,
+        start: u64,
+    ) -> &Self {
         let hdr: &SegmentHeader = region.get(0).expect("segment smaller than its header");
         hdr.layout_version.store(LAYOUT_VERSION, Ordering::Relaxed);
         hdr.backing.store(backing, Ordering::Relaxed);
@@ -192,7 +204,7 @@ pub const fn layout_hash(facts: &[u64]) -> u64 {
 /// with a different one refuses to attach. Each module that places structures in shared memory
 /// contributes its own hash.
 pub const LAYOUT_VERSION: u64 = layout_hash(&[
-    1, // format generation: bump on semantic changes that keep sizes
+    2, // format generation: bump on semantic changes that keep sizes
     size_of::<SegmentHeader>() as u64,
     align_of::<SegmentHeader>() as u64,
     size_of::<MemzoneEntry>() as u64,

@@ -15,7 +15,7 @@
 
 use std::mem::{align_of, offset_of, size_of};
 
-use crate::memory::{Region, Shared, MAX_LCORES};
+use crate::memory::{Fresh, Region, Shared, MAX_LCORES};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// `SHOALMP1`, little endian: published last by the creator.
@@ -222,16 +222,16 @@ impl MempoolHeader {
     /// Writes a new header at the start of `zone`, unpublished (`magic` = 0).
     ///
     /// Returns `None` when the zone is too small or misaligned for it.
-    pub(crate) fn write(zone: &Region, value: MempoolHeader) -> Option<&MempoolHeader> {
+    pub(crate) fn write(zone: &mut Fresh, value: MempoolHeader) -> Option<()> {
         if zone.len() < size_of::<MempoolHeader>()
             || !(zone.as_ptr() as usize).is_multiple_of(align_of::<MempoolHeader>())
         {
             return None;
         }
-        // SAFETY: in bounds and aligned (checked above); the zone was just reserved and is not
-        // yet published under a valid magic, so nothing else reads or writes it.
+        // SAFETY: in bounds and aligned (checked above); a `Fresh` zone is seen by nobody else
+        // (the memzone is reserved, not published), and `&mut` excludes our own references.
         unsafe { std::ptr::write(zone.as_ptr() as *mut MempoolHeader, value) };
-        zone.get(0)
+        Some(())
     }
 
     /// The header of a published pool, checked for magic and internal consistency against the

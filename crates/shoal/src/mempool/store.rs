@@ -10,7 +10,7 @@
 
 use std::cell::UnsafeCell;
 
-use crate::memory::{Region, MAX_LCORES};
+use crate::memory::{Fresh, Region, MAX_LCORES};
 use crate::ring::{Consumer, Producer, Ring, RingConfig, SyncMode};
 use crate::sync::Backoff;
 
@@ -68,7 +68,7 @@ impl Store {
     }
 
     /// Builds an empty store in `region`.
-    pub(crate) fn init(region: Region, name: &str, size: u32, sp: bool, sc: bool) -> Option<Store> {
+    pub(crate) fn init(region: Fresh, name: &str, size: u32, sp: bool, sc: bool) -> Option<Store> {
         match Ring::<u32>::init(region, name, &config(size, sp, sc)) {
             Ok(ring) => Some(Self::wrap(ring)),
             Err(e) => {
@@ -170,7 +170,7 @@ mod tests {
     fn a_store_gives_back_everything_it_was_given() {
         for (sp, sc) in [(false, false), (true, true), (true, false)] {
             let size = 2047;
-            let region = Region::heap(Store::memsize(size).unwrap());
+            let region = Fresh::heap(Store::memsize(size).unwrap());
             let st = Store::init(region, "t", size, sp, sc).unwrap();
             let all: Vec<u32> = (0..size).collect();
             for chunk in all.chunks(1024) {
@@ -196,7 +196,7 @@ mod stress {
     #[test]
     fn two_threads_lose_nothing() {
         let size = 2047;
-        let region = Region::heap(Store::memsize(size).unwrap());
+        let region = Fresh::heap(Store::memsize(size).unwrap());
         let st = Store::init(region, "t", size, false, false).unwrap();
         let all: Vec<u32> = (0..size).collect();
         assert!(st.enqueue(None, &all));

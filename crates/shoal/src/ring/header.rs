@@ -7,7 +7,7 @@ use std::ptr::NonNull;
 use bytemuck::Pod;
 
 use super::{Error, SyncMode};
-use crate::memory::Region;
+use crate::memory::{Fresh, Region};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Release};
 use crate::sync::CachePadded;
 
@@ -218,33 +218,31 @@ pub(super) fn check_element<T>() -> Result<(), Error> {
 }
 
 impl<T: Pod> Mem<T> {
-    /// Checks the region's alignment and length for a ring of `size` slots.
-    fn check_region(region: &Region, size: u32) -> Result<(), Error> {
-        let addr = region.as_ptr() as usize;
+    /// Checks a region's alignment and length for a ring of `size` slots.
+    fn check_len(addr: usize, have: usize, size: u32) -> Result<(), Error> {
         if !addr.is_multiple_of(RING_ALIGN) {
             return Err(Error::Misaligned { addr });
         }
         let need = memsize(size_of::<T>(), size).ok_or(Error::InvalidCount { count: size })?;
-        if region.len() < need {
-            return Err(Error::RegionTooSmall {
-                need,
-                have: region.len(),
-            });
+        if have < need {
+            return Err(Error::RegionTooSmall { need, have });
         }
         Ok(())
     }
 
     /// Writes `header` at the start of `region` and publishes its magic number.
-    pub(super) fn init(region: Region, header: RingHeader) -> Result<Self, Error> {
+    pub(super) fn init(region: Fresh, header: RingHeader) -> Result<Self, Error> {
         let size = header.meta.size;
-        Self::check_region(&region, size)?;
+        Self::check_len(region.as_ptr() as usize, region.len(), size)?;
         let hdr = region.as_ptr().cast::<RingHeader>();
         // SAFETY: the region is aligned to 128 = align_of::<RingHeader>() and at least memsize()
-        // bytes long (checked above), which covers the header; the creator owns the region
-        // until it publishes the ring, so nobody reads these bytes while they are written.
+        // bytes long (checked above), which covers the header; a `Fresh` region, owned here, is
+        // seen by nobody else until it is published below.
         unsafe { hdr.write(header) };
-        // SAFETY: just written, valid for the region's lifetime.
-        let h = unsafe { &*hdr };
+        let region = region.publish();
+        let h: &RingHeader = region
+            .get(0)
+            .ok_or(Error::Corrupt("header out of the region"))?;
         // R-init: pairs with the Acquire load of `magic` in `attach`: a process that sees the
         // magic sees the whole header.
         h.meta.magic.store(RING_MAGIC, Release);
@@ -296,7 +294,7 @@ impl<T: Pod> Mem<T> {
                 theirs: m.elt_size,
             });
         }
-        Self::check_region(&region, size)?;
+        Self::check_len(region.as_ptr() as usize, region.len(), size)?;
         Ok(Self::view(region, size))
     }
 
