@@ -328,6 +328,17 @@ impl Memzone {
         align: usize,
         kind: MemzoneKind,
     ) -> Result<(Reservation, Fresh), Error> {
+        Self::reserve_fresh_in(&eal.whole(), name, len, align, kind)
+    }
+
+    /// [`Memzone::reserve_fresh`] in the segment `whole` (offset 0 = its header).
+    pub(crate) fn reserve_fresh_in(
+        whole: &Region,
+        name: &str,
+        len: usize,
+        align: usize,
+        kind: MemzoneKind,
+    ) -> Result<(Reservation, Fresh), Error> {
         check_name(name)?;
         if len == 0 {
             return Err(Error::ZeroLength);
@@ -336,8 +347,7 @@ impl Memzone {
             return Err(Error::BadAlign(align));
         }
         let align = align.max(DEFAULT_ALIGN);
-        let hdr: &SegmentHeader = eal.header();
-        let whole = eal.whole();
+        let hdr: &SegmentHeader = whole.get(0).ok_or(Error::NoSpace { len, free: 0 })?;
         let (idx, offset, attachment) = {
             let mut table = hdr.memzones.lock();
             if let Some((i, e)) = find(&table, name) {
@@ -375,7 +385,7 @@ impl Memzone {
                 creator_pid: sys::getpid(),
                 attached: 0,
             };
-            let attachment = Attachment::new(&whole, &mut table, idx);
+            let attachment = Attachment::new(whole, &mut table, idx);
             (idx, offset, attachment)
         };
         let res = Reservation {

@@ -94,6 +94,8 @@
 mod batch;
 mod header;
 mod ring;
+#[cfg(all(test, not(loom)))]
+mod tests;
 
 use std::mem::ManuallyDrop;
 
@@ -269,6 +271,20 @@ impl MbufPool {
         data_room: u16,
         flags: u32,
     ) -> Result<MbufPool, Error> {
+        let group = mempool::group(eal);
+        Self::create_in(group, name, n, cache_size, priv_size, data_room, flags)
+    }
+
+    /// [`MbufPool::create_with_flags`] in the segment of `group`.
+    fn create_in(
+        group: &'static Group,
+        name: &str,
+        n: u32,
+        cache_size: u32,
+        priv_size: u16,
+        data_room: u16,
+        flags: u32,
+    ) -> Result<MbufPool, Error> {
         if !priv_size.is_multiple_of(PRIV_ALIGN) {
             return fail(Error::PrivSizeUnaligned(priv_size));
         }
@@ -286,7 +302,7 @@ impl MbufPool {
             obj[HDR_SIZE..HDR_SIZE + priv_size as usize].fill(0);
             let _ = i;
         };
-        let inner = mempool::create_pool(eal, name, &cfg, kind::MBUF, &privdata, &mut init)?;
+        let inner = mempool::create_pool_in(group, name, &cfg, kind::MBUF, &privdata, &mut init)?;
         // rte_pktmbuf_init for every mbuf. Nobody holds any yet: they are all in the store,
         // and handles are only made from indices taken out of it.
         for i in 0..inner.size {

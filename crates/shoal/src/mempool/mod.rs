@@ -88,6 +88,8 @@ pub(crate) use pool::PoolInner;
 pub use pool::{PoolObj, PoolObjs};
 pub(crate) use reclaim::reclaim_slot;
 pub use reclaim::{reclaim, Audit, PoolUsage, SlotUsage};
+#[cfg(test)]
+pub(crate) use registry::group_of;
 pub(crate) use registry::{group, Group};
 
 /// Layout hash of the mempool structures placed in shared memory.
@@ -254,6 +256,19 @@ pub(crate) fn create_pool(
     priv_data: &[u8],
     init: &mut dyn FnMut(&mut [u8], u32),
 ) -> Result<&'static PoolInner, Error> {
+    let group = registry::group(eal);
+    create_pool_in(group, name, cfg, pool_kind, priv_data, init)
+}
+
+/// [`create_pool`] in the segment of `group`.
+pub(crate) fn create_pool_in(
+    group: &'static Group,
+    name: &str,
+    cfg: &MempoolConfig,
+    pool_kind: u32,
+    priv_data: &[u8],
+    init: &mut dyn FnMut(&mut [u8], u32),
+) -> Result<&'static PoolInner, Error> {
     let zname = zone_name(name)?;
     if cfg.size == 0 {
         return fail(Error::ZeroSize);
@@ -282,14 +297,15 @@ pub(crate) fn create_pool(
     )
     .ok_or_else(too_large)?;
     let zone_len = usize::try_from(geo.zone_len).map_err(|_| too_large())?;
-    let reserved = Memzone::reserve_fresh(eal, &zname, zone_len, 128, MemzoneKind::Mempool)
-        .map_err(|e| match e {
-            memzone::Error::Exists(_) => Error::Exists(name.to_owned()),
-            source => Error::Memzone {
-                name: name.to_owned(),
-                source,
-            },
-        });
+    let reserved =
+        Memzone::reserve_fresh_in(&group.whole, &zname, zone_len, 128, MemzoneKind::Mempool)
+            .map_err(|e| match e {
+                memzone::Error::Exists(_) => Error::Exists(name.to_owned()),
+                source => Error::Memzone {
+                    name: name.to_owned(),
+                    source,
+                },
+            });
     let (res, zone) = match reserved {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -300,7 +316,6 @@ pub(crate) fn create_pool(
     }
     let index = res.index() as u32;
     res.publish();
-    let group = registry::group(eal);
     let p = group.pool(index).ok_or_else(|| Error::Unusable {
         name: name.to_owned(),
         why: "just-built pool fails its checks".to_owned(),

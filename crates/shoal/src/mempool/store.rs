@@ -169,7 +169,7 @@ mod tests {
     #[test]
     fn a_store_gives_back_everything_it_was_given() {
         for (sp, sc) in [(false, false), (true, true), (true, false)] {
-            let size = 2047;
+            let size = if cfg!(miri) { 63 } else { 2047 };
             let region = Fresh::heap(Store::memsize(size).unwrap());
             let st = Store::init(region, "t", size, sp, sc).unwrap();
             let all: Vec<u32> = (0..size).collect();
@@ -195,7 +195,7 @@ mod stress {
 
     #[test]
     fn two_threads_lose_nothing() {
-        let size = 2047;
+        let size = if cfg!(miri) { 63 } else { 2047 };
         let region = Fresh::heap(Store::memsize(size).unwrap());
         let st = Store::init(region, "t", size, false, false).unwrap();
         let all: Vec<u32> = (0..size).collect();
@@ -209,7 +209,7 @@ mod stress {
                     let _ = crate::sys::pin_current_thread(l as usize);
                     barrier.wait();
                     let mut buf = [0u32; 32];
-                    for _ in 0..100_000 {
+                    for _ in 0..if cfg!(miri) { 300 } else { 100_000 } {
                         if st.dequeue(Some(l), &mut buf) {
                             assert!(st.enqueue(Some(l), &buf));
                         }

@@ -9,7 +9,8 @@ use super::*;
 use crate::memory::{Fresh, Mapping, Region};
 
 const MODES: [SyncMode; 4] = [SyncMode::Sp, SyncMode::Mp, SyncMode::MpRts, SyncMode::MpHts];
-const RING_SIZE: u32 = 1024;
+/// Slots of the rings most tests use (fewer under Miri, which is a thousand times slower).
+const RING_SIZE: u32 = if cfg!(miri) { 128 } else { 1024 };
 const MAX_BULK: usize = 32;
 
 /// 20-byte element (DPDK's odd element size).
@@ -930,6 +931,7 @@ fn cross_process_child(fd: i32, len: usize, rings: (usize, usize)) {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // memfd_create, mmap and a child process
 #[allow(unsafe_code)] // the two rings' Fresh regions over a shared mapping made here
 fn a_secondary_process_attaches_and_exchanges_values() {
     let c1 = cfg(64, SyncMode::Sp, SyncMode::Sp);
