@@ -1,5 +1,10 @@
 //! A small option parser for the applications' own options (after `--`), in DPDK samples' style:
-//! `-p 0x3`, `-n 2`, `--dist=flow`, `--count 10`.
+//! `-p 0x3`, `-n 2`, `--dist=flow`, `--count 10`; and [`check`], which every sample runs on its
+//! whole command line before it does anything else.
+
+use std::time::Duration;
+
+use shoal::eal::{self, Eal};
 
 /// Errors are messages for the user; the app prints them with its usage and exits 2.
 pub type Result<T> = std::result::Result<T, String>;
@@ -63,6 +68,16 @@ impl Opts {
         Ok(v)
     }
 
+    /// The value parsed as seconds: a number above 0, fractions allowed.
+    pub fn secs(&mut self, name: &str) -> Result<Duration> {
+        let v = self.value(name)?;
+        v.parse::<f64>()
+            .ok()
+            .filter(|s| *s > 0.0)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or_else(|| format!("invalid {name} {v:?} (seconds, above 0)"))
+    }
+
     /// The value parsed as a number (decimal, or hexadecimal with 0x).
     pub fn num<T: TryFrom<u64>>(&mut self, name: &str) -> Result<T> {
         let v = self.value(name)?;
@@ -83,6 +98,30 @@ pub fn parse_num(v: &str) -> Option<u64> {
 pub fn usage_exit(prog: &str, usage: &str, msg: &str) -> ! {
     eprintln!("{prog}: {msg}\n\n{usage}");
     std::process::exit(2)
+}
+
+/// Checks a whole command line (program name first) before anything else happens: the EAL
+/// options, every `--vdev` spec among them ([`eal::parse_args`]), then the application's own
+/// options with `parse`. A problem is one line on stderr, then the usage, and exit status 2;
+/// `--help` prints the usage and exits 0. Returns what `parse` made.
+pub fn check<C>(args: &[String], usage: &str, parse: impl FnOnce(&[String]) -> Result<C>) -> C {
+    let prog = args.first().map_or("shoal", String::as_str);
+    let app = match eal::parse_args(args) {
+        Ok((_, app)) => app,
+        Err(e) => eal::exit_with(prog, &e, usage),
+    };
+    parse(&app).unwrap_or_else(|e| usage_exit(prog, usage, &e))
+}
+
+/// [`check`], then joins the group (or prints why it cannot and exits).
+pub fn init<C>(
+    args: Vec<String>,
+    usage: &str,
+    parse: impl FnOnce(&[String]) -> Result<C>,
+) -> (Eal, C) {
+    let cfg = check(&args, usage, parse);
+    let (eal, _) = eal::init_or_exit_with(args, usage);
+    (eal, cfg)
 }
 
 #[cfg(test)]
@@ -121,5 +160,13 @@ mod tests {
         let mut o = opts("-n 70000");
         o.next_opt().unwrap();
         assert!(o.num::<u16>("-n").is_err());
+        for bad in ["-1", "0", "x", "inf", "NaN", "1e300"] {
+            let mut o = opts(&format!("--duration {bad}"));
+            o.next_opt().unwrap();
+            assert!(o.secs("--duration").is_err(), "{bad}");
+        }
+        let mut o = opts("--duration 0.5");
+        o.next_opt().unwrap();
+        assert_eq!(o.secs("--duration").unwrap(), Duration::from_millis(500));
     }
 }

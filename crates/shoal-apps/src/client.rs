@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::args::{usage_exit, Opts};
+use crate::args::Opts;
 use crate::cs::{self, cli, ctl, SharedInfo, MAX_CLIENTS};
 use crate::{bump, get, now_ns};
 use shoal::eal::{self, Eal};
@@ -16,6 +16,7 @@ use shoal::ethdev::{self, Port, QueueId};
 use shoal::mbuf::{MbufBatch, MbufRing};
 use shoal::net::{self, FiveTuple};
 use shoal::sync::Backoff;
+use shoal::sync::{Liveness, MemberId};
 
 const USAGE: &str = "\
 mp_client options:
@@ -71,9 +72,10 @@ fn parse(args: &[String]) -> Result<Config, String> {
 /// Runs the client with a full command line (program name first); returns the exit status.
 pub fn main(args: Vec<String>) -> i32 {
     // Application options are needed before joining the group (for --wait).
-    let (_, app_args) = eal::split_args(&args);
+    let cfg = crate::args::check(&args, USAGE, parse);
     let prog = args[0].clone();
-    let cfg = parse(&app_args).unwrap_or_else(|e| usage_exit(&prog, USAGE, &e));
+    eal::setup_process(&args);
+    let mut said_waiting = false;
     let eal = loop {
         match Eal::init(args.clone()) {
             Ok((eal, _)) => break eal,
@@ -81,19 +83,20 @@ pub fn main(args: Vec<String>) -> i32 {
                 if shoal::eal::quit_requested() {
                     return 0;
                 }
-                tracing::debug!("waiting for the server of {prefix:?}");
+                if !said_waiting {
+                    println!("mp_client: waiting for the server (file prefix {prefix:?})");
+                    said_waiting = true;
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(eal::Error::NoPrimary { prefix }) => {
                 eprintln!("mp_client: the server is not running (no primary for file prefix {prefix:?}); start mp_server first, or pass --wait");
                 return 1;
             }
-            Err(e) => {
-                let _ = eal::init_or_exit_with(args.clone(), USAGE);
-                unreachable!("init_or_exit_with exits on {e}");
-            }
+            Err(e) => eal::exit_with(&prog, &e, USAGE),
         }
     };
+    eal.exit_when_primary_dies();
     match run(&eal, cfg) {
         Ok(()) => 0,
         Err(e) => {
@@ -121,13 +124,16 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
             info.num_clients()
         ));
     }
-    let other = get(info.client(id, cli::PID)) as u32;
+    let other = MemberId::from_raw(get(info.client(id, cli::MEMBER)));
     if get(info.client(id, cli::STATE)) == 1
-        && other != 0
-        && eal::process_alive(other)
-        && other != std::process::id()
+        && !other.is_none()
+        && other != eal.member()
+        && eal.liveness(other) != Liveness::Dead
     {
-        return Err(format!("client id {id} is already running (pid {other})"));
+        let pid = get(info.client(id, cli::PID));
+        return Err(format!(
+            "client id {id} is already running (pid {pid}, {other})"
+        ));
     }
     let name = cs::client_ring_name(id);
     println!("Looking up ring: {name}");
@@ -149,6 +155,8 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
         std::process::id() as u64,
         shoal::sync::atomic::Ordering::Relaxed,
     );
+    info.client(id, cli::MEMBER)
+        .store(eal.member().raw(), shoal::sync::atomic::Ordering::Relaxed);
     info.client(id, cli::HEARTBEAT)
         .store(now_ns(), shoal::sync::atomic::Ordering::Relaxed);
     info.client(id, cli::STATE)

@@ -13,8 +13,9 @@ use crate::{get, Lines};
 
 /// Most clients a server serves.
 pub const MAX_CLIENTS: usize = 16;
-/// Most ports.
-pub const MAX_PORTS: usize = 16;
+/// Most ports, and one more than the highest port id: every port a group can have
+/// ([`shoal::ethdev::MAX_PORTS`]) has a statistics line of its own.
+pub const MAX_PORTS: usize = shoal::ethdev::MAX_PORTS;
 /// The packet pool (DPDK's name).
 pub const MBUF_POOL_NAME: &str = "mbuf_pool";
 /// The statistics memzone.
@@ -22,7 +23,7 @@ pub const SHARED_INFO_NAME: &str = "MProc_shared_info";
 /// Default client ring size (the lesson's 4096).
 pub const RING_SIZE: u32 = 4096;
 /// Magic in the control line, so a client can tell a server of this layout.
-pub const MAGIC: u64 = 0x5348_4f41_4c43_5331; // "SHOALCS1"
+pub const MAGIC: u64 = 0x5348_4f41_4c43_5332; // "SHOALCS2"
 
 /// A client's receive ring: `MProc_Client_RX_<id>` (DPDK's name).
 pub fn client_ring_name(id: usize) -> String {
@@ -81,6 +82,9 @@ pub mod cli {
     pub const RX_BYTES: usize = 7;
     /// ARP and IPv6 neighbour discovery frames received (each client gets a copy).
     pub const NEIGH: usize = 8;
+    /// The client's member id in the group (`shoal::sync::MemberId`): how the server tells
+    /// whether it lives, in any PID namespace.
+    pub const MEMBER: usize = 9;
 }
 
 /// Per-client line written by the server.
@@ -95,12 +99,17 @@ pub mod srv {
     pub const LIVE: usize = 3;
     /// Ring-usage warnings logged.
     pub const WARNINGS: usize = 4;
+    /// 1 while the client is alive but has taken nothing from a non-empty ring for the
+    /// timeout: out of the rotation, its ring kept for it.
+    pub const STALLED: usize = 5;
 }
 
 /// Line index of the control line.
 pub const CTL_LINE: usize = 0;
-/// Line index of port `p`'s line.
+/// Line index of port `p`'s line. Panics when `p` is not below [`MAX_PORTS`] (a port id
+/// the group cannot have): its line would be a client's.
 pub const fn port_line(p: usize) -> usize {
+    assert!(p < MAX_PORTS, "port id out of range");
     1 + p
 }
 /// Line index of client `c`'s own line.
@@ -206,6 +215,19 @@ impl Dist {
                 Ok(Dist::Priority(map))
             }
         }
+    }
+
+    /// Checks that every client a `prio:` map names is one of `n` clients.
+    pub fn check_clients(&self, n: usize) -> Result<(), String> {
+        if let Dist::Priority(map) = self {
+            if let Some((d, c)) = map.iter().find(|(_, c)| *c >= n) {
+                return Err(format!(
+                    "--dist maps DSCP {d} to client {c}, but there are {n} clients (ids 0 to {})",
+                    n.saturating_sub(1)
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -364,6 +386,18 @@ mod tests {
     }
 
     #[test]
+    fn every_port_and_client_has_lines_of_its_own() {
+        let mut lines = vec![CTL_LINE];
+        lines.extend((0..shoal::ethdev::MAX_PORTS).map(port_line));
+        lines.extend((0..MAX_CLIENTS).flat_map(|c| [client_line(c), server_line(c)]));
+        assert!(lines.iter().all(|&l| l < LINES), "{lines:?}");
+        let mut unique = lines.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), lines.len(), "two writers share a line");
+    }
+
+    #[test]
     fn round_robin_cycles_and_priority_maps_dscp() {
         let mut d = Dispatcher::new(Dist::RoundRobin);
         let got: Vec<usize> = (0..4)
@@ -402,6 +436,9 @@ mod tests {
             )
             .is_some());
         assert!(Dist::parse("prio:99=1").is_err());
+        let prio = Dist::parse("prio:10=5").unwrap();
+        assert!(prio.check_clients(6).is_ok());
+        assert!(prio.check_clients(1).unwrap_err().contains("client 5"));
         assert!(Dist::parse("bogus").is_err());
         assert_eq!(d.pick(PacketKey::default(), &[]), None);
     }

@@ -64,7 +64,51 @@ pub fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 
+/// Bytes from another process, made safe to print on a terminal: control characters
+/// (escape sequences among them) and other characters Rust does not consider printable are
+/// shown escaped (`\u{1b}`), bytes that are not UTF-8 as `\xNN`, the rest as it is.
+pub fn printable(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            let quoted = matches!(c, '\\' | '\'' | '"');
+            if c.is_control() || (!quoted && c.escape_debug().len() > 1) {
+                out.extend(c.escape_debug());
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
 /// Monotonic nanoseconds (the same clock in every process).
 pub fn now_ns() -> u64 {
     shoal::eal::monotonic_ns()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn printable_escapes_controls_and_bytes_that_are_not_utf8() {
+        assert_eq!(
+            printable(b"plain text, 'quoted' \"too\" \\"),
+            "plain text, 'quoted' \"too\" \\"
+        );
+        assert_eq!(
+            printable("caf\u{e9} \u{4f60}\u{597d}".as_bytes()),
+            "caf\u{e9} \u{4f60}\u{597d}"
+        );
+        assert_eq!(
+            printable(b"\x1b[2J\x07tab\tnl\n\xc2\x9b\xff"),
+            "\\u{1b}[2J\\u{7}tab\\tnl\\n\\u{9b}\\xff"
+        );
+        assert_eq!(printable("rtl\u{202e}".as_bytes()), "rtl\\u{202e}");
+    }
 }

@@ -2,21 +2,24 @@
 //!
 //! The primary receives bursts from its ports and hands each packet to a client ring
 //! `MProc_Client_RX_<n>` chosen by the dispatcher; ARP and IPv6 neighbour discovery frames are
-//! copied to every live client (F-Stack). Clients heartbeat through shared memory: a client whose
-//! heartbeat stops is taken out of the rotation (its flows move, the others' stay), what is left
-//! in its ring goes back to the pool, and it is taken back when it returns with the same id.
+//! copied to every live client (F-Stack). Whether a client lives comes from the group's process
+//! table (its liveness lock), so a slow client is never declared dead: a client that dies or
+//! leaves is taken out of the rotation (its flows move, the others' stay), what is left in its
+//! ring goes back to the pool, and it is taken back when it returns with the same id; a live
+//! client that takes nothing from its non-empty ring for `--client-timeout` leaves the rotation
+//! (keeping its ring) until it makes progress again.
 
 use std::time::{Duration, Instant};
 
-use crate::args::{usage_exit, Opts};
+use crate::args::Opts;
 use crate::cs::{self, ctl, srv, Dispatcher, Dist, PacketKey, SharedInfo, MAX_CLIENTS, MAX_PORTS};
-use crate::{bump, get, now_ns};
+use crate::{bump, get};
 use shoal::eal::{self, Eal};
 use shoal::ethdev::{self, Port, QueueId};
 use shoal::mbuf::{MbufBatch, MbufPool, MbufRing};
 use shoal::net;
 use shoal::ring::{RingConfig, SyncMode};
-use shoal::sync::Backoff;
+use shoal::sync::{Backoff, Liveness, MemberId};
 
 const USAGE: &str = "\
 mp_server options:
@@ -25,7 +28,8 @@ mp_server options:
   --dist rr|flow|prio:DSCP=CLIENT,...   how packets are spread over clients (default rr)
   --ring-size N          client ring size, a power of two (default 4096)
   --mbufs N              mbufs in the pool (default 16383)
-  --client-timeout MS    a client whose heartbeat is older is taken out of the rotation (default 1000)
+  --client-timeout MS    a live client that takes nothing from its non-empty ring for this long
+                         leaves the rotation until it does (default 1000)
   --stats-interval MS    statistics period, 0 for none (default 1000)
   --duration SECS        stop by itself after this long (default: run until SIGINT/SIGTERM)
   --drain-timeout MS     how long clients get to drain their rings on stop (default 3000)
@@ -92,19 +96,14 @@ fn parse(args: &[String]) -> Result<Config, String> {
                 let ms: u64 = o.num("--stats-interval")?;
                 c.stats_interval = (ms > 0).then(|| Duration::from_millis(ms));
             }
-            "--duration" => {
-                c.duration = Some(Duration::from_secs_f64(
-                    o.value("--duration")?
-                        .parse()
-                        .map_err(|_| "bad --duration")?,
-                ))
-            }
+            "--duration" => c.duration = Some(o.secs("--duration")?),
             "--drain-timeout" => c.drain_timeout = Duration::from_millis(o.num("--drain-timeout")?),
             "--wait-clients" => c.wait_clients = true,
             "--poll" => c.poll = true,
             other => return Err(format!("unknown option {other:?}")),
         }
     }
+    c.dist.check_clients(c.num_clients)?;
     Ok(c)
 }
 
@@ -114,14 +113,16 @@ struct Client {
     batch: MbufBatch,
     live: bool,
     last_warn: Option<Instant>,
-    last_starts: u64,
+    /// The client's RX counter when it last moved (or its ring was last empty).
+    last_rx: u64,
+    last_progress: Instant,
+    /// Out of the rotation for lack of progress, not death.
+    was_stalled: bool,
 }
 
 /// Runs the server with a full command line (program name first); returns the exit status.
 pub fn main(args: Vec<String>) -> i32 {
-    let (eal, app_args) = eal::init_or_exit_with(args, USAGE);
-    let prog = app_args[0].clone();
-    let cfg = parse(&app_args).unwrap_or_else(|e| usage_exit(&prog, USAGE, &e));
+    let (eal, cfg) = crate::args::init(args, USAGE, parse);
     match run(&eal, cfg) {
         Ok(()) => 0,
         Err(e) => {
@@ -175,7 +176,9 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
             batch: MbufBatch::new(),
             live: false,
             last_warn: None,
-            last_starts: 0,
+            last_rx: 0,
+            last_progress: Instant::now(),
+            was_stalled: false,
         });
     }
     bump(info.ctl(ctl::NUM_CLIENTS), cfg.num_clients as u64);
@@ -218,7 +221,7 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
         }
         if last_check.elapsed() >= Duration::from_millis(50) {
             last_check = Instant::now();
-            check_clients(&info, &mut clients, &mut live, cfg.client_timeout, &pool);
+            check_clients(eal, &info, &mut clients, &mut live, cfg.client_timeout);
         }
         let mut got = 0;
         if waiting_for_clients {
@@ -351,40 +354,72 @@ fn broadcast(
     }
 }
 
-/// Updates the set of live clients from their heartbeats. A client that stopped beating is
-/// taken out and what is left in its ring is returned to the pool.
+/// Updates the set of clients in the rotation. Whether a client lives comes from the group's
+/// process table (its member id's liveness lock), not from a heartbeat, so a slow client is
+/// never declared dead. A live client is taken out of the rotation only while it makes no
+/// progress (takes nothing from its non-empty ring) for `timeout`; it keeps its ring, and comes
+/// back as soon as it takes packets again. The ring of a client that died or left is taken back
+/// into the pool, every time it holds something.
 fn check_clients(
+    eal: &Eal,
     info: &SharedInfo,
     clients: &mut [Client],
     live: &mut Vec<usize>,
     timeout: Duration,
-    _pool: &MbufPool,
 ) {
-    let now = now_ns();
     let mut changed = false;
     for (c, cl) in clients.iter_mut().enumerate() {
-        let hb = get(info.client(c, cs::cli::HEARTBEAT));
-        let running = get(info.client(c, cs::cli::STATE)) == 1;
-        let pid = get(info.client(c, cs::cli::PID)) as u32;
-        let alive = running
-            && hb != 0
-            && now.saturating_sub(hb) < timeout.as_nanos() as u64
-            && eal::process_alive(pid);
-        let starts = get(info.client(c, cs::cli::STARTS));
-        if alive && !cl.live {
-            println!("Client process {c} connected (pid {pid})");
+        let state = get(info.client(c, cs::cli::STATE));
+        let member = MemberId::from_raw(get(info.client(c, cs::cli::MEMBER)));
+        let pid = get(info.client(c, cs::cli::PID));
+        // Unknown liveness counts as alive: a ring is never taken from a process that may live.
+        let alive = !member.is_none() && eal.liveness(member) != Liveness::Dead;
+        let running = state == 1 && alive;
+        let rx = get(info.client(c, cs::cli::RX));
+        let queued = cl.ring.count();
+        if rx != cl.last_rx || queued == 0 || !running {
+            cl.last_rx = rx;
+            cl.last_progress = Instant::now();
+        }
+        let stalled = running && cl.last_progress.elapsed() >= timeout;
+        let in_rotation = running && !stalled;
+        info.server(c, srv::STALLED)
+            .store(stalled as u64, shoal::sync::atomic::Ordering::Relaxed);
+        if in_rotation && !cl.live {
+            if cl.was_stalled {
+                println!(
+                    "Client process {c} is taking packets again (pid {pid}); back in the rotation"
+                );
+            } else {
+                println!("Client process {c} connected (pid {pid})");
+            }
             cl.live = true;
-            cl.last_starts = starts;
+            cl.was_stalled = false;
             changed = true;
-        } else if !alive && cl.live {
+        } else if !in_rotation && cl.live {
             cl.live = false;
             changed = true;
-            let flushed = flush_ring(&cl.ring);
-            bump(info.server(c, srv::FLUSHED), flushed as u64);
-            if running {
-                println!("Client process {c} stopped responding; its flows move to the others ({flushed} packets taken back)");
+            if stalled {
+                cl.was_stalled = true;
+                println!("Client process {c} (pid {pid}) took nothing from its ring for {} ms; its flows move to the others until it does", timeout.as_millis());
+            } else if state == 1 {
+                println!("Client process {c} (pid {pid}) died; its flows move to the others");
             } else {
-                println!("Client process {c} left ({flushed} packets taken back)");
+                println!("Client process {c} left");
+            }
+        }
+        // A client that died or left gives its ring back, whatever is in it, as often as
+        // something is found there.
+        if !running && queued > 0 && !(state == 1 && alive) {
+            // A dead client's side of its ring is taken over once the client is reaped (which
+            // undoes a receive it left half done); reap now rather than at the next round.
+            if !alive {
+                eal.reap_dead();
+            }
+            let flushed = flush_ring(&cl.ring);
+            if flushed > 0 {
+                bump(info.server(c, srv::FLUSHED), flushed as u64);
+                println!("Client process {c}: {flushed} packets taken back from its ring");
             }
         }
         info.server(c, srv::LIVE)
@@ -540,13 +575,16 @@ fn stop(
     while Instant::now() < deadline {
         let busy = (0..clients.len()).any(|c| {
             get(info.client(c, cs::cli::STATE)) == 1
-                && eal::process_alive(get(info.client(c, cs::cli::PID)) as u32)
+                && eal.liveness(MemberId::from_raw(get(info.client(c, cs::cli::MEMBER))))
+                    != Liveness::Dead
         });
         if !busy {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Clients that died while draining are reaped first, so that their rings can be emptied.
+    eal.reap_dead();
     for (c, cl) in clients.iter_mut().enumerate() {
         let flushed = flush_ring(&cl.ring);
         bump(info.server(c, srv::FLUSHED), flushed as u64);

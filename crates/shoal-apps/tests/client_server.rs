@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shoal::ethdev::pcap::{PcapReader, PcapWriter};
 use shoal::net::{build_arp_request, build_udp_ipv4, EthernetAddress, FiveTuple};
-use shoal_testkit::{Group, Proc};
+use shoal_testkit::{eventually, Group, Proc, TempDir};
 
 const T: Duration = Duration::from_secs(30);
 const SERVER: &str = env!("CARGO_BIN_EXE_mp_server");
@@ -181,6 +181,49 @@ fn a_slow_client_drops_at_the_server_and_counts_still_add_up() {
     assert_eq!(in_use, 0, "{sout}");
 }
 
+/// Liveness comes from the process table, not from a heartbeat counted in bursts: a client that
+/// takes 200 ms per burst stays in the rotation, keeps its ring, and leaves cleanly.
+#[test]
+fn a_very_slow_live_client_is_never_declared_dead() {
+    let g = Group::new("cs-vslow");
+    let mut s = server(
+        &g,
+        &GEN,
+        &[
+            "-n",
+            "2",
+            "--ring-size",
+            "256",
+            "--client-timeout",
+            "300",
+            "--drain-timeout",
+            "20000",
+        ],
+    );
+    let mut cs = vec![client(&g, 0, &[]), client(&g, 1, &["--delay-us", "200000"])];
+    s.wait_for("Client process 1 connected", T);
+    s.wait_for("client 1 ring usage", T);
+    // Two seconds of statistics: ten bursts of the slow client, far beyond 64 bursts' worth of
+    // heartbeats at this speed.
+    let before = s
+        .output()
+        .lines()
+        .filter(|l| l.starts_with("Client  1:"))
+        .count();
+    s.wait_for_nth("Client  1: enqueued", before + 10, T);
+    let (sout, couts) = stop_all(&mut s, &mut cs);
+    assert!(
+        !sout.contains("Client process 1 (pid")
+            && !sout.contains("packets taken back from its ring"),
+        "the slow client was declared dead or robbed of its ring:\n{sout}"
+    );
+    let (rx, copies, delivered, dropped, flushed, in_use) = final_line(&sout);
+    assert_eq!(rx + copies, delivered + dropped, "{sout}");
+    assert_eq!(flushed, 0, "{sout}");
+    assert_eq!(in_use, 0, "{sout}");
+    assert!(couts[1].contains("Client 1: rx"), "{}", couts[1]);
+}
+
 #[test]
 fn a_killed_client_loses_nothing_its_flows_move_and_it_comes_back_by_id() {
     let g = Group::new("cs-kill");
@@ -203,10 +246,7 @@ fn a_killed_client_loses_nothing_its_flows_move_and_it_comes_back_by_id() {
     s.wait_for("all 3 clients connected", T);
     s.wait_for_nth("Client  1: enqueued", 3, T);
     c1.kill9();
-    s.wait_for(
-        "Client process 1 stopped responding; its flows move to the others",
-        T,
-    );
+    s.wait_for("Client process 1 (pid", T);
     s.wait_for_nth("Client  1: enqueued", 8, T);
     // The others keep forwarding, and flows of live clients never moved between them.
     let before = s
@@ -287,8 +327,7 @@ fn write_capture(path: &std::path::Path, udp: usize, arp: usize) -> Vec<Vec<u8>>
 #[test]
 fn pcap_in_pcap_out_packet_for_packet_with_arp_copied_to_every_client() {
     let g = Group::new("cs-pcap");
-    let dir = std::env::temp_dir().join(g.prefix());
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("cs-pcap");
     let (inp, outp) = (dir.join("in.pcap"), dir.join("out.pcap"));
     let frames = write_capture(&inp, 200, 10);
     let arps = frames.iter().filter(|f| f[12..14] == [8, 6]).count();
@@ -304,22 +343,12 @@ fn pcap_in_pcap_out_packet_for_packet_with_arp_copied_to_every_client() {
     s.wait_for("all 2 clients connected", T);
     // Everything read (200 + 10) and every copy (10 more) forwarded.
     let want = frames.len() as u64 + arps as u64;
-    let deadline = std::time::Instant::now() + T;
-    loop {
-        let out = s.output();
-        if out
+    eventually("every frame to be forwarded", T, || {
+        s.output()
             .lines()
             .filter(|l| l.starts_with("Total:"))
             .any(|l| nums(l, &["forwarded"])[0] >= want)
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not all forwarded:\n{out}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
     let (_, couts) = stop_all(&mut s, &mut cs);
     for (c, out) in couts.iter().enumerate() {
         let l = out
@@ -345,7 +374,6 @@ fn pcap_in_pcap_out_packet_for_packet_with_arp_copied_to_every_client() {
         got, expected,
         "out.pcap holds every frame once, and every ARP frame once per client"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -359,7 +387,7 @@ fn a_client_waits_for_the_server_when_asked_and_says_so_otherwise() {
         alone.output()
     );
     let mut early = client(&g, 0, &["--wait"]);
-    std::thread::sleep(Duration::from_millis(300));
+    early.wait_for("waiting for the server", T);
     let mut s = server(&g, &GEN, &["-n", "1"]);
     s.wait_for("Client process 0 connected", T);
     s.wait_for_nth("Client  0: enqueued", 2, T);
@@ -378,4 +406,37 @@ fn bad_server_and_client_options_are_usage_errors() {
     let mut p = g.spawn(CLIENT, &["-l", "1", "--proc-type=secondary", "--"]);
     assert_eq!(p.wait_exit(T), Some(2));
     assert!(p.output().contains("-n CLIENT_ID"), "{}", p.output());
+}
+
+#[test]
+fn ports_with_high_ids_keep_counters_of_their_own() {
+    // Ports 16 and 17 (the 17th and 18th vdevs) carry the traffic; a client runs beside them.
+    let g = Group::new("cs-hiport");
+    let mut vdevs: Vec<String> = (0..16).map(|i| format!("net_null{i}")).collect();
+    vdevs.push("net_gen16,flows=16,rate=100000".into());
+    vdevs.push("net_gen17,flows=16,rate=100000".into());
+    let eal: Vec<&str> = vdevs.iter().flat_map(|v| ["--vdev", v.as_str()]).collect();
+    let mut s = server(&g, &eal, &["-p", "0x30000", "-n", "1"]);
+    let mut c = client(&g, 0, &[]);
+    s.wait_for("Client process 0 connected", T);
+    s.wait_for_nth("Client  0: enqueued", 3, T);
+    let (sout, _) = stop_all(&mut s, std::slice::from_mut(&mut c));
+    let (rx, copies, delivered, dropped, _, _) = final_line(&sout);
+    assert!(rx > 0 && delivered > 0, "{sout}");
+    assert_eq!(rx + copies, delivered + dropped, "{sout}");
+}
+
+#[test]
+fn no_telemetry_leaves_no_telemetry_socket() {
+    for (flag, want) in [(None, true), (Some("--no-telemetry"), false)] {
+        let g = Group::new("cs-notel");
+        let dir = shoal_testkit::runtime_dir(g.prefix());
+        let mut eal = GEN.to_vec();
+        eal.extend(flag);
+        let mut s = server(&g, &eal, &["-n", "1"]);
+        assert!(dir.join("mp_socket").exists(), "{}", dir.display());
+        assert_eq!(dir.join("telemetry").exists(), want, "{flag:?}");
+        let (code, out) = s.stop(libc::SIGINT, T);
+        assert_eq!(code, Some(0), "{out}");
+    }
 }

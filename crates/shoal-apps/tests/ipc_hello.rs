@@ -67,4 +67,31 @@ fn a_client_without_server_fails_clearly() {
         "{}",
         c.output()
     );
+    assert!(
+        !shoal_testkit::runtime_dir(g.prefix()).exists(),
+        "a secondary that found no primary left its runtime directory behind"
+    );
+}
+
+#[test]
+fn what_a_peer_sends_is_printed_escaped() {
+    let g = Group::new("ipc-esc");
+    let mut server = g.spawn(BIN, &["-l", "0", "--no-huge"]);
+    server.wait_for("server ready", T);
+    // This test process is the client, so that it can send any bytes.
+    let eal = shoal_testkit::init(g.prefix(), &["-l", "1", "--proc-type=secondary"]).unwrap();
+    let evil = b"\x1b]0;owned\x07\x1b[2Jred\x9b\xffend";
+    let req = shoal::mp::Message::new("hello_request", evil).unwrap();
+    let reply = eal.mp().unwrap().request_sync(&req, T).unwrap();
+    let answer = reply.msgs[0].param();
+    let line = server.wait_for("[SYNC] Received:", T);
+    assert_eq!(
+        line,
+        r"[SYNC] Received: \u{1b}]0;owned\u{7}\u{1b}[2Jred\x9b\xffend"
+    );
+    assert!(!answer.contains(&0x1b), "{answer:?}");
+    drop(eal);
+    let (code, out) = server.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains(['\x1b', '\x07']), "{out:?}");
 }

@@ -144,3 +144,68 @@ fn sigint_and_sigterm_stop_both_processes_cleanly() {
     let (code, out) = p.stop(libc::SIGINT, T);
     assert_eq!(code, Some(0), "{out}");
 }
+
+#[test]
+fn another_user_is_told_that_roots_group_is_out_of_its_reach_and_leaves_nothing() {
+    if !shoal_testkit::is_root() {
+        shoal_testkit::skip_or_fail("not root: a root primary and a process as nobody are needed");
+        return;
+    }
+    if !shoal_testkit::require_tool("setpriv") {
+        return;
+    }
+    let nobody = std::process::Command::new("id")
+        .args(["-u", "nobody"])
+        .output()
+        .expect("id -u nobody");
+    let uid = String::from_utf8_lossy(&nobody.stdout).trim().to_string();
+    assert!(!uid.is_empty(), "no user nobody");
+    let g = Group::new("smp-eacces");
+    let mut p = g.spawn(BIN, &["-l", "0", "--no-huge", "-m", "32"]);
+    p.wait_for("Finished Process Init.", T);
+    // nobody has no XDG_RUNTIME_DIR: its runtime directory is /tmp/shoal-<uid>/<prefix>.
+    let theirs = std::path::PathBuf::from(format!("/tmp/shoal-{uid}")).join(g.prefix());
+    for proc_type in ["secondary", "auto", "primary"] {
+        let mut c = g.spawn_raw(
+            "setpriv",
+            &[
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "env",
+                "-u",
+                "XDG_RUNTIME_DIR",
+                BIN,
+                "--proc-type",
+                proc_type,
+                "--file-prefix",
+                g.prefix(),
+                "--no-huge",
+                "--log-level",
+                "warning",
+            ],
+        );
+        c.close_stdin();
+        let code = c.wait_exit(T);
+        let out = c.output();
+        let exists = theirs.exists();
+        let _ = std::fs::remove_dir_all(&theirs);
+        assert_eq!(code, Some(1), "{proc_type}: {out}");
+        let err = c.stderr_lines();
+        let first = err.first().map(String::as_str).unwrap_or("");
+        assert!(
+            first.contains(&format!(
+                "a group with file prefix {:?} exists (/var/run/shoal/{})",
+                g.prefix(),
+                g.prefix()
+            )) && first.contains("this user may not access it"),
+            "{proc_type}: {out}"
+        );
+        assert!(!exists, "{proc_type} left {} behind", theirs.display());
+    }
+    // Root's group is untouched.
+    let mut s = g.spawn(BIN, &["-l", "1", "--proc-type=secondary"]);
+    s.wait_for("Finished Process Init.", T);
+    s.send_line("quit");
+    assert_eq!(s.wait_exit(T), Some(0), "{}", s.output());
+}

@@ -2,19 +2,23 @@
 //! flows of an af_packet port (PACKET_FANOUT hash) on a veth pair in a namespace of its own.
 
 use std::collections::BTreeSet;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use shoal_testkit::Group;
+use shoal::ethdev::pcap::PcapReader;
+use shoal_testkit::netns::NetNs;
+use shoal_testkit::require_tool;
+use shoal_testkit::{eventually, Group, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_symmetric_mp");
 const T: Duration = Duration::from_secs(20);
 
-fn run_err(args: &[&str]) -> (Option<i32>, String) {
+/// Runs to exit: (exit status, stderr, all output).
+fn run_err(args: &[&str]) -> (Option<i32>, String, String) {
     let g = Group::new("smp-arg");
     let mut p = g.spawn(BIN, args);
     let code = p.wait_exit(T);
-    (code, p.output())
+    (code, p.stderr_lines().join("\n"), p.output())
 }
 
 #[test]
@@ -53,14 +57,21 @@ fn argument_errors_are_dpdks() {
         let mut args: Vec<&str> = gen.to_vec();
         args.push("--");
         args.extend(app.iter().copied());
-        let (code, out) = run_err(&args);
-        assert_eq!(code, Some(1), "{args:?}: {out}");
-        assert!(out.contains(want), "{args:?}: {out}");
+        let (code, err, out) = run_err(&args);
         if want.starts_with("Error:") {
-            assert!(out.contains("--num-procs <n> --proc-id <id>"), "{out}");
+            // DPDK's messages, on stderr, with the usage; exit status 2 as every sample here.
+            assert_eq!(code, Some(2), "{args:?}: {out}");
+            assert!(
+                err.lines().next().unwrap_or("").contains(want),
+                "{args:?}: {err}"
+            );
+            assert!(err.contains("--num-procs <n> --proc-id <id>"), "{err}");
+        } else {
+            assert_eq!(code, Some(1), "{args:?}: {out}");
+            assert!(err.contains(want), "{args:?}: {err}");
         }
     }
-    let (code, out) = run_err(&[
+    let (code, _, out) = run_err(&[
         "--no-huge",
         "-m",
         "128",
@@ -78,103 +89,30 @@ fn argument_errors_are_dpdks() {
 
 #[test]
 fn one_process_forwards_and_prints_its_counters_on_sigint() {
-    let g = Group::new("smp-one");
-    let mut p = g.spawn(
-        BIN,
-        &[
-            "--no-huge",
-            "-m",
-            "64",
-            "-l",
-            "0",
-            "--vdev",
-            "net_gen0,flows=8",
-            "--vdev",
-            "net_null0",
-            "--",
-            "-p",
-            "0x3",
-            "--num-procs",
-            "1",
-            "--proc-id",
-            "0",
-        ],
-    );
-    p.wait_for("Finished Process Init", T);
-    std::thread::sleep(Duration::from_millis(300));
-    let (code, out) = p.stop(libc::SIGINT, T);
-    assert_eq!(code, Some(0), "{out}");
+    let dir = TempDir::new("smp-one");
+    let out = forward_into_capture("net_gen0,flows=8", &dir.join("out.pcap"), 1);
     assert!(out.contains("Exiting on signal 2"), "{out}");
     let rx0 = counter(&out, 0, "RX");
     assert!(rx0 > 0, "{out}");
     assert_eq!(counter(&out, 1, "TX"), rx0, "{out}");
 }
 
-/// `Port <n>: RX - <rx>, TX - <tx>, Drop - <drop>`.
-fn counter(out: &str, port: u16, what: &str) -> u64 {
-    let line = out
-        .lines()
-        .find(|l| l.starts_with(&format!("Port {port}: RX")))
-        .unwrap_or_else(|| panic!("no counters of port {port} in:\n{out}"));
-    let after = line.split(&format!("{what} - ")).nth(1).unwrap();
-    after.split(',').next().unwrap().trim().parse().unwrap()
+/// Whole records in a capture that is being written (a record cut short at the end is not
+/// counted).
+fn records(path: &Path) -> usize {
+    let Ok(f) = std::fs::File::open(path) else {
+        return 0;
+    };
+    PcapReader::new(std::io::BufReader::new(f))
+        .map(|r| r.map_while(Result::ok).count())
+        .unwrap_or(0)
 }
 
-struct Ns(String);
-
-impl Ns {
-    fn exec(&self, args: &[&str]) -> bool {
-        Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn netns(tag: &str) -> Option<Ns> {
-    #[allow(unsafe_code)]
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIP: not root; the veth test needs network namespaces");
-        return None;
-    }
-    if Command::new("tcpreplay").arg("--version").output().is_err() {
-        println!("SKIP: tcpreplay is not installed (see ci/apt-packages.txt)");
-        return None;
-    }
-    let name = format!("shoal-{tag}-{}", std::process::id());
-    if !Command::new("ip")
-        .args(["netns", "add", &name])
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        println!("SKIP: cannot create a network namespace");
-        return None;
-    }
-    let ns = Ns(name);
-    ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-    ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
-    for (a, b) in [("a0", "b0"), ("a1", "b1")] {
-        assert!(ns.exec(&["ip", "link", "add", a, "type", "veth", "peer", "name", b]));
-        assert!(ns.exec(&["ip", "link", "set", a, "up"]));
-        assert!(ns.exec(&["ip", "link", "set", b, "up"]));
-    }
-    Some(ns)
-}
-
-/// A capture of `n` generated frames over `flows` flows, made with symmetric_mp's own
-/// generator port into a pcap port.
-fn make_capture(path: &std::path::Path, flows: u32) -> u64 {
+/// Runs one symmetric_mp forwarding from `gen` (port 0) into a capture at `path` (port 1)
+/// until the capture holds `at_least` frames, then stops it with SIGINT; returns its output.
+fn forward_into_capture(gen: &str, path: &Path, at_least: usize) -> String {
     let g = Group::new("smp-cap");
     let tx = format!("net_pcap1,tx_pcap={}", path.display());
-    let gen = format!("net_gen0,flows={flows},size=mixed,rate=20000");
     let mut p = g.spawn(
         BIN,
         &[
@@ -184,7 +122,7 @@ fn make_capture(path: &std::path::Path, flows: u32) -> u64 {
             "-l",
             "0",
             "--vdev",
-            &gen,
+            gen,
             "--vdev",
             &tx,
             "--",
@@ -197,29 +135,60 @@ fn make_capture(path: &std::path::Path, flows: u32) -> u64 {
         ],
     );
     p.wait_for("Finished Process Init", T);
-    std::thread::sleep(Duration::from_millis(200));
+    eventually("frames in the capture", T, || records(path) >= at_least);
     let (code, out) = p.stop(libc::SIGINT, T);
     assert_eq!(code, Some(0), "{out}");
+    out
+}
+
+/// `Port <n>: RX - <rx>, TX - <tx>, Drop - <drop>`.
+fn counter(out: &str, port: u16, what: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("Port {port}: RX")))
+        .unwrap_or_else(|| panic!("no counters of port {port} in:\n{out}"));
+    let after = line.split(&format!("{what} - ")).nth(1).unwrap();
+    after.split(',').next().unwrap().trim().parse().unwrap()
+}
+
+/// A namespace with veth pairs a0/b0 and a1/b1, or `None` (the test skipped) where the
+/// machine cannot have one or tcpreplay is missing.
+#[track_caller]
+fn netns(tag: &str) -> Option<NetNs> {
+    let ns = NetNs::new(tag)?;
+    if !require_tool("tcpreplay") {
+        return None;
+    }
+    for (a, b) in [("a0", "b0"), ("a1", "b1")] {
+        ns.veth(a, b).unwrap();
+    }
+    Some(ns)
+}
+
+/// A capture of generated frames over `flows` flows, made with symmetric_mp's own generator
+/// port into a pcap port; returns how many it holds.
+fn make_capture(path: &Path, flows: u32) -> u64 {
+    let gen = format!("net_gen0,flows={flows},size=mixed,rate=20000");
+    let out = forward_into_capture(&gen, path, 200);
     counter(&out, 1, "TX")
 }
 
 #[test]
 fn two_peers_split_af_packet_flows_and_the_counts_add_up() {
     let Some(ns) = netns("smp") else { return };
-    let cap = std::env::temp_dir().join(format!("shoal-smp-{}.pcap", std::process::id()));
+    let dir = TempDir::new("smp-two");
+    let cap = dir.join("in.pcap");
     let sent = make_capture(&cap, 64);
-    assert!(sent > 100, "capture has {sent} frames");
+    assert!(sent >= 200, "capture has {sent} frames");
     let g = Group::new("smp-two");
-    let logs: Vec<_> = (0..2)
-        .map(|i| std::env::temp_dir().join(format!("shoal-smp-{}-flows{i}", std::process::id())))
-        .collect();
+    let logs: Vec<_> = (0..2).map(|i| dir.join(&format!("flows{i}"))).collect();
     let spawn = |id: u16, lcore: &str, primary: bool| {
         let log = logs[id as usize].to_str().unwrap().to_string();
         let id_s = id.to_string();
         let mut args: Vec<&str> = vec![
             "netns",
             "exec",
-            &ns.0,
+            &ns.name,
             BIN,
             "--no-huge",
             "-m",
@@ -258,35 +227,11 @@ fn two_peers_split_af_packet_flows_and_the_counts_add_up() {
     p0.wait_for("Finished Process Init", T);
     let mut p1 = spawn(1, "1", false);
     p1.wait_for("Finished Process Init", T);
-    assert!(ns.exec(&[
-        "tcpreplay",
-        "-q",
-        "-i",
-        "b0",
-        "--pps=20000",
-        cap.to_str().unwrap()
-    ]));
-    // Wait (bounded) until b1 has seen everything, then stop both.
-    let rx_b1 = || -> u64 {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns.0,
-                "cat",
-                "/sys/class/net/b1/statistics/rx_packets",
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0)
-    };
-    let deadline = Instant::now() + T;
-    while rx_b1() < sent && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    ns.tcpreplay("b0", &cap).unwrap();
+    // Everything forwarded has reached b1: then stop both.
+    eventually("b1 to receive every frame", T, || {
+        ns.rx_packets("b1") >= sent
+    });
     let (c1, out1) = p1.stop(libc::SIGINT, T);
     let (c0, out0) = p0.stop(libc::SIGINT, T);
     assert_eq!((c0, c1), (Some(0), Some(0)), "{out0}\n---\n{out1}");
@@ -294,12 +239,12 @@ fn two_peers_split_af_packet_flows_and_the_counts_add_up() {
     let (tx0, tx1) = (counter(&out0, 1, "TX"), counter(&out1, 1, "TX"));
     println!(
         "proc 0: rx {rx0} tx {tx0}; proc 1: rx {rx1} tx {tx1}; sent {sent}; b1 got {}",
-        rx_b1()
+        ns.rx_packets("b1")
     );
     assert_eq!(rx0 + rx1, sent, "{out0}\n---\n{out1}");
     assert_eq!(tx0 + tx1, sent);
     assert!(rx0 > 0 && rx1 > 0, "both peers get a share of the flows");
-    assert_eq!(rx_b1(), sent);
+    assert_eq!(ns.rx_packets("b1"), sent);
     let f0: BTreeSet<String> = std::fs::read_to_string(&logs[0])
         .unwrap()
         .lines()
@@ -316,7 +261,84 @@ fn two_peers_split_af_packet_flows_and_the_counts_add_up() {
         f0.intersection(&f1).collect::<Vec<_>>()
     );
     assert_eq!(f0.len() + f1.len(), 64);
-    for f in logs.iter().chain([&cap]) {
-        let _ = std::fs::remove_file(f);
+}
+
+/// An error after the primary created the group (here: no port at all) leaves nothing behind:
+/// no segment, no runtime directory.
+#[test]
+fn an_error_after_joining_leaves_no_segment_or_runtime_dir() {
+    let g = Group::new("smp-bye");
+    let mut p = g.spawn(
+        BIN,
+        &[
+            "-l",
+            "0",
+            "--no-huge",
+            "--",
+            "-p",
+            "0x3",
+            "--num-procs",
+            "1",
+            "--proc-id",
+            "0",
+        ],
+    );
+    assert_eq!(p.wait_exit(T), Some(1), "{}", p.output());
+    assert!(
+        p.output().contains("No Ethernet ports - bye"),
+        "{}",
+        p.output()
+    );
+    let seg = format!("/dev/shm/shoal_{}_seg0", g.prefix());
+    assert!(!std::path::Path::new(&seg).exists(), "{seg} left behind");
+    let dir = shoal_testkit::runtime_dir(g.prefix());
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+/// Peers of symmetric_mp SIGKILLed at random and started again with the same proc-id, while
+/// the primary forwards: the primary never stops, and once the last peer left cleanly the pool
+/// is whole.
+#[test]
+fn random_kills_of_a_peer_lose_no_buffer() {
+    let g = Group::new("smp-chaos");
+    let common = [
+        "--no-huge",
+        "-m",
+        "64",
+        "--vdev",
+        "net_gen0,flows=32,rate=200000",
+        "--vdev",
+        "net_null0",
+    ];
+    let peer = |g: &Group, id: &str, lcore: &str, extra: &[&str]| {
+        let mut args: Vec<&str> = vec!["-l", lcore];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "-p", "0x3", "--num-procs", "2", "--proc-id", id]);
+        g.spawn(BIN, &args)
+    };
+    let mut p0 = peer(&g, "0", "0", &common);
+    p0.wait_for("Finished Process Init", T);
+    let mut p1 = peer(&g, "1", "1", &["--proc-type=secondary"]);
+    p1.wait_for("Finished Process Init", T);
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("seed {seed:#x}");
+    for _ in 0..40 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(seed % 150));
+        p1.kill9();
+        p1 = peer(&g, "1", "1", &["--proc-type=secondary"]);
     }
+    p1.wait_for("Finished Process Init", T);
+    assert!(p0.exited().is_none(), "the primary died:\n{}", p0.output());
+    let (code, out1) = p1.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out1}");
+    let (code, out0) = p0.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out0}");
+    assert!(out0.contains("pool in use 0"), "{out0}");
 }

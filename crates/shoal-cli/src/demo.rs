@@ -79,6 +79,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             other => return Err(format!("unknown option {other:?}")),
         }
     }
+    // What the server would refuse is refused here, before anything starts.
+    shoal::eal::parse_args(&server_args(&o)).map_err(|e| e.to_string())?;
+    cs::Dist::parse(&o.dist)?.check_clients(o.clients)?;
     Ok(o)
 }
 
@@ -125,6 +128,22 @@ fn eal_args(o: &Opts, lcore: usize, secondary: bool) -> Vec<String> {
         }
     }
     v
+}
+
+/// The server's command line (program name first).
+fn server_args(o: &Opts) -> Vec<String> {
+    let mut sargs = vec!["mp_server".to_string()];
+    sargs.extend(eal_args(o, 0, false));
+    sargs.extend([
+        "--".into(),
+        "-n".into(),
+        o.clients.to_string(),
+        "--dist".into(),
+        o.dist.clone(),
+        "--stats-interval".into(),
+        "0".into(),
+    ]);
+    sargs
 }
 
 fn spawn_client(o: &Opts, id: usize) -> std::io::Result<Child> {
@@ -185,17 +204,7 @@ fn wait_until<T>(
 fn demo(o: &Opts) -> Result<(), String> {
     // Ctrl-C reaches the children too (same terminal); we notice it and summarise.
     shoal::eal::quit_requested();
-    let mut sargs = vec!["mp_server".to_string()];
-    sargs.extend(eal_args(o, 0, false));
-    sargs.extend([
-        "--".into(),
-        "-n".into(),
-        o.clients.to_string(),
-        "--dist".into(),
-        o.dist.clone(),
-        "--stats-interval".into(),
-        "0".into(),
-    ]);
+    let sargs = server_args(o);
     let server = Command::new(exe())
         .args(&sargs)
         .stdin(Stdio::null())

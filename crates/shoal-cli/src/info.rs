@@ -62,7 +62,7 @@ pub(crate) fn render(s: &Snapshot) -> String {
         mib(s.heap_bytes),
         s.memzones.len()
     );
-    let lock = if s.metadata_lock_holder == 0 {
+    let lock = if s.metadata_lock_holder.is_none() {
         "free".to_string()
     } else {
         format!("held by {}", s.metadata_lock_holder)
@@ -128,7 +128,7 @@ pub(crate) fn render(s: &Snapshot) -> String {
     let _ = writeln!(o, "\nprocesses ({})", s.processes.len());
     let _ = writeln!(
         o,
-        "  {:>4} {:>8} {:<10} {:<16} {:<6} {:>10}",
+        "  {:>4} {:>10} {:<10} {:<16} {:<8} {:>10}",
         "SLOT", "PID", "TYPE", "LCORES", "ALIVE", "HEARTBEAT"
     );
     for p in &s.processes {
@@ -138,15 +138,27 @@ pub(crate) fn render(s: &Snapshot) -> String {
             .map(|l| l.to_string())
             .collect::<Vec<_>>()
             .join(",");
+        // A pid from another PID namespace names nothing here: mark it.
+        let pid = if p.same_pid_ns {
+            p.pid.to_string()
+        } else {
+            format!("{}*", p.pid)
+        };
+        let alive = match p.liveness {
+            shoal::sync::Liveness::Alive => "yes",
+            shoal::sync::Liveness::Dead => "no",
+            shoal::sync::Liveness::Unknown => "unknown",
+        };
         let _ = writeln!(
             o,
-            "  {:>4} {:>8} {:<10} {:<16} {:<6} {:>8}ms",
-            p.slot,
-            p.pid,
-            p.proc_type,
-            lcores,
-            if p.alive { "yes" } else { "no" },
-            p.heartbeat_age_ms
+            "  {:>4} {:>10} {:<10} {:<16} {:<8} {:>8}ms",
+            p.slot, pid, p.proc_type, lcores, alive, p.heartbeat_age_ms
+        );
+    }
+    if s.processes.iter().any(|p| !p.same_pid_ns) {
+        let _ = writeln!(
+            o,
+            "  * pid in another PID namespace (liveness does not depend on pids)"
         );
     }
     o

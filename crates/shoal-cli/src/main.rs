@@ -81,7 +81,8 @@ pub(crate) fn parse_group_opts(args: &[String]) -> Result<GroupOpts, String> {
     }
 }
 
-/// Like [`parse_group_opts`], but hands back the words that are not options.
+/// Like [`parse_group_opts`], but hands back the words that are not options. The prefix is
+/// checked as the EAL checks `--file-prefix`.
 pub(crate) fn parse_group_opts_and_rest(
     args: &[String],
 ) -> Result<(GroupOpts, Vec<String>), String> {
@@ -102,6 +103,7 @@ pub(crate) fn parse_group_opts_and_rest(
             s => rest.push(s.to_string()),
         }
     }
+    shoal::eal::check_file_prefix(&o.prefix).map_err(|e| e.to_string())?;
     Ok((o, rest))
 }
 

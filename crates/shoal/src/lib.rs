@@ -21,6 +21,7 @@
 
 pub mod eal;
 pub mod ethdev;
+pub mod fault;
 pub mod mbuf;
 pub mod memory;
 pub mod mempool;

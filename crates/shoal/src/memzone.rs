@@ -28,6 +28,7 @@ use std::sync::Arc;
 use crate::eal::Eal;
 use crate::memory::header::{MemzoneEntry, MemzoneTable, SegmentHeader, MAX_MEMZONES};
 use crate::memory::{Fresh, MemzoneKind, Region, MEMZONE_NAMESIZE};
+use crate::sync::{Liveness, MemberId, Members};
 use crate::sys;
 
 /// Values of an entry's `used` word.
@@ -189,7 +190,7 @@ impl Drop for Attachment {
         let Some(hdr) = self.whole.get::<SegmentHeader>(0) else {
             return;
         };
-        let mut table = hdr.memzones.lock();
+        let mut table = hdr.memzones.lock(&**self.whole.mapping());
         let e = &mut table.entries[self.idx];
         // An entry with attachments is never freed, so it is still ours; the offset check only
         // guards against a corrupted table.
@@ -234,7 +235,7 @@ impl Reservation {
         let Some(hdr) = self.whole.get::<SegmentHeader>(0) else {
             return;
         };
-        let mut table = hdr.memzones.lock();
+        let mut table = hdr.memzones.lock(&**self.whole.mapping());
         let e = &mut table.entries[self.idx];
         if e.used != state::RESERVED || e.offset != self.offset {
             return;
@@ -349,10 +350,13 @@ impl Memzone {
         let align = align.max(DEFAULT_ALIGN);
         let hdr: &SegmentHeader = whole.get(0).ok_or(Error::NoSpace { len, free: 0 })?;
         let (idx, offset, attachment) = {
-            let mut table = hdr.memzones.lock();
+            let members: &dyn Members = &**whole.mapping();
+            let mut table = hdr.memzones.lock(members);
+            crate::fault::point("memzone.locked");
             if let Some((i, e)) = find(&table, name) {
                 // A creator that died before publishing leaves its reservation: take it back.
-                let abandoned = e.used != state::PUBLISHED && !sys::process_alive(e.creator_pid, 0);
+                let abandoned = e.used != state::PUBLISHED
+                    && members.liveness(MemberId::from_raw(e.creator)) == Liveness::Dead;
                 if !abandoned {
                     tracing::debug!(target: "shoal::memzone", "reserve {name:?}: exists");
                     return Err(Error::Exists(name.to_owned()));
@@ -384,6 +388,7 @@ impl Memzone {
                 align: align as u64,
                 creator_pid: sys::getpid(),
                 attached: 0,
+                creator: members.me().raw(),
             };
             let attachment = Attachment::new(whole, &mut table, idx);
             (idx, offset, attachment)
@@ -417,7 +422,7 @@ impl Memzone {
         let whole = eal.whole();
         let (region, kind) = {
             // A-pub: taking the lock pairs with the creator's release after publishing.
-            let mut table = eal.header().memzones.lock();
+            let mut table = eal.header().memzones.lock(&**whole.mapping());
             let (idx, e) =
                 find_published(&table, name).ok_or_else(|| Error::NotFound(name.to_owned()))?;
             let (offset, len, kind) = (e.offset as usize, e.len as usize, e.kind);
@@ -446,7 +451,7 @@ impl Memzone {
 
     /// Every memzone of the group, by offset.
     pub fn list(eal: &Eal) -> Vec<MemzoneInfo> {
-        let table = eal.header().memzones.lock();
+        let table = eal.header().memzones.lock(&**eal.whole().mapping());
         let mut v: Vec<MemzoneInfo> = table
             .entries
             .iter()
@@ -506,7 +511,7 @@ pub(crate) fn free_where(
     let hdr: &SegmentHeader = whole
         .get(0)
         .ok_or_else(|| Error::NotFound(name.to_owned()))?;
-    let mut table = hdr.memzones.lock();
+    let mut table = hdr.memzones.lock(&**whole.mapping());
     let (idx, e) = find_published(&table, name).ok_or_else(|| Error::NotFound(name.to_owned()))?;
     if e.attached > allowed {
         let attached = e.attached - allowed;
@@ -528,7 +533,7 @@ pub(crate) fn free_where(
 /// A new attachment of the published entry `idx` of kind `kind`: its region, counted.
 pub(crate) fn attach_index(whole: &Region, idx: usize, kind: MemzoneKind) -> Option<Region> {
     let hdr: &SegmentHeader = whole.get(0)?;
-    let mut table = hdr.memzones.lock();
+    let mut table = hdr.memzones.lock(&**whole.mapping());
     let e = table.entries.get(idx)?;
     if e.used != state::PUBLISHED || e.kind != kind as u32 {
         return None;

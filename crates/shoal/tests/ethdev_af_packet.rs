@@ -1,40 +1,24 @@
 //! net_af_packet and net_tap against real kernel interfaces: veth pairs in a network
 //! namespace each test creates, fed by tcpreplay. Skips (with the reason printed) when not
-//! root or when the tools are missing.
-
-mod ethdev_net;
+//! root or when the tools are missing; fails instead under CI=true.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ethdev_net::{have, NetNs};
-use shoal::eal::Eal;
 use shoal::ethdev::{self, pcap::PcapWriter, Port, QueueId};
 use shoal::mbuf::MbufBatch;
 use shoal::net::{parse_frame, FlowKey};
-use shoal_testkit::unique_prefix;
+use shoal_testkit::netns::{self, NetNs};
+use shoal_testkit::ports_eal;
+use shoal_testkit::require_tool;
 
 const T: Duration = Duration::from_secs(20);
-
-fn init(vdevs: &[String]) -> Eal {
-    let prefix = unique_prefix("afp");
-    let mut args: Vec<String> = ["test", "--file-prefix", &prefix, "-m", "64", "--no-huge"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(["--log-level".into(), "warning".into()]);
-    for v in vdevs {
-        args.push("--vdev".into());
-        args.push(v.clone());
-    }
-    Eal::init(args).expect("eal init").0
-}
 
 /// Writes `n` generated frames over `flows` flows (plus a few malformed ones when asked) to a
 /// capture; returns its path and the frames.
 fn capture(tag: &str, n: usize, flows: u32, malformed: bool) -> (PathBuf, Vec<Vec<u8>>) {
-    let eal = init(&[format!("net_gen0,flows={flows},size=mixed")]);
+    let eal = ports_eal("afp", &[format!("net_gen0,flows={flows},size=mixed")]);
     let p = &ethdev::ports(&eal).unwrap()[0];
     let mut frames = Vec::new();
     while frames.len() < n {
@@ -89,44 +73,24 @@ fn drain(port: &Port, want: usize, timeout: Duration) -> Vec<Vec<Vec<u8>>> {
     per_q
 }
 
-fn tcpreplay(ns: &NetNs, iface: &str, file: &std::path::Path) {
-    ns.exec(&[
-        "tcpreplay",
-        "-q",
-        "-i",
-        iface,
-        "--pps=20000",
-        file.to_str().unwrap(),
-    ])
-    .expect("tcpreplay");
-}
-
-fn skip_without_tools() -> bool {
-    if !have("tcpreplay") {
-        println!("SKIP: tcpreplay is not installed (see .ci/apt-packages.txt)");
-        return true;
-    }
-    false
-}
-
 #[test]
 fn af_packet_receives_what_tcpreplay_sends_and_sends_what_the_peer_receives() {
     let Some(ns) = NetNs::new("afp1") else { return };
-    if skip_without_tools() {
+    if !require_tool("tcpreplay") {
         return;
     }
     ns.veth("va", "vb").unwrap();
     ns.enter().unwrap();
     let (file, frames) = capture("one", 300, 50, true);
-    let eal = init(&[
-        "net_af_packet0,iface=va".into(),
-        "net_af_packet1,iface=vb".into(),
-    ]);
+    let eal = ports_eal(
+        "afp",
+        &["net_af_packet0,iface=va", "net_af_packet1,iface=vb"],
+    );
     let ports = ethdev::ports(&eal).unwrap();
     assert!(ports[0].link_up());
     assert_eq!(ports[0].mac().to_string(), ns.read_sys("va", "address"));
     // Real tool in, shoal out: every frame (malformed ones included) arrives intact.
-    tcpreplay(&ns, "vb", &file);
+    ns.tcpreplay("vb", &file).unwrap();
     let got = drain(&ports[0], frames.len(), T);
     let got: Vec<Vec<u8>> = got.into_iter().flatten().collect();
     assert_eq!(
@@ -177,38 +141,25 @@ fn flow_of(frame: &[u8]) -> Option<FlowKey> {
 #[test]
 fn af_packet_fanout_keeps_each_flow_on_one_queue_while_forwarding() {
     let Some(ns) = NetNs::new("afp2") else { return };
-    if skip_without_tools() {
+    if !require_tool("tcpreplay") {
         return;
     }
     ns.veth("a0", "b0").unwrap();
     ns.veth("a1", "b1").unwrap();
     ns.enter().unwrap();
     let (file, frames) = capture("fan", 2000, 64, false);
-    let eal = init(&[
-        "net_af_packet0,iface=a0,qpairs=2".into(),
-        "net_af_packet1,iface=a1,qpairs=2".into(),
-        "net_af_packet2,iface=b1".into(),
-    ]);
+    let eal = ports_eal(
+        "afp",
+        &[
+            "net_af_packet0,iface=a0,qpairs=2",
+            "net_af_packet1,iface=a1,qpairs=2",
+            "net_af_packet2,iface=b1",
+        ],
+    );
     let ports = ethdev::ports(&eal).unwrap();
     let replay = {
-        let name = ns.name.clone();
-        let file = file.clone();
-        std::thread::spawn(move || {
-            std::process::Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &name,
-                    "tcpreplay",
-                    "-q",
-                    "-i",
-                    "b0",
-                    "--pps=20000",
-                ])
-                .arg(&file)
-                .status()
-                .expect("tcpreplay")
-        })
+        let (name, file) = (ns.name.clone(), file.clone());
+        std::thread::spawn(move || netns::tcpreplay(&name, "b0", &file))
     };
     // Forward port 0 queue q -> port 1 queue q, as symmetric_mp does, and watch port 2 (b1).
     let mut flows_on: [HashSet<FlowKey>; 2] = [HashSet::new(), HashSet::new()];
@@ -247,7 +198,7 @@ fn af_packet_fanout_keeps_each_flow_on_one_queue_while_forwarding() {
             std::thread::sleep(Duration::from_micros(200));
         }
     }
-    assert!(replay.join().unwrap().success());
+    replay.join().unwrap().unwrap();
     let s0 = ports[0].stats();
     let s1 = ports[1].stats();
     println!(
@@ -283,7 +234,7 @@ fn af_packet_fanout_keeps_each_flow_on_one_queue_while_forwarding() {
 fn tap_port_talks_to_the_kernel() {
     let Some(ns) = NetNs::new("tap") else { return };
     ns.enter().unwrap();
-    let eal = init(&["net_tap0,iface=shoaltap0".into()]);
+    let eal = ports_eal("afp", &["net_tap0,iface=shoaltap0"]);
     let ports = ethdev::ports(&eal).unwrap();
     let p = &ports[0];
     assert!(ns.exec(&["ip", "link", "show", "shoaltap0"]).is_ok());

@@ -6,23 +6,9 @@ use std::time::{Duration, Instant};
 use shoal::eal::{Eal, Error, ProcType};
 use shoal::memory::Backing;
 use shoal::memzone::{self, Memzone};
-use shoal_testkit::{child_prefix, role, Group};
+use shoal_testkit::{child_or, child_prefix, eventually, init, skip_or_fail, Group};
 
 const T: Duration = Duration::from_secs(20);
-
-fn init(prefix: &str, extra: &[&str]) -> Result<Eal, Error> {
-    let mut args = vec![
-        "test".to_string(),
-        "--file-prefix".into(),
-        prefix.into(),
-        "-m".into(),
-        "32".into(),
-        "--log-level".into(),
-        "warning".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Eal::init(args).map(|(e, _)| e)
-}
 
 /// Child bodies shared by several tests.
 fn run_child(role: &str) {
@@ -43,6 +29,7 @@ fn run_child(role: &str) {
         }
         "secondary" => match init(&prefix, &[&["--proc-type=secondary"], &extra[..]].concat()) {
             Ok(eal) => {
+                eal.exit_when_primary_dies();
                 println!("attached slot={:?} lcores={:?}", eal.slot(), eal.lcores());
                 std::thread::sleep(T);
             }
@@ -51,10 +38,19 @@ fn run_child(role: &str) {
                 std::process::exit(1);
             }
         },
+        "quiet_secondary" => {
+            let eal = init(&prefix, &["--proc-type=secondary", "-l", "1"]).expect("attach");
+            eal.on_primary_death(|| println!("hook ran"));
+            println!("attached");
+            while !eal.should_quit() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            println!("loop ended, primary_died={}", eal.primary_died());
+        }
         "lockholder" => {
             let eal = init(&prefix, &["--proc-type=secondary"]).expect("attach");
             let _held = eal.hold_metadata_lock();
-            println!("holding");
+            println!("holding as {}", eal.member().raw());
             std::thread::sleep(T);
         }
         "zones" => {
@@ -86,23 +82,14 @@ fn write_byte(z: &Memzone, i: usize, v: u8) {
     b.store(v, Ordering::Relaxed)
 }
 
-macro_rules! child_or {
-    () => {
-        if let Some(r) = role() {
-            run_child(&r);
-            return;
-        }
-    };
-}
-
 #[test]
 fn two_primaries_conflict_naming_the_live_one() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("2p");
     let prefix = g.prefix().to_string();
     let mut p = g.spawn_self("two_primaries_conflict_naming_the_live_one", "primary", &[]);
     p.wait_for("ready", T);
-    match init(&prefix, &[]) {
+    match init::<&str>(&prefix, &[]) {
         Err(Error::PrimaryExists { pid, .. }) => assert_eq!(pid, p.pid()),
         other => panic!("expected PrimaryExists, got {other:?}"),
     }
@@ -110,7 +97,7 @@ fn two_primaries_conflict_naming_the_live_one() {
 
 #[test]
 fn secondary_without_primary_fails_clearly() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("nop");
     let prefix = g.prefix().to_string();
     let t0 = Instant::now();
@@ -122,7 +109,7 @@ fn secondary_without_primary_fails_clearly() {
 
 #[test]
 fn auto_becomes_primary_then_secondary() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("auto");
     let prefix = g.prefix().to_string();
     let first = init(&prefix, &["--proc-type=auto", "-l", "0"]).unwrap();
@@ -142,7 +129,7 @@ fn auto_becomes_primary_then_secondary() {
 
 #[test]
 fn secondary_exits_when_primary_is_killed() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("kill");
     let mut p = g.spawn_self(
         "secondary_exits_when_primary_is_killed",
@@ -166,24 +153,29 @@ fn secondary_exits_when_primary_is_killed() {
 
 #[test]
 fn metadata_lock_survives_a_killed_holder() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("lock");
     let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["-l", "0"]).unwrap();
     let mut h = g.spawn_self("metadata_lock_survives_a_killed_holder", "lockholder", &[]);
-    h.wait_for("holding", T);
-    assert_eq!(eal.metadata_lock_state().0, h.pid());
+    let line = h.wait_for("holding as", T);
+    let id: u64 = line.rsplit(' ').next().unwrap().trim().parse().unwrap();
+    assert_eq!(eal.metadata_lock_state().0.raw(), id);
+    assert!(eal
+        .processes()
+        .iter()
+        .any(|p| p.member.raw() == id && p.pid == h.pid()));
     h.kill9();
     // Needs the lock: must take it over from the dead holder.
     Memzone::reserve(&eal, "after_kill", 128).unwrap();
     let (holder, recoveries) = eal.metadata_lock_state();
-    assert_eq!(holder, 0);
+    assert!(holder.is_none());
     assert!(recoveries >= 1);
 }
 
 #[test]
 fn groups_side_by_side_are_isolated() {
-    child_or!();
+    child_or!(run_child);
     let (ga, gb) = (Group::new("iso-a"), Group::new("iso-b"));
     let (pa, pb) = (ga.prefix().to_string(), gb.prefix().to_string());
     let a = init(&pa, &["-l", "0"]).unwrap();
@@ -202,7 +194,7 @@ fn groups_side_by_side_are_isolated() {
 
 #[test]
 fn memzones_are_shared_between_processes() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("mz");
     let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["-l", "0"]).unwrap();
@@ -223,7 +215,7 @@ fn memzones_are_shared_between_processes() {
 
 #[test]
 fn memzone_errors_are_clear() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("mzerr");
     let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["-l", "0", "-m", "8"]).unwrap();
@@ -269,7 +261,7 @@ fn memzone_errors_are_clear() {
 
 #[test]
 fn two_live_processes_cannot_share_an_lcore() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("lc");
     let prefix = g.prefix().to_string();
     let _eal = init(&prefix, &["-l", "0-1"]).unwrap();
@@ -295,7 +287,7 @@ fn two_live_processes_cannot_share_an_lcore() {
 
 #[test]
 fn a_dead_process_slot_is_found_and_freed() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("reap");
     let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["-l", "0"]).unwrap();
@@ -309,15 +301,9 @@ fn a_dead_process_slot_is_found_and_freed() {
     assert!(eal.processes().iter().any(|p| p.pid == pid && p.alive));
     c.kill9();
     // The primary's service thread reaps it by itself.
-    let deadline = Instant::now() + T;
-    while eal.processes().iter().any(|p| p.pid == pid) {
-        assert!(
-            Instant::now() < deadline,
-            "slot of {pid} never freed: {:?}",
-            eal.processes()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(&format!("the slot of {pid} to be freed"), T, || {
+        eal.processes().iter().all(|p| p.pid != pid)
+    });
     let mut again = g.spawn_self(
         "a_dead_process_slot_is_found_and_freed",
         "secondary",
@@ -328,7 +314,7 @@ fn a_dead_process_slot_is_found_and_freed() {
 
 #[test]
 fn a_different_layout_is_refused_naming_both_versions() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("layout");
     let prefix = g.prefix().to_string();
     let mut p = g.spawn_self(
@@ -368,7 +354,7 @@ fn a_different_layout_is_refused_naming_both_versions() {
 
 #[test]
 fn no_huge_uses_shm_and_hugepages_are_used_when_free() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("nohuge");
     let prefix = g.prefix().to_string();
     let eal = init(&prefix, &["--no-huge", "-l", "0"]).unwrap();
@@ -392,9 +378,9 @@ fn no_huge_uses_shm_and_hugepages_are_used_when_free() {
         .unwrap()
         .contains("hugetlbfs");
     if !mounted || free < 16 {
-        println!(
-            "SKIP hugepage half: hugetlbfs mounted={mounted}, free 2 MiB pages={free} (need 16)"
-        );
+        skip_or_fail(&format!(
+            "the hugepage half: hugetlbfs mounted={mounted}, free 2 MiB pages={free} (need 16; ci/setup.sh reserves them)"
+        ));
         return;
     }
     let gh = Group::new("huge");
@@ -411,7 +397,7 @@ fn no_huge_uses_shm_and_hugepages_are_used_when_free() {
 
 #[test]
 fn works_with_aslr_on() {
-    child_or!();
+    child_or!(run_child);
     let aslr = std::fs::read_to_string("/proc/sys/kernel/randomize_va_space").unwrap_or_default();
     println!("randomize_va_space = {}", aslr.trim());
     // The memzone test above maps the segment in two processes and compares bytes at offsets;
@@ -431,4 +417,85 @@ fn works_with_aslr_on() {
     if aslr.trim() == "2" {
         assert_ne!(ours, theirs, "with ASLR on, mappings should differ");
     }
+}
+
+/// Takes an open-file-description write lock on the whole of `file`, as a primary does on
+/// `config`.
+#[allow(unsafe_code)]
+fn ofd_lock(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: libc::flock is plain data; all-zero is valid (whole file, l_pid 0).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: valid fd and flock struct for the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+}
+
+/// A primary is SIGKILLed; a new one has taken the config lock but not yet rewritten `config`,
+/// which still names the dead primary's segment, still there and marked ready. A secondary must
+/// not attach to that memory: the segment's creator holds no liveness lock on it.
+#[test]
+fn a_secondary_never_attaches_to_a_dead_primarys_segment() {
+    child_or!(run_child);
+    let g = Group::new("stale");
+    let prefix = g.prefix().to_string();
+    let mut p = g.spawn_self(
+        "a_secondary_never_attaches_to_a_dead_primarys_segment",
+        "primary",
+        &[("SHOAL_TEST_ARGS", "-l 0 --no-huge")],
+    );
+    p.wait_for("ready", T);
+    p.kill9();
+    p.wait_exit(T);
+    let dir = shoal_testkit::runtime_dir(&prefix);
+    let config = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("config"))
+        .unwrap();
+    assert!(std::fs::read_to_string(dir.join("config"))
+        .unwrap()
+        .contains("segment="));
+    // The "new primary", between taking the lock and rewriting the file.
+    ofd_lock(&config);
+    match Eal::inspect(&prefix) {
+        Err(Error::PrimaryNotReady { .. }) => {}
+        other => panic!("attached to a dead primary's segment: {other:?}"),
+    }
+    drop(config);
+    // A real new primary takes over the prefix; secondaries attach to its segment.
+    let mut p2 = g.spawn_self(
+        "a_secondary_never_attaches_to_a_dead_primarys_segment",
+        "primary",
+        &[("SHOAL_TEST_ARGS", "-l 0 --no-huge")],
+    );
+    p2.wait_for("ready", T);
+    let eal = Eal::inspect(&prefix).expect("attach to the new primary");
+    assert_eq!(eal.primary_pid(), p2.pid());
+}
+
+/// The library leaves the process alone when the primary dies: no exit, an event instead
+/// (a hook on the service thread, and `should_quit`/`primary_died` for the loops).
+#[test]
+fn a_library_secondary_is_told_of_its_primarys_death_and_is_not_exited() {
+    child_or!(run_child);
+    let g = Group::new("quiet");
+    let mut p = g.spawn_self(
+        "a_library_secondary_is_told_of_its_primarys_death_and_is_not_exited",
+        "primary",
+        &[("SHOAL_TEST_ARGS", "-l 0")],
+    );
+    p.wait_for("ready", T);
+    let mut s = g.spawn_self(
+        "a_library_secondary_is_told_of_its_primarys_death_and_is_not_exited",
+        "quiet_secondary",
+        &[],
+    );
+    s.wait_for("attached", T);
+    p.kill9();
+    s.wait_for("hook ran", T);
+    s.wait_for("loop ended, primary_died=true", T);
+    assert_eq!(s.wait_exit(T), Some(0), "{}", s.output());
 }

@@ -1,28 +1,11 @@
 //! Mbufs in one process: DPDK's test_mbuf behaviours (one mbuf's head and tail room, pool
 //! exhaustion, clones and reference counts, copies, chains, linearize, bulk alloc, read).
 
-use shoal::eal::{Eal, LcoreId};
+use shoal::eal::LcoreId;
 use shoal::mbuf::{
     ol_flags, Error, Mbuf, MbufBatch, MbufPool, DEFAULT_BUF_SIZE, HEADROOM, MAX_BURST, PORT_INVALID,
 };
-use shoal_testkit::unique_prefix;
-
-fn init(tag: &str, lcores: &str) -> Eal {
-    let args = [
-        "test",
-        "--file-prefix",
-        &unique_prefix(tag),
-        "-m",
-        "64",
-        "-l",
-        lcores,
-        "--log-level",
-        "warning",
-    ];
-    Eal::init(args.iter().map(|s| s.to_string()).collect())
-        .expect("eal")
-        .0
-}
+use shoal_testkit::solo_eal;
 
 const ROOM: u16 = DEFAULT_BUF_SIZE;
 
@@ -32,7 +15,7 @@ fn fill(m: &mut Mbuf, n: u16, byte: u8) {
 
 #[test]
 fn pool_creation_rules() {
-    let eal = init("mbcreate", "0");
+    let eal = solo_eal("mbcreate", &["-l", "0"]);
     assert_eq!(
         MbufPool::create(&eal, "unaligned", 63, 0, 12, ROOM).unwrap_err(),
         Error::PrivSizeUnaligned(12)
@@ -59,7 +42,7 @@ fn pool_creation_rules() {
 /// DPDK's test_one_pktmbuf.
 #[test]
 fn one_mbuf_head_and_tail_room() {
-    let eal = init("mbone", "0");
+    let eal = solo_eal("mbone", &["-l", "0"]);
     let pool = MbufPool::create(&eal, "one", 63, 0, 8, ROOM).unwrap();
     let mut m = pool.alloc().unwrap();
     assert_eq!((m.data_len(), m.pkt_len(), m.nb_segs()), (0, 0, 1));
@@ -128,7 +111,7 @@ fn one_mbuf_head_and_tail_room() {
 
 #[test]
 fn small_data_room_has_no_headroom_beyond_it() {
-    let eal = init("mbsmall", "0");
+    let eal = solo_eal("mbsmall", &["-l", "0"]);
     let pool = MbufPool::create(&eal, "small", 7, 0, 0, 64).unwrap();
     let mut m = pool.alloc().unwrap();
     assert_eq!((m.headroom(), m.tailroom()), (64, 0));
@@ -138,7 +121,7 @@ fn small_data_room_has_no_headroom_beyond_it() {
 
 #[test]
 fn exhausting_an_mbuf_pool() {
-    let eal = init("mbexh", "0");
+    let eal = solo_eal("mbexh", &["-l", "0"]);
     let pool = MbufPool::create(&eal, "exh", 127, 16, 0, ROOM).unwrap();
     let mut all = Vec::new();
     while let Some(m) = pool.alloc() {
@@ -152,7 +135,7 @@ fn exhausting_an_mbuf_pool() {
 
 #[test]
 fn bulk_alloc_is_all_or_nothing() {
-    let eal = init("mbbulk", "0");
+    let eal = solo_eal("mbbulk", &["-l", "0"]);
     let pool = MbufPool::create(&eal, "bulk", 100, 0, 0, ROOM).unwrap();
     let mut a = MbufBatch::new();
     let mut b = MbufBatch::new();
@@ -186,7 +169,7 @@ fn bulk_alloc_is_all_or_nothing() {
 /// once the clones are gone the original is writable again.
 #[test]
 fn a_shared_buffer_is_not_writable_until_the_clones_are_gone() {
-    let eal = init("mbshared", "0");
+    let eal = solo_eal("mbshared", &["-l", "0"]);
     let pool = MbufPool::create(&eal, "direct", 31, 0, 0, ROOM).unwrap();
     let clones = MbufPool::create(&eal, "indirect", 31, 0, 0, 0).unwrap();
     let mut m = pool.alloc().unwrap();
@@ -232,7 +215,7 @@ fn a_shared_buffer_is_not_writable_until_the_clones_are_gone() {
 /// DPDK's testclone_testupdate_testdetach.
 #[test]
 fn clones_share_the_buffer_and_count_references() {
-    let eal = init("mbclone", "0");
+    let eal = solo_eal("mbclone", &["-l", "0"]);
     let pool = MbufPool::create(&eal, "direct", 31, 0, 0, ROOM).unwrap();
     let clones = MbufPool::create(&eal, "indirect", 31, 0, 0, 0).unwrap();
     let mut m = pool.alloc().unwrap();
@@ -281,7 +264,7 @@ fn clones_share_the_buffer_and_count_references() {
 
 #[test]
 fn cloning_a_chain_and_running_out_midway() {
-    let eal = init("mbclch", "0");
+    let eal = solo_eal("mbclch", &["-l", "0"]);
     let pool = MbufPool::create(&eal, "d", 31, 0, 0, ROOM).unwrap();
     let clones = MbufPool::create(&eal, "i", 2, 0, 0, 0).unwrap();
     let mut m = pool.alloc().unwrap();
@@ -309,7 +292,7 @@ fn cloning_a_chain_and_running_out_midway() {
 /// DPDK's test_pktmbuf_copy.
 #[test]
 fn deep_copies_with_offsets_and_chains() {
-    let eal = init("mbcopy", "0");
+    let eal = solo_eal("mbcopy", &["-l", "0"]);
     let pool = MbufPool::create(&eal, "c", 63, 0, 0, ROOM).unwrap();
     let small = MbufPool::create(&eal, "s", 63, 0, 0, HEADROOM + 100).unwrap();
     let mut m = pool.alloc().unwrap();
@@ -322,7 +305,15 @@ fn deep_copies_with_offsets_and_chains() {
     assert_eq!(part.data(), &data[100..150]);
     let tail = m.copy(&pool, 990, 100).unwrap();
     assert_eq!(tail.data(), &data[990..], "length truncated to the data");
-    assert!(m.copy(&pool, 1000, 1).is_none(), "offset past the end");
+    let empty = m
+        .copy(&pool, 1000, 1)
+        .expect("a copy from the end is empty, not None");
+    assert_eq!(
+        (empty.pkt_len(), empty.data_len(), empty.nb_segs()),
+        (0, 0, 1)
+    );
+    assert_eq!(empty.port(), 9);
+    assert!(m.copy(&pool, 1001, 1).is_none(), "offset past the end");
     // Into small mbufs: a chain of 100-byte segments.
     let chained = m.copy(&small, 0, u32::MAX).unwrap();
     assert_eq!((chained.nb_segs(), chained.pkt_len()), (10, 1000));
@@ -331,13 +322,13 @@ fn deep_copies_with_offsets_and_chains() {
     // A copy of a chain, from an offset inside its second segment.
     let back = chained.copy(&pool, 150, 700).unwrap();
     assert_eq!((back.nb_segs(), back.data()), (1, &data[150..850]));
-    drop((m, c, part, tail, chained, back));
+    drop((m, c, part, tail, empty, chained, back));
     assert_eq!((pool.avail_count(), small.avail_count()), (63, 63));
 }
 
 #[test]
 fn chains_read_and_linearize() {
-    let eal = init("mblin", "0");
+    let eal = solo_eal("mblin", &["-l", "0"]);
     let pool = MbufPool::create(&eal, "l", 63, 0, 0, ROOM).unwrap();
     let mut head = pool.alloc().unwrap();
     fill(&mut head, 100, 0);
@@ -393,7 +384,7 @@ fn chains_read_and_linearize() {
 
 #[test]
 fn clone_from_another_pool_and_linearize_a_clone_chain() {
-    let eal = init("mbattach", "0");
+    let eal = solo_eal("mbattach", &["-l", "0"]);
     let a = MbufPool::create(&eal, "a", 15, 0, 0, ROOM).unwrap();
     let b = MbufPool::create(&eal, "b", 15, 0, 8, ROOM).unwrap();
     let mut m = a.alloc().unwrap();
@@ -414,7 +405,7 @@ fn clone_from_another_pool_and_linearize_a_clone_chain() {
 
 #[test]
 fn raw_indices_are_checked() {
-    let eal = init("mbraw", "0");
+    let eal = solo_eal("mbraw", &["-l", "0"]);
     let pool = MbufPool::create(&eal, "r", 15, 4, 0, ROOM).unwrap();
     let mut m = pool.alloc().unwrap();
     fill(&mut m, 10, 1);
@@ -437,7 +428,7 @@ fn raw_indices_are_checked() {
 /// DPDK's test_refcnt_mbuf: clones freed by several lcores at once.
 #[test]
 fn clones_freed_concurrently_free_the_direct_mbuf_once() {
-    let eal = init("mbrefcnt", "0-1");
+    let eal = solo_eal("mbrefcnt", &["-l", "0-1"]);
     let pool = MbufPool::create(&eal, "rc", 255, 32, 0, ROOM).unwrap();
     let clones = MbufPool::create(&eal, "rci", 1023, 32, 0, 0).unwrap();
     for _ in 0..200 {
@@ -475,7 +466,7 @@ fn clones_freed_concurrently_free_the_direct_mbuf_once() {
 fn rings_move_mbufs_and_hand_back_what_did_not_fit() {
     use shoal::mbuf::MbufRing;
     use shoal::ring::{RingConfig, SyncMode};
-    let eal = init("mbring", "0");
+    let eal = solo_eal("mbring", &["-l", "0"]);
     let pool = MbufPool::create(&eal, "rp", 255, 16, 0, ROOM).unwrap();
     let sp = RingConfig {
         prod: SyncMode::Sp,
@@ -530,7 +521,7 @@ fn rings_move_mbufs_and_hand_back_what_did_not_fit() {
 fn indices_that_are_not_in_flight_are_refused() {
     use shoal::mbuf::{MbufIdx, MbufRing};
     use shoal::ring::{Ring, RingConfig};
-    let eal = init("mbrefuse", "0");
+    let eal = solo_eal("mbrefuse", &["-l", "0"]);
     let pool = MbufPool::create(&eal, "rf", 63, 0, 0, ROOM).unwrap();
     let ring = MbufRing::create(&eal, "raw", RingConfig::new(16)).unwrap();
     let held = pool.alloc().unwrap();

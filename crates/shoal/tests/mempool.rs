@@ -4,28 +4,11 @@
 
 use shoal::eal::{Eal, LcoreId};
 use shoal::mempool::{flags, Error, Mempool, MempoolConfig, ObjIdx, PoolObj, CACHE_MAX_SIZE};
-use shoal_testkit::unique_prefix;
-
-fn init(tag: &str, lcores: &str) -> Eal {
-    let args = [
-        "test",
-        "--file-prefix",
-        &unique_prefix(tag),
-        "-m",
-        "64",
-        "-l",
-        lcores,
-        "--log-level",
-        "warning",
-    ];
-    Eal::init(args.iter().map(|s| s.to_string()).collect())
-        .expect("eal")
-        .0
-}
+use shoal_testkit::solo_eal;
 
 #[test]
 fn creation_errors_follow_dpdk() {
-    let eal = init("mpcreate", "0");
+    let eal = solo_eal("mpcreate", &["-l", "0"]);
     let too_big_cache = MempoolConfig::new(2047, 64).cache_size(CACHE_MAX_SIZE + 32);
     assert!(matches!(
         Mempool::create(&eal, "big_cache", too_big_cache),
@@ -122,7 +105,7 @@ fn mark(obj: &mut [u8], i: u32) {
 
 #[test]
 fn basic_get_put_with_and_without_cache() {
-    let eal = init("mpbasic", "0");
+    let eal = solo_eal("mpbasic", &["-l", "0"]);
     let mut calls = 0;
     let nocache = Mempool::create_with(&eal, "nocache", MempoolConfig::new(1023, 128), |o, i| {
         calls += 1;
@@ -144,7 +127,7 @@ fn basic_get_put_with_and_without_cache() {
 
 #[test]
 fn cache_fills_and_flushes_by_dpdk_rules() {
-    let eal = init("mpcache", "0");
+    let eal = solo_eal("mpcache", &["-l", "0"]);
     let n = 1023;
     let pool = Mempool::create(&eal, "rules", MempoolConfig::new(n, 64).cache_size(32)).unwrap();
     let me = eal.main_lcore();
@@ -192,7 +175,7 @@ fn cache_fills_and_flushes_by_dpdk_rules() {
 
 #[test]
 fn bulk_is_all_or_nothing_at_the_edge() {
-    let eal = init("mpbulk", "0");
+    let eal = solo_eal("mpbulk", &["-l", "0"]);
     for cache in [0, 8] {
         let name = format!("edge{cache}");
         let pool =
@@ -219,7 +202,7 @@ fn bulk_is_all_or_nothing_at_the_edge() {
 
 #[test]
 fn exhausting_a_pool_then_refilling_it() {
-    let eal = init("mpexh", "0");
+    let eal = solo_eal("mpexh", &["-l", "0"]);
     let pool = Mempool::create(&eal, "exh", MempoolConfig::new(255, 32).cache_size(16)).unwrap();
     let mut v = Vec::new();
     while pool.get_bulk(7, &mut v) {}
@@ -239,7 +222,7 @@ fn exhausting_a_pool_then_refilling_it() {
 
 #[test]
 fn non_lcore_threads_bypass_the_cache() {
-    let eal = init("mpnolc", "0-1");
+    let eal = solo_eal("mpnolc", &["-l", "0-1"]);
     let pool = Mempool::create(&eal, "bypass", MempoolConfig::new(511, 64).cache_size(32)).unwrap();
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -282,7 +265,7 @@ fn non_lcore_threads_bypass_the_cache() {
 
 #[test]
 fn two_lcore_threads_share_a_pool() {
-    let eal = init("mpthr", "0-1");
+    let eal = solo_eal("mpthr", &["-l", "0-1"]);
     for cache in [64, 0] {
         let cfg = MempoolConfig::new(2047, 64).cache_size(cache);
         let pool = Mempool::create(&eal, &format!("shared{cache}"), cfg).unwrap();
@@ -322,7 +305,7 @@ fn share_between_two_lcores(eal: &Eal, pool: Mempool) {
 
 #[test]
 fn ownership_moves_by_raw_index_and_is_checked() {
-    let eal = init("mpraw", "0");
+    let eal = solo_eal("mpraw", &["-l", "0"]);
     let pool = Mempool::create(&eal, "raw", MempoolConfig::new(63, 64).cache_size(8)).unwrap();
     let other = Mempool::create(&eal, "other", MempoolConfig::new(63, 64)).unwrap();
     let mut o = pool.get().unwrap();
@@ -346,7 +329,7 @@ fn ownership_moves_by_raw_index_and_is_checked() {
 
 #[test]
 fn free_refuses_a_pool_in_use() {
-    let eal = init("mpfree", "0");
+    let eal = solo_eal("mpfree", &["-l", "0"]);
     let pool = Mempool::create(&eal, "f", MempoolConfig::new(31, 64).cache_size(4)).unwrap();
     let o = pool.get().unwrap();
     assert!(matches!(
@@ -366,7 +349,7 @@ fn free_refuses_a_pool_in_use() {
 
 #[test]
 fn single_producer_single_consumer_pool() {
-    let eal = init("mpspsc", "0");
+    let eal = solo_eal("mpspsc", &["-l", "0"]);
     let pool = Mempool::create(
         &eal,
         "spsc",
@@ -383,7 +366,7 @@ fn single_producer_single_consumer_pool() {
 
 #[test]
 fn untracked_pool_counts_without_tags() {
-    let eal = init("mpuntr", "0");
+    let eal = solo_eal("mpuntr", &["-l", "0"]);
     let pool = Mempool::create(
         &eal,
         "untracked",
@@ -404,7 +387,7 @@ fn untracked_pool_counts_without_tags() {
 #[test]
 fn every_bulk_size_keeps_every_object_exactly_once() {
     use shoal::mempool::PoolObjs;
-    let eal = init("mpsizes", "0");
+    let eal = solo_eal("mpsizes", &["-l", "0"]);
     let pool = Mempool::create(&eal, "sizes", MempoolConfig::new(1023, 16).cache_size(64)).unwrap();
     let mut batch = PoolObjs::new(&pool);
     let mut vec = Vec::new();
@@ -434,7 +417,7 @@ fn every_bulk_size_keeps_every_object_exactly_once() {
 #[test]
 fn two_lcores_bulk_32_without_cache() {
     use shoal::mempool::PoolObjs;
-    let eal = init("mpb32", "0-1");
+    let eal = solo_eal("mpb32", &["-l", "0-1"]);
     let pool = Mempool::create(&eal, "b32", MempoolConfig::new(2047, 2048)).unwrap();
     let barrier = std::sync::Barrier::new(2);
     let work = || {

@@ -9,23 +9,9 @@ use shoal::eal::Eal;
 use shoal::mbuf::{Mbuf, MbufBatch, MbufPool, MbufRing, DEFAULT_BUF_SIZE};
 use shoal::mempool::{Mempool, MempoolConfig, ObjIdx};
 use shoal::ring::{Ring, RingConfig, SyncMode};
-use shoal_testkit::{child_prefix, role, Group};
+use shoal_testkit::{child_or, child_prefix, init, Group};
 
 const T: Duration = Duration::from_secs(30);
-
-fn init(prefix: &str, extra: &[&str]) -> Eal {
-    let mut args = vec![
-        "test".to_string(),
-        "--file-prefix".into(),
-        prefix.into(),
-        "-m".into(),
-        "64".into(),
-        "--log-level".into(),
-        "warning".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Eal::init(args).expect("eal").0
-}
 
 /// A ring of plain object indices.
 fn obj_ring_create(eal: &Eal, name: &str) -> Ring<ObjIdx> {
@@ -53,7 +39,7 @@ fn run_child(role: &str) {
     let prefix = child_prefix();
     match role {
         "xfer" => {
-            let eal = init(&prefix, &["--proc-type=secondary", "-l", "1"]);
+            let eal = init(&prefix, &["--proc-type=secondary", "-l", "1"]).expect("eal");
             let pool = MbufPool::lookup(&eal, "xmb").unwrap();
             let to_primary = MbufRing::lookup(&eal, "to_primary").unwrap();
             let to_secondary = MbufRing::lookup(&eal, "to_secondary").unwrap();
@@ -87,7 +73,7 @@ fn run_child(role: &str) {
             println!("done in_use={}", pool.in_use_count());
         }
         "holder" => {
-            let eal = init(&prefix, &["--proc-type=secondary", "-l", "1"]);
+            let eal = init(&prefix, &["--proc-type=secondary", "-l", "1"]).expect("eal");
             let pool = MbufPool::lookup(&eal, "kmb").unwrap();
             let objs = Mempool::lookup(&eal, "kobj").unwrap();
             let inflight = MbufRing::lookup(&eal, "inflight").unwrap();
@@ -134,20 +120,11 @@ fn run_child(role: &str) {
     }
 }
 
-macro_rules! child_or {
-    () => {
-        if let Some(r) = role() {
-            run_child(&r);
-            return;
-        }
-    };
-}
-
 #[test]
 fn buffers_allocated_in_one_process_are_freed_in_another() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("xproc");
-    let eal = init(g.prefix(), &["-l", "0"]);
+    let eal = init(g.prefix(), &["-l", "0"]).expect("eal");
     let pool = MbufPool::create(&eal, "xmb", 1023, 32, 0, DEFAULT_BUF_SIZE).unwrap();
     let objs = Mempool::create(&eal, "xobj", MempoolConfig::new(255, 128).cache_size(16)).unwrap();
     let objs_ring = obj_ring_create(&eal, "objs");
@@ -197,9 +174,9 @@ fn buffers_allocated_in_one_process_are_freed_in_another() {
 
 #[test]
 fn killed_secondary_gives_back_what_it_held() {
-    child_or!();
+    child_or!(run_child);
     let g = Group::new("kill9");
-    let eal = init(g.prefix(), &["-l", "0"]);
+    let eal = init(g.prefix(), &["-l", "0"]).expect("eal");
     let pool = MbufPool::create(&eal, "kmb", 2047, 64, 0, DEFAULT_BUF_SIZE).unwrap();
     let clones = MbufPool::create(&eal, "kcl", 63, 0, 0, 0).unwrap();
     let objs = Mempool::create(&eal, "kobj", MempoolConfig::new(511, 64).cache_size(32)).unwrap();

@@ -3,12 +3,11 @@
 //! The test binary re-executes itself as the secondary, as DPDK's `process_dup` does:
 //! `current_exe() <test> --exact --nocapture` with `SHOAL_TEST_ROLE=secondary` and
 //! `SHOAL_TEST_DIR=<runtime dir>`; each test body branches on the role. Every wait is bounded.
-#![allow(unsafe_code)] // pipe2 and sched_setaffinity for the fd-passing test and the latency probe
+#![allow(unsafe_code)] // pipe2 for the fd-passing test
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -16,34 +15,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shoal::mp::{Error, Message, Mp, MpConfig, Peer, Role};
-use shoal_testkit::{role, Group, Proc};
+use shoal_testkit::{block_on, eventually, pin_to, role, Group, Proc, TempDir};
 
 /// Upper bound of every wait; never reached when things work.
 const T: Duration = Duration::from_secs(20);
-
-/// A fresh runtime dir under /tmp, mode 0700, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = PathBuf::from(format!(
-            "/tmp/shoal-mpx-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir(&p).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn is_secondary() -> bool {
     role().as_deref() == Some("secondary")
@@ -63,7 +38,7 @@ fn start(dir: &Path, role: Role) -> Mp {
 
 /// Runs `test` again as a secondary in `dir`.
 fn spawn(group: &Group, test: &str, dir: &TempDir, env: &[(&str, &str)]) -> Proc {
-    let d = dir.0.to_str().unwrap().to_owned();
+    let d = dir.path().to_str().unwrap().to_owned();
     let mut all = vec![("SHOAL_TEST_DIR", d.as_str())];
     all.extend_from_slice(env);
     let mut p = group.spawn_self(test, "secondary", &all);
@@ -127,28 +102,6 @@ fn echo(mp: &Mp, name: &str) {
     .unwrap();
 }
 
-/// A minimal executor for `request_future`: polls, parks between wake-ups.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    let end = Instant::now() + T;
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        assert!(Instant::now() < end, "future never completed");
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
-}
-
 fn async_sync(mp: &Mp, req: &Message) -> Result<shoal::mp::Reply, Error> {
     let (tx, rx) = mpsc::channel();
     mp.request_async(req, T, move |r| tx.send(r).unwrap())
@@ -185,7 +138,7 @@ fn every_message_kind_crosses_between_processes() {
         assert_eq!(r.msgs[0].sender().unwrap().as_str(), "mp_socket");
         let r = async_sync(mp, &msg("echo", b"async")).unwrap();
         assert_eq!(r.msgs[0].param(), b"re:async");
-        let r = block_on(mp.request_future(&msg("echo", b"future"), T)).unwrap();
+        let r = block_on(mp.request_future(&msg("echo", b"future"), T), T).unwrap();
         assert_eq!(r.msgs[0].param(), b"re:future");
         assert_eq!(mp.sendmsg(&msg("note", b"one-way")).unwrap(), 1);
         let r = mp.request_sync(&msg("shy", b""), T).unwrap();
@@ -205,7 +158,7 @@ fn every_message_kind_crosses_between_processes() {
 
     let dir = TempDir::new("kinds");
     let group = Group::new("mp");
-    let p = start(&dir.0, Role::Primary);
+    let p = start(dir.path(), Role::Primary);
     echo(&p, "echo");
     let (tx, notes) = mpsc::channel();
     let tx = Mutex::new(tx);
@@ -239,7 +192,7 @@ fn every_message_kind_crosses_between_processes() {
         b"re:a"
     );
     assert_eq!(
-        block_on(p.request_future(&msg("echo_s", b"f"), T))
+        block_on(p.request_future(&msg("echo_s", b"f"), T), T)
             .unwrap()
             .msgs[0]
             .param(),
@@ -281,7 +234,7 @@ fn a_broadcast_gathers_the_replies_of_every_secondary() {
     }
     let dir = TempDir::new("bcast");
     let group = Group::new("mp");
-    let p = start(&dir.0, Role::Primary);
+    let p = start(dir.path(), Role::Primary);
     p.mark_init_complete();
     let mut kids: Vec<Proc> = (0..3).map(|_| spawn(&group, NAME, &dir, &[])).collect();
     let pids: BTreeSet<u32> = kids.iter().map(|k| k.pid()).collect();
@@ -302,7 +255,7 @@ fn a_broadcast_gathers_the_replies_of_every_secondary() {
     assert_eq!(senders, pids);
     let r = async_sync(&p, &msg("who", b"")).unwrap();
     assert_eq!(answered(&r), pids);
-    let r = block_on(p.request_future(&msg("who", b""), T)).unwrap();
+    let r = block_on(p.request_future(&msg("who", b""), T), T).unwrap();
     assert_eq!(answered(&r), pids);
     assert_eq!(p.sendmsg(&msg("quit", b"")).unwrap(), 3);
     for k in kids.iter_mut() {
@@ -340,7 +293,7 @@ fn a_silent_secondary_is_named_in_the_timeout_and_its_late_reply_counted() {
     }
     let dir = TempDir::new("silent");
     let group = Group::new("mp");
-    let p = start(&dir.0, Role::Primary);
+    let p = start(dir.path(), Role::Primary);
     p.mark_init_complete();
     let talker = spawn(&group, NAME, &dir, &[]);
     let mut mute = spawn(&group, NAME, &dir, &[("SILENT", "1")]);
@@ -393,13 +346,13 @@ fn a_secondary_killed_mid_request_is_skipped_and_its_socket_removed() {
     }
     let dir = TempDir::new("killed");
     let group = Group::new("mp");
-    let p = start(&dir.0, Role::Primary);
+    let p = start(dir.path(), Role::Primary);
     p.mark_init_complete();
     let alive = spawn(&group, NAME, &dir, &[]);
     for asynchronous in [false, true] {
         let mut victim = spawn(&group, NAME, &dir, &[("STUCK", "1")]);
         let victim_sock = dir
-            .0
+            .path()
             .canonicalize()
             .unwrap()
             .join(format!("mp_socket_{}", victim.pid()));
@@ -409,7 +362,7 @@ fn a_secondary_killed_mid_request_is_skipped_and_its_socket_removed() {
             let m = msg("q", b"");
             // Long timeout: the death must be noticed well before it.
             if asynchronous {
-                block_on(p2.request_future(&m, Duration::from_secs(60)))
+                block_on(p2.request_future(&m, Duration::from_secs(60)), T)
             } else {
                 p2.request_sync(&m, Duration::from_secs(60))
             }
@@ -472,7 +425,7 @@ fn pipe_descriptors_work_across_processes() {
     }
     let dir = TempDir::new("pipe");
     let group = Group::new("mp");
-    let p = start(&dir.0, Role::Primary);
+    let p = start(dir.path(), Role::Primary);
     p.action_register("take_r", |mut m, peer| {
         let r = m.take_fds().pop().expect("a descriptor");
         let mut text = Vec::new();
@@ -498,17 +451,31 @@ fn pipe_descriptors_work_across_processes() {
     quit_all(&p, &mut [child]);
 }
 
-/// User plus system CPU time of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after_comm.split_whitespace().collect();
-    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+/// Where the IPC thread (`shoal-mp`) of `pid` is: its /proc/<pid>/task/<tid>/syscall, that is
+/// `running`, or the number of the system call it waits in and the call's arguments.
+fn ipc_thread_syscall(pid: u32) -> String {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "shoal-mp" {
+            return std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+        }
+    }
+    panic!("process {pid} has no shoal-mp thread");
+}
+
+/// True when a syscall line says: waiting in `ppoll` with no timeout (the third argument, the
+/// timeout's address, is null), so that only a datagram or a kick can wake the thread.
+fn blocked_in_ppoll_for_good(syscall: &str) -> bool {
+    let f: Vec<&str> = syscall.split_whitespace().collect();
+    f.first() == Some(&libc::SYS_ppoll.to_string().as_str()) && f.get(3) == Some(&"0x0")
 }
 
 #[test]
-fn an_idle_channel_uses_no_cpu() {
-    const NAME: &str = "an_idle_channel_uses_no_cpu";
+fn an_idle_channel_blocks_until_a_message_comes() {
+    const NAME: &str = "an_idle_channel_blocks_until_a_message_comes";
     if is_secondary() {
         let s = Secondary::start();
         echo(&s.mp, "echo");
@@ -518,23 +485,23 @@ fn an_idle_channel_uses_no_cpu() {
     }
     let dir = TempDir::new("idle");
     let group = Group::new("mp");
-    let p = start(&dir.0, Role::Primary);
+    let p = start(dir.path(), Role::Primary);
     echo(&p, "echo");
     p.mark_init_complete();
     let child = spawn(&group, NAME, &dir, &[]);
-    // Some traffic first, so that both IPC threads went through their polling windows.
+    // Some traffic first, so that the IPC threads went through their polling windows.
     for _ in 0..100 {
         p.request_sync(&msg("echo", b""), T).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(50));
-    let t0 = cpu_ticks(child.pid());
-    std::thread::sleep(Duration::from_secs(1));
-    let used = cpu_ticks(child.pid()) - t0;
-    // A busy loop would use ~100 ticks in that second; idle, the count should not move.
-    assert!(
-        used <= 5,
-        "an idle secondary used {used} ticks of CPU in one second"
+    // Idle, the secondary's IPC thread neither spins nor sleeps in a loop: it waits in ppoll
+    // with no timeout, and a request wakes it.
+    eventually(
+        "the secondary's IPC thread to block in ppoll with no timeout",
+        T,
+        || blocked_in_ppoll_for_good(&ipc_thread_syscall(child.pid())),
     );
+    let r = p.request_sync(&msg("echo", b"awake?"), T).unwrap();
+    assert_eq!(r.msgs[0].param(), b"re:awake?");
     quit_all(&p, &mut [child]);
 }
 
@@ -593,7 +560,7 @@ fn garbage_from_another_process_is_counted_and_ipc_keeps_working() {
     }
     let dir = TempDir::new("garbage");
     let group = Group::new("mp");
-    let p = start(&dir.0, Role::Primary);
+    let p = start(dir.path(), Role::Primary);
     echo(&p, "echo");
     let notes = Arc::new(AtomicUsize::new(0));
     let n2 = Arc::clone(&notes);
@@ -605,10 +572,9 @@ fn garbage_from_another_process_is_counted_and_ipc_keeps_working() {
     let mut child = spawn(&group, NAME, &dir, &[]);
     let line = child.wait_for("bad datagrams", T);
     let sent: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let end = Instant::now() + T;
-    while p.stats().malformed < sent && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    eventually("every bad datagram to be counted", T, || {
+        p.stats().malformed >= sent
+    });
     assert_eq!(p.stats().malformed, sent, "{:?}", p.stats());
     assert_eq!(
         notes.load(SeqCst),
@@ -620,21 +586,6 @@ fn garbage_from_another_process_is_counted_and_ipc_keeps_working() {
 
 // ---------------------------------------------------------------------------------------------
 // Latency: `cargo test --release -p shoal --test mp -- --ignored --nocapture sync_round_trip`
-
-fn pin_to(cpu: usize) {
-    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: cpu < CPU_SETSIZE on these machines; set is a valid cpu_set_t.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: pid 0 is the calling thread; set is valid for its size.
-    let ret = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    assert_eq!(
-        ret,
-        0,
-        "sched_setaffinity: {}",
-        std::io::Error::last_os_error()
-    );
-}
 
 /// Median one-way cache-line latency between CPU 0 and CPU 1, in ns (benchmarking.md's probe).
 fn c2c_one_way_ns() -> f64 {
@@ -715,7 +666,7 @@ impl BenchChild {
                 "--ignored",
             ])
             .env("SHOAL_TEST_ROLE", "secondary")
-            .env("SHOAL_TEST_DIR", &dir.0)
+            .env("SHOAL_TEST_DIR", dir.path())
             .env("CPU", cpu)
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -774,7 +725,7 @@ fn sync_round_trip_latency() {
         let dir = TempDir::new("rtt");
         // Pin before starting, so that the IPC thread inherits CPU 0.
         pin_to(0);
-        let p = start(&dir.0, Role::Primary);
+        let p = start(dir.path(), Role::Primary);
         echo(&p, "rtt");
         p.mark_init_complete();
         let mut child = BenchChild::spawn(NAME, &dir, cpu);

@@ -7,7 +7,7 @@ use shoal::eal::Eal;
 use shoal::memzone::Memzone;
 use shoal::ring::{Ring, RingConfig, SyncMode};
 use shoal::sync::atomic::{AtomicU32, Ordering};
-use shoal_testkit::{child_prefix, role, Group, Proc};
+use shoal_testkit::{child_or, child_prefix, init, Group, Proc};
 
 const T: Duration = Duration::from_secs(60);
 const PRODUCERS: u64 = 2;
@@ -20,24 +20,6 @@ const PER: u64 = if cfg!(debug_assertions) {
 };
 /// A tag that tells consumers to stop (one per consumer).
 const STOP: u64 = u64::MAX;
-
-fn init(prefix: &str, extra: &[&str]) -> Eal {
-    let mut args: Vec<String> = [
-        "test",
-        "--file-prefix",
-        prefix,
-        "--no-huge",
-        "-m",
-        "64",
-        "--log-level",
-        "warning",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Eal::init(args).expect("init").0
-}
 
 fn counters(eal: &Eal) -> Memzone {
     Memzone::lookup(eal, "seen").expect("seen counters")
@@ -53,10 +35,12 @@ fn seen_slot(mz: &Memzone, tag: u64) -> &AtomicU32 {
 fn child(role: &str) {
     let prefix = child_prefix();
     let lcore: u32 = std::env::var("SHOAL_TEST_LCORE").unwrap().parse().unwrap();
+    let lcore = lcore.to_string();
     let eal = init(
         &prefix,
-        &["--proc-type=secondary", "-l", &lcore.to_string()],
-    );
+        &["--no-huge", "--proc-type=secondary", "-l", &lcore],
+    )
+    .expect("init");
     let ring = Ring::<u64>::lookup(&eal, "stress").expect("lookup");
     let mz = counters(&eal);
     match role {
@@ -105,7 +89,7 @@ fn child(role: &str) {
 
 fn run(mode: SyncMode, tag: &str) {
     let g = Group::new(tag);
-    let eal = init(g.prefix(), &["-l", "0"]);
+    let eal = init(g.prefix(), &["--no-huge", "-l", "0"]).expect("init");
     let cfg = RingConfig {
         prod: mode,
         cons: mode,
@@ -188,10 +172,7 @@ macro_rules! stress {
     ($name:ident, $mode:expr, $tag:literal) => {
         #[test]
         fn $name() {
-            if let Some(r) = role() {
-                child(&r);
-                return;
-            }
+            child_or!(child);
             run($mode, $tag);
         }
     };

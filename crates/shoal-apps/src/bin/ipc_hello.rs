@@ -7,10 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use shoal::eal::{self, Eal, ProcType};
+use shoal::eal::{Eal, ProcType};
 use shoal::memzone::Memzone;
 use shoal::mp::{Message, Mp};
-use shoal_apps::args::{usage_exit, Opts};
+use shoal_apps::args::Opts;
 use shoal_apps::{bump, get, Lines};
 
 /// The sync request's name (lesson 8's `MSG_HELLO_REQUEST`).
@@ -39,15 +39,6 @@ struct Config {
     stats_every: Duration,
 }
 
-fn secs(o: &mut Opts, name: &str) -> Result<Duration, String> {
-    let v = o.value(name)?;
-    v.parse::<f64>()
-        .ok()
-        .filter(|s| *s > 0.0 && s.is_finite())
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("invalid {name} {v:?} (seconds, above 0)"))
-}
-
 fn parse(args: &[String]) -> Result<Config, String> {
     let mut c = Config {
         sync_every: Duration::from_secs(3),
@@ -59,11 +50,11 @@ fn parse(args: &[String]) -> Result<Config, String> {
     let mut o = Opts::new(args);
     while let Some(opt) = o.next_opt()? {
         match opt.as_str() {
-            "--sync-interval" => c.sync_every = secs(&mut o, "--sync-interval")?,
-            "--async-interval" => c.async_every = secs(&mut o, "--async-interval")?,
+            "--sync-interval" => c.sync_every = o.secs("--sync-interval")?,
+            "--async-interval" => c.async_every = o.secs("--async-interval")?,
             "--count" => c.count = Some(o.num("--count")?),
             "--timeout" => c.timeout = Duration::from_millis(o.num("--timeout")?),
-            "--stats-interval" => c.stats_every = secs(&mut o, "--stats-interval")?,
+            "--stats-interval" => c.stats_every = o.secs("--stats-interval")?,
             other => return Err(format!("unknown option {other:?}")),
         }
     }
@@ -71,8 +62,7 @@ fn parse(args: &[String]) -> Result<Config, String> {
 }
 
 fn main() {
-    let (eal, app) = eal::init_or_exit(USAGE);
-    let cfg = parse(&app).unwrap_or_else(|e| usage_exit(&app[0], USAGE, &e));
+    let (eal, cfg) = shoal_apps::args::init(std::env::args().collect(), USAGE, parse);
     let r = match eal.proc_type() {
         ProcType::Primary => server(&eal, &cfg),
         ProcType::Secondary => client(&eal, &cfg),
@@ -87,10 +77,12 @@ fn mp(eal: &Eal) -> Result<&Mp, String> {
     eal.mp().ok_or_else(|| "no IPC channel".to_string())
 }
 
+/// A message's text (up to a NUL, as the lesson's C strings), escaped for the terminal: the
+/// bytes come from another process.
 fn text(m: &Message) -> String {
     let p = m.param();
     let end = p.iter().position(|&b| b == 0).unwrap_or(p.len());
-    String::from_utf8_lossy(&p[..end]).into_owned()
+    shoal_apps::printable(&p[..end])
 }
 
 fn server(eal: &Eal, cfg: &Config) -> Result<(), String> {

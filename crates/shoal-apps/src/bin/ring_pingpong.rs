@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use shoal::eal::{self, Eal, ProcType};
+use shoal::eal::{Eal, ProcType};
 use shoal::ring::{Ring, RingConfig, SyncMode};
 use shoal::sync::Backoff;
-use shoal_apps::args::{usage_exit, Opts};
+use shoal_apps::args::Opts;
 use shoal_apps::now_ns;
 
 const PING: &str = "PING";
@@ -69,7 +69,12 @@ fn parse(args: &[String]) -> Result<Config, String> {
                     return Err("--burst must be 1 to 512".into());
                 }
             }
-            "--ring-size" => c.ring_size = o.num("--ring-size")?,
+            "--ring-size" => {
+                c.ring_size = o.num("--ring-size")?;
+                if !c.ring_size.is_power_of_two() || c.ring_size < 2 {
+                    return Err("--ring-size must be a power of two, 2 or more".into());
+                }
+            }
             "--timeout" => c.timeout = Duration::from_millis(o.num("--timeout")?),
             "--peer-timeout" => c.peer_timeout = Duration::from_millis(o.num("--peer-timeout")?),
             "--verbose" => c.verbose = true,
@@ -84,8 +89,7 @@ fn parse(args: &[String]) -> Result<Config, String> {
 }
 
 fn main() {
-    let (eal, app) = eal::init_or_exit(USAGE);
-    let cfg = parse(&app).unwrap_or_else(|e| usage_exit(&app[0], USAGE, &e));
+    let (eal, cfg) = shoal_apps::args::init(std::env::args().collect(), USAGE, parse);
     let r = match eal.proc_type() {
         ProcType::Primary => sender(&eal, &cfg),
         ProcType::Secondary => responder(&eal, &cfg),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal::eal::{self, Eal, ProcType};
+use shoal::eal::{Eal, ProcType};
 use shoal::mempool::{Mempool, MempoolConfig, ObjIdx};
 use shoal::ring::{Ring, RingConfig};
 use shoal::sync::Backoff;
@@ -32,10 +32,11 @@ simple_mp has no application options. Commands on stdin:
   help          this text";
 
 fn main() {
-    let (eal, app) = eal::init_or_exit(USAGE);
-    if app.len() > 1 {
-        shoal_apps::args::usage_exit(&app[0], USAGE, &format!("unexpected argument {:?}", app[1]));
-    }
+    let (eal, ()) =
+        shoal_apps::args::init(std::env::args().collect(), USAGE, |app| match app.get(1) {
+            Some(a) => Err(format!("unexpected argument {a:?}")),
+            None => Ok(()),
+        });
     if let Err(e) = run(&eal) {
         eprintln!("simple_mp: {e}");
         std::process::exit(1);
@@ -168,9 +169,10 @@ fn receive(eal: &Eal, ring: &Ring<ObjIdx>, pool: &Mempool, lcore: u32, stop: &At
             Some(msg) => {
                 let data = msg.data();
                 let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+                // The bytes come from another process: escaped for the terminal.
                 println!(
                     "core {lcore}: Received '{}'",
-                    String::from_utf8_lossy(&data[..end])
+                    shoal_apps::printable(&data[..end])
                 );
             }
             None => {

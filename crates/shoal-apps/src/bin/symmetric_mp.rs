@@ -23,40 +23,47 @@ const MBUF_CACHE_SIZE: u32 = 256;
 /// The pool's name (DPDK's _SMP_MBUF_POOL).
 const SMP_MBUF_POOL: &str = "SMP_MBUF_POOL";
 
-const APP_USAGE: &str = "symmetric_mp options (after --):
+const APP_USAGE: &str =
+    "symmetric_mp [EAL options] -- -p <port mask> --num-procs <n> --proc-id <id>
   -p PORTMASK          hexadecimal bitmask of the ports to use (an even number of them)
   --num-procs N        number of processes (the primary makes one queue per process)
   --proc-id ID         this process's id, 0 <= ID < N: it serves queue ID of every port
   --busy-poll          never back off when idle (benchmarks)
   --flow-log FILE      at exit, write the 5-tuples this process forwarded, one per line (tests)";
 
-fn smp_usage(prog: &str, errmsg: &str) -> ! {
-    println!("\nError: {errmsg}\n");
-    println!(
-        "{prog} [EAL options] -- -p <port mask> --num-procs <n> --proc-id <id>\n\
-         -p         : a hex bitmask indicating what ports are to be used\n\
-         --num-procs: the number of processes which will be used\n\
-         --proc-id  : the id of the current process (id < num-procs)\n"
-    );
+/// Leaves the group (a primary removes its segment and runtime files) and exits with status 1.
+fn bye(eal: &shoal::eal::Eal) -> ! {
+    eal.leave();
     std::process::exit(1)
+}
+
+/// [`smp_usage`] after joining the group: leaves it first.
+fn leave_usage(eal: &shoal::eal::Eal, prog: &str, errmsg: &str) -> ! {
+    eal.leave();
+    smp_usage(prog, errmsg)
+}
+
+/// DPDK's errors for the application's options (`smp_usage`), as an error line and the usage
+/// on stderr, with exit status 2 as every sample here.
+fn smp_usage(prog: &str, errmsg: &str) -> ! {
+    shoal_apps::args::usage_exit(prog, APP_USAGE, &format!("Error: {errmsg}"))
 }
 
 struct Args {
     port_mask: u64,
     num_procs: Option<u16>,
-    proc_id: Option<u16>,
+    proc_id: u16,
     busy_poll: bool,
     flow_log: Option<String>,
 }
 
-fn parse_args(prog: &str, app: &[String]) -> Args {
-    let mut a = Args {
-        port_mask: 0,
-        num_procs: None,
-        proc_id: None,
-        busy_poll: false,
-        flow_log: None,
-    };
+fn parse_args(app: &[String]) -> Result<Args, String> {
+    let bad = || "Error: Cannot parse all command-line arguments".to_string();
+    let mut port_mask = 0;
+    let mut num_procs = None;
+    let mut proc_id = None;
+    let mut busy_poll = false;
+    let mut flow_log = None;
     let mut it = app.iter().skip(1);
     while let Some(arg) = it.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -71,22 +78,32 @@ fn parse_args(prog: &str, app: &[String]) -> Args {
             inline
                 .clone()
                 .or_else(|| it.next().cloned())
-                .unwrap_or_else(|| smp_usage(prog, "Cannot parse all command-line arguments"))
+                .ok_or_else(bad)
         };
         match name {
             "-p" => {
-                let v = value();
+                let v = value()?;
                 let h = v.trim_start_matches("0x").trim_start_matches("0X");
-                a.port_mask = u64::from_str_radix(h, 16).unwrap_or(0);
+                port_mask = u64::from_str_radix(h, 16).unwrap_or(0);
             }
-            "--num-procs" => a.num_procs = value().parse().ok(),
-            "--proc-id" => a.proc_id = value().parse().ok(),
-            "--busy-poll" => a.busy_poll = true,
-            "--flow-log" => a.flow_log = Some(value()),
-            _ => smp_usage(prog, "Cannot parse all command-line arguments"),
+            "--num-procs" => num_procs = value()?.parse().ok(),
+            "--proc-id" => proc_id = value()?.parse().ok(),
+            "--busy-poll" => busy_poll = true,
+            "--flow-log" => flow_log = Some(value()?),
+            _ => return Err(bad()),
         }
     }
-    a
+    let proc_id = proc_id.ok_or("Error: Invalid or missing proc-id parameter")?;
+    if port_mask == 0 {
+        return Err("Error: Invalid or missing port mask".into());
+    }
+    Ok(Args {
+        port_mask,
+        num_procs,
+        proc_id,
+        busy_poll,
+        flow_log,
+    })
 }
 
 #[derive(Default, Clone, Copy)]
@@ -97,21 +114,18 @@ struct PortStats {
 }
 
 fn main() {
-    let (eal, app) = shoal::eal::init_or_exit(APP_USAGE);
-    let prog = app
+    let argv: Vec<String> = std::env::args().collect();
+    let prog = argv
         .first()
         .cloned()
         .unwrap_or_else(|| "symmetric_mp".into());
-    let args = parse_args(&prog, &app);
+    let (eal, args) = shoal_apps::args::init(argv, APP_USAGE, parse_args);
     let primary = eal.proc_type() == ProcType::Primary;
-    let Some(proc_id) = args.proc_id else {
-        smp_usage(&prog, "Invalid or missing proc-id parameter")
-    };
+    let proc_id = args.proc_id;
+    // Only the primary sizes the ports, so only it needs --num-procs; whether this process
+    // is the primary is known once it joined (--proc-type=auto).
     if primary && args.num_procs.is_none_or(|n| n == 0) {
-        smp_usage(&prog, "Invalid or missing num-procs parameter");
-    }
-    if args.port_mask == 0 {
-        smp_usage(&prog, "Invalid or missing port mask");
+        leave_usage(&eal, &prog, "Invalid or missing num-procs parameter");
     }
     let all = if primary {
         let pool = shoal::mbuf::MbufPool::create(
@@ -124,7 +138,7 @@ fn main() {
         )
         .unwrap_or_else(|e| {
             eprintln!("EAL: Error - exiting with code: 1\n  Cause: Cannot get memory pool for buffers ({e})");
-            std::process::exit(1)
+            bye(&eal)
         });
         ethdev::ports_with(
             &eal,
@@ -140,11 +154,11 @@ fn main() {
     }
     .unwrap_or_else(|e| {
         eprintln!("EAL: Error - exiting with code: 1\n  Cause: Error initialising ports: {e}");
-        std::process::exit(1)
+        bye(&eal)
     });
     if all.is_empty() {
         eprintln!("EAL: Error - exiting with code: 1\n  Cause: No Ethernet ports - bye");
-        std::process::exit(1);
+        bye(&eal);
     }
     let ports: Vec<Port> = all
         .iter()
@@ -155,10 +169,11 @@ fn main() {
         eprintln!(
             "EAL: Error - exiting with code: 1\n  Cause: Application must use an even number of ports"
         );
-        std::process::exit(1);
+        bye(&eal);
     }
     if let Some(p) = ports.iter().find(|p| proc_id >= p.nb_rx_queues()) {
-        smp_usage(
+        leave_usage(
+            &eal,
             &prog,
             &format!(
                 "Invalid or missing proc-id parameter (port {} has {} queues; proc-id must be below)",
@@ -243,5 +258,9 @@ fn main() {
             s.tx,
             s.drop
         );
+    }
+    // Every buffer this process held is back; with the other peers gone, the pool is whole.
+    if let Ok(pool) = shoal::mbuf::MbufPool::lookup(&eal, SMP_MBUF_POOL) {
+        println!("pool in use {}", pool.in_use_count());
     }
 }

@@ -48,6 +48,8 @@ pub struct EalArgs {
     pub vdevs: Vec<String>,
     /// `--log-level`, as given.
     pub log_level: Option<String>,
+    /// `--no-telemetry`: no telemetry socket.
+    pub no_telemetry: bool,
 }
 
 /// The EAL usage text.
@@ -63,12 +65,17 @@ EAL options:
   --huge-dir DIR         hugetlbfs mount to use
   --vdev SPEC            add a virtual device, e.g. net_gen0,flows=64 (repeatable)
   --log-level LEVEL      error, warning, notice, info, debug (or 1-8; lib.eal:debug accepted)
+  --no-telemetry         do not create the telemetry socket
   -n N, --no-pci, --base-virtaddr ADDR   accepted and ignored
   -h, --help             this text
 Application options follow a lone `--`.";
 
 /// Splits `args` (program name first) into EAL options and application options, and parses
-/// the former. Returns the options and the application's arguments (program name first).
+/// and checks the former (every `--vdev` spec too), without joining a group. Returns the
+/// options and the application's arguments (program name first).
+///
+/// # Errors
+/// [`Error::Help`] for `-h`/`--help`, [`Error::Usage`] naming the first bad option.
 pub fn parse(args: &[String]) -> Result<(EalArgs, Vec<String>), Error> {
     let prog = args.first().cloned().unwrap_or_else(|| "shoal".into());
     let (eal, app): (&[String], &[String]) = match args.iter().skip(1).position(|a| a == "--") {
@@ -104,7 +111,8 @@ pub fn parse(args: &[String]) -> Result<(EalArgs, Vec<String>), Error> {
             "-c" => out.lcores = parse_coremask(&value("-c")?)?,
             "--lcores" => out.lcores = parse_lcores_map(&value("--lcores")?)?,
             "--proc-type" => {
-                out.proc_type = match value("--proc-type")?.as_str() {
+                // Any case, as DPDK (strncasecmp).
+                out.proc_type = match value("--proc-type")?.to_ascii_lowercase().as_str() {
                     "primary" => ProcTypeArg::Primary,
                     "secondary" => ProcTypeArg::Secondary,
                     "auto" => ProcTypeArg::Auto,
@@ -117,17 +125,7 @@ pub fn parse(args: &[String]) -> Result<(EalArgs, Vec<String>), Error> {
             }
             "--file-prefix" => {
                 let p = value("--file-prefix")?;
-                if p.is_empty()
-                    || p.len() > 64
-                    || !p
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                    || p.starts_with('.')
-                {
-                    return Err(Error::Usage(format!(
-                        "invalid --file-prefix {p:?} (1-64 characters: letters, digits, - _ .)"
-                    )));
-                }
+                check_file_prefix(&p)?;
                 out.file_prefix = p;
             }
             "--no-huge" => out.no_huge = true,
@@ -143,13 +141,52 @@ pub fn parse(args: &[String]) -> Result<(EalArgs, Vec<String>), Error> {
                 out.memory_mb = Some(mb);
             }
             "--huge-dir" => out.huge_dir = Some(PathBuf::from(value("--huge-dir")?)),
-            "--vdev" => out.vdevs.push(value("--vdev")?),
+            "--vdev" => {
+                // Checked here, as DPDK's EAL fails on a device it cannot probe: a bad spec
+                // stops every program before it joins a group, whether it uses ports or not.
+                let v = value("--vdev")?;
+                let spec =
+                    crate::ethdev::spec::parse(&v).map_err(|e| Error::Usage(e.to_string()))?;
+                if out
+                    .vdevs
+                    .iter()
+                    .filter_map(|o| crate::ethdev::spec::parse(o).ok())
+                    .any(|o| o.name == spec.name)
+                {
+                    return Err(Error::Usage(format!(
+                        "two --vdev specs name the device {:?}",
+                        spec.name
+                    )));
+                }
+                if out.vdevs.len() == crate::ethdev::MAX_PORTS {
+                    return Err(Error::Usage(format!(
+                        "at most {} --vdev devices",
+                        crate::ethdev::MAX_PORTS
+                    )));
+                }
+                out.vdevs.push(v);
+            }
             "--log-level" => out.log_level = Some(value("--log-level")?),
-            "-n" | "--base-virtaddr" | "--socket-mem" => {
+            "--base-virtaddr" => {
+                let v = value(key)?;
+                let hex = v
+                    .strip_prefix("0x")
+                    .or_else(|| v.strip_prefix("0X"))
+                    .unwrap_or(&v);
+                if hex.is_empty() || u64::from_str_radix(hex, 16).is_err() {
+                    return Err(Error::Usage(format!(
+                        "invalid --base-virtaddr {v:?} (a hexadecimal address, e.g. 0x100000000)"
+                    )));
+                }
+                // Nothing in shared memory holds a pointer: any mapping address works.
+                tracing::debug!(target: "shoal::eal", "ignoring {key} {v}");
+            }
+            "-n" | "--socket-mem" => {
                 let v = value(key)?;
                 tracing::debug!(target: "shoal::eal", "ignoring {key} {v}");
             }
-            "--no-pci" | "--no-shconf" | "--no-telemetry" => {
+            "--no-telemetry" => out.no_telemetry = true,
+            "--no-pci" | "--no-shconf" => {
                 tracing::debug!(target: "shoal::eal", "ignoring {key}");
             }
             other => {
@@ -160,6 +197,26 @@ pub fn parse(args: &[String]) -> Result<(EalArgs, Vec<String>), Error> {
     let mut app_args = vec![prog];
     app_args.extend_from_slice(app);
     Ok((out, app_args))
+}
+
+/// Checks a `--file-prefix`: 1 to 64 letters, digits, `-`, `_` or `.`, not starting with `.`,
+/// so that it names one directory below the runtime directory and nothing else.
+///
+/// # Errors
+/// [`Error::Usage`] naming the prefix and the rule.
+pub fn check_file_prefix(p: &str) -> Result<(), Error> {
+    if p.is_empty()
+        || p.len() > 64
+        || !p
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || p.starts_with('.')
+    {
+        return Err(Error::Usage(format!(
+            "invalid --file-prefix {p:?} (1-64 characters: letters, digits, - _ .)"
+        )));
+    }
+    Ok(())
 }
 
 fn bad(what: &str, v: &str) -> Error {
@@ -326,6 +383,14 @@ mod tests {
             "-m lots",
             "--file-prefix=a/b",
             "--lcores (1",
+            "--base-virtaddr=zz",
+            "--base-virtaddr=0x",
+            "--base-virtaddr=0x1ffffffffffffffff",
+            "--file-prefix=../../etc",
+            "--vdev=net_bogus0",
+            "--vdev=net_null0,bogus=1",
+            "--vdev=net_gen0,flows=x",
+            "--vdev=net_null0 --vdev=net_null0,size=128",
         ] {
             match parse(&args(bad)) {
                 Err(Error::Usage(_)) => {}
@@ -342,5 +407,32 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(a.vdevs, vec!["net_null0", "net_null1"]);
+        assert!(parse(&args("--base-virtaddr=7f0000000000")).is_ok());
+    }
+
+    #[test]
+    fn vdev_errors_name_the_spec_and_the_problem() {
+        match parse(&args("--vdev net_gen0,flows=x")) {
+            Err(Error::Usage(m)) => {
+                assert!(m.contains("net_gen0,flows=x") && m.contains("flows"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let many: String = (0..=crate::ethdev::MAX_PORTS)
+            .map(|i| format!(" --vdev net_null{i}"))
+            .collect();
+        assert!(matches!(parse(&args(&many)), Err(Error::Usage(_))));
+    }
+
+    #[test]
+    fn proc_type_is_matched_in_any_case() {
+        for (v, want) in [
+            ("PRIMARY", ProcTypeArg::Primary),
+            ("Secondary", ProcTypeArg::Secondary),
+            ("AUTO", ProcTypeArg::Auto),
+        ] {
+            let (a, _) = parse(&args(&format!("--proc-type={v}"))).unwrap();
+            assert_eq!(a.proc_type, want, "{v}");
+        }
     }
 }

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use args::{EalArgs, LcoreId, ProcTypeArg, USAGE};
+pub use args::{check_file_prefix, parse as parse_args, EalArgs, LcoreId, ProcTypeArg, USAGE};
 pub use lcore::{lcore_id, LcoreError};
 pub(crate) use lcore::{lcore_in, member_id};
 pub use proctable::ProcessInfo;
@@ -32,6 +32,7 @@ pub use runtime::runtime_dir;
 use crate::memory::header::{SegmentHeader, MAGIC};
 use crate::memory::{Backing, Mapping, Region, Segment, SegmentRequest, LAYOUT_VERSION};
 use crate::sync::atomic::Ordering;
+use crate::sync::{Liveness, MemberId, Members};
 use crate::sys;
 use runtime::{ConfigFile, ConfigInfo};
 
@@ -143,6 +144,17 @@ pub enum Error {
     /// The IPC channel could not be started.
     #[error("IPC channel: {0}")]
     Ipc(crate::mp::Error),
+    /// The group's runtime directory exists but this user may not use it.
+    #[error("a group with file prefix {prefix:?} exists ({path}), but this user may not access it (run as its owner, or set XDG_RUNTIME_DIR)")]
+    NotAccessible {
+        /// The group's prefix.
+        prefix: String,
+        /// The runtime directory.
+        path: PathBuf,
+    },
+    /// A mapping that is not a group's segment was asked to hold a process.
+    #[error("not a group segment")]
+    NotASegment,
     /// The shared memory could not be set up.
     #[error("shared memory: {what}: {source}")]
     Memory {
@@ -165,6 +177,9 @@ fn mem_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let what = what.into();
     move |source| Error::Memory { what, source }
 }
+
+/// What a secondary runs (on its service thread) when it sees its primary die.
+type PrimaryDeathHook = Box<dyn FnOnce() + Send>;
 
 /// An initialised environment: this process's membership of a group. Cheap to clone; the
 /// process leaves the group (slot and lcores released, and for the primary, runtime files and
@@ -189,6 +204,12 @@ struct Inner {
     args: EalArgs,
     config: Mutex<Option<ConfigFile>>,
     stop: Arc<AtomicBool>,
+    /// Set once the process has left the group ([`Eal::leave`] or the last drop).
+    left: AtomicBool,
+    /// Set by the service thread once a secondary saw its primary die.
+    primary_gone: Arc<AtomicBool>,
+    /// What the application asked to run when that happens.
+    on_primary_death: Arc<Mutex<Option<PrimaryDeathHook>>>,
     service: Mutex<Option<JoinHandle<()>>>,
     /// The group's IPC channel (None for an inspector).
     mp: Option<crate::mp::Mp>,
@@ -225,9 +246,27 @@ pub fn init_logging(level: Option<&str>) {
         .try_init();
 }
 
+/// Sets a process up the way shoal's binaries want it, for applications that want the same:
+/// a `tracing` subscriber on stderr at the level `--log-level` in `args` asks for (DPDK's names
+/// or numbers), and SIGINT/SIGTERM handlers that make [`Eal::should_quit`] true. The library
+/// never does either by itself.
+pub fn setup_process(args: &[String]) {
+    let level = args.iter().enumerate().find_map(|(i, a)| {
+        if a == "--" {
+            return Some(None);
+        }
+        a.strip_prefix("--log-level=")
+            .map(|l| Some(l.to_owned()))
+            .or_else(|| (a == "--log-level").then(|| args.get(i + 1).cloned()))
+    });
+    init_logging(level.flatten().as_deref());
+    sys::install_quit_handlers();
+}
+
 /// Initialises from `std::env::args()`, or prints the problem (and usage, for option errors)
 /// and exits: 0 for `--help`, 2 for bad options, 1 otherwise. `app_usage` is appended to the
-/// usage text.
+/// usage text. The helper shoal's binaries use: it also calls [`setup_process`], and asks
+/// [`Eal::exit_when_primary_dies`] of a secondary.
 pub fn init_or_exit(app_usage: &str) -> (Eal, Vec<String>) {
     init_or_exit_with(std::env::args().collect(), app_usage)
 }
@@ -235,8 +274,12 @@ pub fn init_or_exit(app_usage: &str) -> (Eal, Vec<String>) {
 /// As [`init_or_exit`], from a given command line (program name first).
 pub fn init_or_exit_with(args: Vec<String>, app_usage: &str) -> (Eal, Vec<String>) {
     let prog = args.first().cloned().unwrap_or_default();
+    setup_process(&args);
     match Eal::init(args) {
-        Ok(v) => v,
+        Ok(v) => {
+            v.0.exit_when_primary_dies();
+            v
+        }
         Err(e) => exit_with(&prog, &e, app_usage),
     }
 }
@@ -246,7 +289,8 @@ pub fn exit_on_error(e: &Error, app_usage: &str) -> ! {
     exit_with(&std::env::args().next().unwrap_or_default(), e, app_usage)
 }
 
-fn exit_with(prog: &str, e: &Error, app_usage: &str) -> ! {
+/// As [`exit_on_error`], naming `prog` in the usage.
+pub fn exit_with(prog: &str, e: &Error, app_usage: &str) -> ! {
     match e {
         Error::Help => {
             println!(
@@ -270,27 +314,46 @@ impl Eal {
     /// Returns the environment and the application's arguments (program name first).
     pub fn init(args: Vec<String>) -> Result<(Eal, Vec<String>), Error> {
         let (eal_args, app) = args::parse(&args)?;
-        init_logging(eal_args.log_level.as_deref());
-        sys::install_quit_handlers();
         let eal = Self::join(eal_args)?;
         Ok((eal, app))
     }
 
+    /// Joins or creates the group; when that fails, removes what it created (directories,
+    /// `config`, the segment), so that a failed start leaves nothing behind.
     fn join(args: EalArgs) -> Result<Eal, Error> {
-        let dir = runtime_dir(&args.file_prefix);
-        runtime::ensure_dir(&dir).map_err(|source| Error::RuntimeDir {
-            path: dir.clone(),
-            source,
-        })?;
+        let prefix = args.file_prefix.clone();
+        let dir = runtime_dir(&prefix);
+        // A group of this name that root runs is out of this user's reach: say so, rather
+        // than that there is none, or start another group beside it (unless this user runs
+        // one of that name too).
+        if let Some(e) = runtime::root_group_out_of_reach(&prefix) {
+            let own_primary = ConfigFile::open_existing(&dir)
+                .ok()
+                .flatten()
+                .is_some_and(|c| matches!(c.is_held(), Ok(true)));
+            if !own_primary {
+                return Err(e);
+            }
+        }
+        let created =
+            runtime::ensure_dir(&dir).map_err(|e| runtime::dir_error(&prefix, &dir, e))?;
+        let joined = Self::join_in(args, dir);
+        if joined.is_err() {
+            runtime::remove_created(&created);
+        }
+        joined
+    }
+
+    fn join_in(args: EalArgs, dir: PathBuf) -> Result<Eal, Error> {
         let rt_err = |source| Error::RuntimeDir {
             path: dir.clone(),
             source,
         };
         match args.proc_type {
             ProcTypeArg::Primary => {
-                let cfg = ConfigFile::open_or_create(&dir).map_err(rt_err)?;
+                let mut cfg = ConfigFile::open_or_create(&dir).map_err(rt_err)?;
                 if !cfg.try_lock().map_err(rt_err)? {
-                    let pid = cfg.holder().ok().flatten().unwrap_or(0);
+                    let pid = cfg.read().ok().flatten().map_or(0, |i| i.pid);
                     return Err(Error::PrimaryExists {
                         prefix: args.file_prefix.clone(),
                         pid,
@@ -300,7 +363,7 @@ impl Eal {
             }
             ProcTypeArg::Secondary => Self::attach_secondary(args, dir),
             ProcTypeArg::Auto => {
-                let cfg = ConfigFile::open_or_create(&dir).map_err(rt_err)?;
+                let mut cfg = ConfigFile::open_or_create(&dir).map_err(rt_err)?;
                 if cfg.try_lock().map_err(rt_err)? {
                     tracing::info!(target: "shoal::eal", "auto: no live primary for {:?}; running as primary", args.file_prefix);
                     Self::create_primary(args, dir, cfg)
@@ -314,9 +377,11 @@ impl Eal {
     }
 
     fn create_primary(args: EalArgs, dir: PathBuf, mut cfg: ConfigFile) -> Result<Eal, Error> {
+        // First of all, forget the dead primary's segment: a secondary that reads `config`
+        // from now on waits for ours.
+        cfg.clear().map_err(mem_err("clearing the config file"))?;
         runtime::clear_stale(&dir);
         let pid = sys::getpid();
-        let start = sys::proc_start_time(pid).unwrap_or(0);
         let req = SegmentRequest {
             len: args.memory_mb.unwrap_or(DEFAULT_MEMORY_MB) << 20,
             no_huge: args.no_huge,
@@ -324,6 +389,20 @@ impl Eal {
             stem: format!("shoal_{}", args.file_prefix),
         };
         let seg = Segment::create(&req).map_err(mem_err("creating the segment"))?;
+        let seg_path = seg.path().to_owned();
+        Self::primary_on(args, dir, cfg, seg, pid).inspect_err(|_| {
+            // Not ours to keep: no process of the group could have attached yet.
+            let _ = std::fs::remove_file(&seg_path);
+        })
+    }
+
+    fn primary_on(
+        args: EalArgs,
+        dir: PathBuf,
+        mut cfg: ConfigFile,
+        seg: Segment,
+        pid: u32,
+    ) -> Result<Eal, Error> {
         if seg.backing() == Backing::Shm && !args.no_huge {
             tracing::info!(target: "shoal::eal", "shared memory: {} in /dev/shm (normal pages)", human(seg.mapping().len()));
         } else {
@@ -334,16 +413,15 @@ impl Eal {
         // SAFETY: `seg` was created just above and its path is written to `config` only
         // below, so no other process can have attached to it.
         #[allow(unsafe_code)]
-        let hdr = unsafe {
+        let _ = unsafe {
             SegmentHeader::init(
                 &whole,
                 seg.backing().as_u32(),
                 seg.page_size as u64,
                 pid,
-                start,
+                sys::pid_namespace(),
             )
         };
-        hdr.publish();
         cfg.write(&ConfigInfo {
             pid,
             layout_version: LAYOUT_VERSION,
@@ -352,30 +430,47 @@ impl Eal {
         })
         .map_err(mem_err("writing the config file"))?;
         let eal = Self::finish(args, ProcType::Primary, dir, &seg, Some(cfg))?;
+        if let Some(c) = eal
+            .inner
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            c.keep();
+        }
         tracing::info!(target: "shoal::eal", "primary process {pid} ready (file prefix {:?})", eal.file_prefix());
         Ok(eal)
     }
 
     /// Finds the live primary and maps its segment, waiting (bounded) for it to finish starting.
+    /// The segment is used only when the member that created it is alive (its liveness lock on
+    /// that very file is held): a dead primary's segment, still named by a stale `config` while
+    /// a new primary starts, is never attached to.
     fn open_group(prefix: &str, dir: &Path) -> Result<(Segment, ConfigFile), Error> {
         let no_primary = || Error::NoPrimary {
             prefix: prefix.to_owned(),
         };
         let mut cfg = ConfigFile::open_existing(dir)
-            .map_err(|source| Error::RuntimeDir {
-                path: dir.to_owned(),
-                source,
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::PermissionDenied => Error::NotAccessible {
+                    prefix: prefix.to_owned(),
+                    path: dir.to_owned(),
+                },
+                _ => Error::RuntimeDir {
+                    path: dir.to_owned(),
+                    source,
+                },
             })?
             .ok_or_else(no_primary)?;
         let deadline = Instant::now() + ATTACH_WAIT;
+        let mut pid = 0;
         loop {
-            let holder = cfg.holder().ok().flatten().ok_or_else(no_primary)?;
-            let not_ready = || Error::PrimaryNotReady {
-                prefix: prefix.to_owned(),
-                pid: holder,
-                secs: ATTACH_WAIT.as_secs(),
-            };
+            if !cfg.is_held().map_err(mem_err("testing the config lock"))? {
+                return Err(no_primary());
+            }
             if let Some(info) = cfg.read().map_err(mem_err("reading the config file"))? {
+                pid = info.pid;
                 if info.layout_version != LAYOUT_VERSION {
                     return Err(Error::LayoutMismatch {
                         ours: LAYOUT_VERSION,
@@ -399,16 +494,24 @@ impl Eal {
                         return Err(Error::LayoutMismatch {
                             ours: LAYOUT_VERSION,
                             theirs,
-                            pid: holder,
+                            pid: info.pid,
                         });
                     }
                     if hdr.is_ready() {
-                        return Ok((seg, cfg));
+                        let creator = MemberId::from_raw(hdr.primary_id.load(Ordering::Acquire));
+                        if seg.mapping().liveness(creator) == Liveness::Alive {
+                            return Ok((seg, cfg));
+                        }
+                        tracing::debug!(target: "shoal::eal", "{} belongs to a primary that is gone; waiting for the new one", info.segment.display());
                     }
                 }
             }
             if Instant::now() >= deadline {
-                return Err(not_ready());
+                return Err(Error::PrimaryNotReady {
+                    prefix: prefix.to_owned(),
+                    pid,
+                    secs: ATTACH_WAIT.as_secs(),
+                });
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -424,8 +527,25 @@ impl Eal {
     /// Attaches to a running group without joining it: no process slot, no lcores, no service
     /// thread. For tools such as `shoal info`.
     pub fn inspect(prefix: &str) -> Result<Eal, Error> {
+        check_file_prefix(prefix)?;
         let dir = runtime_dir(prefix);
-        let (seg, _cfg) = Self::open_group(prefix, &dir)?;
+        let (seg, _cfg) = Self::open_group(prefix, &dir).map_err(|e| match e {
+            Error::NoPrimary { .. } => runtime::root_group_out_of_reach(prefix).unwrap_or(e),
+            e => e,
+        })?;
+        // A guest identity, so that the inspector may take the group's locks (and a dead
+        // inspector's lock is taken over).
+        if let Some(m) = seg.mapping().membership() {
+            match m.become_guest() {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(Error::TooManyProcesses {
+                        max: crate::memory::MAX_GUESTS as usize,
+                    })
+                }
+                Err(e) => return Err(mem_err("taking a guest liveness lock")(e)),
+            }
+        }
         let args = EalArgs {
             file_prefix: prefix.to_owned(),
             ..Default::default()
@@ -445,6 +565,9 @@ impl Eal {
                 args,
                 config: Mutex::new(None),
                 stop: Arc::new(AtomicBool::new(false)),
+                left: AtomicBool::new(false),
+                primary_gone: Arc::new(AtomicBool::new(false)),
+                on_primary_death: Arc::new(Mutex::new(None)),
                 service: Mutex::new(None),
                 mp: None,
             }),
@@ -461,9 +584,28 @@ impl Eal {
         let map = seg.mapping().clone();
         let whole = Region::new(map.clone(), 0, map.len()).expect("whole mapping");
         let hdr: &SegmentHeader = whole.get(0).expect("header");
-        // Reap first, so that the lcores and slots of dead processes are free to claim.
-        proctable::reap_dead(hdr, &whole);
-        let (slot, lcores) = proctable::claim(hdr, proc_type, &args.lcores)?;
+        // Reap first, so that the slots of dead processes are free to claim; a guest identity
+        // lets us take the group's locks meanwhile (and tells others if we die doing it).
+        let guest = match map.membership().map(|m| m.become_guest()) {
+            Some(Ok(Some(id))) => id,
+            Some(Ok(None)) => {
+                return Err(Error::TooManyProcesses {
+                    max: crate::memory::MAX_GUESTS as usize,
+                })
+            }
+            Some(Err(e)) => return Err(mem_err("taking a guest liveness lock")(e)),
+            None => return Err(Error::NotASegment),
+        };
+        reap(&map, hdr, &whole, &dir);
+        let claimed = proctable::claim(&map, hdr, proc_type, &args.lcores);
+        if let Some(m) = map.membership() {
+            m.leave_guest(guest);
+        }
+        let (slot, lcores) = claimed?;
+        if proc_type == ProcType::Primary {
+            hdr.primary_id.store(map.me().raw(), Ordering::Relaxed);
+            hdr.publish();
+        }
         let ncpus = sys::cpu_count();
         let main_cpu = args
             .lcores
@@ -480,17 +622,20 @@ impl Eal {
         if let Err(e) = sys::pin_current_thread(main_cpu) {
             tracing::warn!(target: "shoal::eal", "could not pin to CPU {main_cpu}: {e}");
         }
-        let mp = crate::mp::Mp::start(crate::mp::MpConfig {
-            dir: dir.clone(),
-            role: match proc_type {
-                ProcType::Primary => crate::mp::Role::Primary,
-                ProcType::Secondary => crate::mp::Role::Secondary,
+        let mp = crate::mp::Mp::start_as(
+            crate::mp::MpConfig {
+                dir: dir.clone(),
+                role: match proc_type {
+                    ProcType::Primary => crate::mp::Role::Primary,
+                    ProcType::Secondary => crate::mp::Role::Secondary,
+                },
             },
-        });
+            Some(slot),
+        );
         let mp = match mp {
             Ok(mp) => mp,
             Err(e) => {
-                proctable::release(hdr, &whole, slot);
+                proctable::release(&map, hdr, &whole, slot);
                 return Err(Error::Ipc(e));
             }
         };
@@ -508,6 +653,9 @@ impl Eal {
                 args,
                 config: Mutex::new(cfg),
                 stop: Arc::new(AtomicBool::new(false)),
+                left: AtomicBool::new(false),
+                primary_gone: Arc::new(AtomicBool::new(false)),
+                on_primary_death: Arc::new(Mutex::new(None)),
                 service: Mutex::new(None),
                 mp: Some(mp),
             }),
@@ -528,13 +676,13 @@ impl Eal {
         let slot = self.inner.slot.expect("member process");
         let proc_type = self.inner.proc_type;
         let prefix = self.inner.prefix.clone();
-        let watch = match proc_type {
-            ProcType::Secondary => self
-                .inner
-                .config
-                .lock()
-                .ok()
-                .and_then(|c| c.as_ref().and_then(|c| c.file.try_clone().ok())),
+        let dir = self.inner.dir.clone();
+        let gone = self.inner.primary_gone.clone();
+        let on_gone = self.inner.on_primary_death.clone();
+        let primary = match proc_type {
+            ProcType::Secondary => Some(MemberId::from_raw(
+                self.header().primary_id.load(Ordering::Relaxed),
+            )),
             ProcType::Primary => None,
         };
         let primary_pid = self.primary_pid();
@@ -546,18 +694,20 @@ impl Eal {
                 let mut tick = 0u64;
                 while !stop.load(StdOrdering::Relaxed) {
                     proctable::beat(hdr, slot);
-                    if let Some(f) = &watch {
-                        if !matches!(sys::lock_holder(f), Ok(Some(_))) {
-                            eprintln!(
-                                "error: the primary process (pid {primary_pid}) of file prefix {prefix:?} has exited; this secondary cannot continue"
-                            );
-                            std::process::exit(EXIT_PRIMARY_DIED);
+                    if let Some(primary) = primary {
+                        if !gone.load(StdOrdering::Relaxed)
+                            && map.liveness(primary) == Liveness::Dead
+                        {
+                            tracing::error!(target: "shoal::eal", "the primary process (pid {primary_pid}) of file prefix {prefix:?} has exited");
+                            gone.store(true, StdOrdering::Release);
+                            let f = on_gone.lock().ok().and_then(|mut f| f.take());
+                            if let Some(f) = f {
+                                f();
+                            }
                         }
                     }
                     if proc_type == ProcType::Primary && tick.is_multiple_of(2) {
-                        for p in proctable::reap_dead(hdr, &whole) {
-                            tracing::warn!(target: "shoal::eal", "process {} ({}) died; its slot {} and lcores {:?} were freed", p.pid, p.proc_type, p.slot, p.lcores);
-                        }
+                        reap(&map, hdr, &whole, &dir);
                     }
                     tick += 1;
                     std::thread::sleep(SERVICE_PERIOD);
@@ -645,18 +795,64 @@ impl Eal {
 
     /// The processes of the group.
     pub fn processes(&self) -> Vec<ProcessInfo> {
-        proctable::list(self.header())
+        proctable::list(&self.inner.map, self.header())
+    }
+
+    /// This process's identity in the group: its slot and the slot's generation (a guest id for
+    /// an inspector).
+    pub fn member(&self) -> MemberId {
+        self.inner.map.me()
+    }
+
+    /// Whether the member `id` of this group is alive, by its liveness lock (no pid involved:
+    /// this works across PID namespaces and cannot be fooled by pid reuse).
+    pub fn liveness(&self, id: MemberId) -> Liveness {
+        self.inner.map.liveness(id)
     }
 
     /// Finds processes that died without leaving, returns their buffers to their pools and
     /// frees their slots and lcores. The primary does this by itself a few times a second.
     pub fn reap_dead(&self) -> Vec<ProcessInfo> {
-        proctable::reap_dead(self.header(), &self.whole())
+        reap(
+            &self.inner.map,
+            self.header(),
+            &self.whole(),
+            &self.inner.dir,
+        )
     }
 
-    /// True once SIGINT or SIGTERM arrived (or [`Eal::request_quit`] was called).
+    /// True once SIGINT or SIGTERM arrived (with handlers installed: [`setup_process`]), or
+    /// [`Eal::request_quit`] was called, or this secondary's primary died.
     pub fn should_quit(&self) -> bool {
-        sys::quit_signal() != 0
+        sys::quit_signal() != 0 || self.primary_died()
+    }
+
+    /// True once this secondary saw its primary die (checked a few times a second). The library
+    /// leaves the process alone: loops see [`Eal::should_quit`], and the application decides
+    /// what to do ([`Eal::on_primary_death`], [`Eal::exit_when_primary_dies`]).
+    pub fn primary_died(&self) -> bool {
+        self.inner.primary_gone.load(StdOrdering::Acquire)
+    }
+
+    /// Runs `f` once, on the EAL's service thread, when this secondary sees its primary die.
+    /// Replaces what was registered before.
+    pub fn on_primary_death(&self, f: impl FnOnce() + Send + 'static) {
+        if let Ok(mut slot) = self.inner.on_primary_death.lock() {
+            *slot = Some(Box::new(f));
+        }
+    }
+
+    /// What shoal's binaries do when their primary dies: print why on stderr and exit with
+    /// [`EXIT_PRIMARY_DIED`]. An application opts in; the library never exits by itself.
+    pub fn exit_when_primary_dies(&self) {
+        if self.proc_type() != ProcType::Secondary {
+            return;
+        }
+        let (pid, prefix) = (self.primary_pid(), self.file_prefix().to_owned());
+        self.on_primary_death(move || {
+            eprintln!("error: the primary process (pid {pid}) of file prefix {prefix:?} has exited; this secondary cannot continue");
+            std::process::exit(EXIT_PRIMARY_DIED);
+        });
     }
 
     /// The signal that asked this process to stop (SIGINT 2, SIGTERM 15), or 0.
@@ -669,23 +865,38 @@ impl Eal {
         sys::request_quit(libc::SIGINT);
     }
 
+    /// Leaves the group now, as the last drop of the `Eal` would (slot and lcores released;
+    /// for the primary, runtime files and segment removed), even while other handles (ports,
+    /// rings, pools) still hold clones. For an application that exits on an error after joining:
+    /// `eal.leave(); std::process::exit(1)` leaves nothing behind. Shared objects must not be
+    /// used afterwards (their memory stays mapped until the handles drop, so doing so is a
+    /// logic error, not undefined behaviour).
+    pub fn leave(&self) {
+        self.inner.leave();
+    }
+
     /// Holds the group's metadata lock until the returned guard drops. For tests of lock
     /// recovery: a process killed while holding it must not block the group.
     #[doc(hidden)]
     pub fn hold_metadata_lock(&self) -> impl Drop + '_ {
-        self.header().memzones.lock()
+        self.header().memzones.lock(&*self.inner.map)
     }
 
-    /// The pid holding the metadata lock (0 = free) and how many dead holders' locks were
-    /// taken over.
-    pub fn metadata_lock_state(&self) -> (u32, u32) {
+    /// The member holding the metadata lock (`MemberId::NONE` when free) and how many dead
+    /// holders' locks were taken over.
+    pub fn metadata_lock_state(&self) -> (MemberId, u64) {
         let raw = self.header().memzones.raw();
         (raw.holder(), raw.recoveries())
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
+impl Inner {
+    /// Leaves the group: IPC and the service thread stop, the slot and lcores are released,
+    /// and a primary removes the runtime files and the segment. Runs once (`left`).
+    fn leave(&self) {
+        if self.left.swap(true, StdOrdering::AcqRel) {
+            return;
+        }
         if let Some(mp) = &self.mp {
             mp.shutdown();
         }
@@ -696,7 +907,7 @@ impl Drop for Inner {
         let Some(slot) = self.slot else { return };
         let whole = Region::new(self.map.clone(), 0, self.map.len()).expect("whole mapping");
         let hdr: &SegmentHeader = whole.get(0).expect("header");
-        proctable::release(hdr, &whole, slot);
+        proctable::release(&self.map, hdr, &whole, slot);
         if self.proc_type == ProcType::Primary {
             runtime::clear_stale(&self.dir);
             let _ = std::fs::remove_file(&self.segment_path);
@@ -707,6 +918,23 @@ impl Drop for Inner {
             tracing::debug!(target: "shoal::eal", "primary left; group {:?} removed", self.prefix);
         }
     }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+/// Reaps dead members (see `proctable::reap_dead`), logs each, and removes its IPC socket,
+/// named by its own pid and slot.
+fn reap(map: &Mapping, hdr: &SegmentHeader, whole: &Region, dir: &Path) -> Vec<ProcessInfo> {
+    let reaped = proctable::reap_dead(map, hdr, whole);
+    for p in &reaped {
+        tracing::warn!(target: "shoal::eal", "process {} ({}) died; its slot {} and lcores {:?} were freed", p.pid, p.proc_type, p.slot, p.lcores);
+        let _ = std::fs::remove_file(dir.join(crate::mp::secondary_socket_name(p.pid, p.slot)));
+    }
+    reaped
 }
 
 fn human(bytes: usize) -> String {
@@ -748,8 +976,8 @@ pub fn send_signal(pid: u32, sig: i32) -> std::io::Result<()> {
     sys::send_signal(pid, sig)
 }
 
-/// True when `pid` names a live process (zombies count as dead): for applications that track
-/// their peers' liveness themselves, e.g. by pids in shared counters.
-pub fn process_alive(pid: u32) -> bool {
-    sys::process_alive(pid, 0)
+/// The PID namespace of this process (inode of `/proc/self/ns/pid`, 0 when unknown): pids of
+/// two processes can be compared only when their namespaces are the same.
+pub fn pid_namespace() -> u64 {
+    sys::pid_namespace()
 }

@@ -48,6 +48,7 @@ use crate::memory::{MemzoneKind, Region};
 use crate::memzone::Memzone;
 use crate::net::EthernetAddress;
 use crate::sync::atomic::Ordering;
+use crate::sync::Members;
 use drivers::{Driver, RxCtx, TxCtx};
 use table::{bump, cstr, set_cstr, state, PortConfig, PortShared, PortTable, TABLE_NAME};
 
@@ -518,8 +519,8 @@ fn table_region(eal: &Eal, create: bool) -> Result<Option<Region>, Error> {
 }
 
 /// Takes a free slot of the table for `name`, under the table lock.
-fn claim_slot(table: &PortTable, name: &str) -> Result<usize, Error> {
-    let mut cfgs = table.config.lock();
+fn claim_slot(table: &PortTable, m: &dyn Members, name: &str) -> Result<usize, Error> {
+    let mut cfgs = table.config.lock(m);
     if cfgs
         .ports
         .iter()
@@ -557,8 +558,8 @@ fn empty_config() -> PortConfig {
     }
 }
 
-fn release_slot(table: &PortTable, i: usize) {
-    table.config.lock().ports[i].used = 0;
+fn release_slot(table: &PortTable, m: &dyn Members, i: usize) {
+    table.config.lock(m).ports[i].used = 0;
 }
 
 /// Name of the default receive pool.
@@ -620,18 +621,18 @@ fn probe(eal: &Eal, conf: &PortConf) -> Result<Vec<Port>, Error> {
     drivers::register_fd_action(eal, &region)?;
     let mut out = Vec::new();
     for p in planned {
-        let i = claim_slot(table, &p.spec.name)?;
+        let i = claim_slot(table, &**region.mapping(), &p.spec.name)?;
         let id = PortId(i as u16);
         let shared = &table.ports[i];
         let made = match drivers::probe(eal, id, &p, !conf.no_promiscuous, shared) {
             Ok(m) => m,
             Err(e) => {
-                release_slot(table, i);
+                release_slot(table, &**region.mapping(), i);
                 return Err(e);
             }
         };
         {
-            let mut cfgs = table.config.lock();
+            let mut cfgs = table.config.lock(&**region.mapping());
             let c = &mut cfgs.ports[i];
             c.driver = p.spec.args.kind() as u32;
             c.nb_rxq = p.nb_rxq;
@@ -673,7 +674,7 @@ fn attach(eal: &Eal) -> Result<Vec<Port>, Error> {
     };
     let table: &PortTable = region.get(0).expect("checked");
     let configs: Vec<PortConfig> = {
-        let cfgs = table.config.lock();
+        let cfgs = table.config.lock(&**region.mapping());
         cfgs.ports.to_vec()
     };
     let mut out = Vec::new();
@@ -769,9 +770,9 @@ pub fn from_rings(
     }
     let region = table_region(eal, true)?.expect("created");
     let table: &PortTable = region.get(0).expect("checked");
-    let i = claim_slot(table, name)?;
+    let i = claim_slot(table, &**region.mapping(), name)?;
     {
-        let mut cfgs = table.config.lock();
+        let mut cfgs = table.config.lock(&**region.mapping());
         let c = &mut cfgs.ports[i];
         c.driver = DriverKind::Ring as u32;
         c.nb_rxq = rx.len() as u16;

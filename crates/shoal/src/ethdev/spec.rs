@@ -15,6 +15,9 @@ pub const PORT_NAMESIZE: usize = 32;
 pub const MAX_QUEUES: usize = 16;
 /// Biggest frame a driver makes or accepts (no jumbo frames).
 pub const MAX_FRAME: usize = 9216;
+/// Smallest frame a driver receives: an Ethernet header. Shorter ones (runts) are dropped
+/// and counted as receive errors (`ierrors`).
+pub const MIN_FRAME: usize = 14;
 
 /// Which driver runs a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -324,8 +327,11 @@ pub fn parse(spec: &str) -> Result<VdevSpec, Error> {
                 Some(v) => num::<u16>(spec, "size", v)?,
                 None => 64,
             };
-            if !(14..=MAX_FRAME as u16).contains(&size) {
-                return Err(bad(spec, format!("size={size} must be 14 to {MAX_FRAME}")));
+            if !(MIN_FRAME as u16..=MAX_FRAME as u16).contains(&size) {
+                return Err(bad(
+                    spec,
+                    format!("size={size} must be {MIN_FRAME} to {MAX_FRAME}"),
+                ));
             }
             DriverArgs::Null {
                 size,

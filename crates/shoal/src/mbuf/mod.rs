@@ -106,6 +106,7 @@ use header::{Seg, NONE};
 
 pub use batch::{MbufBatch, MAX_BURST};
 pub use header::HDR_SIZE;
+pub(crate) use ring::release_dead_sides;
 pub use ring::MbufRing;
 
 /// Headroom left before the data of a fresh mbuf (DPDK's `RTE_PKTMBUF_HEADROOM`).
@@ -914,11 +915,11 @@ impl Mbuf {
     }
 
     /// A deep copy of `len` bytes of the packet from `off` (all of it for `u32::MAX`), into
-    /// new mbufs from `pool`, chained as needed (DPDK's `rte_pktmbuf_copy`). `None` when `off`
-    /// is past the end or `pool` runs out.
+    /// new mbufs from `pool`, chained as needed (DPDK's `rte_pktmbuf_copy`). A copy from
+    /// `off == pkt_len()` is an empty mbuf. `None` when `off` is past the end or `pool` runs out.
     pub fn copy(&self, pool: &MbufPool, off: u32, len: u32) -> Option<Mbuf> {
         let pkt_len = self.pkt_len();
-        if off >= pkt_len {
+        if off > pkt_len {
             return None;
         }
         let mut len = (len.min(pkt_len - off)) as usize;

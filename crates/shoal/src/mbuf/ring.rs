@@ -7,8 +7,10 @@ use super::batch::MAX_BURST;
 use super::header::Seg;
 use super::{claim_chain, Error, Mbuf, MbufBatch, MbufIdx};
 use crate::eal::Eal;
+use crate::memory::Region;
 use crate::mempool::{group, Group};
-use crate::ring::{Consumer, Producer, Ring, RingConfig};
+use crate::ring::{Consumer, Producer, Ring, RingConfig, SyncMode};
+use crate::sync::{MemberId, Members};
 
 /// A ring of mbufs (DPDK's `rte_ring` of `struct rte_mbuf *`). Enqueueing gives the mbufs up
 /// (they are in flight, owned by nobody, until a dequeue claims them); what did not fit stays
@@ -118,6 +120,16 @@ impl MbufRing {
     /// Enqueues one mbuf; gives it back when the ring is full.
     pub fn enqueue(&self, m: Mbuf) -> Result<(), Mbuf> {
         let seg = m.seg();
+        if self.ring.prod_mode() == SyncMode::Sp {
+            let sent = self
+                .with_prod(|p| p.enqueue_journaled(&[seg.raw()], true, |_| set_in_flight(seg)))
+                .unwrap_or(0);
+            if sent == 1 {
+                std::mem::forget(m);
+                return Ok(());
+            }
+            return Err(m);
+        }
         set_in_flight(seg);
         match self.with_prod(|p| p.enqueue(seg.raw())) {
             Some(Ok(())) => {
@@ -150,6 +162,26 @@ impl MbufRing {
             return 0;
         }
         let mut raw = [MbufIdx(0); MAX_BURST];
+        if self.ring.prod_mode() == SyncMode::Sp {
+            // Single producer: the mbufs are marked in flight between the slot writes and the
+            // tail store, under the side's journal, so a kill anywhere loses none of them.
+            let want = n.min(MAX_BURST);
+            for (k, seg) in batch.front_segs(want).enumerate() {
+                raw[k] = seg.raw();
+            }
+            let b = &*batch;
+            let sent = self
+                .with_prod(|p| {
+                    p.enqueue_journaled(&raw[..want], all, |k| {
+                        for seg in b.front_segs(k) {
+                            set_in_flight(seg);
+                        }
+                    })
+                })
+                .unwrap_or(0);
+            batch.forget_front(sent);
+            return sent;
+        }
         // Tag only what can fit now: a full ring costs no tag writes.
         let want = if all {
             n
@@ -178,6 +210,11 @@ impl MbufRing {
 
     /// Dequeues one mbuf.
     pub fn dequeue(&self) -> Option<Mbuf> {
+        if self.ring.cons_mode() == SyncMode::Sp {
+            let mut b = MbufBatch::new();
+            self.dequeue_burst(&mut b, 1);
+            return b.pop();
+        }
         loop {
             let raw = self.with_cons(|c| c.dequeue()).flatten()?;
             match claim_chain(self.group, raw) {
@@ -196,6 +233,32 @@ impl MbufRing {
             return 0;
         }
         let mut raw = [MbufIdx(0); MAX_BURST];
+        if self.ring.cons_mode() == SyncMode::Sp {
+            // Single consumer: the mbufs are claimed before the slots are given back, under the
+            // side's journal, so a kill anywhere leaves them in the ring or in our hands.
+            let (group, mut added, mut refused) = (self.group, 0, [MbufIdx(0); MAX_BURST]);
+            let mut nref = 0;
+            self.with_cons(|c| {
+                c.dequeue_journaled(&mut raw[..room], |vals| {
+                    for &r in vals {
+                        match claim_chain(group, r) {
+                            Some(m) => {
+                                batch.push_unchecked(m);
+                                added += 1;
+                            }
+                            None => {
+                                refused[nref] = r;
+                                nref += 1;
+                            }
+                        }
+                    }
+                })
+            });
+            for &r in &refused[..nref] {
+                self.refuse(r);
+            }
+            return added;
+        }
         let got = self
             .with_cons(|c| c.dequeue_burst(&mut raw[..room]))
             .unwrap_or(0);
@@ -237,4 +300,48 @@ fn set_mine(seg: Seg) {
     for s in super::chain_iter(seg) {
         s.pool.set_mine(s.idx);
     }
+}
+
+/// The reaper's part for rings of mbufs, before it reclaims the dead member's objects by their
+/// owner tags: every single side of a ring that `dead` owned is taken over and released, and
+/// the mbufs of the journaled operation it had not published are given back to their rightful
+/// owner: a send cut short returns them to the dead member (its tag `dead_tag`, so that the
+/// reaper returns them to their pools), a receive cut short returns them to the ring (in
+/// flight, where they still are). Returns how many mbufs moved.
+pub(crate) fn release_dead_sides(
+    group: &'static Group,
+    whole: &Region,
+    dead: MemberId,
+    dead_tag: u32,
+) -> usize {
+    let me = whole.mapping().me();
+    let mut moved = 0;
+    for region in crate::ring::ring_regions(whole) {
+        let Ok(ring) = Ring::<MbufIdx>::attach(region) else {
+            continue;
+        };
+        for prod in [true, false] {
+            let Some(vals) = ring.release_dead_side(prod, dead, me) else {
+                continue;
+            };
+            let (from, to) = if prod {
+                (crate::mempool::tag::IN_FLIGHT, dead_tag)
+            } else {
+                (dead_tag, crate::mempool::tag::IN_FLIGHT)
+            };
+            for v in &vals {
+                let Some(head) = super::header::resolve_in(group, v.0) else {
+                    continue;
+                };
+                for s in super::chain_iter(head) {
+                    s.pool.move_tag(s.idx, from, to);
+                }
+            }
+            if !vals.is_empty() {
+                tracing::warn!(target: "shoal::mbuf", "ring {:?}: a {} of {} mbufs by dead member {dead} was cut short; undone", ring.name(), if prod { "send" } else { "receive" }, vals.len());
+            }
+            moved += vals.len();
+        }
+    }
+    moved
 }

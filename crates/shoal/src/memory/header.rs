@@ -61,6 +61,9 @@ pub(crate) struct MemzoneEntry {
     pub creator_pid: u32,
     /// Live attachments (regions handed out by reserve and lookup) in every process.
     pub attached: u32,
+    /// The creator's member id (raw), so that a reservation it left unpublished when it died
+    /// can be taken back.
+    pub creator: u64,
 }
 
 /// The memzone registry, guarded by the header's metadata lock.
@@ -90,6 +93,8 @@ pub(crate) mod slot_state {
     pub const LIVE: u32 = 1;
     /// Seen dead; its resources are being returned.
     pub const DEAD: u32 = 2;
+    /// Taken by a process (it holds the slot's liveness lock byte) that is still filling it in.
+    pub const CLAIMING: u32 = 3;
 }
 
 /// One process of the group. All fields are atomics: tools read them without the lock; the
@@ -100,10 +105,13 @@ pub(crate) mod slot_state {
 pub struct ProcSlot {
     pub(crate) state: AtomicU32,
     pub(crate) proc_type: AtomicU32,
+    /// The pid as the process sees itself, for display: compare it only with pids of the same
+    /// PID namespace (`pid_ns`). Liveness never uses it.
     pub(crate) pid: AtomicU32,
     /// Bumped each time the slot is claimed, so a reused slot is told from its predecessor.
     pub(crate) generation: AtomicU32,
-    pub(crate) start_time: AtomicU64,
+    /// Inode of the process's PID namespace (`/proc/self/ns/pid`), 0 when unknown.
+    pub(crate) pid_ns: AtomicU64,
     pub(crate) heartbeat_ns: AtomicU64,
     pub(crate) attached_ns: AtomicU64,
     pub(crate) lcores: [AtomicU64; MAX_LCORES / 64],
@@ -122,9 +130,13 @@ pub(crate) struct SegmentHeader {
     pub seg_len: AtomicU64,
     /// First byte of the heap that memzones are carved from.
     pub heap_start: AtomicU64,
+    /// The primary's pid (display only) and PID namespace.
     pub primary_pid: AtomicU32,
     pub _pad: AtomicU32,
-    pub primary_start: AtomicU64,
+    pub primary_ns: AtomicU64,
+    /// The primary's [`crate::sync::MemberId`], set before `ready`: a secondary attaches only
+    /// while that member is alive, so it never runs on a dead primary's segment.
+    pub primary_id: AtomicU64,
     pub created_ns: AtomicU64,
     pub memzones: CachePadded<ShmMutex<MemzoneTable>>,
     pub procs: [CachePadded<ProcSlot>; MAX_PROCS],
@@ -144,7 +156,7 @@ impl SegmentHeader {
         backing: u32,
         page_size: u64,
         pid: u32,
-        start: u64,
+        pid_ns: u64,
     ) -> &Self {
         let hdr: &SegmentHeader = region.get(0).expect("segment smaller than its header");
         hdr.layout_version.store(LAYOUT_VERSION, Ordering::Relaxed);
@@ -153,7 +165,7 @@ impl SegmentHeader {
         hdr.seg_len.store(region.len() as u64, Ordering::Relaxed);
         hdr.heap_start.store(heap_start() as u64, Ordering::Relaxed);
         hdr.primary_pid.store(pid, Ordering::Relaxed);
-        hdr.primary_start.store(start, Ordering::Relaxed);
+        hdr.primary_ns.store(pid_ns, Ordering::Relaxed);
         hdr.created_ns
             .store(crate::sys::monotonic_ns(), Ordering::Relaxed);
         hdr.magic.store(MAGIC, Ordering::Relaxed);

@@ -9,9 +9,11 @@ pub use region::{AnyBits, Fresh, Mapping, Region, Shared};
 pub use zerocopy;
 
 pub(crate) mod header;
+pub(crate) mod members;
 mod segment;
 
 pub use header::{
     layout_hash, MemzoneKind, LAYOUT_VERSION, MAX_LCORES, MAX_PROCS, MEMZONE_NAMESIZE,
 };
+pub use members::MAX_GUESTS;
 pub use segment::{Backing, Segment, SegmentRequest};

@@ -5,6 +5,9 @@ use std::alloc::Layout;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use super::header::SegmentHeader;
+use super::members::Membership;
+use crate::sync::{Liveness, Local, MemberId, Members};
 use crate::sys;
 
 enum Backing {
@@ -19,6 +22,8 @@ pub struct Mapping {
     base: NonNull<u8>,
     len: usize,
     backing: Backing,
+    /// Liveness locks, for a group's segment (None for heap blocks).
+    membership: Option<Membership>,
 }
 
 // SAFETY: a Mapping is a plain address range; all access to its bytes goes through types that
@@ -48,7 +53,19 @@ impl Mapping {
             base,
             len,
             backing: Backing::Mmap,
+            membership: None,
         }
+    }
+
+    /// Attaches the liveness locks of the segment this mapping was made from.
+    pub(crate) fn with_membership(mut self, m: Membership) -> Self {
+        self.membership = Some(m);
+        self
+    }
+
+    /// The liveness locks, for a group's segment.
+    pub(crate) fn membership(&self) -> Option<&Membership> {
+        self.membership.as_ref()
     }
 
     /// A zeroed, process-local block of `len` bytes aligned to 4096, for tests and for
@@ -62,6 +79,7 @@ impl Mapping {
             base,
             len,
             backing: Backing::Heap(layout),
+            membership: None,
         })
     }
 
@@ -78,6 +96,42 @@ impl Mapping {
     /// True for a zero-length mapping (never made in practice).
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+/// A group's mapping answers liveness questions about the group's members (see
+/// `memory::members`); a heap block is process-local, so every holder is alive ([`Local`]).
+impl Members for Mapping {
+    fn me(&self) -> MemberId {
+        match &self.membership {
+            Some(m) => m.me(),
+            None => Local.me(),
+        }
+    }
+
+    fn liveness(&self, id: MemberId) -> Liveness {
+        match &self.membership {
+            Some(m) if self.len >= std::mem::size_of::<SegmentHeader>() => {
+                // SAFETY: the mapping holds a segment header at offset 0 (it is at least that
+                // long, and page aligned); SegmentHeader is Shared (atomics only).
+                let hdr = unsafe { &*(self.base.as_ptr() as *const SegmentHeader) };
+                m.liveness(hdr, id)
+            }
+            Some(_) => Liveness::Unknown,
+            None => Local.liveness(id),
+        }
+    }
+
+    fn reaped(&self, id: MemberId) -> bool {
+        match &self.membership {
+            Some(_) if self.len >= std::mem::size_of::<SegmentHeader>() => {
+                // SAFETY: as in `liveness`.
+                let hdr = unsafe { &*(self.base.as_ptr() as *const SegmentHeader) };
+                super::members::reaped(hdr, id)
+            }
+            Some(_) => false,
+            None => Local.reaped(id),
+        }
     }
 }
 

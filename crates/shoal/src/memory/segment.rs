@@ -7,6 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::members::Membership;
 use super::Mapping;
 use crate::sys;
 
@@ -77,7 +78,7 @@ impl Segment {
         let path = PathBuf::from(format!("/dev/shm/{}_seg0", req.stem));
         let len = round_up(req.len, 4096);
         let file = create_file(&path, len)?;
-        let map = map_file(&file, len, false).inspect_err(|_| {
+        let map = map_file(file, &path, len, false).inspect_err(|_| {
             let _ = std::fs::remove_file(&path);
         })?;
         Ok(Segment {
@@ -122,7 +123,7 @@ impl Segment {
         let file = create_file(&path, len)?;
         // MAP_POPULATE: take the pages now, so that a shortage is an error here and not a
         // SIGBUS later.
-        match map_file(&file, len, true) {
+        match map_file(file, &path, len, true) {
             Ok(map) => Ok(Some(Segment {
                 path,
                 map,
@@ -151,7 +152,7 @@ impl Segment {
         } else {
             Backing::Shm
         };
-        let map = map_file(&file, len, false)?;
+        let map = map_file(file, path, len, false)?;
         let page_size = if backing == Backing::Hugetlbfs {
             sys::hugepages()
                 .map(|(_, _, p)| p as usize)
@@ -197,10 +198,14 @@ fn create_file(path: &Path, len: usize) -> io::Result<File> {
     Ok(file)
 }
 
-fn map_file(file: &File, len: usize, populate: bool) -> io::Result<Arc<Mapping>> {
-    let base = sys::mmap_shared(file, len, populate)?;
+/// Maps the segment and opens the second description of it that holds this process's liveness
+/// lock (see [`super::members`]).
+fn map_file(file: File, path: &Path, len: usize, populate: bool) -> io::Result<Arc<Mapping>> {
+    let lock = OpenOptions::new().read(true).write(true).open(path)?;
+    let base = sys::mmap_shared(&file, len, populate)?;
     // SAFETY: `base` is a fresh mapping of `len` bytes that nothing else owns.
-    Ok(Arc::new(unsafe { Mapping::from_mmap(base, len) }))
+    let map = unsafe { Mapping::from_mmap(base, len) };
+    Ok(Arc::new(map.with_membership(Membership::new(file, lock))))
 }
 
 pub(crate) fn round_up(n: usize, to: usize) -> usize {

@@ -82,7 +82,7 @@ use crate::memzone::{self, Memzone};
 use crate::sync::atomic::Ordering;
 use crate::sys;
 
-pub(crate) use layout::kind;
+pub(crate) use layout::{kind, tag};
 pub use layout::{CACHE_MAX_SIZE, MAX_OBJECTS, NAMESIZE};
 pub(crate) use pool::PoolInner;
 pub use pool::{PoolObj, PoolObjs};
@@ -376,8 +376,10 @@ fn build(
     }
     let store_region = pool::carve(&zone, geo.off_store, geo.store_len)
         .ok_or_else(|| unusable("store out of the zone"))?;
+    // The store's part is initialised through atomics, then only used by this builder until
+    // the zone is published.
     let st = store::Store::init(
-        store_region,
+        store_region.publish(),
         zname,
         cfg.size,
         cfg.flags & flags::SP_PUT != 0,
@@ -399,7 +401,7 @@ fn build(
     }
     let all: Vec<u32> = (0..cfg.size).collect();
     for chunk in all.chunks(1024) {
-        if !st.enqueue(None, chunk) {
+        if !st.enqueue(chunk, None, layout::tag::FREE) {
             return Err(unusable("the common store is too small"));
         }
     }

@@ -12,10 +12,10 @@
 //! - a thread that is not an lcore of this process (or a pool with `cache_size` 0) uses the
 //!   store directly.
 //!
-//! Memory orderings: the caches are used by one thread each (relaxed `len`); the store (the
-//! ring) carries the release/acquire edges that order object contents and owner tags between
-//! processes: a tag written before an enqueue is seen by whoever dequeues the object, so the
-//! receiver's tag write comes later in the tag's modification order. Tag writes themselves are
+//! Memory orderings: the caches are used by one thread each (relaxed `len`); the store's lock
+//! carries the release/acquire edges that order object contents and owner tags between
+//! processes: the store writes an object's tag inside its critical section, so whoever takes the
+//! object next writes its tag later in the tag's modification order. Tag writes themselves are
 //! relaxed; reclaimers move tags only by compare-and-swap.
 #![allow(unsafe_code)] // raw access to the cache arrays and objects of a mapped pool
 
@@ -252,30 +252,22 @@ impl PoolInner {
         crate::eal::lcore_in(self.member.load(Relaxed))
     }
 
-    /// Marks objects taken from the store as held by this process.
+    /// The owner tags the store keeps exact, for a tracked pool.
     #[inline]
-    fn tag_taken(&self, idx: &[u32]) {
+    fn tags(&self) -> Option<&[AtomicU32]> {
         if self.tracked {
-            let t = self.group.my_tag;
-            for &i in idx {
-                self.tag(i).store(t, Relaxed);
-            }
+            // SAFETY: `size` tags were laid out at off_tags (checked at attach); atomics are
+            // valid for every bit pattern and shared with other processes by design.
+            Some(unsafe { std::slice::from_raw_parts(self.tags.as_ptr(), self.size as usize) })
+        } else {
+            None
         }
     }
 
-    /// Marks objects about to go into the store as free. Must come before the enqueue.
-    #[inline]
-    fn tag_freed(&self, idx: &[u32]) {
-        if self.tracked {
-            for &i in idx {
-                self.tag(i).store(tag::FREE, Relaxed);
-            }
-        }
-    }
-
-    /// Takes `out.len()` objects from the store (all or nothing), validated and tagged.
-    fn store_take(&self, lcore: Option<u32>, out: &mut [u32]) -> bool {
-        if !self.store.dequeue(lcore, out) {
+    /// Takes `out.len()` objects from the store (all or nothing), validated and tagged as held
+    /// by this process (inside the store's critical section, so that a kill leaves them exact).
+    fn store_take(&self, out: &mut [u32]) -> bool {
+        if !self.store.dequeue(out, self.tags(), self.group.my_tag) {
             return false;
         }
         if !self.valid(out) {
@@ -284,17 +276,22 @@ impl PoolInner {
             self.hdr().lost.fetch_add(out.len() as u64, Relaxed);
             return false;
         }
-        self.tag_taken(out);
         true
     }
 
-    /// Gives objects to the store (never fails while the pool is sound).
-    fn store_give(&self, lcore: Option<u32>, idx: &[u32]) {
-        self.tag_freed(idx);
-        if !self.store.enqueue(lcore, idx) {
+    /// Gives objects to the store (never fails while the pool is sound); they are tagged free
+    /// inside the store's critical section.
+    fn store_give(&self, idx: &[u32]) {
+        if !self.store.enqueue(idx, self.tags(), self.group.my_tag) {
             tracing::error!(target: "shoal::mempool", "pool {:?}: the common store refused {} objects (was an object freed twice?); they are lost", self.name, idx.len());
             self.hdr().lost.fetch_add(idx.len() as u64, Relaxed);
         }
+    }
+
+    /// Repairs the store if a dead process held it, and waits for a live holder to finish: the
+    /// reaper calls this before it reclaims a dead process's objects by their tags.
+    pub(crate) fn settle_store(&self) {
+        self.store.settle(self.tags());
     }
 
     /// Gets `dst.len()` objects into `dst`, all or nothing (DPDK's
@@ -307,7 +304,7 @@ impl PoolInner {
         }
         let lcore = self.local_lcore();
         let Some(lcore) = lcore.filter(|_| self.cache_size > 0) else {
-            return self.store_take(lcore, dst);
+            return self.store_take(dst);
         };
         let (c, objs) = self.cache(lcore);
         // Only this thread writes len; clamped against a peer's scribbles.
@@ -321,18 +318,11 @@ impl PoolInner {
             c.len.store((len - n) as u32, Relaxed);
             return true;
         }
-        self.cache_get_slow(lcore, c, objs, len, dst)
+        self.cache_get_slow(c, objs, len, dst)
     }
 
     #[inline(never)]
-    fn cache_get_slow(
-        &self,
-        lcore: u32,
-        c: &CacheHeader,
-        objs: *mut u32,
-        len: usize,
-        dst: &mut [u32],
-    ) -> bool {
+    fn cache_get_slow(&self, c: &CacheHeader, objs: *mut u32, len: usize, dst: &mut [u32]) -> bool {
         // The cache's objects go first (hot ones), then the rest from the store.
         // SAFETY: objs[0 .. len] are this cache's indices, used by this thread only.
         copy_idx(&mut dst[..len], unsafe {
@@ -346,7 +336,8 @@ impl PoolInner {
             // SAFETY: size + rest <= the array's capacity; the cache's old objects were copied
             // out above and the array is this thread's.
             let fill = unsafe { std::slice::from_raw_parts_mut(objs, size + rest) };
-            if self.store_take(Some(lcore), fill) {
+            if self.store_take(fill) {
+                crate::fault::point("cache.filled");
                 copy_idx(&mut dst[len..], &fill[size..]);
                 c.len.store(size as u32, Relaxed);
                 c.fills.fetch_add(1, Relaxed);
@@ -357,7 +348,7 @@ impl PoolInner {
             let k = len.min(fill.len());
             copy_idx(&mut fill[..k], &dst[..k]);
         }
-        if self.store_take(Some(lcore), &mut dst[len..]) {
+        if self.store_take(&mut dst[len..]) {
             c.len.store(0, Relaxed);
             return true;
         }
@@ -381,7 +372,7 @@ impl PoolInner {
                 let at = if len + n <= self.flushthresh as usize {
                     len
                 } else {
-                    self.flush(l, c, objs, len);
+                    self.flush(c, objs, len);
                     0
                 };
                 // SAFETY: at + n <= flushthresh <= the array's length; this thread's array.
@@ -393,7 +384,7 @@ impl PoolInner {
                 return;
             }
         }
-        self.store_give(lcore, idx);
+        self.store_give(idx);
     }
 
     /// Puts one object back: [`PoolInner::put`] for one index.
@@ -417,11 +408,12 @@ impl PoolInner {
 
     /// Flushes the whole cache to the store (DPDK: when a put would pass the threshold).
     #[inline(never)]
-    fn flush(&self, lcore: u32, c: &CacheHeader, objs: *mut u32, len: usize) {
+    fn flush(&self, c: &CacheHeader, objs: *mut u32, len: usize) {
         // SAFETY: objs[0 .. len] are this cache's indices, used by this thread only.
         let old = unsafe { std::slice::from_raw_parts(objs, len) };
         if self.valid(old) {
-            self.store_give(Some(lcore), old);
+            self.store_give(old);
+            crate::fault::point("cache.flushed");
         } else {
             self.hdr().lost.fetch_add(len as u64, Relaxed);
             tracing::error!(target: "shoal::mempool", "pool {:?}: an lcore cache held an invalid index; {len} cached objects dropped", self.name);
@@ -489,7 +481,7 @@ impl PoolInner {
     /// must already have been moved off `held` by compare-and-swap.
     pub(crate) fn give_back(&self, idx: &[u32]) {
         for chunk in idx.chunks(256) {
-            self.store_give(None, chunk);
+            self.store_give(chunk);
         }
     }
 
@@ -518,9 +510,18 @@ impl PoolInner {
         }
     }
 
-    /// Takes ownership of object `i` if it is in flight. Not an atomic read-modify-write: the
-    /// ring hands each index to one receiver; the check catches indices that are not in flight
-    /// (stale, duplicated or corrupt ones).
+    /// Moves object `i`'s tag from `from` to `to` if it is `from` (a repair by the reaper).
+    pub(crate) fn move_tag(&self, i: u32, from: u32, to: u32) -> bool {
+        i < self.size
+            && self.tracked
+            && self
+                .tag(i)
+                .compare_exchange(from, to, Relaxed, Relaxed)
+                .is_ok()
+    }
+
+    /// Takes ownership of object `i` if it is in flight: a compare-and-swap, so that an index
+    /// found twice (a duplicate, or a stale copy in a ring) gets one owner at most.
     #[inline]
     pub(crate) fn claim_in_flight(&self, i: u32) -> bool {
         if i >= self.size {
@@ -529,12 +530,9 @@ impl PoolInner {
         if !self.tracked {
             return true;
         }
-        let t = self.tag(i);
-        if t.load(Relaxed) != tag::IN_FLIGHT {
-            return false;
-        }
-        t.store(self.group.my_tag, Relaxed);
-        true
+        self.tag(i)
+            .compare_exchange(tag::IN_FLIGHT, self.group.my_tag, Relaxed, Relaxed)
+            .is_ok()
     }
 }
 

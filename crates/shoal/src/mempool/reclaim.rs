@@ -7,7 +7,7 @@ use crate::eal::Eal;
 use crate::memory::header::{slot_state, ProcSlot, SegmentHeader};
 use crate::memory::{Region, MAX_PROCS};
 use crate::sync::atomic::Ordering::Relaxed;
-use crate::sys;
+use crate::sync::{Liveness, MemberId, Members};
 
 fn lcores_of(s: &ProcSlot) -> Vec<u32> {
     let mut v = Vec::new();
@@ -184,6 +184,8 @@ pub struct Audit {
     pub invalid: u32,
     /// Objects lost to corruption noticed by the data path.
     pub lost: u64,
+    /// Common-store operations of dead processes that were finished or undone.
+    pub store_repairs: u32,
     /// What is wrong, in words; empty when all is well.
     pub problems: Vec<String>,
 }
@@ -258,6 +260,7 @@ pub(crate) fn audit(p: &'static PoolInner) -> Audit {
         reclaiming: counts.reclaiming,
         invalid: counts.invalid,
         lost,
+        store_repairs: p.store.repairs(),
         problems,
     }
 }
@@ -281,11 +284,15 @@ fn reclaim_in(whole: &Region, slot: u32) -> Vec<(String, u32)> {
         return Vec::new();
     }
     let gen = ps.generation.load(Relaxed);
-    let own = ps.pid.load(Relaxed) == sys::getpid();
+    let own = whole.mapping().me() == MemberId::member(slot, gen);
     let lcores = lcores_of(ps);
     let t = tag::held(slot, gen);
     if own {
         registry::end_membership(whole, t);
+    } else {
+        // Ring operations the dead member left half done are undone first, so that its
+        // objects' tags are exact before they are counted.
+        crate::mbuf::release_dead_sides(group, whole, MemberId::member(slot, gen), t);
     }
     let mut out = Vec::new();
     for z in zones {
@@ -326,6 +333,9 @@ fn reclaim_own(p: &'static PoolInner, lcores: &[u32], t: u32) -> u32 {
 }
 
 fn reclaim_dead(p: &'static PoolInner, lcores: &[u32], t: u32) -> u32 {
+    // A store operation the dead process left half done is finished or undone first, so that
+    // its objects' tags are exact before they are counted.
+    p.settle_store();
     let mut back = Vec::new();
     if p.tracked {
         for i in 0..p.size {
@@ -383,9 +393,8 @@ pub fn reclaim(eal: &Eal, slot: u32) -> Result<Vec<(String, u32)>, Error> {
         return Err(Error::NoSuchSlot(slot));
     }
     let pid = ps.pid.load(Relaxed);
-    if ps.state.load(Relaxed) == slot_state::LIVE
-        && sys::process_alive(pid, ps.start_time.load(Relaxed))
-    {
+    let member = MemberId::member(slot, ps.generation.load(Relaxed));
+    if ps.state.load(Relaxed) != slot_state::FREE && eal.liveness(member) != Liveness::Dead {
         return Err(Error::SlotAlive { slot, pid });
     }
     Ok(reclaim_in(&whole, slot))

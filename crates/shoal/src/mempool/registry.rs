@@ -146,7 +146,7 @@ impl Group {
 
     /// The memzone indices of every mempool of the group.
     pub(crate) fn pool_zones(&self) -> Vec<u32> {
-        let table = self.header().memzones.lock();
+        let table = self.header().memzones.lock(&**self.whole.mapping());
         table
             .entries
             .iter()
@@ -158,7 +158,7 @@ impl Group {
 
     /// The memzone index of `MP_<name>`, if it is a mempool.
     pub(crate) fn zone_index(&self, zone_name: &str) -> Option<u32> {
-        let table = self.header().memzones.lock();
+        let table = self.header().memzones.lock(&**self.whole.mapping());
         table
             .entries
             .iter()

@@ -585,11 +585,20 @@ impl fmt::Debug for Mp {
     }
 }
 
-fn socket_name(role: Role) -> String {
-    match role {
-        Role::Primary => PRIMARY_SOCKET.to_owned(),
-        Role::Secondary => format!("{SECONDARY_SOCKET_PREFIX}{}", std::process::id()),
+/// `mp_socket` for the primary; `mp_socket_<pid>` for a secondary, or `mp_socket_<pid>_<slot>`
+/// when it has a process-table slot: pids repeat across PID namespaces (two containers' clients
+/// may both be pid 1), slots of live members never do.
+pub(crate) fn socket_name(role: Role, slot: Option<u32>) -> String {
+    match (role, slot) {
+        (Role::Primary, _) => PRIMARY_SOCKET.to_owned(),
+        (Role::Secondary, None) => format!("{SECONDARY_SOCKET_PREFIX}{}", std::process::id()),
+        (Role::Secondary, Some(s)) => secondary_socket_name(std::process::id(), s),
     }
+}
+
+/// The socket name of the member secondary with `pid` (in its own PID namespace) in `slot`.
+pub(crate) fn secondary_socket_name(pid: u32, slot: u32) -> String {
+    format!("{SECONDARY_SOCKET_PREFIX}{pid}_{slot}")
 }
 
 /// Binds `fd` at `path`, replacing a stale socket file that no process holds any more.
@@ -628,6 +637,16 @@ impl Mp {
     /// [`Error::Socket`] if the socket cannot be created or bound; [`Error::Thread`] if the
     /// thread cannot start.
     pub fn start(cfg: MpConfig) -> Result<Mp, Error> {
+        Self::start_as(cfg, None)
+    }
+
+    /// As [`Mp::start`], for the member in process-table slot `slot`: a secondary's socket is
+    /// then `<dir>/mp_socket_<pid>_<slot>`, unique among live members whatever their PID
+    /// namespaces.
+    ///
+    /// # Errors
+    /// As [`Mp::start`].
+    pub fn start_as(cfg: MpConfig, slot: Option<u32>) -> Result<Mp, Error> {
         let dir = cfg.dir.canonicalize().map_err(|e| {
             tracing::debug!(dir = %cfg.dir.display(), error = %e, "IPC runtime dir unusable");
             Error::Dir {
@@ -635,8 +654,12 @@ impl Mp {
                 errno: e.raw_os_error().unwrap_or(0),
             }
         })?;
-        let own_path = dir.join(socket_name(cfg.role));
-        let longest = dir.join(format!("{SECONDARY_SOCKET_PREFIX}{}", u32::MAX));
+        let own_path = dir.join(socket_name(cfg.role, slot));
+        let longest = dir.join(format!(
+            "{SECONDARY_SOCKET_PREFIX}{}_{}",
+            u32::MAX,
+            u16::MAX
+        ));
         if longest.as_os_str().len() > dgram::MAX_PATH_LEN {
             tracing::debug!(path = %own_path.display(), "IPC socket path too long");
             return Err(Error::PathTooLong { path: own_path });

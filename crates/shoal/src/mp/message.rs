@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 use super::{wire, Error, MAX_FDS, MAX_PARAM_LEN};
 
 /// The name of a peer's socket in the runtime dir: `mp_socket` for the primary,
-/// `mp_socket_<pid>` for a secondary; or `@<name>` for the abstract socket a process sends
+/// `mp_socket_<pid>[_<slot>]` for a secondary; or `@<name>` for the abstract socket a process sends
 /// its synchronous requests from.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerName(pub(crate) String);
@@ -17,13 +17,18 @@ impl PeerName {
         &self.0
     }
 
-    /// The process id a secondary's socket name carries (`mp_socket_<pid>`); `None` for the
-    /// primary's socket and for abstract names.
+    /// The process id a secondary's socket name carries (`mp_socket_<pid>[_<slot>]`), as the
+    /// secondary sees itself (in its own PID namespace); `None` for the primary's socket and for
+    /// abstract names.
     pub fn pid(&self) -> Option<u32> {
-        self.0
-            .strip_prefix(super::SECONDARY_SOCKET_PREFIX)?
-            .parse()
-            .ok()
+        let rest = self.0.strip_prefix(super::SECONDARY_SOCKET_PREFIX)?;
+        rest.split('_').next()?.parse().ok()
+    }
+
+    /// The process-table slot a member secondary's socket name carries (`mp_socket_<pid>_<slot>`).
+    pub fn slot(&self) -> Option<u32> {
+        let rest = self.0.strip_prefix(super::SECONDARY_SOCKET_PREFIX)?;
+        rest.split_once('_')?.1.parse().ok()
     }
 }
 
@@ -180,6 +185,9 @@ mod tests {
     #[test]
     fn peer_names_carry_secondary_pids() {
         assert_eq!(PeerName("mp_socket_42".into()).pid(), Some(42));
+        assert_eq!(PeerName("mp_socket_1_7".into()).pid(), Some(1));
+        assert_eq!(PeerName("mp_socket_1_7".into()).slot(), Some(7));
+        assert_eq!(PeerName("mp_socket_42".into()).slot(), None);
         assert_eq!(PeerName("mp_socket".into()).pid(), None);
         assert_eq!(PeerName("@0001f".into()).pid(), None);
     }

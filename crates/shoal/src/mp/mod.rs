@@ -2,7 +2,7 @@
 //! `rte_mp_*`, `lib/eal/common/eal_common_proc.c`).
 //!
 //! Each process binds a Unix datagram socket in the group's runtime dir: the primary
-//! `mp_socket`, each secondary `mp_socket_<pid>`. A secondary talks to the primary only; the
+//! `mp_socket`, each secondary `mp_socket_<pid>_<slot>`. A secondary talks to the primary only; the
 //! primary reaches every secondary by sending to each `mp_socket_*` file. A message has an
 //! action name, parameter bytes and file descriptors (passed with `SCM_RIGHTS`). Each process
 //! runs one IPC thread that receives datagrams and runs the registered actions.
@@ -90,6 +90,7 @@ mod tests;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub(crate) use channel::secondary_socket_name;
 pub use channel::{Mp, Peer};
 pub use message::{Message, PeerName, Reply};
 pub use stats::Stats;

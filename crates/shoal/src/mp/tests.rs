@@ -5,7 +5,7 @@
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -14,36 +14,14 @@ use std::time::{Duration, Instant};
 use super::wire::{self, Kind};
 use super::*;
 use crate::sys::unix_dgram::{self as dgram, Addr, Creds};
+use shoal_testkit::{eventually, TempDir};
+
+/// [`shoal_testkit::block_on`], bounded by two minutes.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    shoal_testkit::block_on(f, Duration::from_secs(120))
+}
 
 const LONG: Duration = Duration::from_secs(10);
-
-/// A fresh runtime dir under /tmp with mode 0700, removed on drop.
-pub(crate) struct TempDir(PathBuf);
-
-impl TempDir {
-    pub(crate) fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = PathBuf::from(format!(
-            "/tmp/shoal-mp-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir(&p).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
-        TempDir(p)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn pair(dir: &TempDir) -> (Mp, Mp) {
     let p = Mp::start(MpConfig {
@@ -72,14 +50,6 @@ fn echo(mp: &Mp, name: &str) {
 }
 
 /// Waits, bounded, until `cond` holds.
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + LONG;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 fn raw_send(to: &Path, bytes: &[u8]) {
     let s = UnixDatagram::unbound().unwrap();
     s.send_to(bytes, to).unwrap();
@@ -448,7 +418,7 @@ fn malformed_datagrams_are_counted_and_the_thread_keeps_working() {
         raw_send(p.socket_path(), &bytes);
         sent += 1;
         if sent % 8 == 0 {
-            eventually("the primary to drain its queue", || {
+            eventually("the primary to drain its queue", LONG, || {
                 p.stats().malformed as usize == sent
             });
         }
@@ -461,7 +431,7 @@ fn malformed_datagrams_are_counted_and_the_thread_keeps_working() {
     wire::emit(Kind::Msg, 0, "ping", b"", 1, &mut fd_lie);
     raw_send(p.socket_path(), &fd_lie);
     sent += 2;
-    eventually("every bad datagram to be counted", || {
+    eventually("every bad datagram to be counted", LONG, || {
         p.stats().malformed as usize == sent
     });
     let r = s
@@ -478,7 +448,7 @@ fn answers_to_nothing_are_dropped_and_counted() {
     let mut rep = Vec::new();
     wire::emit(Kind::Rep, 999_999, "ghost", b"", 0, &mut rep);
     raw_send(p.socket_path(), &rep);
-    eventually("the stray answer to be counted", || {
+    eventually("the stray answer to be counted", LONG, || {
         p.stats().dropped_unknown_reply == 1
     });
 
@@ -518,7 +488,7 @@ fn answers_to_nothing_are_dropped_and_counted() {
         .unwrap()
         .reply(&Message::new("slow", b"late").unwrap())
         .unwrap();
-    eventually("the late async answer to be counted", || {
+    eventually("the late async answer to be counted", LONG, || {
         s.stats().dropped_unknown_reply == 2
     });
 }
@@ -526,8 +496,8 @@ fn answers_to_nothing_are_dropped_and_counted() {
 #[test]
 fn datagrams_from_another_user_are_rejected() {
     if dgram::uid() != 0 {
-        eprintln!(
-            "skipped: claiming another uid in SCM_CREDENTIALS needs CAP_SETUID (run as root)"
+        shoal_testkit::skip_or_fail(
+            "claiming another uid in SCM_CREDENTIALS needs CAP_SETUID (run as root)",
         );
         return;
     }
@@ -550,7 +520,7 @@ fn datagrams_from_another_user_are_rejected() {
         Some(fake),
     )
     .unwrap();
-    eventually("the foreign datagram to be rejected", || {
+    eventually("the foreign datagram to be rejected", LONG, || {
         p.stats().rejected_credentials == 1
     });
     assert_eq!(p.stats().unhandled, 0, "a foreign message reached dispatch");
@@ -621,7 +591,9 @@ fn a_panicking_action_is_counted_and_the_thread_survives() {
         )
         .unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }));
-    eventually("the panic to be counted", || p.stats().handler_panics == 1);
+    eventually("the panic to be counted", LONG, || {
+        p.stats().handler_panics == 1
+    });
     s.request_sync(&Message::new("ping", b"").unwrap(), LONG)
         .unwrap();
 }
@@ -687,26 +659,4 @@ fn a_socket_path_too_long_is_refused() {
     })
     .unwrap_err();
     assert!(matches!(e, Error::PathTooLong { .. }), "{e}");
-}
-
-/// A minimal executor: polls on the current thread, parks between wake-ups.
-pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    let end = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        assert!(Instant::now() < end, "future never completed");
-        std::thread::park_timeout(Duration::from_millis(100));
-    }
 }

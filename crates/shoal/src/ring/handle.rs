@@ -8,37 +8,53 @@ use super::header::HeadTail;
 use super::headtail::{want, Move};
 use super::{Empty, Full, Ring, SyncMode};
 use crate::sync::atomic::{
-    AtomicU32,
+    AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
 };
+use crate::sync::{Liveness, MemberId, Members};
 
-/// True while a process with this pid exists.
-fn process_alive(pid: u32) -> bool {
-    std::path::Path::new("/proc").join(pid.to_string()).exists()
-}
-
-/// Claims a single side for this process; false when a live owner holds it.
-fn claim(owner: &AtomicU32, ring: &str, side: &str) -> bool {
-    let me = std::process::id();
+/// Claims a single side for this process; false when a live (or undecidable) owner holds it.
+/// The owner is a [`MemberId`]: its liveness lock, not a pid, says whether it still lives. A
+/// dead owner's side is taken over only once the owner has been reaped: the reaper first undoes
+/// what the owner's last journaled operation left half done (see [`Ring::release_dead_side`]).
+/// The new owner starts from the published tail: a reservation the dead owner made but never
+/// published is dropped.
+fn claim(ht: &HeadTail, members: &dyn Members, ring: &str, side: &str) -> bool {
+    let owner = &ht.own.owner;
+    let me = members.me();
+    if me.is_none() {
+        warn!(target: "shoal::ring", "ring {ring:?}: a process that is not a member of the group cannot own the {side} side");
+        return false;
+    }
     let mut expected = 0;
     loop {
         // C1: pairs with C0 in `release`: the previous owner's head and tail writes (and its
         // slot accesses) happen before ours.
-        match owner.compare_exchange(expected, me, Acquire, Relaxed) {
-            Ok(_) => return true,
-            Err(cur) if cur == me => return false,
-            Err(0) => expected = 0,
-            Err(cur) if !process_alive(cur) => {
-                warn!(target: "shoal::ring", "ring {ring:?}: taking over the {side} side from dead process {cur}");
-                expected = cur;
+        match owner.compare_exchange(expected, me.raw(), Acquire, Relaxed) {
+            Ok(_) if expected == 0 => return true,
+            Ok(_) => {
+                // Taken over from a dead, reaped owner: forget its unpublished reservation.
+                ht.own.head.store(ht.tail.load(Relaxed), Relaxed);
+                ht.own.journal.store(0, Relaxed);
+                return true;
             }
-            Err(_) => return false,
+            Err(cur) if cur == me.raw() => return false,
+            Err(0) => expected = 0,
+            Err(cur) => {
+                let id = MemberId::from_raw(cur);
+                if members.liveness(id) == Liveness::Dead && members.reaped(id) {
+                    warn!(target: "shoal::ring", "ring {ring:?}: taking over the {side} side from dead member {id}");
+                    expected = cur;
+                } else {
+                    return false;
+                }
+            }
         }
     }
 }
 
 /// Gives a single side back.
-fn release(owner: &AtomicU32) {
+fn release(owner: &AtomicU64) {
     // C0: pairs with C1 of the next owner.
     owner.store(0, Release);
 }
@@ -97,6 +113,47 @@ impl<T: Pod> Ring<T> {
         let h = self.mem.hdr();
         h.prod.reset();
         h.cons.reset();
+    }
+
+    /// For the reaper: releases the single side `prod` (producer) or not (consumer) if the dead
+    /// member `dead` owns it, after taking it over so that no other repairer runs at once.
+    /// Returns the values of the journaled operation the dead owner had not published (its
+    /// tail store never happened), for the caller to give back to their owners; an empty vector
+    /// when there was none; `None` when `dead` does not own the side. The side then starts from
+    /// its published tail, free for a new owner.
+    pub(crate) fn release_dead_side(
+        &self,
+        prod: bool,
+        dead: MemberId,
+        me: MemberId,
+    ) -> Option<Vec<T>> {
+        let (d, _, _, mode) = self.sides(prod);
+        if mode != SyncMode::Sp || dead.is_none() || me.is_none() {
+            return None;
+        }
+        // C1, as in `claim`: the dead owner's writes, as far as they went, are ours to read
+        // (its death was observed through the kernel; the fence orders that observation).
+        d.own
+            .owner
+            .compare_exchange(dead.raw(), me.raw(), Acquire, Relaxed)
+            .ok()?;
+        crate::sync::atomic::fence(crate::sync::atomic::Ordering::SeqCst);
+        let j = d.own.journal.load(Relaxed);
+        let tail = d.tail.load(Relaxed) as u32;
+        let mut vals = Vec::new();
+        let (pos, n) = (j as u32, (j >> 32) as u32);
+        if j != 0 && tail == pos && n <= self.capacity {
+            vals = vec![T::zeroed(); n as usize];
+            // SAFETY: slots pos .. pos + n: on the producer side, written by the dead owner and
+            // never published, so no consumer reads them and no producer (the side is ours)
+            // writes them; on the consumer side, published and not yet given back (the tail is
+            // still at pos), so no producer writes them. n <= capacity < size.
+            unsafe { self.mem.read(pos, &mut vals) };
+        }
+        d.own.journal.store(0, Relaxed);
+        d.own.head.store(u64::from(tail), Relaxed);
+        release(&d.own.owner);
+        Some(vals)
     }
 
     /// The positions of the side that moves (`prod` or not), the other side's, the offset that
@@ -202,7 +259,12 @@ fn complete(
 impl<T: Pod> Producer<T> {
     pub(super) fn new(ring: Ring<T>) -> Option<Self> {
         if ring.prod_mode == SyncMode::Sp
-            && !claim(&ring.mem.hdr().prod.own.owner, &ring.name, "producer")
+            && !claim(
+                &ring.mem.hdr().prod,
+                &**ring.region().mapping(),
+                &ring.name,
+                "producer",
+            )
         {
             return None;
         }
@@ -268,10 +330,96 @@ impl<T: Pod> Producer<T> {
     }
 }
 
+impl<T: Pod> Producer<T> {
+    /// A burst (or, with `fixed`, bulk) enqueue on a single-producer side that runs
+    /// `before_publish(n)` after the `n` values are in their slots and before they are
+    /// published, with the operation recorded in the side's journal meanwhile. For values that
+    /// carry ownership (mbuf indices), `before_publish` marks them given away: a kill before the
+    /// tail store leaves a journal from which the reaper gives them back to their owner.
+    /// Returns how many were enqueued.
+    ///
+    /// # Panics
+    /// On a multi-producer side (debug builds): its journal would have several writers.
+    pub(crate) fn enqueue_journaled(
+        &mut self,
+        values: &[T],
+        fixed: bool,
+        before_publish: impl FnOnce(usize),
+    ) -> usize {
+        let r = &self.ring;
+        debug_assert!(r.prod_mode == SyncMode::Sp);
+        let (d, s, offset, _) = r.sides(true);
+        let m = d.move_head_st(s, offset, r.capacity, want(values.len()), fixed);
+        if m.n == 0 {
+            return 0;
+        }
+        let n = m.n as usize;
+        // SAFETY: the head move reserved slots head .. head + n for this single producer, and
+        // n <= values.len().
+        unsafe { r.mem.write(m.head, &values[..n]) };
+        // Written after the slots: a journal names only written slots. Read by the reaper after
+        // this process died (ordered by the kernel and the reaper's fence), or by this owner.
+        d.own.journal.store(journal(m.head, m.n), Relaxed);
+        crate::fault::point("ring.send.journaled");
+        before_publish(n);
+        crate::fault::point("ring.send.marked");
+        d.update_tail_st(m.head.wrapping_add(m.n));
+        d.own.journal.store(0, Relaxed);
+        n
+    }
+}
+
+/// A journal word: the first position and the count of a single-side operation.
+fn journal(pos: u32, n: u32) -> u64 {
+    u64::from(pos) | (u64::from(n) << 32)
+}
+
+impl<T: Pod> Consumer<T> {
+    /// A burst dequeue on a single-consumer side that runs `before_publish(values)` on the
+    /// values taken before the slots are given back to the producers, with the operation
+    /// recorded in the side's journal meanwhile. For values that carry ownership,
+    /// `before_publish` claims them: a kill before the tail store leaves them in the ring, and
+    /// the reaper undoes the claims from the journal. Returns how many were dequeued.
+    ///
+    /// # Panics
+    /// On a multi-consumer side (debug builds).
+    pub(crate) fn dequeue_journaled(
+        &mut self,
+        dst: &mut [T],
+        before_publish: impl FnOnce(&[T]),
+    ) -> usize {
+        let r = &self.ring;
+        debug_assert!(r.cons_mode == SyncMode::Sp);
+        let (d, s, offset, _) = r.sides(false);
+        let m = d.move_head_st(s, offset, r.capacity, want(dst.len()), false);
+        if m.n == 0 {
+            return 0;
+        }
+        let n = m.n as usize;
+        // Before the claims: the slots stay published until our tail store, so the journal
+        // names values that are there whatever step we die at.
+        d.own.journal.store(journal(m.head, m.n), Relaxed);
+        crate::fault::point("ring.recv.journaled");
+        // SAFETY: the head move reserved slots head .. head + n, which the producer published;
+        // n <= dst.len().
+        unsafe { r.mem.read(m.head, &mut dst[..n]) };
+        before_publish(&dst[..n]);
+        crate::fault::point("ring.recv.claimed");
+        d.update_tail_st(m.head.wrapping_add(m.n));
+        d.own.journal.store(0, Relaxed);
+        n
+    }
+}
+
 impl<T: Pod> Consumer<T> {
     pub(super) fn new(ring: Ring<T>) -> Option<Self> {
         if ring.cons_mode == SyncMode::Sp
-            && !claim(&ring.mem.hdr().cons.own.owner, &ring.name, "consumer")
+            && !claim(
+                &ring.mem.hdr().cons,
+                &**ring.region().mapping(),
+                &ring.name,
+                "consumer",
+            )
         {
             return None;
         }

@@ -77,9 +77,13 @@ pub(crate) struct Own {
     pub(super) sync: u32,
     /// RTS: the largest head-tail distance a new reservation waits for.
     pub(super) htd_max: AtomicU32,
-    /// SP/SC: pid of the process whose handle owns this side, 0 when free.
-    pub(super) owner: AtomicU32,
-    _reserved: u32,
+    /// SP/SC: [`crate::sync::MemberId`] of the process whose handle owns this side, 0 when
+    /// free.
+    pub(super) owner: AtomicU64,
+    /// SP/SC: the journaled operation in progress (position low, count high; 0 when none), so
+    /// that the reaper can undo what an owner killed before its tail store had done to the
+    /// values' owner tags (see [`super::Producer::enqueue_journaled`]).
+    pub(super) journal: AtomicU64,
 }
 
 /// Ring control block at offset 0 of its region; the slots follow it, addressed by index.
@@ -101,7 +105,7 @@ const _: () = {
     assert!(size_of::<RingHeader>() == 640);
     assert!(align_of::<RingHeader>() == RING_ALIGN);
     assert!(size_of::<Meta>() == 64);
-    assert!(size_of::<Own>() == 24);
+    assert!(size_of::<Own>() == 32);
     assert!(size_of::<HeadTail>() == 256);
 };
 
@@ -119,8 +123,8 @@ impl HeadTail {
                 head: AtomicU64::new(0),
                 sync: mode.code(),
                 htd_max: AtomicU32::new(htd_max),
-                owner: AtomicU32::new(0),
-                _reserved: 0,
+                owner: AtomicU64::new(0),
+                journal: AtomicU64::new(0),
             }),
         }
     }

@@ -141,8 +141,8 @@ use tracing::debug;
 
 pub use error::{Empty, Error, Full};
 pub use handle::{Consumer, Producer};
-pub(crate) use named::describe_all;
 pub use named::RING_MZ_PREFIX;
+pub(crate) use named::{describe_all, ring_regions};
 pub use peek::{DequeueReservation, EnqueueReservation};
 
 /// Layout hash of the ring structures placed in shared memory.
@@ -646,9 +646,9 @@ impl<T: Pod> Ring<T> {
                 tail_cnt,
                 // Display only.
                 htd_max: (mode == SyncMode::MpRts).then(|| ht.own.htd_max.load(Relaxed)),
-                owner_pid: match ht.own.owner.load(Relaxed) {
+                owner: match ht.own.owner.load(Relaxed) {
                     0 => None,
-                    pid => Some(pid),
+                    raw => Some(crate::sync::MemberId::from_raw(raw)),
                 },
             }
         };
@@ -705,8 +705,8 @@ pub struct SideInfo {
     pub tail_cnt: Option<u32>,
     /// RTS: head-tail distance.
     pub htd_max: Option<u32>,
-    /// SP/SC: pid of the process holding the side's handle.
-    pub owner_pid: Option<u32>,
+    /// SP/SC: the member holding the side's handle.
+    pub owner: Option<crate::sync::MemberId>,
 }
 
 impl fmt::Display for RingInfo {
@@ -735,8 +735,8 @@ impl fmt::Display for RingInfo {
             if let Some(h) = s.htd_max {
                 writeln!(f, "  {prefix}.htd_max={h}")?;
             }
-            if let Some(pid) = s.owner_pid {
-                writeln!(f, "  {prefix}.owner_pid={pid}")?;
+            if let Some(owner) = s.owner {
+                writeln!(f, "  {prefix}.owner={owner}")?;
             }
         }
         Ok(())

@@ -103,3 +103,20 @@ pub(crate) fn describe_all(eal: &Eal, zones: &[MemzoneInfo]) -> Vec<serde_json::
         })
         .collect()
 }
+
+/// The regions of every ring of the group whose segment is `whole` (for the reaper, which has
+/// no `Eal`). A snapshot under the metadata lock.
+pub(crate) fn ring_regions(whole: &crate::memory::Region) -> Vec<crate::memory::Region> {
+    let Some(hdr) = whole.get::<crate::memory::header::SegmentHeader>(0) else {
+        return Vec::new();
+    };
+    let table = hdr.memzones.lock(&**whole.mapping());
+    table
+        .entries
+        .iter()
+        .filter(|e| e.used != 0 && e.kind == MemzoneKind::Ring as u32)
+        .filter_map(|e| {
+            crate::memory::Region::new(whole.mapping().clone(), e.offset as usize, e.len as usize)
+        })
+        .collect()
+}

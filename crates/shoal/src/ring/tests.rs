@@ -533,7 +533,7 @@ fn single_sides_hand_out_one_handle_at_a_time() {
     assert!(ring.clone().producer().is_none());
     let c = ring.consumer().expect("first");
     assert!(ring.consumer().is_none());
-    assert_eq!(ring.info().prod.owner_pid, Some(std::process::id()));
+    assert_eq!(ring.info().prod.owner, Some(crate::sync::LOCAL_ME));
     drop(p);
     drop(c);
     assert!(ring.producer().is_some());
@@ -548,13 +548,11 @@ fn single_sides_hand_out_one_handle_at_a_time() {
 #[test]
 fn dead_owner_claim_is_taken_over() {
     let ring = make::<u32>("dead", &cfg(16, SyncMode::Sp, SyncMode::Sp));
-    // Pid 0x7fff_fff0 is above pid_max: no such process.
-    ring.mem
-        .hdr()
-        .prod
-        .own
-        .owner
-        .store(0x7fff_fff0, std::sync::atomic::Ordering::Relaxed);
+    // A member id that no live process of this (process-local) ring holds.
+    ring.mem.hdr().prod.own.owner.store(
+        crate::sync::MemberId::member(3, 9).raw(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     assert!(ring.producer().is_some());
 }
 

@@ -1,12 +1,14 @@
-//! Synchronisation building blocks: the atomic facade, cache padding, back-off and the
-//! robust lock that guards shared metadata.
+//! Synchronisation building blocks: the atomic facade, cache padding, back-off, member
+//! identities and liveness, and the robust lock that guards shared metadata.
 //!
 //! Every atomic in shoal comes from [`atomic`], which is `core::sync::atomic` normally and
 //! loom's under `cfg(loom)`, so the ring and mempool algorithms can be model checked.
 
 mod lock;
+mod members;
 
 pub use lock::{OwnerLock, SharedPlain, ShmGuard, ShmMutex};
+pub use members::{Liveness, Local, MemberId, Members, LOCAL_ME};
 
 /// The atomic types shoal uses: `core`'s, or loom's under `cfg(loom)`.
 pub mod atomic {

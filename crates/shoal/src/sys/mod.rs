@@ -50,12 +50,26 @@ fn flock_struct(kind: libc::c_int) -> libc::flock {
     fl
 }
 
-/// Takes a POSIX write lock on the whole file without waiting. `Ok(false)` when another
-/// process holds a lock on it.
-pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
-    let fl = flock_struct(libc::F_WRLCK);
-    // SAFETY: valid fd and a valid flock struct for the duration of the call.
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
+/// A byte range `start .. start + len` of a file (`len` 0: to the end of the file and beyond).
+fn range_lock(kind: libc::c_int, start: u64, len: u64) -> libc::flock {
+    let mut fl = flock_struct(kind);
+    fl.l_start = start as libc::off_t;
+    fl.l_len = len as libc::off_t;
+    fl
+}
+
+/// Takes an open-file-description write lock on `start .. start + len` of `file` without
+/// waiting (`F_OFD_SETLK`). `Ok(false)` when another open file description holds a
+/// conflicting lock.
+///
+/// OFD locks belong to the open file description, not to the process: closing another
+/// descriptor of the same file does not drop them (as it would a POSIX `F_SETLK` lock), and the
+/// kernel drops them when the last descriptor of the description closes, at the latest when the
+/// process dies, whatever PID namespace it lives in. That makes them shoal's liveness token.
+pub(crate) fn ofd_try_lock(file: &File, start: u64, len: u64) -> io::Result<bool> {
+    let fl = range_lock(libc::F_WRLCK, start, len);
+    // SAFETY: valid fd and a valid flock struct (l_pid 0, as F_OFD_* require) for the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
     if rc == 0 {
         return Ok(true);
     }
@@ -66,16 +80,35 @@ pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
     }
 }
 
-/// The pid of the process holding a lock on the file, if any (POSIX `F_GETLK`). A process never
-/// sees its own locks this way.
-pub(crate) fn lock_holder(file: &File) -> io::Result<Option<u32>> {
-    let mut fl = flock_struct(libc::F_WRLCK);
+/// Drops an OFD lock taken with [`ofd_try_lock`] on the same description.
+pub(crate) fn ofd_unlock(file: &File, start: u64, len: u64) -> io::Result<()> {
+    let fl = range_lock(libc::F_UNLCK, start, len);
+    // SAFETY: valid fd and a valid flock struct for the duration of the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// True when an open file description other than `file`'s holds a lock on part of
+/// `start .. start + len` (`F_OFD_GETLK`): the holder of that range is alive.
+pub(crate) fn ofd_locked(file: &File, start: u64, len: u64) -> io::Result<bool> {
+    let mut fl = range_lock(libc::F_WRLCK, start, len);
     // SAFETY: valid fd and a valid, writable flock struct for the duration of the call.
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut fl) };
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((fl.l_type != libc::F_UNLCK as libc::c_short).then_some(fl.l_pid as u32))
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// The PID namespace this process lives in (the inode of `/proc/self/ns/pid`), 0 when unknown.
+/// Pids are only comparable between processes of one namespace.
+pub(crate) fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
 }
 
 /// This process's id.
@@ -87,35 +120,6 @@ pub(crate) fn getpid() -> u32 {
 pub(crate) fn geteuid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
-}
-
-/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat) and whether
-/// it is a zombie. `None` when there is no such process.
-pub(crate) fn proc_stat(pid: u32) -> Option<(u64, bool)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces: parse after it.
-    let rest = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let state = fields.first()?.chars().next()?;
-    let start = fields.get(19)?.parse().ok()?; // field 22 overall; field 3 is rest[0]
-    Some((start, matches!(state, 'Z' | 'X')))
-}
-
-/// Start time (clock ticks since boot) of a live process.
-pub(crate) fn proc_start_time(pid: u32) -> Option<u64> {
-    proc_stat(pid).map(|(start, _)| start)
-}
-
-/// True when `pid` names a live, non-zombie process that started at `start_time` (0 skips the
-/// start-time check). Guards against pid reuse.
-pub(crate) fn process_alive(pid: u32, start_time: u64) -> bool {
-    if pid == 0 {
-        return false;
-    }
-    match proc_stat(pid) {
-        Some((start, zombie)) => !zombie && (start_time == 0 || start == start_time),
-        None => false,
-    }
 }
 
 /// Monotonic time in nanoseconds (CLOCK_MONOTONIC: the same clock in every process).
@@ -235,6 +239,16 @@ pub(crate) fn request_quit(sig: i32) {
 pub(crate) mod unix_dgram;
 
 /// Sends `sig` to process `pid`.
+/// Dies at once, as `kill -9` would make this process die (fault injection).
+#[cfg(feature = "fault-injection")]
+pub(crate) fn kill_self() -> ! {
+    // SAFETY: raise has no memory-safety preconditions; SIGKILL cannot be caught.
+    unsafe {
+        libc::raise(libc::SIGKILL);
+    }
+    unreachable!("SIGKILL returned")
+}
+
 pub(crate) fn send_signal(pid: u32, sig: i32) -> io::Result<()> {
     let pid = i32::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
     // SAFETY: kill has no memory-safety preconditions.

@@ -28,10 +28,10 @@ pub struct Snapshot {
     pub memory_used: usize,
     /// Bytes of the heap in all.
     pub heap_bytes: usize,
-    /// Pid holding the metadata lock (0 = free).
-    pub metadata_lock_holder: u32,
+    /// Member holding the metadata lock (0 = free).
+    pub metadata_lock_holder: crate::sync::MemberId,
     /// Dead holders' locks taken over.
-    pub metadata_lock_recoveries: u32,
+    pub metadata_lock_recoveries: u64,
     /// Memzones by offset.
     pub memzones: Vec<MemzoneInfo>,
     /// Rings.

@@ -82,21 +82,33 @@ impl Registry {
 /// A running telemetry server; stops (and removes its socket) on drop.
 #[derive(Debug)]
 pub struct Server {
-    path: PathBuf,
+    /// None with `--no-telemetry`.
+    path: Option<PathBuf>,
     stop: Arc<AtomicBool>,
     registry: Registry,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
-    /// Starts serving `<runtime dir>/telemetry` with the built-in commands.
+    /// Starts serving `<runtime dir>/telemetry` with the built-in commands. With
+    /// `--no-telemetry` there is no socket and nothing is served; the registry still takes
+    /// commands, so applications need not tell the two cases apart.
     pub fn start(eal: &Eal) -> std::io::Result<Server> {
+        let registry = Registry::default();
+        if eal.args().no_telemetry {
+            tracing::debug!(target: "shoal::telemetry", "--no-telemetry: no telemetry socket");
+            return Ok(Server {
+                path: None,
+                stop: Arc::new(AtomicBool::new(false)),
+                registry,
+                thread: None,
+            });
+        }
         let path = eal.runtime_dir().join("telemetry");
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
-        let registry = Registry::default();
         let e = eal.clone();
         registry.register(
             "/shoal/snapshot",
@@ -117,7 +129,7 @@ impl Server {
             .name("shoal-telemetry".into())
             .spawn(move || serve(listener, s, r))?;
         Ok(Server {
-            path,
+            path: Some(path),
             stop,
             registry,
             thread: Some(thread),
@@ -188,7 +200,9 @@ impl Drop for Server {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let _ = std::fs::remove_file(&self.path);
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

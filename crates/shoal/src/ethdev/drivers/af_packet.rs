@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, TryLockError};
 
 use super::{Driver, RxCtx, TxCtx};
-use crate::ethdev::spec::DriverArgs;
+use crate::ethdev::spec::{DriverArgs, MIN_FRAME};
 use crate::ethdev::table::{bump, PortShared};
 use crate::mbuf::MbufBatch;
 use crate::sync::atomic::Ordering;
@@ -202,6 +202,13 @@ impl Driver for AfPacket {
                     bump(&cx.q.errors, left as u64);
                     left = 0;
                 }
+                let extra = if frame.vlan.is_some() { 4 } else { 0 };
+                let len = frame.data.len() + extra;
+                if len < MIN_FRAME {
+                    // A runt: no Ethernet header.
+                    bump(&cx.q.errors, 1);
+                    continue;
+                }
                 let Some(mut m) = cx.pool.alloc() else {
                     bump(&cx.q.nombuf, 1);
                     // Leave the frame for the next call.
@@ -209,8 +216,6 @@ impl Driver for AfPacket {
                     off = off.wrapping_sub(next);
                     break 'blocks;
                 };
-                let extra = if frame.vlan.is_some() { 4 } else { 0 };
-                let len = frame.data.len() + extra;
                 let Some(buf) = m
                     .append(len.min(u16::MAX as usize) as u16)
                     .filter(|b| b.len() == len)
@@ -262,7 +267,7 @@ impl Driver for AfPacket {
         let mut kicked = false;
         for m in batch.iter() {
             let data = m.data();
-            if data.len() > max_frame || data.len() < 14 {
+            if data.len() > max_frame || data.len() < MIN_FRAME {
                 dropped += 1;
                 taken += 1;
                 continue;

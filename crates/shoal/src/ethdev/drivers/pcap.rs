@@ -5,7 +5,8 @@
 //! any process polling the queue reads the same packets; the queue's next record number is a
 //! driver word in the port table. With one file and several queues, the records are split by
 //! the RSS hash of their 5-tuple (non-IP frames go to queue 0), so each flow stays on one
-//! queue; otherwise file i feeds queue i. `infinite_rx=1` starts over at the end.
+//! queue; otherwise file i feeds queue i. `infinite_rx=1` starts over at the end. Records
+//! shorter than an Ethernet header are not delivered; they count as receive errors.
 //!
 //! Transmit: the primary creates the file and writes the pcap header; every process opens it
 //! with `O_APPEND` and writes each burst's records with one `write`, so bursts from several
@@ -20,7 +21,7 @@ use std::sync::Mutex;
 use super::{Driver, RxCtx, TxCtx};
 use crate::eal::Eal;
 use crate::ethdev::pcap::{self as fmt, PcapReader};
-use crate::ethdev::spec::DriverArgs;
+use crate::ethdev::spec::{DriverArgs, MIN_FRAME};
 use crate::ethdev::table::{bump, PortShared};
 use crate::ethdev::PortId;
 use crate::mbuf::MbufBatch;
@@ -221,7 +222,10 @@ impl Driver for Pcap {
         }
         let mut next = cx.q.drv[W_NEXT].load(Ordering::Relaxed);
         let mut n = 0;
-        while n < max {
+        // Records passed over (counted as errors) in this call: at most one pass over the
+        // capture, so that one of nothing but bad records, replayed, cannot loop for ever.
+        let mut skipped = 0u64;
+        while n < max && skipped < count {
             if next >= count {
                 if !self.infinite {
                     break;
@@ -232,6 +236,13 @@ impl Driver for Pcap {
             let (Some(off), Some(len)) = (read_u32(r, e), read_u32(r, e + 4)) else {
                 break;
             };
+            if (len as usize) < MIN_FRAME {
+                // A runt: no Ethernet header.
+                next += 1;
+                skipped += 1;
+                bump(&cx.q.errors, 1);
+                continue;
+            }
             let Some(mut m) = cx.pool.alloc() else {
                 bump(&cx.q.nombuf, 1);
                 break;
@@ -241,6 +252,7 @@ impl Driver for Pcap {
                 && m.append(len as u16)
                     .is_some_and(|buf| read_at(r, off as usize, buf));
             if !copied {
+                skipped += 1;
                 bump(&cx.q.errors, 1);
                 continue;
             }

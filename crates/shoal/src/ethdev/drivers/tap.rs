@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use super::{Driver, RxCtx, TxCtx};
+use crate::ethdev::spec::MIN_FRAME;
 use crate::ethdev::table::bump;
 use crate::mbuf::MbufBatch;
 use crate::sys::packet as pk;
@@ -64,6 +65,10 @@ impl Driver for Tap {
             let room = m.tailroom();
             let Some(buf) = m.append(room) else { break };
             match pk::read_frame(fd.as_fd(), buf) {
+                Ok(Some(len)) if len > 0 && len < MIN_FRAME => {
+                    // A runt: no Ethernet header. `m` goes back to the pool.
+                    bump(&cx.q.errors, 1);
+                }
                 Ok(Some(len)) if len > 0 => {
                     m.trim(room - len as u16);
                     m.set_port(cx.port);

@@ -1,14 +1,16 @@
 //! Network namespaces and veth pairs for kernel-interface tests. Each test makes its own
 //! namespace with a unique name; dropping it deletes the namespace and its interfaces.
-#![allow(unsafe_code)] // setns(2) to move the test thread into the namespace
-#![allow(dead_code)]
 
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::{is_root, skip_or_fail};
+
 /// A network namespace owned by one test.
 pub struct NetNs {
+    /// Its name, as `ip netns` knows it.
     pub name: String,
 }
 
@@ -28,11 +30,12 @@ fn run(args: &[&str]) -> Result<(), String> {
 }
 
 impl NetNs {
-    /// A fresh namespace, or `None` (with the reason printed) where the machine refuses.
+    /// A fresh namespace, or `None` where the machine refuses (not root): then the test has
+    /// been skipped ([`skip_or_fail`]) and returns.
+    #[track_caller]
     pub fn new(tag: &str) -> Option<NetNs> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            println!("SKIP: not root; network namespace tests need root");
+        if !is_root() {
+            skip_or_fail("not root; network namespaces need root");
             return None;
         }
         static N: AtomicU32 = AtomicU32::new(0);
@@ -42,7 +45,7 @@ impl NetNs {
             N.fetch_add(1, Ordering::Relaxed)
         );
         if let Err(e) = run(&["ip", "netns", "add", &name]) {
-            println!("SKIP: cannot create a network namespace: {e}");
+            skip_or_fail(&format!("cannot create a network namespace: {e}"));
             return None;
         }
         let ns = NetNs { name };
@@ -59,6 +62,12 @@ impl NetNs {
         run(&full)
     }
 
+    /// Sends the frames of capture `file` out of `iface` with tcpreplay (20 kpps), waiting
+    /// until it has sent them all.
+    pub fn tcpreplay(&self, iface: &str, file: &Path) -> Result<(), String> {
+        tcpreplay(&self.name, iface, file)
+    }
+
     /// A veth pair `a`/`b` inside the namespace, both up.
     pub fn veth(&self, a: &str, b: &str) -> Result<(), String> {
         self.exec(&["ip", "link", "add", a, "type", "veth", "peer", "name", b])?;
@@ -72,6 +81,7 @@ impl NetNs {
     pub fn enter(&self) -> Result<(), String> {
         let f = std::fs::File::open(format!("/var/run/netns/{}", self.name))
             .map_err(|e| format!("open netns: {e}"))?;
+        #[allow(unsafe_code)]
         // SAFETY: a valid namespace fd; CLONE_NEWNET moves only this thread's network
         // namespace.
         let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
@@ -106,10 +116,19 @@ impl Drop for NetNs {
     }
 }
 
-/// True when a program can be run.
-pub fn have(prog: &str) -> bool {
-    Command::new(prog)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success() || !o.stdout.is_empty())
+/// [`NetNs::tcpreplay`] in the namespace named `ns`, for a thread that does not own it.
+pub fn tcpreplay(ns: &str, iface: &str, file: &Path) -> Result<(), String> {
+    let file = file.to_str().ok_or("capture path is not UTF-8")?;
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "tcpreplay",
+        "-q",
+        "-i",
+        iface,
+        "--pps=20000",
+        file,
+    ])
 }
