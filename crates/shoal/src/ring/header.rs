@@ -244,9 +244,9 @@ impl<T: Pod> Mem<T> {
         // seen by nobody else until it is published below.
         unsafe { hdr.write(header) };
         let region = region.publish();
-        let h: &RingHeader = region
-            .get(0)
-            .ok_or(Error::Corrupt("header out of the region"))?;
+        // SAFETY: just written, inside the region, which keeps the mapping alive; from here on
+        // the header is mutated only through its atomics.
+        let h = unsafe { &*hdr };
         // R-init: pairs with the Acquire load of `magic` in `attach`: a process that sees the
         // magic sees the whole header.
         h.meta.magic.store(RING_MAGIC, Release);
