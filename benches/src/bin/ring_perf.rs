@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 use serde_json::json;
-use shoal::memory::Region;
+use shoal::memory::Fresh;
 use shoal::ring::{Consumer, Producer, Ring, RingConfig, SyncMode};
 
 const RING_SIZE: u32 = 4096;
@@ -142,7 +142,7 @@ fn make_ring<T: Pod>(mode: SyncMode) -> Ring<T> {
         exact_size: false,
         htd_max: None,
     };
-    let region = Region::heap(Ring::<T>::memsize(&cfg).expect("memsize"));
+    let region = Fresh::heap(Ring::<T>::memsize(&cfg).expect("memsize"));
     Ring::init(region, "RING_PERF", &cfg).expect("ring")
 }
 

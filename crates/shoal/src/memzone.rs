@@ -1,13 +1,47 @@
 //! Memzones: named, aligned allocations of shared memory, visible to every process of a group
 //! (DPDK's `rte_memzone_*`). Rings and mempools are memzones too (`RG_<name>`, `MP_<name>`).
+#![allow(unsafe_code)] // hands the creator of a reserved zone its Fresh (exclusive) region
 //!
 //! The registry is a fixed table in the segment header guarded by the metadata lock. Space is
 //! found first-fit in the gaps between the live memzones, so freeing needs no separate free list.
+//!
+//! **Publication.** An entry is *reserved* while its creator fills the zone (a ring or mempool
+//! header, captured packets) through a [`Fresh`] region that only it holds, and *published*
+//! once the contents are complete. Lookups see published entries only: a zone being built is
+//! "not found", so no process ever reads a half-written header. A plain [`Memzone::reserve`]
+//! is zeroed and published at once.
+//!
+//! **Attachments.** Every region handed out by a reservation or a lookup carries an attachment,
+//! counted in the entry and released when the last clone of that region (a [`Memzone`], a
+//! [`crate::ring::Ring`], a pool's view) is dropped. [`Memzone::free`] refuses a zone that is
+//! attached anywhere, in this process or another, so its bytes are never handed to a new zone
+//! while an old view can still touch them. A process that dies keeps its attachments: such a
+//! zone is not freed again (the memory stays reserved, which is safe).
+//!
+//! | edge | Release site | Acquire site | protects |
+//! |------|--------------|--------------|----------|
+//! | R-pub / A-pub | metadata lock released after `used = PUBLISHED` (`Reservation::publish`) | metadata lock taken by [`Memzone::lookup`] | everything the creator wrote into the zone before publishing |
+
+use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
+use std::sync::Arc;
 
 use crate::eal::Eal;
 use crate::memory::header::{MemzoneEntry, MemzoneTable, SegmentHeader, MAX_MEMZONES};
-use crate::memory::{MemzoneKind, Region, MEMZONE_NAMESIZE};
+use crate::memory::{Fresh, MemzoneKind, Region, MEMZONE_NAMESIZE};
+use crate::sync::{Liveness, MemberId, Members};
 use crate::sys;
+
+/// Values of an entry's `used` word.
+pub(crate) mod state {
+    /// No zone.
+    pub const FREE: u32 = 0;
+    /// Visible to lookups: the zone's contents are complete.
+    pub const PUBLISHED: u32 = 1;
+    /// Being built by its creator; lookups do not see it, its name and space are taken.
+    pub const RESERVED: u32 = 2;
+    /// Its creator gave up before publishing; freed when its last attachment goes.
+    pub const CANCELLED: u32 = 3;
+}
 
 /// Errors of memzone operations.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -38,6 +72,14 @@ pub enum Error {
     /// A zero-length memzone was asked for.
     #[error("memzone length must be non-zero")]
     ZeroLength,
+    /// Views of the zone are still alive (in this process or others).
+    #[error("memzone {name:?} is still attached {attached} times (drop the handles on it first)")]
+    InUse {
+        /// The zone.
+        name: String,
+        /// Live attachments.
+        attached: u32,
+    },
 }
 
 /// Default memzone alignment: a cache line.
@@ -86,12 +128,133 @@ fn entry_info(e: &MemzoneEntry) -> MemzoneInfo {
     }
 }
 
+/// The entry named `name` in any state but free.
 fn find<'t>(table: &'t MemzoneTable, name: &str) -> Option<(usize, &'t MemzoneEntry)> {
     table
         .entries
         .iter()
         .enumerate()
-        .find(|(_, e)| e.used != 0 && e.name_str() == name)
+        .find(|(_, e)| e.used != state::FREE && e.name_str() == name)
+}
+
+/// The published entry named `name`.
+fn find_published<'t>(table: &'t MemzoneTable, name: &str) -> Option<(usize, &'t MemzoneEntry)> {
+    find(table, name).filter(|(_, e)| e.used == state::PUBLISHED)
+}
+
+/// One counted view of a memzone: made with the region a reservation or lookup hands out,
+/// shared by every clone of it, and released when the last one drops.
+pub(crate) struct Attachment {
+    /// The whole segment (offset 0 = the segment header).
+    whole: Region,
+    idx: usize,
+    offset: u64,
+    /// False once the count was given up otherwise (see [`Attachment::disarm`]).
+    armed: AtomicBool,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("idx", &self.idx)
+            .field("offset", &self.offset)
+            .finish()
+    }
+}
+
+impl Attachment {
+    /// Counts a new attachment of entry `idx`, which the caller holds the table lock on.
+    fn new(whole: &Region, table: &mut MemzoneTable, idx: usize) -> Arc<Attachment> {
+        let e = &mut table.entries[idx];
+        e.attached = e.attached.saturating_add(1);
+        Arc::new(Attachment {
+            whole: whole.clone(),
+            idx,
+            offset: e.offset,
+            armed: AtomicBool::new(true),
+        })
+    }
+
+    /// Forgets the attachment without touching the entry: for a zone that was freed while
+    /// this attachment was the one allowed to remain (a pool freeing itself).
+    pub(crate) fn disarm(&self) {
+        self.armed.store(false, StdOrdering::Relaxed);
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        if !self.armed.load(StdOrdering::Relaxed) {
+            return;
+        }
+        let Some(hdr) = self.whole.get::<SegmentHeader>(0) else {
+            return;
+        };
+        let mut table = hdr.memzones.lock(&**self.whole.mapping());
+        let e = &mut table.entries[self.idx];
+        // An entry with attachments is never freed, so it is still ours; the offset check only
+        // guards against a corrupted table.
+        if e.used == state::FREE || e.offset != self.offset {
+            return;
+        }
+        e.attached = e.attached.saturating_sub(1);
+        if e.attached == 0 && e.used == state::CANCELLED {
+            e.used = state::FREE;
+        }
+    }
+}
+
+/// A memzone entry reserved and not yet published: the creator fills the zone through the
+/// [`Fresh`] region that came with it, then publishes. Dropped unpublished, it gives the
+/// zone back (once the last region made from it is gone).
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    whole: Region,
+    idx: usize,
+    offset: u64,
+    name: String,
+    kind: MemzoneKind,
+    published: bool,
+}
+
+impl Reservation {
+    /// The entry's index (a mempool's id).
+    pub(crate) fn index(&self) -> usize {
+        self.idx
+    }
+
+    /// Makes the zone visible to lookups. Everything written into it before is visible to
+    /// whoever finds it (R-pub: the metadata lock is released after the store).
+    pub(crate) fn publish(mut self) {
+        self.set(state::PUBLISHED);
+        self.published = true;
+        tracing::debug!(target: "shoal::memzone", "published {:?}", self.name);
+    }
+
+    fn set(&self, to: u32) {
+        let Some(hdr) = self.whole.get::<SegmentHeader>(0) else {
+            return;
+        };
+        let mut table = hdr.memzones.lock(&**self.whole.mapping());
+        let e = &mut table.entries[self.idx];
+        if e.used != state::RESERVED || e.offset != self.offset {
+            return;
+        }
+        e.used = if to == state::CANCELLED && e.attached == 0 {
+            state::FREE
+        } else {
+            to
+        };
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.published {
+            self.set(state::CANCELLED);
+            tracing::debug!(target: "shoal::memzone", "gave up {:?} ({:?}) unpublished", self.name, self.kind);
+        }
+    }
 }
 
 /// First fit between live memzones, sorted by offset.
@@ -99,7 +262,7 @@ fn place(table: &MemzoneTable, heap: (u64, u64), len: u64, align: u64) -> Result
     let mut used: Vec<(u64, u64)> = table
         .entries
         .iter()
-        .filter(|e| e.used != 0)
+        .filter(|e| e.used != state::FREE)
         .map(|e| (e.offset, e.offset + e.len))
         .collect();
     used.sort_unstable();
@@ -139,6 +302,8 @@ impl Memzone {
         Self::reserve_kind(eal, name, len, align, MemzoneKind::Plain)
     }
 
+    /// Reserves a zeroed zone that is published at once (its contents, all zero, are valid
+    /// for the `Shared` types that will be read from it).
     pub(crate) fn reserve_kind(
         eal: &Eal,
         name: &str,
@@ -146,6 +311,35 @@ impl Memzone {
         align: usize,
         kind: MemzoneKind,
     ) -> Result<Memzone, Error> {
+        let (res, fresh) = Self::reserve_fresh(eal, name, len, align, kind)?;
+        res.publish();
+        Ok(Memzone {
+            name: name.to_owned(),
+            kind,
+            region: fresh.publish(),
+        })
+    }
+
+    /// Reserves a zeroed zone that lookups do not see until the returned [`Reservation`] is
+    /// published; the creator fills it through the [`Fresh`] region meanwhile.
+    pub(crate) fn reserve_fresh(
+        eal: &Eal,
+        name: &str,
+        len: usize,
+        align: usize,
+        kind: MemzoneKind,
+    ) -> Result<(Reservation, Fresh), Error> {
+        Self::reserve_fresh_in(&eal.whole(), name, len, align, kind)
+    }
+
+    /// [`Memzone::reserve_fresh`] in the segment `whole` (offset 0 = its header).
+    pub(crate) fn reserve_fresh_in(
+        whole: &Region,
+        name: &str,
+        len: usize,
+        align: usize,
+        kind: MemzoneKind,
+    ) -> Result<(Reservation, Fresh), Error> {
         check_name(name)?;
         if len == 0 {
             return Err(Error::ZeroLength);
@@ -154,77 +348,105 @@ impl Memzone {
             return Err(Error::BadAlign(align));
         }
         let align = align.max(DEFAULT_ALIGN);
-        let hdr: &SegmentHeader = eal.header();
-        let whole = eal.whole();
-        let mut table = hdr.memzones.lock(&**whole.mapping());
-        crate::fault::point("memzone.locked");
-        if find(&table, name).is_some() {
-            tracing::debug!(target: "shoal::memzone", "reserve {name:?}: exists");
-            return Err(Error::Exists(name.to_owned()));
-        }
-        let idx = table
-            .entries
-            .iter()
-            .position(|e| e.used == 0)
-            .ok_or(Error::TableFull)?;
-        let heap = (
-            crate::memory::header::heap_start() as u64,
-            whole.len() as u64,
-        );
-        let offset = place(&table, heap, len as u64, align as u64)?;
-        let region = Region::new(whole.mapping().clone(), offset as usize, len)
-            .ok_or(Error::NoSpace { len, free: 0 })?;
-        // Zero before publishing, so every process sees a clean zone.
-        zero(&region);
-        let e = &mut table.entries[idx];
-        let mut n = [0u8; MEMZONE_NAMESIZE];
-        n[..name.len()].copy_from_slice(name.as_bytes());
-        *e = MemzoneEntry {
-            used: 0,
-            kind: kind as u32,
-            name: n,
-            offset,
-            len: len as u64,
-            align: align as u64,
-            creator_pid: sys::getpid(),
-            _pad: 0,
+        let hdr: &SegmentHeader = whole.get(0).ok_or(Error::NoSpace { len, free: 0 })?;
+        let (idx, offset, attachment) = {
+            let members: &dyn Members = &**whole.mapping();
+            let mut table = hdr.memzones.lock(members);
+            crate::fault::point("memzone.locked");
+            if let Some((i, e)) = find(&table, name) {
+                // A creator that died before publishing leaves its reservation: take it back.
+                let abandoned = e.used != state::PUBLISHED
+                    && members.liveness(MemberId::from_raw(e.creator)) == Liveness::Dead;
+                if !abandoned {
+                    tracing::debug!(target: "shoal::memzone", "reserve {name:?}: exists");
+                    return Err(Error::Exists(name.to_owned()));
+                }
+                tracing::warn!(target: "shoal::memzone", "memzone {name:?}: taking back the unpublished reservation of dead process {}", e.creator_pid);
+                table.entries[i].used = state::FREE;
+            }
+            let idx = table
+                .entries
+                .iter()
+                .position(|e| e.used == state::FREE)
+                .ok_or(Error::TableFull)?;
+            let heap = (
+                crate::memory::header::heap_start() as u64,
+                whole.len() as u64,
+            );
+            let offset = place(&table, heap, len as u64, align as u64)?;
+            if whole.sub(offset as usize, len).is_none() {
+                return Err(Error::NoSpace { len, free: 0 });
+            }
+            let mut n = [0u8; MEMZONE_NAMESIZE];
+            n[..name.len()].copy_from_slice(name.as_bytes());
+            table.entries[idx] = MemzoneEntry {
+                used: state::RESERVED,
+                kind: kind as u32,
+                name: n,
+                offset,
+                len: len as u64,
+                align: align as u64,
+                creator_pid: sys::getpid(),
+                attached: 0,
+                creator: members.me().raw(),
+            };
+            let attachment = Attachment::new(whole, &mut table, idx);
+            (idx, offset, attachment)
         };
-        // Published last: an update cut short by the death of this process leaves no entry.
-        e.used = 1;
-        tracing::debug!(target: "shoal::memzone", "reserved {name:?}: {len} bytes at offset {offset:#x}");
-        Ok(Memzone {
+        let res = Reservation {
+            whole: whole.clone(),
+            idx,
+            offset,
             name: name.to_owned(),
             kind,
-            region,
-        })
+            published: false,
+        };
+        let region = whole
+            .sub(offset as usize, len)
+            .ok_or(Error::NoSpace { len, free: 0 })?
+            .with_attachment(attachment);
+        // SAFETY: the entry is RESERVED: lookups do not return it, `place` keeps other zones
+        // out of its bytes, and it cannot be freed (free finds published entries only); this
+        // region is the only one made over them until the reservation is published.
+        let mut fresh = unsafe { Fresh::new_unchecked(region) };
+        // Zeroed before anyone can see it, so every process sees a clean zone.
+        fresh.fill_zero();
+        tracing::debug!(target: "shoal::memzone", "reserved {name:?}: {len} bytes at offset {offset:#x}");
+        Ok((res, fresh))
     }
 
-    /// Finds a memzone by name.
+    /// Finds a published memzone by name. A zone still being built by its creator is not
+    /// found.
     pub fn lookup(eal: &Eal, name: &str) -> Result<Memzone, Error> {
         check_name(name)?;
-        let table = eal.header().memzones.lock(&**eal.whole().mapping());
-        let (_, e) = find(&table, name).ok_or_else(|| Error::NotFound(name.to_owned()))?;
-        let region = Region::new(
-            eal.whole().mapping().clone(),
-            e.offset as usize,
-            e.len as usize,
-        )
-        .ok_or_else(|| Error::NotFound(name.to_owned()))?;
+        let whole = eal.whole();
+        let (region, kind) = {
+            // A-pub: taking the lock pairs with the creator's release after publishing.
+            let mut table = eal.header().memzones.lock(&**whole.mapping());
+            let (idx, e) =
+                find_published(&table, name).ok_or_else(|| Error::NotFound(name.to_owned()))?;
+            let (offset, len, kind) = (e.offset as usize, e.len as usize, e.kind);
+            let Some(region) = whole.sub(offset, len) else {
+                return Err(Error::NotFound(name.to_owned()));
+            };
+            let attachment = Attachment::new(&whole, &mut table, idx);
+            (region.with_attachment(attachment), kind)
+        };
         Ok(Memzone {
             name: name.to_owned(),
-            kind: MemzoneKind::from_u32(e.kind),
+            kind: MemzoneKind::from_u32(kind),
             region,
         })
     }
 
-    /// Frees a memzone by name. Processes still using it keep their mapping but must not.
+    /// Frees a memzone by name, unless it is attached: any [`Memzone`], ring or other handle
+    /// made from it, in any process, must be dropped first.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], or [`Error::InUse`] while the zone is attached.
     pub fn free(eal: &Eal, name: &str) -> Result<(), Error> {
         check_name(name)?;
-        let mut table = eal.header().memzones.lock(&**eal.whole().mapping());
-        let (idx, _) = find(&table, name).ok_or_else(|| Error::NotFound(name.to_owned()))?;
-        table.entries[idx].used = 0;
-        tracing::debug!(target: "shoal::memzone", "freed {name:?}");
-        Ok(())
+        free_where(&eal.whole(), name, 0, || ())
     }
 
     /// Every memzone of the group, by offset.
@@ -233,7 +455,7 @@ impl Memzone {
         let mut v: Vec<MemzoneInfo> = table
             .entries
             .iter()
-            .filter(|e| e.used != 0)
+            .filter(|e| e.used != state::FREE)
             .map(entry_info)
             .collect();
         v.sort_by_key(|m| m.offset);
@@ -278,6 +500,45 @@ pub fn usage(eal: &Eal) -> (usize, usize) {
     (used as usize, heap)
 }
 
-fn zero(region: &Region) {
-    region.fill_zero();
+/// Frees the published zone `name` of the segment `whole` when at most `allowed` attachments
+/// remain, running `before` under the metadata lock first (while the zone is still intact).
+pub(crate) fn free_where(
+    whole: &Region,
+    name: &str,
+    allowed: u32,
+    before: impl FnOnce(),
+) -> Result<(), Error> {
+    let hdr: &SegmentHeader = whole
+        .get(0)
+        .ok_or_else(|| Error::NotFound(name.to_owned()))?;
+    let mut table = hdr.memzones.lock(&**whole.mapping());
+    let (idx, e) = find_published(&table, name).ok_or_else(|| Error::NotFound(name.to_owned()))?;
+    if e.attached > allowed {
+        let attached = e.attached - allowed;
+        drop(table);
+        tracing::debug!(target: "shoal::memzone", "free {name:?}: attached {attached} times");
+        return Err(Error::InUse {
+            name: name.to_owned(),
+            attached,
+        });
+    }
+    before();
+    let e = &mut table.entries[idx];
+    e.used = state::FREE;
+    e.attached = 0;
+    tracing::debug!(target: "shoal::memzone", "freed {name:?}");
+    Ok(())
+}
+
+/// A new attachment of the published entry `idx` of kind `kind`: its region, counted.
+pub(crate) fn attach_index(whole: &Region, idx: usize, kind: MemzoneKind) -> Option<Region> {
+    let hdr: &SegmentHeader = whole.get(0)?;
+    let mut table = hdr.memzones.lock(&**whole.mapping());
+    let e = table.entries.get(idx)?;
+    if e.used != state::PUBLISHED || e.kind != kind as u32 {
+        return None;
+    }
+    let region = whole.sub(e.offset as usize, e.len as usize)?;
+    let attachment = Attachment::new(whole, &mut table, idx);
+    Some(region.with_attachment(attachment))
 }

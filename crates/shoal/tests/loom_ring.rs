@@ -8,7 +8,7 @@
 
 use loom::thread;
 
-use shoal::memory::Region;
+use shoal::memory::Fresh;
 use shoal::ring::{Ring, RingConfig, SyncMode};
 
 fn ring(count: u32, exact_size: bool, prod: SyncMode, cons: SyncMode) -> Ring<u32> {
@@ -20,7 +20,7 @@ fn ring(count: u32, exact_size: bool, prod: SyncMode, cons: SyncMode) -> Ring<u3
         htd_max: None,
     };
     Ring::init(
-        Region::heap(Ring::<u32>::memsize(&cfg).unwrap()),
+        Fresh::heap(Ring::<u32>::memsize(&cfg).unwrap()),
         "loom",
         &cfg,
     )

@@ -165,6 +165,53 @@ fn bulk_alloc_is_all_or_nothing() {
     assert_eq!(pool.avail_count(), 100);
 }
 
+/// A buffer that clones share is never handed out writable, to the original or to a clone;
+/// once the clones are gone the original is writable again.
+#[test]
+fn a_shared_buffer_is_not_writable_until_the_clones_are_gone() {
+    let eal = solo_eal("mbshared", &["-l", "0"]);
+    let pool = MbufPool::create(&eal, "direct", 31, 0, 0, ROOM).unwrap();
+    let clones = MbufPool::create(&eal, "indirect", 31, 0, 0, 0).unwrap();
+    let mut m = pool.alloc().unwrap();
+    fill(&mut m, 100, 0x5a);
+    assert!(m.is_writable());
+    let mut c = m.clone_in(&clones).unwrap();
+    assert!(!m.is_writable() && !c.is_writable());
+    assert!(m.data_mut().is_none(), "the original while a clone exists");
+    assert!(c.data_mut().is_none(), "a clone");
+    assert!(m.append(4).is_none() && m.prepend(4).is_none());
+    assert!(c.append(4).is_none() && c.prepend(4).is_none());
+    assert_eq!((m.data_len(), c.data_len()), (100, 100), "nothing changed");
+    // Reading and the private area stay available; a copy is writable.
+    assert_eq!(c.data(), m.data());
+    let mut private = c.copy(&pool, 0, u32::MAX).unwrap();
+    private.data_mut().unwrap()[0] = 1;
+    assert_eq!((m.data()[0], private.data()[0]), (0x5a, 1));
+    // Linearising writes the first segment: refused when a clone heads the chain, fine when
+    // clones only follow it.
+    let mut extra = pool.alloc().unwrap();
+    fill(&mut extra, 10, 1);
+    let mut shared_head = m.clone_in(&clones).unwrap();
+    shared_head.chain(extra).unwrap();
+    assert!(!shared_head.linearize());
+    let twin = m.clone_in(&clones).unwrap();
+    let mut chained = pool.alloc().unwrap();
+    fill(&mut chained, 10, 1);
+    chained.chain(twin).unwrap();
+    assert!(chained.linearize(), "its first segment is its own");
+    assert_eq!(chained.data_len(), 110);
+    assert_eq!(&chained.data()[10..], m.data());
+    drop((chained, shared_head));
+    drop(c);
+    assert!(m.is_writable());
+    m.data_mut().unwrap()[0] = 0x11;
+    assert_eq!(m.append(4).map(|b| b.len()), Some(4));
+    assert_eq!(m.prepend(4).map(|b| b.len()), Some(4));
+    assert_eq!(m.data()[4], 0x11);
+    drop((m, private));
+    assert_eq!((pool.avail_count(), clones.avail_count()), (31, 31));
+}
+
 /// DPDK's testclone_testupdate_testdetach.
 #[test]
 fn clones_share_the_buffer_and_count_references() {
@@ -174,6 +221,7 @@ fn clones_share_the_buffer_and_count_references() {
     let mut m = pool.alloc().unwrap();
     fill(&mut m, 100, 0x5a);
     m.set_port(2);
+    m.data_mut().unwrap()[0] = 0xee;
     let c = m.clone_in(&clones).unwrap();
     assert!(c.is_indirect());
     assert_eq!(c.ol_flags() & ol_flags::INDIRECT, ol_flags::INDIRECT);
@@ -181,7 +229,7 @@ fn clones_share_the_buffer_and_count_references() {
     assert_eq!(c.data(), m.data());
     assert_eq!((m.refcnt(), c.refcnt()), (2, 2));
     // Same bytes, not a copy.
-    m.data_mut()[0] = 0xee;
+    assert_eq!(c.data().as_ptr(), m.data().as_ptr());
     assert_eq!(c.data()[0], 0xee);
     // A clone of a clone attaches to the direct mbuf.
     let cc = c.clone_in(&clones).unwrap();

@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use shoal::memory::Region;
+use shoal::memory::Fresh;
 use shoal::ring::{Consumer, Producer, Ring, RingConfig, SyncMode};
 
 const MODES: [SyncMode; 4] = [SyncMode::Sp, SyncMode::Mp, SyncMode::MpRts, SyncMode::MpHts];
 /// Values per producer.
-const PER_PRODUCER: u64 = if cfg!(debug_assertions) {
+const PER_PRODUCER: u64 = if cfg!(miri) {
+    20
+} else if cfg!(debug_assertions) {
     20_000
 } else {
     100_000
@@ -25,6 +27,10 @@ struct Watchdog(Arc<AtomicBool>);
 impl Watchdog {
     fn new(what: String, secs: u64) -> Self {
         let done = Arc::new(AtomicBool::new(false));
+        if cfg!(miri) {
+            // Miri runs a thousand times slower than the time limit assumes.
+            return Watchdog(done);
+        }
         let d = done.clone();
         std::thread::spawn(move || {
             for _ in 0..secs * 10 {
@@ -169,7 +175,7 @@ fn stress(prod: SyncMode, cons: SyncMode, count: u32, exact_size: bool) {
         htd_max: None,
     };
     let ring = Ring::<u64>::init(
-        Region::heap(Ring::<u64>::memsize(&cfg).unwrap()),
+        Fresh::heap(Ring::<u64>::memsize(&cfg).unwrap()),
         "stress",
         &cfg,
     )
@@ -258,7 +264,7 @@ fn rts_with_zero_head_tail_distance_still_delivers_everything() {
         htd_max: Some(0),
     };
     let ring = Ring::<u64>::init(
-        Region::heap(Ring::<u64>::memsize(&cfg).unwrap()),
+        Fresh::heap(Ring::<u64>::memsize(&cfg).unwrap()),
         "htd0",
         &cfg,
     )

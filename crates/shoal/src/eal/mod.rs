@@ -410,13 +410,18 @@ impl Eal {
         }
         let whole =
             Region::new(seg.mapping().clone(), 0, seg.mapping().len()).expect("whole mapping");
-        SegmentHeader::init(
-            &whole,
-            seg.backing().as_u32(),
-            seg.page_size as u64,
-            pid,
-            sys::pid_namespace(),
-        );
+        // SAFETY: `seg` was created just above and its path is written to `config` only
+        // below, so no other process can have attached to it.
+        #[allow(unsafe_code)]
+        let _ = unsafe {
+            SegmentHeader::init(
+                &whole,
+                seg.backing().as_u32(),
+                seg.page_size as u64,
+                pid,
+                sys::pid_namespace(),
+            )
+        };
         cfg.write(&ConfigInfo {
             pid,
             layout_version: LAYOUT_VERSION,

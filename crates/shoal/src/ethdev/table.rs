@@ -46,6 +46,7 @@ pub(crate) mod state {
 }
 
 /// A port's configuration. Plain data behind the table lock.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(crate) struct PortConfig {
@@ -67,6 +68,7 @@ pub(crate) struct PortConfig {
 }
 
 /// All ports' configurations.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct PortConfigs {
     pub ports: [PortConfig; MAX_PORTS],
@@ -76,6 +78,7 @@ pub(crate) struct PortConfigs {
 unsafe impl SharedPlain for PortConfigs {}
 
 /// Run-time control words of a port.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 #[derive(Default)]
 pub(crate) struct PortCtl {
@@ -110,6 +113,7 @@ impl PortCtl {
 pub(crate) const DRIVER_WORDS: usize = 8;
 
 /// One receive queue: counters and driver state, written by the process polling it.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 #[derive(Default)]
 pub(crate) struct RxqShared {
@@ -125,6 +129,7 @@ pub(crate) struct RxqShared {
 }
 
 /// One transmit queue: counters and driver state, written by the process sending on it.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 #[derive(Default)]
 pub(crate) struct TxqShared {
@@ -143,6 +148,7 @@ pub(crate) fn bump(c: &AtomicU64, n: u64) {
 }
 
 /// A port's run-time block.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct PortShared {
     pub ctl: CachePadded<PortCtl>,
@@ -151,6 +157,7 @@ pub(crate) struct PortShared {
 }
 
 /// The whole table.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct PortTable {
     pub config: CachePadded<ShmMutex<PortConfigs>>,

@@ -12,18 +12,20 @@
 //! atomic. Reads of fields a peer could have scribbled are clamped before they form an address.
 #![allow(unsafe_code)] // field access through raw pointers into a mapped pool
 
+use std::marker::PhantomData;
 use std::mem::{offset_of, size_of};
 use std::ptr::{addr_of, addr_of_mut, NonNull};
 
-use super::MbufIdx;
+use super::{Mbuf, MbufIdx};
 use crate::memory::Shared;
 use crate::mempool::{Group, PoolInner};
-use crate::sync::atomic::AtomicU16;
+use crate::sync::atomic::{AtomicU16, Ordering::Acquire};
 
 /// "No mbuf" in `next` and `attached`.
 pub(crate) const NONE: u32 = u32::MAX;
 
 /// The first 128 bytes of every mbuf.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C, align(64))]
 pub(crate) struct MbufHeader {
     pub data_off: u16,
@@ -190,51 +192,22 @@ impl Seg {
         (buf, off, len)
     }
 
-    /// The segment's data.
-    ///
-    /// The slice lives as long as the caller's hold on the mbuf; callers tie it to a borrow
-    /// of their handle.
+    /// True when this segment's buffer is its own and no clone uses it: only then may its
+    /// holder write the buffer.
     #[inline]
-    pub(crate) fn data<'a>(&self) -> &'a [u8] {
-        let (buf, off, len) = self.window();
-        // SAFETY: off + len <= cap, inside the buffer; the holder's borrow keeps it unchanged
-        // (clones only read a shared buffer).
-        unsafe { std::slice::from_raw_parts(buf.as_ptr().add(off), len) }
+    pub(crate) fn is_sole(&self) -> bool {
+        // A (refcnt): pairs with the AcqRel decrement of a clone's holder letting go (in
+        // `prefree`/`detach`): its reads of the buffer happen before our writes to it.
+        self.attached() == NONE && self.refcnt().load(Acquire) == 1
     }
 
-    /// The segment's data, writable.
+    /// The private area between header and buffer: address and length.
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) fn data_mut<'a>(&self) -> &'a mut [u8] {
-        let (buf, off, len) = self.window();
-        // SAFETY: as in `data`; callers tie the slice to a `&mut` borrow of their handle.
-        unsafe { std::slice::from_raw_parts_mut(buf.as_ptr().add(off), len) }
-    }
-
-    /// `len` bytes of the buffer at `at` (clamped to the buffer), writable.
-    #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) fn buf_bytes_mut<'a>(&self, at: usize, len: usize) -> &'a mut [u8] {
-        let (buf, cap) = self.buf();
-        let cap = cap as usize;
-        let at = at.min(cap);
-        let len = len.min(cap - at);
-        // SAFETY: inside the buffer (clamped above); the caller holds the mbuf exclusively.
-        unsafe { std::slice::from_raw_parts_mut(buf.as_ptr().add(at), len) }
-    }
-
-    /// The private area between header and buffer.
-    #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) fn priv_area<'a>(&self) -> &'a mut [u8] {
-        // SAFETY: the private area follows the header inside the object; the caller holds the
-        // mbuf.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                self.hdr.cast::<u8>().add(HDR_SIZE).as_ptr(),
-                self.pool.mbuf_priv as usize,
-            )
-        }
+    fn priv_area(&self) -> (NonNull<u8>, usize) {
+        // SAFETY: the private area follows the header inside the object (checked when the
+        // pool's view was made: HDR_SIZE + priv + data_room <= elt_size).
+        let p = unsafe { self.hdr.cast::<u8>().add(HDR_SIZE) };
+        (p, self.pool.mbuf_priv as usize)
     }
 
     /// The dynamic-field area (second cache line).
@@ -274,4 +247,109 @@ fn seg_in(pool: &'static PoolInner, raw: u32) -> Option<Seg> {
         return None;
     }
     Seg::new(pool, raw.index())
+}
+
+/// A segment of a chain, borrowed for `'a` from the [`Mbuf`] that holds the chain: the bytes it
+/// hands out live no longer than that borrow, during which the holder cannot write them.
+#[derive(Clone, Copy)]
+pub(crate) struct SegRef<'a> {
+    seg: Seg,
+    _holder: PhantomData<&'a Mbuf>,
+}
+
+impl<'a> SegRef<'a> {
+    /// The segment's data.
+    #[inline]
+    pub(crate) fn data(self) -> &'a [u8] {
+        let (buf, off, len) = self.seg.window();
+        // SAFETY: off + len <= cap, inside the buffer. The holder's handle is borrowed for 'a,
+        // so it cannot write these bytes meanwhile, and nobody else writes a buffer that
+        // others use: writing needs a `SegMut`, which exists only for a buffer no clone shares.
+        unsafe { std::slice::from_raw_parts(buf.as_ptr().add(off), len) }
+    }
+}
+
+/// A segment whose buffer only its holder uses (direct, reference count 1), borrowed
+/// mutably for `'a` from the [`Mbuf`] that holds it.
+pub(crate) struct SegMut<'a> {
+    seg: Seg,
+    _holder: PhantomData<&'a mut Mbuf>,
+}
+
+impl<'a> SegMut<'a> {
+    /// The segment's data, writable.
+    #[inline]
+    pub(crate) fn data(self) -> &'a mut [u8] {
+        let (buf, off, len) = self.seg.window();
+        // SAFETY: inside the buffer (`window` clamps); the buffer is this mbuf's alone (no
+        // clone attached: checked when the SegMut was made, and making a clone needs the
+        // handle, which is borrowed mutably for 'a), so no other reference reaches it.
+        unsafe { std::slice::from_raw_parts_mut(buf.as_ptr().add(off), len) }
+    }
+
+    /// `len` bytes of the buffer at `at` (clamped to the buffer), writable.
+    #[inline]
+    pub(crate) fn buf_bytes(self, at: usize, len: usize) -> &'a mut [u8] {
+        let (buf, cap) = self.seg.buf();
+        let cap = cap as usize;
+        let at = at.min(cap);
+        let len = len.min(cap - at);
+        // SAFETY: inside the buffer (clamped above); exclusive as in `data`.
+        unsafe { std::slice::from_raw_parts_mut(buf.as_ptr().add(at), len) }
+    }
+}
+
+impl Mbuf {
+    /// The first segment, borrowed with the handle.
+    #[inline]
+    pub(crate) fn first(&self) -> SegRef<'_> {
+        SegRef {
+            seg: self.seg,
+            _holder: PhantomData,
+        }
+    }
+
+    /// Every segment of the chain, borrowed with the handle.
+    pub(crate) fn chain_refs(&self) -> impl Iterator<Item = SegRef<'_>> + '_ {
+        super::chain_iter(self.seg).map(|seg| SegRef {
+            seg,
+            _holder: PhantomData,
+        })
+    }
+
+    /// The first segment, writable, when its buffer is this mbuf's alone.
+    #[inline]
+    pub(crate) fn first_mut(&mut self) -> Option<SegMut<'_>> {
+        self.seg.is_sole().then_some(SegMut {
+            seg: self.seg,
+            _holder: PhantomData,
+        })
+    }
+
+    /// The last segment, writable, when its buffer is this mbuf's alone.
+    #[inline]
+    pub(crate) fn last_mut(&mut self) -> Option<SegMut<'_>> {
+        let seg = self.last_seg();
+        seg.is_sole().then_some(SegMut {
+            seg,
+            _holder: PhantomData,
+        })
+    }
+
+    /// The private area of the first segment (its own, never shared by clones).
+    #[inline]
+    pub(crate) fn priv_bytes(&self) -> &[u8] {
+        let (p, len) = self.seg.priv_area();
+        // SAFETY: the private area follows the header inside this mbuf's own object; clones
+        // have their own, and writing it needs `&mut self`.
+        unsafe { std::slice::from_raw_parts(p.as_ptr(), len) }
+    }
+
+    /// The private area of the first segment, writable.
+    #[inline]
+    pub(crate) fn priv_bytes_mut(&mut self) -> &mut [u8] {
+        let (p, len) = self.seg.priv_area();
+        // SAFETY: as in `priv_bytes`; `&mut self` makes this the only reference.
+        unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), len) }
+    }
 }

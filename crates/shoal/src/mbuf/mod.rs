@@ -62,6 +62,27 @@
 //! ```compile_fail
 //! # fn f(pool: shoal::mbuf::MbufPool) {
 //! let m = pool.alloc().unwrap();
+//! let bytes = m.data();
+//! drop(m);
+//! let _ = bytes[0]; // the data outlives the handle it was borrowed from
+//! # }
+//! ```
+//! ```compile_fail
+//! # fn f(pool: shoal::mbuf::MbufPool) {
+//! let mut m = pool.alloc().unwrap();
+//! let bytes = m.data();
+//! m.data_mut().unwrap()[0] = 1; // writing while a borrow of the data lives
+//! let _ = bytes[0];
+//! # }
+//! ```
+//!
+//! A buffer shared by clones is never writable: [`Mbuf::data_mut`], [`Mbuf::append`] and
+//! [`Mbuf::prepend`] return `None` for a clone and for an mbuf that has clones, until the
+//! clones are freed (DPDK leaves that to the application).
+//!
+//! ```compile_fail
+//! # fn f(pool: shoal::mbuf::MbufPool) {
+//! let m = pool.alloc().unwrap();
 //! let raw = m.into_raw();
 //! let _ = m.pkt_len(); // given up with into_raw
 //! # }
@@ -73,6 +94,8 @@
 mod batch;
 mod header;
 mod ring;
+#[cfg(all(test, not(loom)))]
+mod tests;
 
 use std::mem::ManuallyDrop;
 
@@ -249,6 +272,20 @@ impl MbufPool {
         data_room: u16,
         flags: u32,
     ) -> Result<MbufPool, Error> {
+        let group = mempool::group(eal);
+        Self::create_in(group, name, n, cache_size, priv_size, data_room, flags)
+    }
+
+    /// [`MbufPool::create_with_flags`] in the segment of `group`.
+    fn create_in(
+        group: &'static Group,
+        name: &str,
+        n: u32,
+        cache_size: u32,
+        priv_size: u16,
+        data_room: u16,
+        flags: u32,
+    ) -> Result<MbufPool, Error> {
         if !priv_size.is_multiple_of(PRIV_ALIGN) {
             return fail(Error::PrivSizeUnaligned(priv_size));
         }
@@ -266,7 +303,7 @@ impl MbufPool {
             obj[HDR_SIZE..HDR_SIZE + priv_size as usize].fill(0);
             let _ = i;
         };
-        let inner = mempool::create_pool(eal, name, &cfg, kind::MBUF, &privdata, &mut init)?;
+        let inner = mempool::create_pool_in(group, name, &cfg, kind::MBUF, &privdata, &mut init)?;
         // rte_pktmbuf_init for every mbuf. Nobody holds any yet: they are all in the store,
         // and handles are only made from indices taken out of it.
         for i in 0..inner.size {
@@ -559,14 +596,23 @@ impl Mbuf {
     /// The first segment's data (DPDK's `rte_pktmbuf_mtod` over `data_len` bytes).
     #[inline]
     pub fn data(&self) -> &[u8] {
-        self.seg.data()
+        self.first().data()
     }
 
-    /// The first segment's data, writable. Writing into a clone's (or a cloned mbuf's) data
-    /// changes what every mbuf sharing the buffer sees, as in DPDK.
+    /// The first segment's data, writable: `None` while the buffer is shared, that is for a
+    /// clone, or for an mbuf that has clones (in this process or another). Unlike DPDK, a
+    /// shared buffer is never written; for a private copy to write, use [`Mbuf::copy`]. Once
+    /// every clone is freed, the original is writable again.
     #[inline]
-    pub fn data_mut(&mut self) -> &mut [u8] {
-        self.seg.data_mut()
+    pub fn data_mut(&mut self) -> Option<&mut [u8]> {
+        Some(self.first_mut()?.data())
+    }
+
+    /// True when [`Mbuf::data_mut`], [`Mbuf::prepend`] and writes into the first segment
+    /// are allowed: its buffer is this mbuf's own and no clone uses it.
+    #[inline]
+    pub fn is_writable(&self) -> bool {
+        self.seg.is_sole()
     }
 
     /// Bytes of data in the first segment.
@@ -611,7 +657,7 @@ impl Mbuf {
     }
 
     #[inline]
-    fn last_seg(&self) -> Seg {
+    pub(crate) fn last_seg(&self) -> Seg {
         // Most packets have one segment: no walk.
         if self.seg.nb_segs() <= 1 {
             return self.seg;
@@ -620,29 +666,32 @@ impl Mbuf {
     }
 
     /// Extends the data at the end of the last segment by `n` bytes and returns them (DPDK's
-    /// `rte_pktmbuf_append`); `None` when the last segment has less tailroom.
+    /// `rte_pktmbuf_append`); `None` when the last segment has less tailroom, or when its
+    /// buffer is shared with clones (see [`Mbuf::data_mut`]).
     pub fn append(&mut self, n: u16) -> Option<&mut [u8]> {
         let last = self.last_seg();
-        if n > tailroom(&last) {
+        if n > tailroom(&last) || !last.is_sole() {
             return None;
         }
         let at = last.data_off() as usize + last.data_len() as usize;
         last.set_data_len(last.data_len() + n);
         self.seg.set_pkt_len(self.seg.pkt_len() + n as u32);
-        Some(last.buf_bytes_mut(at, n as usize))
+        Some(self.last_mut()?.buf_bytes(at, n as usize))
     }
 
     /// Extends the data at the front by `n` bytes of headroom and returns them (DPDK's
-    /// `rte_pktmbuf_prepend`); `None` when there is less headroom.
+    /// `rte_pktmbuf_prepend`); `None` when there is less headroom, or when the buffer is
+    /// shared with clones (see [`Mbuf::data_mut`]).
     pub fn prepend(&mut self, n: u16) -> Option<&mut [u8]> {
-        if n > self.headroom() {
+        if n > self.headroom() || !self.seg.is_sole() {
             return None;
         }
         let s = self.seg;
         s.set_data_off(s.data_off() - n);
         s.set_data_len(s.data_len().saturating_add(n));
         s.set_pkt_len(s.pkt_len() + n as u32);
-        Some(s.buf_bytes_mut(s.data_off() as usize, n as usize))
+        let at = s.data_off() as usize;
+        Some(self.first_mut()?.buf_bytes(at, n as usize))
     }
 
     /// Removes `n` bytes from the front of the first segment (DPDK's `rte_pktmbuf_adj`); false
@@ -763,12 +812,12 @@ impl Mbuf {
 
     /// The private area (`priv_size` bytes between header and buffer).
     pub fn priv_area(&self) -> &[u8] {
-        self.seg.priv_area()
+        self.priv_bytes()
     }
 
-    /// The private area, writable.
+    /// The private area, writable (each mbuf has its own, clones too).
     pub fn priv_area_mut(&mut self) -> &mut [u8] {
-        self.seg.priv_area()
+        self.priv_bytes_mut()
     }
 
     /// References to this mbuf's buffer (1 unless clones share it).
@@ -799,7 +848,7 @@ impl Mbuf {
 
     /// The data of every segment, in order.
     pub fn segments(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        chain_iter(self.seg).map(|s| s.data())
+        self.chain_refs().map(|s| s.data())
     }
 
     /// `len` bytes of packet data from offset `off`, across segments (DPDK's
@@ -873,38 +922,42 @@ impl Mbuf {
         if off > pkt_len {
             return None;
         }
-        let mut len = len.min(pkt_len - off);
-        let mc = pool.alloc()?;
+        let mut len = (len.min(pkt_len - off)) as usize;
+        let mut mc = pool.alloc()?;
         copy_hdr(&mc.seg, &self.seg);
         mc.seg
             .set_ol_flags(self.seg.ol_flags() & !ol_flags::INDIRECT);
-        let mut last = mc.seg;
-        let mut segs = chain_iter(self.seg);
-        let mut seg = segs.next()?;
+        // Filled in turn: `mc` itself, then one new mbuf at a time, chained to `mc` when full.
+        let mut tail: Option<Mbuf> = None;
         let mut off = off as usize;
-        while len > 0 {
-            while off >= seg.data_len() as usize {
-                off -= seg.data_len() as usize;
-                seg = segs.next()?;
+        for src in self.segments() {
+            if len == 0 {
+                break;
             }
-            if tailroom(&last) == 0 {
-                let m = pool.alloc()?;
-                last.set_next(m.seg.raw().0);
-                last = m.seg;
-                let _ = ManuallyDrop::new(m);
-                mc.seg.set_nb_segs(mc.seg.nb_segs() + 1);
+            if off >= src.len() {
+                off -= src.len();
+                continue;
             }
-            let src = seg.data();
-            let take = (src.len() - off)
-                .min(len as usize)
-                .min(tailroom(&last) as usize);
-            let at = last.data_off() as usize + last.data_len() as usize;
-            last.buf_bytes_mut(at, take)
-                .copy_from_slice(&src[off..off + take]);
-            last.set_data_len(last.data_len() + take as u16);
-            mc.seg.set_pkt_len(mc.seg.pkt_len() + take as u32);
-            off += take;
-            len -= take as u32;
+            let mut src = &src[off..];
+            off = 0;
+            while len > 0 && !src.is_empty() {
+                let dst = tail.as_mut().unwrap_or(&mut mc);
+                let room = dst.tailroom() as usize;
+                if room == 0 {
+                    if let Some(full) = tail.take() {
+                        mc.chain(full).ok()?;
+                    }
+                    tail = Some(pool.alloc()?);
+                    continue;
+                }
+                let take = src.len().min(len).min(room);
+                dst.append(take as u16)?.copy_from_slice(&src[..take]);
+                src = &src[take..];
+                len -= take;
+            }
+        }
+        if let Some(last) = tail {
+            mc.chain(last).ok()?;
         }
         Some(mc)
     }
@@ -928,22 +981,27 @@ impl Mbuf {
 
     /// Copies every segment's data into the first one and frees the others (DPDK's
     /// `rte_pktmbuf_linearize`); false (and nothing changed) when the first segment lacks the
-    /// tailroom.
+    /// tailroom or its buffer is shared with clones.
     pub fn linearize(&mut self) -> bool {
         if self.is_contiguous() {
             return true;
         }
         let s = self.seg;
         let copy_len = self.pkt_len().saturating_sub(s.data_len() as u32);
-        if copy_len > tailroom(&s) as u32 {
+        if copy_len > tailroom(&s) as u32 || !s.is_sole() {
             return false;
         }
-        let mut at = s.data_off() as usize + s.data_len() as usize;
+        let at = s.data_off() as usize + s.data_len() as usize;
+        // The other segments' bytes (maybe clones of this very buffer) are read before the
+        // first segment is written.
+        let bytes: Vec<u8> = self.segments().skip(1).flatten().copied().collect();
+        if bytes.len() != copy_len as usize {
+            return false;
+        }
         let rest: Vec<Seg> = chain_iter(s).skip(1).collect();
-        for seg in &rest {
-            let src = seg.data();
-            s.buf_bytes_mut(at, src.len()).copy_from_slice(src);
-            at += src.len();
+        match self.first_mut() {
+            Some(dst) => dst.buf_bytes(at, bytes.len()).copy_from_slice(&bytes),
+            None => return false,
         }
         s.set_data_len(s.data_len() + copy_len as u16);
         s.set_next(NONE);

@@ -46,9 +46,11 @@ impl MemzoneKind {
 }
 
 /// One memzone registry entry.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MemzoneEntry {
+    /// `crate::memzone::state`: free, reserved (being built), published or cancelled.
     pub used: u32,
     pub kind: u32,
     pub name: [u8; MEMZONE_NAMESIZE],
@@ -57,10 +59,15 @@ pub(crate) struct MemzoneEntry {
     pub len: u64,
     pub align: u64,
     pub creator_pid: u32,
-    pub _pad: u32,
+    /// Live attachments (regions handed out by reserve and lookup) in every process.
+    pub attached: u32,
+    /// The creator's member id (raw), so that a reservation it left unpublished when it died
+    /// can be taken back.
+    pub creator: u64,
 }
 
 /// The memzone registry, guarded by the header's metadata lock.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct MemzoneTable {
     pub entries: [MemzoneEntry; MAX_MEMZONES],
@@ -92,6 +99,7 @@ pub(crate) mod slot_state {
 
 /// One process of the group. All fields are atomics: tools read them without the lock; the
 /// owner updates its heartbeat; claims and releases happen under the metadata lock.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct ProcSlot {
@@ -110,6 +118,7 @@ pub struct ProcSlot {
 }
 
 /// The segment header.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct SegmentHeader {
     pub magic: AtomicU64,
@@ -138,7 +147,17 @@ unsafe impl Shared for SegmentHeader {}
 
 impl SegmentHeader {
     /// Initialises a zeroed header in place. Only the primary calls this, before `ready`.
-    pub fn init(region: &Region, backing: u32, page_size: u64, pid: u32, pid_ns: u64) -> &Self {
+    ///
+    /// # Safety
+    /// `region` is the whole of a segment this process has just created: no other process has
+    /// attached to it yet (nothing was published), and no other header lives there.
+    pub unsafe fn init(
+        region: &Region,
+        backing: u32,
+        page_size: u64,
+        pid: u32,
+        pid_ns: u64,
+    ) -> &Self {
         let hdr: &SegmentHeader = region.get(0).expect("segment smaller than its header");
         hdr.layout_version.store(LAYOUT_VERSION, Ordering::Relaxed);
         hdr.backing.store(backing, Ordering::Relaxed);

@@ -3,7 +3,10 @@
 
 mod region;
 
-pub use region::{Mapping, Region, Shared};
+pub use region::{AnyBits, Fresh, Mapping, Region, Shared};
+/// The crate behind [`AnyBits`], for `#[derive(zerocopy::FromBytes)]` with
+/// `#[zerocopy(crate = "shoal::memory::zerocopy")]`.
+pub use zerocopy;
 
 pub(crate) mod header;
 pub(crate) mod members;

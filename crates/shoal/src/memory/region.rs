@@ -146,29 +146,65 @@ impl Drop for Mapping {
 }
 
 /// A range of bytes inside a [`Mapping`] (a memzone's bytes, typically). Cloning is cheap and
-/// keeps the mapping alive.
-#[derive(Clone, Debug)]
+/// keeps the mapping alive, and the memzone attachment it was made with (see
+/// [`crate::memzone`]): a zone is not freed while any clone of one of its regions lives.
+#[derive(Clone)]
 pub struct Region {
     map: Arc<Mapping>,
     offset: usize,
     len: usize,
+    attachment: Option<Arc<crate::memzone::Attachment>>,
+}
+
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Region")
+            .field("map", &self.map)
+            .field("offset", &self.offset)
+            .field("len", &self.len)
+            .finish()
+    }
 }
 
 impl Region {
-    /// The range `offset .. offset + len` of `map`, or `None` when it does not fit.
-    pub fn new(map: Arc<Mapping>, offset: usize, len: usize) -> Option<Self> {
+    /// The range `offset .. offset + len` of `map`, or `None` when it does not fit. Crate-only:
+    /// a region that overlaps bytes some other handle owns (a zone being built, a published
+    /// ring's header) must not be made by safe code.
+    pub(crate) fn new(map: Arc<Mapping>, offset: usize, len: usize) -> Option<Self> {
         let end = offset.checked_add(len)?;
-        (end <= map.len()).then_some(Self { map, offset, len })
+        (end <= map.len()).then_some(Self {
+            map,
+            offset,
+            len,
+            attachment: None,
+        })
     }
 
     /// A zeroed process-local region of `len` bytes (page aligned), for tests.
     pub fn heap(len: usize) -> Self {
-        let map = Mapping::heap(len);
-        Self {
-            map,
-            offset: 0,
+        Fresh::heap(len).publish()
+    }
+
+    /// The same region, keeping `attachment` alive as long as any clone of it.
+    pub(crate) fn with_attachment(mut self, attachment: Arc<crate::memzone::Attachment>) -> Self {
+        self.attachment = Some(attachment);
+        self
+    }
+
+    /// The memzone attachment that keeps the zone from being freed, if the region has one.
+    pub(crate) fn attachment(&self) -> Option<&Arc<crate::memzone::Attachment>> {
+        self.attachment.as_ref()
+    }
+
+    /// The part `offset .. offset + len` of this region, with the same attachment.
+    pub(crate) fn sub(&self, offset: usize, len: usize) -> Option<Region> {
+        let end = offset.checked_add(len)?;
+        (end <= self.len).then(|| Region {
+            map: self.map.clone(),
+            offset: self.offset + offset,
             len,
-        }
+            attachment: self.attachment.clone(),
+        })
     }
 
     /// Start of the region in this process.
@@ -210,37 +246,21 @@ impl Region {
         if !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
             return None;
         }
-        // SAFETY: in bounds, aligned, and `T: Shared` promises every bit pattern is a valid T
-        // and that all mutation goes through interior mutability (atomics/UnsafeCell), so a
-        // shared reference is sound even while other processes write.
+        // SAFETY: in bounds, aligned, and `T: Shared` guarantees every bit pattern is a valid T
+        // (derived, see `AnyBits`) and that all mutation goes through interior mutability
+        // (atomics/UnsafeCell), so a shared reference is sound even while other processes write.
         Some(unsafe { &*(ptr as *const T) })
     }
-}
 
-/// Types that may live in memory shared between processes.
-///
-/// # Safety
-/// Implementors must be `#[repr(C)]`, contain no pointers, references, file descriptors or
-/// other process-local values, accept every bit pattern as a valid value (a peer that died
-/// mid-write must not make a read undefined behaviour), and mutate only through atomics or
-/// `UnsafeCell` with documented synchronisation.
-pub unsafe trait Shared: Sync {}
-
-impl Region {
-    /// Sets every byte of the region to zero. Callers make sure no other process uses the
-    /// region yet (it is being handed out).
-    pub(crate) fn fill_zero(&self) {
-        // SAFETY: the range is inside the live mapping (checked at construction); the region is
-        // not yet published to any other user, so there is no concurrent access.
-        unsafe { std::ptr::write_bytes(self.as_ptr(), 0, self.len) };
-    }
-}
-
-impl Region {
     /// Copies `src` into the region at `offset`. Returns false (and copies nothing) when it does
-    /// not fit. Concurrent writers of the same bytes in other processes must be coordinated by
-    /// the caller (through a ring, an atomic flag or IPC), as with any shared memory.
-    pub fn write(&self, offset: usize, src: &[u8]) -> bool {
+    /// not fit. A plain (non-atomic) write into memory that other handles and processes map:
+    /// to write a region nobody else can see yet, use [`Fresh::write`], which is safe.
+    ///
+    /// # Safety
+    /// For the duration of the call, no other thread or process reads or writes the bytes
+    /// `offset .. offset + src.len()` (coordinated by the caller through a ring, an atomic flag
+    /// with release/acquire, a lock or IPC), and no reference into them is live.
+    pub unsafe fn write(&self, offset: usize, src: &[u8]) -> bool {
         if offset
             .checked_add(src.len())
             .is_none_or(|end| end > self.len)
@@ -248,7 +268,8 @@ impl Region {
             return false;
         }
         // SAFETY: the destination range is inside the live mapping (checked above) and cannot
-        // overlap `src`, which is process-local memory of the caller.
+        // overlap `src`, which is process-local memory of the caller; nobody else accesses it
+        // meanwhile (the function's contract).
         unsafe {
             std::ptr::copy_nonoverlapping(src.as_ptr(), self.as_ptr().add(offset), src.len())
         };
@@ -256,8 +277,14 @@ impl Region {
     }
 
     /// Copies bytes at `offset` into `dst`. Returns false (and copies nothing) when the range
-    /// does not fit.
-    pub fn read(&self, offset: usize, dst: &mut [u8]) -> bool {
+    /// does not fit. A plain (non-atomic) read of memory that other handles and processes map.
+    ///
+    /// # Safety
+    /// For the duration of the call, no other thread or process writes the bytes
+    /// `offset .. offset + dst.len()`: they were written before they were published to this
+    /// process (with release/acquire ordering) and are not written again while it reads, or
+    /// the caller coordinates the writers otherwise.
+    pub unsafe fn read(&self, offset: usize, dst: &mut [u8]) -> bool {
         if offset
             .checked_add(dst.len())
             .is_none_or(|end| end > self.len)
@@ -265,13 +292,195 @@ impl Region {
             return false;
         }
         // SAFETY: the source range is inside the live mapping (checked above); `dst` is the
-        // caller's own memory and cannot overlap the mapping range it borrowed from.
+        // caller's own memory and cannot overlap the mapping range it borrowed from; nobody
+        // writes the source meanwhile (the function's contract).
         unsafe {
             std::ptr::copy_nonoverlapping(self.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
         };
         true
     }
 }
+
+/// A region that no other handle, thread or process can see yet: a new heap block, or a
+/// memzone reserved and not yet published. It is not `Clone`, so holding it (or `&mut` to it)
+/// proves exclusive access, and plain writes through it are safe. [`Fresh::publish`] turns it
+/// into an ordinary [`Region`] once its contents are complete.
+#[derive(Debug)]
+pub struct Fresh {
+    region: Region,
+}
+
+impl Fresh {
+    /// A zeroed process-local region of `len` bytes, page aligned.
+    pub fn heap(len: usize) -> Fresh {
+        let map = Mapping::heap(len);
+        Fresh {
+            region: Region {
+                map,
+                offset: 0,
+                len,
+                attachment: None,
+            },
+        }
+    }
+
+    /// Wraps a region that nothing else accesses yet.
+    ///
+    /// # Safety
+    /// Until the returned value is published or dropped, no other thread or process reads or
+    /// writes the bytes of `region`, and no other [`Region`] over them is handed to safe code
+    /// that could (the memzone is reserved and not yet published, say).
+    pub(crate) unsafe fn new_unchecked(region: Region) -> Fresh {
+        Fresh { region }
+    }
+
+    /// Start of the region in this process.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.region.as_ptr()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.region.len()
+    }
+
+    /// True when the region has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.region.is_empty()
+    }
+
+    /// Offset of the region from the start of its mapping.
+    pub fn offset(&self) -> usize {
+        self.region.offset()
+    }
+
+    /// A shared reference to a `T` at `offset` (see [`Region::get`]).
+    pub fn get<T: Shared>(&self, offset: usize) -> Option<&T> {
+        self.region.get(offset)
+    }
+
+    /// Sets every byte to zero.
+    pub fn fill_zero(&mut self) {
+        // SAFETY: the range is inside the live mapping (checked at construction) and `self`
+        // is the only access to it (`Fresh` is exclusive; `&mut self` excludes our own
+        // shared references).
+        unsafe { std::ptr::write_bytes(self.as_ptr(), 0, self.len()) };
+    }
+
+    /// Copies `src` in at `offset`; false (and nothing copied) when it does not fit.
+    pub fn write(&mut self, offset: usize, src: &[u8]) -> bool {
+        // SAFETY: nobody else accesses the bytes of a Fresh region, and `&mut self` excludes
+        // references of our own into them.
+        unsafe { self.region.write(offset, src) }
+    }
+
+    /// Copies bytes at `offset` into `dst`; false when the range does not fit.
+    pub fn read(&self, offset: usize, dst: &mut [u8]) -> bool {
+        // SAFETY: nobody else writes the bytes of a Fresh region, and writes of our own need
+        // `&mut self`.
+        unsafe { self.region.read(offset, dst) }
+    }
+
+    /// `len` bytes at `offset`, writable; `None` when out of range.
+    pub fn bytes_mut(&mut self, offset: usize, len: usize) -> Option<&mut [u8]> {
+        let end = offset.checked_add(len)?;
+        if end > self.len() {
+            return None;
+        }
+        // SAFETY: in bounds (checked above); exclusive as in `write`, and the slice borrows
+        // `self` mutably, so no other access through this value overlaps it.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.as_ptr().add(offset), len) })
+    }
+
+    /// Splits off `offset .. offset + len` as a fresh region of its own.
+    ///
+    /// # Safety
+    /// `self` is not used to access those bytes again (they belong to the returned value).
+    pub(crate) unsafe fn carve(&self, offset: usize, len: usize) -> Option<Fresh> {
+        Some(Fresh {
+            region: self.region.sub(offset, len)?,
+        })
+    }
+
+    /// The finished region, from now on visible to whoever it is handed to. Whatever was
+    /// written before is visible to a thread that gets the region (or a clone) through a
+    /// synchronising channel (a spawn, a lock, a release store that it acquires).
+    pub fn publish(self) -> Region {
+        self.region
+    }
+}
+
+/// Types that may live in memory shared between processes.
+///
+/// Every bit pattern must be a valid value: a peer that died mid-write, or one that scribbles,
+/// must not make a read undefined behaviour. That part is checked by the compiler rather than
+/// promised: `Shared` requires [`AnyBits`], which is zerocopy's `FromBytes`, and that can only
+/// be derived (`#[derive(zerocopy::FromBytes)]`), which fails for a `bool`, an enum, a
+/// reference or a pointer anywhere inside the type.
+///
+/// ```
+/// use shoal::memory::Shared;
+/// use shoal::sync::atomic::AtomicU64;
+///
+/// #[derive(shoal::memory::zerocopy::FromBytes)]
+/// #[zerocopy(crate = "shoal::memory::zerocopy")]
+/// #[repr(C)]
+/// struct Counters {
+///     hits: AtomicU64,
+///     misses: AtomicU64,
+/// }
+/// // SAFETY: repr(C), atomics only, no process-local values.
+/// unsafe impl Shared for Counters {}
+/// ```
+///
+/// A field whose type has invalid bit patterns does not compile, whether the check is derived
+/// or skipped:
+///
+/// ```compile_fail
+/// use shoal::sync::atomic::AtomicU64;
+///
+/// #[derive(shoal::memory::zerocopy::FromBytes)]
+/// #[zerocopy(crate = "shoal::memory::zerocopy")]
+/// #[repr(C)]
+/// struct Port {
+///     up: bool, // 2..=255 are not bools
+///     packets: AtomicU64,
+/// }
+/// ```
+/// ```compile_fail
+/// use shoal::sync::atomic::AtomicU32;
+///
+/// #[repr(u32)]
+/// enum State { Free = 0, Live = 1 }
+/// #[repr(C)]
+/// struct Slot {
+///     state: State, // a peer can write 7 here
+///     pid: AtomicU32,
+/// }
+/// // SAFETY: claimed, but Slot is not FromBytes, so this impl is refused.
+/// unsafe impl shoal::memory::Shared for Slot {}
+/// ```
+///
+/// # Safety
+/// Beyond the checked bit validity: implementors must be `#[repr(C)]`, contain no file
+/// descriptors, offsets into this process's memory or other process-local values, and mutate
+/// only through atomics or `UnsafeCell` with documented synchronisation (plain fields are
+/// written before the object is published and never after).
+pub unsafe trait Shared: Sync + AnyBits {}
+
+/// "Every bit pattern is a valid value": zerocopy's `FromBytes`, which only its derive can
+/// implement. (Under `cfg(loom)`, whose atomics are not `FromBytes` and never sit in real shared
+/// memory, every type qualifies.)
+#[cfg(not(loom))]
+pub trait AnyBits: zerocopy::FromBytes {}
+#[cfg(not(loom))]
+impl<T: zerocopy::FromBytes + ?Sized> AnyBits for T {}
+
+/// "Every bit pattern is a valid value" (no check under `cfg(loom)`, where nothing is mapped).
+#[cfg(loom)]
+pub trait AnyBits {}
+#[cfg(loom)]
+impl<T: ?Sized> AnyBits for T {}
 
 #[cfg(not(loom))]
 mod shared_atomics {

@@ -15,7 +15,7 @@
 
 use std::mem::{align_of, offset_of, size_of};
 
-use crate::memory::{Region, Shared, MAX_LCORES};
+use crate::memory::{Fresh, Region, Shared, MAX_LCORES};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// `SHOALMP1`, little endian: published last by the creator.
@@ -85,6 +85,7 @@ pub(crate) mod tag {
 
 /// The control block at offset 0 of a mempool's memzone. Everything but `magic` is written by
 /// the creator before it publishes `magic` and never changes after.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C, align(128))]
 pub(crate) struct MempoolHeader {
     pub magic: AtomicU64,
@@ -125,6 +126,7 @@ unsafe impl Shared for MempoolHeader {}
 /// One lcore's cache: this header, then room for `cache_size + CACHE_MAX_SIZE` object indices
 /// (`u32`) in the same `cache_stride` bytes. Only the thread registered as that lcore in the process that holds
 /// the lcore touches `objs`; `len` and the counters are read by anyone (statistics, counts).
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C, align(64))]
 pub(crate) struct CacheHeader {
     /// Objects in the cache: `objs[0 .. len]`, always `<= flushthresh`.
@@ -220,16 +222,16 @@ impl MempoolHeader {
     /// Writes a new header at the start of `zone`, unpublished (`magic` = 0).
     ///
     /// Returns `None` when the zone is too small or misaligned for it.
-    pub(crate) fn write(zone: &Region, value: MempoolHeader) -> Option<&MempoolHeader> {
+    pub(crate) fn write(zone: &mut Fresh, value: MempoolHeader) -> Option<()> {
         if zone.len() < size_of::<MempoolHeader>()
             || !(zone.as_ptr() as usize).is_multiple_of(align_of::<MempoolHeader>())
         {
             return None;
         }
-        // SAFETY: in bounds and aligned (checked above); the zone was just reserved and is not
-        // yet published under a valid magic, so nothing else reads or writes it.
+        // SAFETY: in bounds and aligned (checked above); a `Fresh` zone is seen by nobody else
+        // (the memzone is reserved, not published), and `&mut` excludes our own references.
         unsafe { std::ptr::write(zone.as_ptr() as *mut MempoolHeader, value) };
-        zone.get(0)
+        Some(())
     }
 
     /// The header of a published pool, checked for magic and internal consistency against the

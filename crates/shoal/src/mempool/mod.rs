@@ -77,7 +77,7 @@ mod registry;
 mod store;
 
 use crate::eal::Eal;
-use crate::memory::{MemzoneKind, Region};
+use crate::memory::{Fresh, MemzoneKind};
 use crate::memzone::{self, Memzone};
 use crate::sync::atomic::Ordering;
 use crate::sys;
@@ -88,6 +88,8 @@ pub(crate) use pool::PoolInner;
 pub use pool::{PoolObj, PoolObjs};
 pub(crate) use reclaim::reclaim_slot;
 pub use reclaim::{reclaim, Audit, PoolUsage, SlotUsage};
+#[cfg(test)]
+pub(crate) use registry::group_of;
 pub(crate) use registry::{group, Group};
 
 /// Layout hash of the mempool structures placed in shared memory.
@@ -254,6 +256,19 @@ pub(crate) fn create_pool(
     priv_data: &[u8],
     init: &mut dyn FnMut(&mut [u8], u32),
 ) -> Result<&'static PoolInner, Error> {
+    let group = registry::group(eal);
+    create_pool_in(group, name, cfg, pool_kind, priv_data, init)
+}
+
+/// [`create_pool`] in the segment of `group`.
+pub(crate) fn create_pool_in(
+    group: &'static Group,
+    name: &str,
+    cfg: &MempoolConfig,
+    pool_kind: u32,
+    priv_data: &[u8],
+    init: &mut dyn FnMut(&mut [u8], u32),
+) -> Result<&'static PoolInner, Error> {
     let zname = zone_name(name)?;
     if cfg.size == 0 {
         return fail(Error::ZeroSize);
@@ -282,51 +297,45 @@ pub(crate) fn create_pool(
     )
     .ok_or_else(too_large)?;
     let zone_len = usize::try_from(geo.zone_len).map_err(|_| too_large())?;
-    let mz =
-        Memzone::reserve_kind(eal, &zname, zone_len, 128, MemzoneKind::Mempool).map_err(
-            |e| match e {
+    let reserved =
+        Memzone::reserve_fresh_in(&group.whole, &zname, zone_len, 128, MemzoneKind::Mempool)
+            .map_err(|e| match e {
                 memzone::Error::Exists(_) => Error::Exists(name.to_owned()),
                 source => Error::Memzone {
                     name: name.to_owned(),
                     source,
                 },
-            },
-        );
-    let mz = match mz {
-        Ok(m) => m,
+            });
+    let (res, zone) = match reserved {
+        Ok(r) => r,
         Err(e) => return fail(e),
     };
-    match build(
-        eal,
-        name,
-        &zname,
-        mz.region(),
-        cfg,
-        &geo,
-        pool_kind,
-        priv_data,
-        init,
-    ) {
-        Ok(p) => Ok(p),
-        Err(e) => {
-            let _ = Memzone::free(eal, &zname);
-            fail(e)
-        }
+    // Dropped unpublished on an error, the reservation gives the zone back.
+    if let Err(e) = build(name, &zname, zone, cfg, &geo, pool_kind, priv_data, init) {
+        return fail(e);
     }
+    let index = res.index() as u32;
+    res.publish();
+    let p = group.pool(index).ok_or_else(|| Error::Unusable {
+        name: name.to_owned(),
+        why: "just-built pool fails its checks".to_owned(),
+    })?;
+    tracing::debug!(target: "shoal::mempool", "created mempool {name:?}: {} objects of {} bytes, cache {}, {} bytes", cfg.size, cfg.elt_size, cfg.cache_size, geo.zone_len);
+    Ok(p)
 }
 
+/// Fills the reserved zone: header, private area, store (holding every object), objects.
 #[allow(clippy::too_many_arguments)]
 fn build(
-    eal: &Eal,
     name: &str,
     zname: &str,
-    zone: &Region,
+    mut zone: Fresh,
     cfg: &MempoolConfig,
     geo: &layout::Geometry,
     pool_kind: u32,
     priv_data: &[u8],
     init: &mut dyn FnMut(&mut [u8], u32),
-) -> Result<&'static PoolInner, Error> {
+) -> Result<(), Error> {
     let unusable = |why: &str| Error::Unusable {
         name: name.to_owned(),
         why: why.to_owned(),
@@ -335,8 +344,8 @@ fn build(
     name_bytes[..name.len()].copy_from_slice(name.as_bytes());
     let pid = sys::getpid();
     let uid = crate::memory::layout_hash(&[pid as u64, sys::monotonic_ns(), zone.offset() as u64]);
-    let hdr = layout::MempoolHeader::write(
-        zone,
+    layout::MempoolHeader::write(
+        &mut zone,
         layout::MempoolHeader {
             magic: Default::default(),
             uid: uid.into(),
@@ -365,14 +374,12 @@ fn build(
     if !zone.write(geo.off_priv as usize, priv_data) {
         return Err(unusable("private area out of the zone"));
     }
-    let store_region = Region::new(
-        zone.mapping().clone(),
-        zone.offset() + geo.off_store as usize,
-        geo.store_len as usize,
-    )
-    .ok_or_else(|| unusable("store out of the zone"))?;
+    let store_region = pool::carve(&zone, geo.off_store, geo.store_len)
+        .ok_or_else(|| unusable("store out of the zone"))?;
+    // The store's part is initialised through atomics, then only used by this builder until
+    // the zone is published.
     let st = store::Store::init(
-        store_region,
+        store_region.publish(),
         zname,
         cfg.size,
         cfg.flags & flags::SP_PUT != 0,
@@ -382,7 +389,14 @@ fn build(
     // Objects: run the initialiser once per object, then hand them all to the store (tags are
     // zero = FREE from the memzone's zeroing). The pool is not published yet, so nothing else
     // touches these bytes.
-    if !pool::init_objects(zone, geo.off_objs, geo.stride, cfg.size, cfg.elt_size, init) {
+    if !pool::init_objects(
+        &mut zone,
+        geo.off_objs,
+        geo.stride,
+        cfg.size,
+        cfg.elt_size,
+        init,
+    ) {
         return Err(unusable("objects out of the zone"));
     }
     let all: Vec<u32> = (0..cfg.size).collect();
@@ -391,16 +405,11 @@ fn build(
             return Err(unusable("the common store is too small"));
         }
     }
-    hdr.publish();
-    let group = registry::group(eal);
-    let index = group
-        .zone_index(zname)
-        .ok_or_else(|| unusable("memzone vanished"))?;
-    let p = group
-        .pool(index)
-        .ok_or_else(|| unusable("just-built pool fails its checks"))?;
-    tracing::debug!(target: "shoal::mempool", "created mempool {name:?}: {} objects of {} bytes, cache {}, {} bytes", cfg.size, cfg.elt_size, cfg.cache_size, geo.zone_len);
-    Ok(p)
+    // R0 (pairs with A0 in `MempoolHeader::read`); the zone itself is published after this.
+    zone.get::<layout::MempoolHeader>(0)
+        .ok_or_else(|| unusable("memzone too small"))?
+        .publish();
+    Ok(())
 }
 
 /// Finds a pool by name in any process of the group.
@@ -439,11 +448,20 @@ pub(crate) fn free_pool(eal: &Eal, p: &'static PoolInner) -> Result<(), Error> {
             in_use,
         });
     }
-    p.hdr().magic.store(layout::MAGIC_FREED, Ordering::Release);
-    Memzone::free(eal, &format!("MP_{}", p.name)).map_err(|source| Error::Memzone {
+    // This process's view holds one attachment, which may remain; any other (another
+    // process's view, a Memzone handle) keeps the pool.
+    let mine = p.zone.attachment();
+    let allowed = u32::from(mine.is_some());
+    memzone::free_where(&eal.whole(), &format!("MP_{}", p.name), allowed, || {
+        p.hdr().magic.store(layout::MAGIC_FREED, Ordering::Release);
+    })
+    .map_err(|source| Error::Memzone {
         name: p.name.clone(),
         source,
     })?;
+    if let Some(a) = mine {
+        a.disarm();
+    }
     tracing::debug!(target: "shoal::mempool", "freed mempool {:?}", p.name);
     Ok(())
 }
@@ -554,11 +572,14 @@ impl Mempool {
         Ok(Mempool { inner })
     }
 
-    /// Frees the pool (DPDK's `rte_mempool_free`). Refused while objects are in use; objects
-    /// sitting in lcore caches count as free.
+    /// Frees the pool (DPDK's `rte_mempool_free`). Refused while objects are in use (objects
+    /// sitting in lcore caches count as free) and while another process has a view of the
+    /// pool (it looked the pool up or received its objects; views last as long as their
+    /// process), so the pool's memory is never reused under another process.
     ///
     /// # Errors
-    /// [`Error::InUse`], or [`Error::Memzone`] when the memzone is already gone.
+    /// [`Error::InUse`], or [`Error::Memzone`] when the memzone is already gone or still
+    /// attached elsewhere ([`memzone::Error::InUse`]).
     pub fn free(self, eal: &Eal) -> Result<(), Error> {
         free_pool(eal, self.inner)
     }

@@ -25,7 +25,7 @@ use super::layout::{kind, tag, CacheHeader, MempoolHeader, CACHE_MAX_SIZE, MAGIC
 use super::registry::Group;
 use super::store::Store;
 use super::{flags, Mempool, ObjIdx};
-use crate::memory::{Region, MAX_LCORES};
+use crate::memory::{Fresh, Region, MAX_LCORES};
 use crate::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 /// A process's view of a pool. Made once per pool and process (see the registry) and never
@@ -82,11 +82,16 @@ impl std::fmt::Debug for PoolInner {
 }
 
 fn sub(zone: &Region, off: u64, len: u64) -> Option<Region> {
-    Region::new(
-        zone.mapping().clone(),
-        zone.offset().checked_add(off as usize)?,
-        len as usize,
-    )
+    zone.sub(usize::try_from(off).ok()?, usize::try_from(len).ok()?)
+}
+
+/// The common store's part of a zone being built, as a fresh region of its own.
+pub(crate) fn carve(zone: &Fresh, off: u64, len: u64) -> Option<Fresh> {
+    let (off, len) = (usize::try_from(off).ok()?, usize::try_from(len).ok()?);
+    // SAFETY: the store's bytes lie between the header and the caches (the geometry puts each
+    // part in its own range), and the builder only writes the header, the private area and the
+    // objects through `zone`, never the store's range.
+    unsafe { zone.carve(off, len) }
 }
 
 /// Copies indices. Small copies are written as fixed-size blocks, which compile to a few moves
@@ -141,7 +146,10 @@ impl PoolInner {
         let store = Store::attach(store_region).ok_or("bad common store")?;
         let (data_room, mbuf_priv) = if h.kind == kind::MBUF {
             let mut p = [0u8; 4];
-            if h.priv_size < 4 || !zone.read(h.off_priv as usize, &mut p) {
+            // SAFETY: the private area is written by the creator before the zone is published
+            // and never after; the zone cannot be freed and reused while `zone` (an
+            // attachment) lives.
+            if h.priv_size < 4 || !unsafe { zone.read(h.off_priv as usize, &mut p) } {
                 return Err("mbuf pool without its private area");
             }
             let room = u16::from_le_bytes([p[0], p[1]]);
@@ -555,7 +563,7 @@ impl PoolInner {
 /// Runs `init(bytes, index)` on each of the `size` objects of a pool being built in `zone`.
 /// False when they do not fit in the zone.
 pub(crate) fn init_objects(
-    zone: &Region,
+    zone: &mut Fresh,
     off_objs: u64,
     stride: u32,
     size: u32,
@@ -568,10 +576,10 @@ pub(crate) fn init_objects(
     }
     for i in 0..size {
         let off = off_objs as usize + i as usize * stride as usize;
-        // SAFETY: in bounds (checked above); objects do not overlap (elt_size <= stride); the
-        // pool is not published, so this thread is the only one touching the zone.
-        let obj =
-            unsafe { std::slice::from_raw_parts_mut(zone.as_ptr().add(off), elt_size as usize) };
+        // The zone is Fresh: nobody else sees it until the pool is published.
+        let Some(obj) = zone.bytes_mut(off, elt_size as usize) else {
+            return false;
+        };
         init(obj, i);
     }
     true

@@ -16,6 +16,7 @@ use super::pool::PoolInner;
 use crate::eal::Eal;
 use crate::memory::header::{SegmentHeader, MAX_MEMZONES};
 use crate::memory::{MemzoneKind, Region};
+use crate::memzone::state;
 use crate::sync::atomic::Ordering;
 
 /// One membership of a group, as the pools see it.
@@ -150,7 +151,7 @@ impl Group {
             .entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.used != 0 && e.kind == MemzoneKind::Mempool as u32)
+            .filter(|(_, e)| e.used == state::PUBLISHED && e.kind == MemzoneKind::Mempool as u32)
             .map(|(i, _)| i as u32)
             .collect()
     }
@@ -162,7 +163,9 @@ impl Group {
             .entries
             .iter()
             .position(|e| {
-                e.used != 0 && e.kind == MemzoneKind::Mempool as u32 && e.name_str() == zone_name
+                e.used == state::PUBLISHED
+                    && e.kind == MemzoneKind::Mempool as u32
+                    && e.name_str() == zone_name
             })
             .map(|i| i as u32)
     }
@@ -196,15 +199,9 @@ impl Group {
                 return Some(inner);
             }
         }
-        let (offset, len) = {
-            let table = self.header().memzones.lock(&**self.whole.mapping());
-            let e = table.entries.get(index as usize)?;
-            if e.used == 0 || e.kind != MemzoneKind::Mempool as u32 {
-                return None;
-            }
-            (e.offset as usize, e.len as usize)
-        };
-        let zone = Region::new(self.whole.mapping().clone(), offset, len)?;
+        // A view is an attachment of the zone (released if the view cannot be made): the pool
+        // is not freed under it by another process.
+        let zone = crate::memzone::attach_index(&self.whole, index as usize, MemzoneKind::Mempool)?;
         let mut inner = match PoolInner::attach(self, zone, index) {
             Ok(i) => i,
             Err(why) => {

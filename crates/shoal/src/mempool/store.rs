@@ -58,6 +58,7 @@ fn unjournal(j: u64) -> (u64, u32, u32) {
 
 /// The store's control block, at offset 0 of its region. One cache line pair: the lock word and
 /// the state it guards travel together between CPUs.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct StoreHeader {
     lock: OwnerLock,

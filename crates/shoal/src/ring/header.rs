@@ -7,7 +7,7 @@ use std::ptr::NonNull;
 use bytemuck::Pod;
 
 use super::{Error, SyncMode};
-use crate::memory::Region;
+use crate::memory::{Fresh, Region};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Release};
 use crate::sync::CachePadded;
 
@@ -22,6 +22,7 @@ pub(super) const RING_ALIGN: usize = 128;
 const GUARD: usize = 128;
 
 /// Immutable description of the ring, written once by the creator.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct Meta {
     /// [`RING_MAGIC`], stored last (Release) by `init`, so a reader that sees it sees the rest.
@@ -57,6 +58,7 @@ pub(crate) struct Meta {
 /// Unlike DPDK, the tail and the head have a line each: the other side polls the tail, and a
 /// head move (a CAS for MP) then works on a line that nobody else reads, instead of waiting for
 /// the line to come back from the other CPU.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct HeadTail {
     /// Published position (low 32 bits, every mode); the other side reads only this.
@@ -66,6 +68,7 @@ pub(crate) struct HeadTail {
 }
 
 /// The part of a [`HeadTail`] that only its own side touches on the data path.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct Own {
     /// Reservation position (SP/MP/RTS).
@@ -84,6 +87,7 @@ pub(crate) struct Own {
 }
 
 /// Ring control block at offset 0 of its region; the slots follow it, addressed by index.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct RingHeader {
     /// Written by the creator only.
@@ -218,32 +222,30 @@ pub(super) fn check_element<T>() -> Result<(), Error> {
 }
 
 impl<T: Pod> Mem<T> {
-    /// Checks the region's alignment and length for a ring of `size` slots.
-    fn check_region(region: &Region, size: u32) -> Result<(), Error> {
-        let addr = region.as_ptr() as usize;
+    /// Checks a region's alignment and length for a ring of `size` slots.
+    fn check_len(addr: usize, have: usize, size: u32) -> Result<(), Error> {
         if !addr.is_multiple_of(RING_ALIGN) {
             return Err(Error::Misaligned { addr });
         }
         let need = memsize(size_of::<T>(), size).ok_or(Error::InvalidCount { count: size })?;
-        if region.len() < need {
-            return Err(Error::RegionTooSmall {
-                need,
-                have: region.len(),
-            });
+        if have < need {
+            return Err(Error::RegionTooSmall { need, have });
         }
         Ok(())
     }
 
     /// Writes `header` at the start of `region` and publishes its magic number.
-    pub(super) fn init(region: Region, header: RingHeader) -> Result<Self, Error> {
+    pub(super) fn init(region: Fresh, header: RingHeader) -> Result<Self, Error> {
         let size = header.meta.size;
-        Self::check_region(&region, size)?;
+        Self::check_len(region.as_ptr() as usize, region.len(), size)?;
         let hdr = region.as_ptr().cast::<RingHeader>();
         // SAFETY: the region is aligned to 128 = align_of::<RingHeader>() and at least memsize()
-        // bytes long (checked above), which covers the header; the creator owns the region
-        // until it publishes the ring, so nobody reads these bytes while they are written.
+        // bytes long (checked above), which covers the header; a `Fresh` region, owned here, is
+        // seen by nobody else until it is published below.
         unsafe { hdr.write(header) };
-        // SAFETY: just written, valid for the region's lifetime.
+        let region = region.publish();
+        // SAFETY: just written, inside the region, which keeps the mapping alive; from here on
+        // the header is mutated only through its atomics.
         let h = unsafe { &*hdr };
         // R-init: pairs with the Acquire load of `magic` in `attach`: a process that sees the
         // magic sees the whole header.
@@ -296,7 +298,7 @@ impl<T: Pod> Mem<T> {
                 theirs: m.elt_size,
             });
         }
-        Self::check_region(&region, size)?;
+        Self::check_len(region.as_ptr() as usize, region.len(), size)?;
         Ok(Self::view(region, size))
     }
 

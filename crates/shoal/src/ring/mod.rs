@@ -7,11 +7,11 @@
 //! process may map the region at its own address.
 //!
 //! ```
-//! use shoal::memory::Region;
+//! use shoal::memory::Fresh;
 //! use shoal::ring::{Ring, RingConfig, SyncMode};
 //!
 //! let cfg = RingConfig { count: 1024, prod: SyncMode::Sp, cons: SyncMode::Sp, ..RingConfig::new(1024) };
-//! let region = Region::heap(Ring::<u64>::memsize(&cfg)?);
+//! let region = Fresh::heap(Ring::<u64>::memsize(&cfg)?);
 //! let ring = Ring::<u64>::init(region, "demo", &cfg)?;
 //! let mut tx = ring.producer().expect("first producer of an SP side");
 //! let mut rx = ring.consumer().expect("first consumer of an SC side");
@@ -36,7 +36,7 @@
 //! | DPDK | shoal |
 //! |------|-------|
 //! | `rte_ring_get_memsize_elem(esize, count)` | [`Ring::memsize`] |
-//! | `rte_ring_init(r, name, count, flags)` | [`Ring::init`] (on a region) |
+//! | `rte_ring_init(r, name, count, flags)` | [`Ring::init`] (on a [`Fresh`] region nobody else sees yet) |
 //! | `rte_ring_create_elem` / `rte_ring_lookup` | `Ring::create` / `Ring::lookup`, on top of [`Ring::init`] / [`Ring::attach`] |
 //! | `RING_F_SP_ENQ`, `RING_F_SC_DEQ`, `RING_F_MP_RTS_ENQ`, ... | [`RingConfig`] `prod` / `cons` = [`SyncMode`]; [`RingConfig::from_flags`] |
 //! | `RING_F_EXACT_SZ` | [`RingConfig::exact_size`] |
@@ -121,6 +121,7 @@
 //! | R-hts0 / A1 | HTS tail store | other side's tail load | as R0 / A1 |
 //! | C0 / C1 | release of an SP/SC claim (handle drop) | claim CAS in [`Ring::producer`] / [`Ring::consumer`] | a new owner of a single side sees its predecessor's head (read `Relaxed` on the fast path) |
 //! | R-init / A-init | `magic` store in [`Ring::init`] | `magic` load in [`Ring::attach`] | a process that sees the magic sees the whole header |
+//! | R-pub / A-pub | `Ring::create` publishes the memzone after [`Ring::init`] (metadata lock release) | `Ring::lookup`'s memzone lookup (lock acquire) | a lookup finds only complete rings: a zone still being built is "not found" |
 
 mod error;
 mod handle;
@@ -150,7 +151,7 @@ pub(crate) const SHARED_LAYOUT: u64 = crate::memory::layout_hash(&[
     std::mem::size_of::<header::RingHeader>() as u64,
 ]);
 
-use crate::memory::Region;
+use crate::memory::{Fresh, Region};
 use crate::sync::atomic::Ordering::Relaxed;
 use header::{Mem, RingHeader};
 
@@ -399,11 +400,13 @@ impl<T: Pod> Ring<T> {
 
     /// Builds an empty ring in `region` (which must be 128-byte aligned and at least
     /// [`Ring::memsize`] bytes) and returns a handle on it. This is the creator's side of
-    /// DPDK's `rte_ring_create`; others find the ring with [`Ring::attach`].
+    /// DPDK's `rte_ring_create`; others find the ring with [`Ring::attach`] on the region that
+    /// [`Ring::region`] returns. The region is [`Fresh`]: nobody else can read the header
+    /// while it is written.
     ///
     /// # Errors
     /// A bad count, name, element type or `htd_max`, or an unfit region.
-    pub fn init(region: Region, name: &str, cfg: &RingConfig) -> Result<Self, Error> {
+    pub fn init(region: Fresh, name: &str, cfg: &RingConfig) -> Result<Self, Error> {
         let checked = (|| {
             header::check_element::<T>()?;
             check_name(name)?;

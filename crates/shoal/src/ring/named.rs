@@ -23,10 +23,13 @@ impl<T: Pod> Ring<T> {
         let len = Self::memsize(cfg)?;
         super::check_name(name)?;
         let zone = format!("{RING_MZ_PREFIX}{name}");
-        let mz = Memzone::reserve_kind(eal, &zone, len, RING_ZONE_ALIGN, MemzoneKind::Ring)?;
-        Self::init(mz.region().clone(), name, cfg).inspect_err(|_| {
-            let _ = Memzone::free(eal, &zone);
-        })
+        let (res, fresh) =
+            Memzone::reserve_fresh(eal, &zone, len, RING_ZONE_ALIGN, MemzoneKind::Ring)?;
+        // The zone is published only once its header is complete; dropped unpublished (on an
+        // error), it is given back.
+        let ring = Self::init(fresh, name, cfg)?;
+        res.publish();
+        Ok(ring)
     }
 
     /// Finds a ring created by any process of the group.
@@ -39,10 +42,11 @@ impl<T: Pod> Ring<T> {
         Self::attach(mz.region().clone())
     }
 
-    /// Frees the ring named `name`. Handles other processes still hold must not be used.
+    /// Frees the ring named `name`, unless a handle on it (a [`Ring`], in any process) is still
+    /// alive.
     ///
     /// # Errors
-    /// No such ring.
+    /// No such ring, or it is in use ([`crate::memzone::Error::InUse`]).
     pub fn free(eal: &Eal, name: &str) -> Result<(), Error> {
         super::check_name(name)?;
         Memzone::free(eal, &format!("{RING_MZ_PREFIX}{name}"))?;

@@ -6,10 +6,11 @@ use std::fmt::Debug;
 use bytemuck::{Pod, Zeroable};
 
 use super::*;
-use crate::memory::{Mapping, Region};
+use crate::memory::{Fresh, Mapping, Region};
 
 const MODES: [SyncMode; 4] = [SyncMode::Sp, SyncMode::Mp, SyncMode::MpRts, SyncMode::MpHts];
-const RING_SIZE: u32 = 1024;
+/// Slots of the rings most tests use (fewer under Miri, which is a thousand times slower).
+const RING_SIZE: u32 = if cfg!(miri) { 128 } else { 1024 };
 const MAX_BULK: usize = 32;
 
 /// 20-byte element (DPDK's odd element size).
@@ -86,7 +87,7 @@ fn cfg(count: u32, prod: SyncMode, cons: SyncMode) -> RingConfig {
 }
 
 fn make<T: Pod>(name: &str, c: &RingConfig) -> Ring<T> {
-    let region = Region::heap(Ring::<T>::memsize(c).expect("memsize"));
+    let region = Fresh::heap(Ring::<T>::memsize(c).expect("memsize"));
     Ring::init(region, name, c).expect("init")
 }
 
@@ -425,22 +426,23 @@ fn names_longer_than_28_bytes_are_rejected() {
     let long = "a".repeat(RING_NAMESIZE);
     let r = make::<u32>(&ok, &c);
     assert_eq!(r.name(), ok);
-    let region = Region::heap(Ring::<u32>::memsize(&c).unwrap());
+    let region = || Fresh::heap(Ring::<u32>::memsize(&c).unwrap());
     assert_eq!(
-        Ring::<u32>::init(region.clone(), &long, &c).unwrap_err(),
+        Ring::<u32>::init(region(), &long, &c).unwrap_err(),
         Error::NameTooLong(long)
     );
     assert!(matches!(
-        Ring::<u32>::init(region, "a\0b", &c),
+        Ring::<u32>::init(region(), "a\0b", &c),
         Err(Error::InvalidName(_))
     ));
 }
 
 #[test]
+#[allow(unsafe_code)] // a misaligned Fresh region, carved out of a heap block by hand
 fn unfit_regions_and_element_types_are_rejected() {
     let c = RingConfig::new(64);
     let need = Ring::<u64>::memsize(&c).unwrap();
-    let small = Region::heap(need - 1);
+    let small = Fresh::heap(need - 1);
     assert_eq!(
         Ring::<u64>::init(small, "r", &c).unwrap_err(),
         Error::RegionTooSmall {
@@ -449,7 +451,8 @@ fn unfit_regions_and_element_types_are_rejected() {
         }
     );
     let map = Mapping::heap(need + 64);
-    let odd = Region::new(map, 64, need).unwrap();
+    // SAFETY: the heap block is new; this is the only region over it.
+    let odd = unsafe { Fresh::new_unchecked(Region::new(map, 64, need).unwrap()) };
     assert!(matches!(
         Ring::<u64>::init(odd, "r", &c),
         Err(Error::Misaligned { .. })
@@ -463,7 +466,7 @@ fn unfit_regions_and_element_types_are_rejected() {
         ..c
     };
     assert_eq!(
-        Ring::<u64>::init(Region::heap(need), "r", &htd).unwrap_err(),
+        Ring::<u64>::init(Fresh::heap(need), "r", &htd).unwrap_err(),
         Error::HtdMaxWithoutRts
     );
 }
@@ -477,12 +480,18 @@ fn attach_validates_the_header() {
         exact_size: false,
         htd_max: Some(5),
     };
-    let region = Region::heap(Ring::<u64>::memsize(&c).unwrap());
+    let zeroed = Region::heap(Ring::<u64>::memsize(&c).unwrap());
     assert!(matches!(
-        Ring::<u64>::attach(region.clone()),
+        Ring::<u64>::attach(zeroed),
         Err(Error::NotARing { found: 0 })
     ));
-    let ring = Ring::<u64>::init(region.clone(), "attached", &c).unwrap();
+    let ring = Ring::<u64>::init(
+        Fresh::heap(Ring::<u64>::memsize(&c).unwrap()),
+        "attached",
+        &c,
+    )
+    .unwrap();
+    let region = ring.region().clone();
     let other = Ring::<u64>::attach(region.clone()).unwrap();
     assert_eq!(other.name(), "attached");
     assert_eq!(
@@ -920,6 +929,8 @@ fn cross_process_child(fd: i32, len: usize, rings: (usize, usize)) {
 }
 
 #[test]
+#[cfg_attr(miri, ignore)] // memfd_create, mmap and a child process
+#[allow(unsafe_code)] // the two rings' Fresh regions over a shared mapping made here
 fn a_secondary_process_attaches_and_exchanges_values() {
     let c1 = cfg(64, SyncMode::Sp, SyncMode::Sp);
     let c2 = cfg(64, SyncMode::MpRts, SyncMode::MpHts);
@@ -932,10 +943,16 @@ fn a_secondary_process_attaches_and_exchanges_values() {
         return cross_process_child(fd, l1 + l2, (l1, l2));
     }
     let (fd, map) = shared_memfd(l1 + l2, None);
-    let to_child =
-        Ring::<u64>::init(Region::new(map.clone(), 0, l1).unwrap(), "to_child", &c1).unwrap();
-    let to_parent =
-        Ring::<u64>::init(Region::new(map.clone(), l1, l2).unwrap(), "to_parent", &c2).unwrap();
+    // SAFETY: the mapping is new and the child is started only after both rings are built;
+    // the two regions do not overlap.
+    let (r1, r2) = unsafe {
+        (
+            Fresh::new_unchecked(Region::new(map.clone(), 0, l1).unwrap()),
+            Fresh::new_unchecked(Region::new(map.clone(), l1, l2).unwrap()),
+        )
+    };
+    let to_child = Ring::<u64>::init(r1, "to_child", &c1).unwrap();
+    let to_parent = Ring::<u64>::init(r2, "to_parent", &c2).unwrap();
     let mut tx = to_child.producer().unwrap();
     let mut rx = to_parent.consumer().unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
@@ -1017,9 +1034,11 @@ fn attach_refuses_a_corrupted_header() {
     use std::mem::offset_of;
     let c = cfg(64, SyncMode::Sp, SyncMode::Mp);
     let fresh = || {
-        let region = Region::heap(Ring::<u64>::memsize(&c).unwrap());
-        Ring::<u64>::init(region.clone(), "victim", &c).unwrap();
-        region
+        let region = Fresh::heap(Ring::<u64>::memsize(&c).unwrap());
+        Ring::<u64>::init(region, "victim", &c)
+            .unwrap()
+            .region()
+            .clone()
     };
     let meta = offset_of!(header::RingHeader, meta);
     let cases: [(usize, Vec<u8>, &str); 5] = [

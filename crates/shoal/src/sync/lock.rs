@@ -24,6 +24,7 @@ use crate::memory::Shared;
 const LIVENESS_AFTER: Duration = Duration::from_millis(2);
 
 /// The lock word. `#[repr(C)]`, 16 bytes.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct OwnerLock {
@@ -133,6 +134,7 @@ impl OwnerLock {
 }
 
 /// A value in shared memory guarded by an [`OwnerLock`].
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub struct ShmMutex<T> {
     lock: OwnerLock,
@@ -147,9 +149,11 @@ unsafe impl<T: Send + SharedPlain> Shared for ShmMutex<T> {}
 
 /// Plain data that may sit behind a [`ShmMutex`] in shared memory.
 ///
+/// Every bit pattern being valid is checked ([`crate::memory::AnyBits`], derived).
+///
 /// # Safety
-/// `#[repr(C)]`, no pointers or process-local values, every bit pattern valid.
-pub unsafe trait SharedPlain {}
+/// `#[repr(C)]`, no pointers or process-local values.
+pub unsafe trait SharedPlain: crate::memory::AnyBits {}
 
 impl<T> ShmMutex<T> {
     /// Locks and returns a guard giving exclusive access (see [`OwnerLock::lock`]).

@@ -24,6 +24,7 @@ pub mod atomic {
 
 /// Pads and aligns a value to 128 bytes: x86-64's adjacent-line prefetcher pulls cache lines in
 /// pairs, so 64 bytes is not enough to keep two writers' data apart (crossbeam's reasoning).
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[derive(Debug, Default)]
 #[repr(C, align(128))]
 pub struct CachePadded<T>(pub T);

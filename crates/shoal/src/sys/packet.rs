@@ -9,18 +9,26 @@
 //!
 //! | edge | Release site | Acquire site | protects |
 //! |------|--------------|--------------|----------|
-//! | K→U rx | kernel `prb_close_block` (smp_wmb, then block_status) | `PacketRing::rx_block` | the block's frames |
+//! | K→U rx | kernel `prb_close_block` (smp_wmb, then block_status) | `PacketRx::rx_block` | the block's frames |
 //! | U→K rx | `RxBlock::release` | kernel (smp_rmb before reusing the block) | our reads are done |
-//! | U→K tx | `PacketRing::tx_fill` (status = SEND_REQUEST) | kernel `tpacket_snd` (smp_rmb) | frame bytes and length |
-//! | K→U tx | kernel `tpacket_destruct_skb` | `PacketRing::tx_fill` (status == AVAILABLE) | the kernel is done with the slot |
+//! | U→K tx | `PacketTx::tx_fill` (status = SEND_REQUEST) | kernel `tpacket_snd` (smp_rmb) | frame bytes and length |
+//! | K→U tx | kernel `tpacket_destruct_skb` | `PacketTx::tx_fill` (status == AVAILABLE) | the kernel is done with the slot |
+//!
+//! One poller per ring is a property of the types: [`PacketRing::map`] hands out one
+//! [`PacketRx`] and one [`PacketTx`], each `Send` but not `Sync`, whose methods take `&mut self`;
+//! a received block borrows its `PacketRx` until it is released, so no second block (nor a
+//! second thread) can read the ring meanwhile.
 #![allow(unsafe_code)] // FFI: sockets, ioctls, mmap of the packet rings
 
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::io;
+use std::marker::PhantomData;
 use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc < 0 {
@@ -350,7 +358,7 @@ pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> bool {
     unsafe { libc::poll(&mut p, 1, timeout_ms) > 0 }
 }
 
-/// A process's mapping of one queue socket's rings.
+/// A process's mapping of one queue socket's rings, shared by its two halves.
 #[derive(Debug)]
 pub(crate) struct PacketRing {
     base: NonNull<u8>,
@@ -358,13 +366,26 @@ pub(crate) struct PacketRing {
     layout: RingLayout,
 }
 
-// SAFETY: the mapping is an address range; every access to ring memory goes through atomics
-// for status words and through the ownership protocol (a block or slot belongs to user space
-// between the status edges in the module table), and each queue is polled by one thread at a
-// time (the ethdev layer serialises access per queue).
+// SAFETY: the mapping is an address range that only `PacketRx` and `PacketTx` access (each
+// ring through its own half, under `&mut`); dropping it (munmap) can happen on any thread.
 unsafe impl Send for PacketRing {}
-// SAFETY: as above.
+// SAFETY: `&PacketRing` gives access to nothing but the layout and status words, which are
+// atomics.
 unsafe impl Sync for PacketRing {}
+
+/// The receive ring of a queue socket: one poller at a time (`&mut self`, not `Sync`).
+#[derive(Debug)]
+pub(crate) struct PacketRx {
+    ring: Arc<PacketRing>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+/// The transmit ring of a queue socket: one sender at a time (`&mut self`, not `Sync`).
+#[derive(Debug)]
+pub(crate) struct PacketTx {
+    ring: Arc<PacketRing>,
+    _not_sync: PhantomData<Cell<()>>,
+}
 
 /// One received frame.
 #[derive(Debug)]
@@ -379,7 +400,8 @@ pub(crate) struct RxFrame<'a> {
     pub rxhash: u32,
 }
 
-/// A retired receive block, owned by user space until released.
+/// A retired receive block, owned by user space until released; it borrows its [`PacketRx`]
+/// mutably, so the ring is not polled again while its bytes are read.
 #[derive(Debug)]
 pub(crate) struct RxBlock<'a> {
     bytes: &'a [u8],
@@ -455,8 +477,8 @@ pub(crate) enum TxFill {
 }
 
 impl PacketRing {
-    /// Maps the rings of `fd`.
-    pub fn map(fd: BorrowedFd<'_>, layout: RingLayout) -> io::Result<PacketRing> {
+    /// Maps the rings of `fd` and returns its receive and transmit halves.
+    pub fn map(fd: BorrowedFd<'_>, layout: RingLayout) -> io::Result<(PacketRx, PacketTx)> {
         let len = layout.rx_len() + layout.tx_len();
         // SAFETY: a fresh shared mapping of the socket's rings chosen by the kernel.
         let p = unsafe {
@@ -474,12 +496,17 @@ impl PacketRing {
         }
         let base = NonNull::new(p.cast::<u8>())
             .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-        Ok(PacketRing { base, len, layout })
-    }
-
-    /// The ring sizes.
-    pub fn layout(&self) -> &RingLayout {
-        &self.layout
+        let ring = Arc::new(PacketRing { base, len, layout });
+        Ok((
+            PacketRx {
+                ring: ring.clone(),
+                _not_sync: PhantomData,
+            },
+            PacketTx {
+                ring,
+                _not_sync: PhantomData,
+            },
+        ))
     }
 
     fn status_at(&self, offset: usize) -> &AtomicU32 {
@@ -489,21 +516,49 @@ impl PacketRing {
         // accessed atomically, by us and by the kernel.
         unsafe { &*(self.base.as_ptr().add(offset) as *const AtomicU32) }
     }
+}
 
-    /// Receive block `b` when the kernel has retired it to user space.
-    pub fn rx_block(&self, b: u32) -> Option<RxBlock<'_>> {
-        let bs = self.layout.block_size as usize;
-        let off = (b % self.layout.rx_blocks) as usize * bs;
+// Neither half is Sync: two threads can never poll (or fill) one ring through shared
+// references. (The trait is ambiguous, and this fails to compile, for a type that is Sync.)
+const _: () = {
+    trait AmbiguousIfSync<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfSync<()> for T {}
+    impl<T: ?Sized + Sync> AmbiguousIfSync<u8> for T {}
+    let _ = <PacketRx as AmbiguousIfSync<_>>::check;
+    let _ = <PacketTx as AmbiguousIfSync<_>>::check;
+};
+
+// SAFETY: a PacketRx is the only user of its receive ring in this process (one per socket
+// mapping, not Clone); moving it to another thread moves that right along.
+unsafe impl Send for PacketRx {}
+// SAFETY: as for PacketRx, for the transmit ring.
+unsafe impl Send for PacketTx {}
+
+impl PacketRx {
+    /// The ring sizes.
+    pub fn layout(&self) -> &RingLayout {
+        &self.ring.layout
+    }
+
+    /// Receive block `b` when the kernel has retired it to user space. The block borrows the
+    /// ring until it is released (or dropped, which leaves it to user space for a later call).
+    pub fn rx_block(&mut self, b: u32) -> Option<RxBlock<'_>> {
+        let ring = &*self.ring;
+        let bs = ring.layout.block_size as usize;
+        let off = (b % ring.layout.rx_blocks) as usize * bs;
         // tpacket_block_desc: version 0, offset_to_priv 4, then tpacket_hdr_v1:
         // block_status 8, num_pkts 12, offset_to_first_pkt 16, blk_len 20.
-        let status = self.status_at(off + 8);
+        let status = ring.status_at(off + 8);
         // K→U rx: pairs with the kernel's smp_wmb before it sets block_status.
         if status.load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
             return None;
         }
         // SAFETY: the block is inside the mapping and belongs to user space until released;
-        // the kernel does not write it meanwhile, and one thread polls a queue at a time.
-        let bytes = unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(off), bs) };
+        // the kernel does not write it meanwhile, and the slice borrows `self` mutably, so no
+        // other block of this ring is handed out (or released) while it lives.
+        let bytes = unsafe { std::slice::from_raw_parts(ring.base.as_ptr().add(off), bs) };
         let word = |i: usize| u32::from_ne_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
         Some(RxBlock {
             bytes,
@@ -512,17 +567,25 @@ impl PacketRing {
             first: word(16),
         })
     }
+}
+
+impl PacketTx {
+    /// The ring sizes.
+    pub fn layout(&self) -> &RingLayout {
+        &self.ring.layout
+    }
 
     /// Fills transmit slot `i` with `data` (at most [`RingLayout::tx_max_frame`] bytes) and
     /// marks it for sending.
-    pub fn tx_fill(&self, i: u32, data: &[u8]) -> TxFill {
-        let fs = self.layout.frame_size as usize;
-        let fpb = self.layout.frames_per_block() as usize;
-        let i = (i % self.layout.tx_frames()) as usize;
-        let off =
-            self.layout.rx_len() + (i / fpb) * self.layout.block_size as usize + (i % fpb) * fs;
+    pub fn tx_fill(&mut self, i: u32, data: &[u8]) -> TxFill {
+        let ring = &*self.ring;
+        let l = &ring.layout;
+        let fs = l.frame_size as usize;
+        let fpb = l.frames_per_block() as usize;
+        let i = (i % l.tx_frames()) as usize;
+        let off = l.rx_len() + (i / fpb) * l.block_size as usize + (i % fpb) * fs;
         // tpacket3_hdr.tp_status is at offset 20.
-        let status = self.status_at(off + 20);
+        let status = ring.status_at(off + 20);
         // K→U tx: pairs with the kernel's release of the slot after the skb is gone.
         let st = status.load(Ordering::Acquire);
         if st & libc::TP_STATUS_WRONG_FORMAT != 0 {
@@ -534,9 +597,9 @@ impl PacketRing {
         }
         let n = data.len().min(fs - TX_DATA_OFFSET);
         // SAFETY: the slot [off, off + fs) is inside the tx ring of the mapping and belongs to
-        // user space (status AVAILABLE); only this thread fills this queue's slots.
+        // user space (status AVAILABLE); `&mut self` makes this the only filler in the process.
         unsafe {
-            let frame = self.base.as_ptr().add(off);
+            let frame = ring.base.as_ptr().add(off);
             std::ptr::copy_nonoverlapping(data.as_ptr(), frame.add(TX_DATA_OFFSET), n);
             // tp_next_offset (0) must be zero; tp_snaplen (12) and tp_len (16).
             std::ptr::write_unaligned(frame.cast::<u32>(), 0);

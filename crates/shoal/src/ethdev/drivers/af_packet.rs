@@ -5,16 +5,22 @@
 //! The primary opens the sockets; a secondary gets them over IPC and maps the same rings.
 //! Where each queue stands in its rings (receive block, frame within it, next transmit slot)
 //! is kept in the queue's driver words in the port table, not in the process.
+//!
+//! Within a process each queue's receive and transmit rings sit behind a lock of their own,
+//! taken with `try_lock`: a second thread polling the same queue gets 0 packets instead of
+//! reading a block the first one is about to hand back to the kernel.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, TryLockError};
 
 use super::{Driver, RxCtx, TxCtx};
 use crate::ethdev::spec::{DriverArgs, MIN_FRAME};
 use crate::ethdev::table::{bump, PortShared};
 use crate::mbuf::MbufBatch;
 use crate::sync::atomic::Ordering;
-use crate::sys::packet::{self as pk, Fanout, PacketRing, QueueSocketOpts, RingLayout, TxFill};
+use crate::sys::packet::{
+    self as pk, Fanout, PacketRing, PacketRx, PacketTx, QueueSocketOpts, RingLayout, TxFill,
+};
 
 /// Receive queue words: current block, offset of the next frame in it (0 = not started),
 /// frames left in it.
@@ -31,7 +37,8 @@ pub(crate) struct AfPacket {
     iface: String,
     mac: [u8; 6],
     fds: Arc<Vec<OwnedFd>>,
-    rings: Vec<PacketRing>,
+    /// Per queue: the receive ring and the transmit ring, one user at a time each.
+    rings: Vec<(Mutex<PacketRx>, Mutex<PacketTx>)>,
 }
 
 fn layout(args: &DriverArgs) -> Result<RingLayout, String> {
@@ -125,7 +132,9 @@ impl AfPacket {
     ) -> Result<AfPacket, String> {
         let rings = fds
             .iter()
-            .map(|fd| PacketRing::map(fd.as_fd(), layout))
+            .map(|fd| {
+                PacketRing::map(fd.as_fd(), layout).map(|(rx, tx)| (Mutex::new(rx), Mutex::new(tx)))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("mapping the rings of {iface:?}: {e}"))?;
         Ok(AfPacket {
@@ -157,8 +166,14 @@ impl AfPacket {
 
 impl Driver for AfPacket {
     fn rx_burst(&self, q: usize, cx: &RxCtx<'_>, batch: &mut MbufBatch, max: usize) -> usize {
-        let Some(ring) = self.rings.get(q) else {
+        let Some((rx, _)) = self.rings.get(q) else {
             return 0;
+        };
+        // Another thread of this process is polling the queue: nothing for us.
+        let mut ring = match rx.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return 0,
         };
         let nblocks = ring.layout().rx_blocks as u64;
         let mut blk = cx.q.drv[W_BLOCK].load(Ordering::Relaxed) % nblocks;
@@ -237,8 +252,14 @@ impl Driver for AfPacket {
     }
 
     fn tx_burst(&self, q: usize, cx: &TxCtx<'_>, batch: &mut MbufBatch) -> usize {
-        let (Some(ring), Some(fd)) = (self.rings.get(q), self.fds.get(q)) else {
+        let (Some((_, tx)), Some(fd)) = (self.rings.get(q), self.fds.get(q)) else {
             return 0;
+        };
+        // Another thread of this process is sending on the queue: it keeps the packets.
+        let mut ring = match tx.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return 0,
         };
         let max_frame = ring.layout().tx_max_frame();
         let mut slot = cx.q.drv[W_SLOT].load(Ordering::Relaxed) as u32;

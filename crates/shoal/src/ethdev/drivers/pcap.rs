@@ -11,6 +11,7 @@
 //! Transmit: the primary creates the file and writes the pcap header; every process opens it
 //! with `O_APPEND` and writes each burst's records with one `write`, so bursts from several
 //! processes interleave whole.
+#![allow(unsafe_code)] // plain reads of a capture zone that nobody writes after publishing it
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -65,24 +66,39 @@ fn flow_queue(frame: &[u8], nq: u16) -> usize {
 fn store(eal: &Eal, name: &str, recs: &[Vec<u8>]) -> Result<Region, String> {
     let data: usize = recs.iter().map(|r| r.len()).sum();
     let len = HEADER + ENTRY * recs.len() + data;
-    let mz = match Memzone::lookup(eal, name) {
-        Ok(_) => Memzone::free(eal, name)
-            .and_then(|_| Memzone::reserve_kind(eal, name, len.max(64), 64, MemzoneKind::Internal)),
-        Err(_) => Memzone::reserve_kind(eal, name, len.max(64), 64, MemzoneKind::Internal),
+    let what = |e: crate::memzone::Error| {
+        format!("keeping {} captured packets ({len} bytes): {e}", recs.len())
+    };
+    if Memzone::lookup(eal, name).is_ok() {
+        Memzone::free(eal, name).map_err(what)?;
     }
-    .map_err(|e| format!("keeping {} captured packets ({len} bytes): {e}", recs.len()))?;
-    let r = mz.region().clone();
-    r.write(0, &(recs.len() as u64).to_le_bytes());
+    // Written while reserved, published complete, never written again: readers in every
+    // process (`read_at`) then see the whole capture.
+    let (res, mut z) =
+        Memzone::reserve_fresh(eal, name, len.max(64), 64, MemzoneKind::Internal).map_err(what)?;
+    let mut ok = z.write(0, &(recs.len() as u64).to_le_bytes());
     let mut off = HEADER + ENTRY * recs.len();
     for (i, rec) in recs.iter().enumerate() {
         let mut e = [0u8; ENTRY];
         e[..4].copy_from_slice(&(off as u32).to_le_bytes());
         e[4..].copy_from_slice(&(rec.len() as u32).to_le_bytes());
-        r.write(HEADER + ENTRY * i, &e);
-        r.write(off, rec);
+        ok &= z.write(HEADER + ENTRY * i, &e);
+        ok &= z.write(off, rec);
         off += rec.len();
     }
-    Ok(r)
+    if !ok {
+        return Err(format!("{name}: the capture does not fit its memzone"));
+    }
+    res.publish();
+    Ok(z.publish())
+}
+
+/// Copies bytes of a capture zone at `off` into `buf`; false when out of range.
+fn read_at(r: &Region, off: usize, buf: &mut [u8]) -> bool {
+    // SAFETY: a capture zone is written only while reserved (`store`) and published complete;
+    // nobody writes it afterwards, and it cannot be freed and reused while `r` (an attachment
+    // of it) lives.
+    unsafe { r.read(off, buf) }
 }
 
 fn open_append(path: &Path) -> Result<File, String> {
@@ -190,14 +206,14 @@ impl Pcap {
 
 fn read_u32(r: &Region, off: usize) -> Option<u32> {
     let mut b = [0u8; 4];
-    r.read(off, &mut b).then(|| u32::from_le_bytes(b))
+    read_at(r, off, &mut b).then(|| u32::from_le_bytes(b))
 }
 
 impl Driver for Pcap {
     fn rx_burst(&self, q: usize, cx: &RxCtx<'_>, batch: &mut MbufBatch, max: usize) -> usize {
         let Some(r) = self.rx.get(q) else { return 0 };
         let mut b = [0u8; 8];
-        if !r.read(0, &mut b) {
+        if !read_at(r, 0, &mut b) {
             return 0;
         }
         let count = u64::from_le_bytes(b);
@@ -234,7 +250,7 @@ impl Driver for Pcap {
             next += 1;
             let copied = len <= u16::MAX as u32
                 && m.append(len as u16)
-                    .is_some_and(|buf| r.read(off as usize, buf));
+                    .is_some_and(|buf| read_at(r, off as usize, buf));
             if !copied {
                 skipped += 1;
                 bump(&cx.q.errors, 1);
