@@ -178,6 +178,8 @@ impl Attachment {
     /// Forgets the attachment without touching the entry: for a zone that was freed while
     /// this attachment was the one allowed to remain (a pool freeing itself).
     pub(crate) fn disarm(&self) {
+        // Relaxed: a process-local flag, read by this attachment's own drop, which comes after
+        // every use of it (the last Arc is gone).
         self.armed.store(false, StdOrdering::Relaxed);
     }
 }
