@@ -163,3 +163,47 @@ fn random_kills_of_clients_lose_no_buffer_and_never_wedge_the_server() {
         recoveries[recoveries.len() - 1]
     );
 }
+
+/// Clients SIGKILLed 1 to 80 ms after they start (while they join the group, claim their ring
+/// and fill their caches), fifteen times: the server ends with every buffer back.
+#[test]
+fn clients_killed_during_start_up_lose_no_buffer() {
+    let g = Group::new("chaos-start");
+    let mut s = g.spawn(
+        SERVER,
+        &[
+            "-l",
+            "0",
+            "--no-huge",
+            "-m",
+            "64",
+            "--vdev",
+            "net_gen0,flows=64,rate=200000",
+            "--vdev",
+            "net_gen1,flows=64,rate=200000",
+            "--",
+            "-n",
+            "1",
+            "--stats-interval",
+            "100",
+            "--mbufs",
+            "8191",
+            "--ring-size",
+            "512",
+        ],
+    );
+    s.wait_for("server ready", T);
+    for k in 0..15u64 {
+        let mut c = client(&g, 0);
+        std::thread::sleep(Duration::from_millis(1 + (k * 37) % 80));
+        c.kill9();
+    }
+    let mut c = client(&g, 0);
+    c.wait_for("handling packets", T);
+    let (code, sout) = s.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "server:\n{sout}");
+    assert_eq!(c.wait_exit(T), Some(0), "{}", c.output());
+    let v = final_line(&sout);
+    assert_eq!(v[0] + v[1], v[2] + v[3], "counters conserve:\n{sout}");
+    assert_eq!(v[5], 0, "buffers lost at start-up:\n{sout}");
+}
