@@ -14,7 +14,7 @@ use crate::sync::CachePadded;
 /// "shoalRNG", little endian: the first word of every ring header.
 pub(crate) const RING_MAGIC: u64 = u64::from_le_bytes(*b"shoalRNG");
 /// Bumped whenever [`RingHeader`]'s layout or the meaning of a field changes.
-pub(crate) const RING_LAYOUT: u32 = 1;
+pub(crate) const RING_LAYOUT: u32 = 2;
 /// Alignment of the header, hence of the region that holds a ring.
 pub(super) const RING_ALIGN: usize = 128;
 /// Bytes kept free after the slots, so that the adjacent-line prefetcher does not pull the next
@@ -57,12 +57,54 @@ pub(crate) struct Meta {
 /// Unlike DPDK, the tail and the head have a line each: the other side polls the tail, and a
 /// head move (a CAS for MP) then works on a line that nobody else reads, instead of waiting for
 /// the line to come back from the other CPU.
+///
+/// A multi-thread side also has its reservation records (`resv`, one per handle, see
+/// `ring/resv.rs`), and a producer side the mask of those records that describe holes, next to
+/// the tail that consumers read anyway.
 #[repr(C)]
 pub(crate) struct HeadTail {
-    /// Published position (low 32 bits, every mode); the other side reads only this.
-    pub(super) tail: CachePadded<AtomicU64>,
+    /// Published position (low 32 bits, every mode) and the hole mask; the other side reads
+    /// only this line.
+    pub(super) tail: CachePadded<TailLine>,
     /// Everything else, read and written by this side only.
     pub(super) own: CachePadded<Own>,
+    /// Multi-thread sides: one reservation record per handle.
+    pub(super) resv: [Entry; MAX_RESV],
+}
+
+/// The line that the other side polls: the published position word, and (producer side) the
+/// hole mask. Dereferences to the position word.
+#[repr(C)]
+pub(crate) struct TailLine {
+    /// The position word (see [`HeadTail`]).
+    pub(super) pos: AtomicU64,
+    /// Producer side: bit `i` is set while `resv[i]` describes a hole, a range of slots that a
+    /// repair published on behalf of a dead producer without values (consumers skip it). Always
+    /// 0 on a consumer side.
+    pub(super) holes: AtomicU64,
+}
+
+impl std::ops::Deref for TailLine {
+    type Target = AtomicU64;
+    #[inline(always)]
+    fn deref(&self) -> &AtomicU64 {
+        &self.pos
+    }
+}
+
+/// Records per multi-thread side: the most handles a side can have at once (as DPDK's
+/// `RTE_MAX_LCORE` bounds its threads). One bit each in [`TailLine::holes`].
+pub(crate) const MAX_RESV: usize = if cfg!(loom) { 4 } else { 64 };
+
+/// One handle's reservation record (see `ring/resv.rs`): who holds it and what operation it is
+/// in. A line of its own, written on the data path by its handle only.
+#[repr(C, align(64))]
+pub(crate) struct Entry {
+    /// [`crate::sync::MemberId`] of the process whose handle (or repair) holds the record; 0
+    /// when free.
+    pub(super) member: AtomicU64,
+    /// The operation: position (low 32 bits), count (29 bits) and state (top 3 bits).
+    pub(super) op: AtomicU64,
 }
 
 /// The part of a [`HeadTail`] that only its own side touches on the data path.
@@ -98,11 +140,13 @@ pub(crate) struct RingHeader {
 // pins it.
 #[cfg(not(loom))]
 const _: () = {
-    assert!(size_of::<RingHeader>() == 640);
+    assert!(size_of::<RingHeader>() == 128 + 2 * (256 + 64 * MAX_RESV));
     assert!(align_of::<RingHeader>() == RING_ALIGN);
     assert!(size_of::<Meta>() == 64);
     assert!(size_of::<Own>() == 32);
-    assert!(size_of::<HeadTail>() == 256);
+    assert!(size_of::<Entry>() == 64);
+    assert!(size_of::<HeadTail>() == 256 + 64 * MAX_RESV);
+    assert!(MAX_RESV <= 64);
 };
 
 // SAFETY: repr(C); integers and atomics only; no pointers, references or fds; every bit
@@ -114,7 +158,14 @@ unsafe impl crate::memory::Shared for RingHeader {}
 impl HeadTail {
     fn new(mode: SyncMode, htd_max: u32) -> Self {
         Self {
-            tail: CachePadded(AtomicU64::new(0)),
+            tail: CachePadded(TailLine {
+                pos: AtomicU64::new(0),
+                holes: AtomicU64::new(0),
+            }),
+            resv: std::array::from_fn(|_| Entry {
+                member: AtomicU64::new(0),
+                op: AtomicU64::new(0),
+            }),
             own: CachePadded(Own {
                 head: AtomicU64::new(0),
                 sync: mode.code(),
