@@ -4,7 +4,7 @@
 use bytemuck::Pod;
 use tracing::warn;
 
-use super::header::{Entry, HeadTail};
+use super::header::{Entry, HeadTail, Side, MAX_RESV};
 use super::headtail::{want, Move};
 use super::resv::{Holes, Stalled, State, MAX_OP};
 use super::{Empty, Full, Ring, SyncMode};
@@ -79,24 +79,31 @@ pub struct Consumer<T: Pod> {
     idle: u32,
 }
 
-/// Operations in a row that move nothing after which a handle sweeps the ring for dead
-/// members' operations (an `MpRts` side whose dead operation holds publication back makes
-/// the others see a full or empty ring, and nobody waits).
+/// Operations in a row that move nothing after which a handle of an `MpRts` ring sweeps it for
+/// dead members' operations. An RTS side whose dead operation holds publication back makes the
+/// others see a full or empty ring, and nobody waits unless the head runs `htd_max` ahead (the
+/// other modes always have a waiter behind a dead operation that matters: the next operation
+/// of its side).
 pub(super) const SWEEP_AFTER: u32 = 4096;
 
-/// Counts an operation that moved nothing; sweeps now and then.
+/// Counts an operation that moved nothing; sweeps now and then (RTS rings only: elsewhere the
+/// count would cost an empty poll a store on its critical path for nothing).
 #[inline(always)]
 fn note_idle<T: Pod>(ring: &Ring<T>, idle: &mut u32, moved: u32) {
+    if ring.prod_mode != SyncMode::MpRts && ring.cons_mode != SyncMode::MpRts {
+        return;
+    }
     if moved != 0 {
-        *idle = 0;
+        // No store when there is nothing to reset.
+        if *idle != 0 {
+            *idle = 0;
+        }
         return;
     }
     *idle += 1;
     if *idle >= SWEEP_AFTER {
         *idle = 0;
-        if ring.prod_mode != SyncMode::Sp || ring.cons_mode != SyncMode::Sp {
-            ring.sweep();
-        }
+        ring.sweep();
     }
 }
 
@@ -118,7 +125,7 @@ impl<T: Pod> std::fmt::Debug for Consumer<T> {
 
 impl<T: Pod> Drop for Producer<T> {
     fn drop(&mut self) {
-        let h = &self.ring.mem.hdr().prod;
+        let h = self.ring.mem.hdr().side(true);
         if self.ring.prod_mode == SyncMode::Sp {
             release(&h.own.owner);
         } else {
@@ -129,7 +136,7 @@ impl<T: Pod> Drop for Producer<T> {
 
 impl<T: Pod> Drop for Consumer<T> {
     fn drop(&mut self) {
-        let h = &self.ring.mem.hdr().cons;
+        let h = self.ring.mem.hdr().side(false);
         if self.ring.cons_mode == SyncMode::Sp {
             release(&h.own.owner);
         } else {
@@ -259,8 +266,8 @@ impl<T: Pod> Ring<T> {
     /// the records of multi-thread handles; holes are forgotten.
     pub unsafe fn reset(&self) {
         let h = self.mem.hdr();
-        h.prod.reset();
-        h.cons.reset();
+        h.side(true).reset();
+        h.side(false).reset();
     }
 
     /// For the reaper: releases the single side `prod` (producer) or not (consumer) if the dead
@@ -308,12 +315,12 @@ impl<T: Pod> Ring<T> {
     /// turns the distance between them into free room (the capacity for producers, 0 for
     /// consumers), and the moving side's mode.
     #[inline(always)]
-    pub(super) fn sides(&self, prod: bool) -> (&HeadTail, &HeadTail, u32, SyncMode) {
+    pub(super) fn sides(&self, prod: bool) -> (Side<'_>, Side<'_>, u32, SyncMode) {
         let h = self.mem.hdr();
         if prod {
-            (&h.prod, &h.cons, self.capacity, self.prod_mode)
+            (h.side(true), h.side(false), self.capacity, self.prod_mode)
         } else {
-            (&h.cons, &h.prod, 0, self.cons_mode)
+            (h.side(false), h.side(true), 0, self.cons_mode)
         }
     }
 
@@ -333,12 +340,22 @@ impl<T: Pod> Ring<T> {
         let cap = self.capacity;
         let stall = Stalled { ring: self, prod };
         let want = want.min(MAX_OP);
-        match mode {
+        let e = d.entry(slot);
+        let m = match mode {
             SyncMode::Sp => d.move_head_st(s, offset, cap, want, fixed, contig),
-            SyncMode::Mp => d.move_head_mt(s, offset, cap, want, fixed, d.entry(slot)),
-            SyncMode::MpRts => d.rts_move_head(s, offset, cap, want, fixed, d.entry(slot), &stall),
+            SyncMode::Mp => d.move_head_mt(s, offset, cap, want, fixed, e),
+            SyncMode::MpRts => d.rts_move_head(s, offset, cap, want, fixed, e, stall),
+            SyncMode::MpHts => d.hts_move_head(s, offset, cap, want, fixed, contig, e, stall),
+        };
+        if !m.saw_holes() {
+            return m;
+        }
+        match mode {
+            SyncMode::Sp => d.move_head_st_in::<true>(s, offset, cap, want, fixed, contig),
+            SyncMode::Mp => d.move_head_mt_in::<true>(s, offset, cap, want, fixed, e),
+            SyncMode::MpRts => d.rts_move_head_in::<true, _>(s, offset, cap, want, fixed, e, stall),
             SyncMode::MpHts => {
-                d.hts_move_head(s, offset, cap, want, fixed, contig, d.entry(slot), &stall)
+                d.hts_move_head_in::<true, _>(s, offset, cap, want, fixed, contig, e, stall)
             }
         }
     }
@@ -356,25 +373,60 @@ impl<T: Pod> Ring<T> {
         slot: u32,
         want: u32,
         fixed: bool,
-        x: &mut X,
+        x: X,
+    ) -> (u32, u32) {
+        self.transfer_in::<false, X>(prod, slot, want, fixed, x)
+    }
+
+    /// [`Ring::transfer`] when the producers left holes: the moves' `H` copies, out of line.
+    #[cold]
+    #[inline(never)]
+    fn transfer_holes<X: Xfer<T>>(
+        &self,
+        prod: bool,
+        slot: u32,
+        want: u32,
+        fixed: bool,
+        x: X,
+    ) -> (u32, u32) {
+        self.transfer_in::<true, X>(prod, slot, want, fixed, x)
+    }
+
+    #[inline(always)]
+    fn transfer_in<const H: bool, X: Xfer<T>>(
+        &self,
+        prod: bool,
+        slot: u32,
+        want: u32,
+        fixed: bool,
+        mut x: X,
     ) -> (u32, u32) {
         let (d, s, offset, mode) = self.sides(prod);
         let cap = self.capacity;
         match mode {
             SyncMode::Sp => {
-                let m = d.move_head_st(s, offset, cap, want, fixed, false);
-                self.complete(m, want, fixed, x, |_, new| d.update_tail_st(new))
+                let m = d.move_head_st_in::<H>(s, offset, cap, want, fixed, false);
+                if m.saw_holes() {
+                    return self.transfer_holes(prod, slot, want, fixed, x);
+                }
+                self.complete(m, want, fixed, &mut x, |_, new| d.update_tail_st(new))
             }
             SyncMode::Mp => {
                 if want > MAX_OP {
                     return self.transfer_big(prod, slot, want, fixed, x);
                 }
                 let e = d.entry(slot);
-                let m = d.move_head_mt(s, offset, cap, want, fixed, e);
+                let m = d.move_head_mt_in::<H>(s, offset, cap, want, fixed, e);
+                if m.saw_holes() {
+                    return self.transfer_holes(prod, slot, want, fixed, x);
+                }
                 let stall = Stalled { ring: self, prod };
-                self.complete_mt(prod, mode, e, m, want, fixed, x, |old, new| {
-                    d.update_tail_mt(old, new, &stall)
+                self.complete_mt(prod, mode, e, m, want, fixed, &mut x, |old, new| {
+                    d.update_tail_mt(old, new, stall)
                 })
+            }
+            SyncMode::MpRts | SyncMode::MpHts if H => {
+                self.transfer_sync_in::<true, X>(prod, slot, want, fixed, x)
             }
             SyncMode::MpRts | SyncMode::MpHts => self.transfer_sync(prod, slot, want, fixed, x),
         }
@@ -388,7 +440,19 @@ impl<T: Pod> Ring<T> {
         slot: u32,
         want: u32,
         fixed: bool,
-        x: &mut X,
+        x: X,
+    ) -> (u32, u32) {
+        self.transfer_sync_in::<false, X>(prod, slot, want, fixed, x)
+    }
+
+    #[inline(always)]
+    fn transfer_sync_in<const H: bool, X: Xfer<T>>(
+        &self,
+        prod: bool,
+        slot: u32,
+        want: u32,
+        fixed: bool,
+        mut x: X,
     ) -> (u32, u32) {
         if want > MAX_OP {
             return self.transfer_big(prod, slot, want, fixed, x);
@@ -398,11 +462,19 @@ impl<T: Pod> Ring<T> {
         let e = d.entry(slot);
         let stall = Stalled { ring: self, prod };
         if mode == SyncMode::MpRts {
-            let m = d.rts_move_head(s, offset, cap, want, fixed, e, &stall);
-            self.complete_mt(prod, mode, e, m, want, fixed, x, |_, _| d.rts_update_tail())
+            let m = d.rts_move_head_in::<H, _>(s, offset, cap, want, fixed, e, stall);
+            if m.saw_holes() {
+                return self.transfer_holes(prod, slot, want, fixed, x);
+            }
+            self.complete_mt(prod, mode, e, m, want, fixed, &mut x, |_, _| {
+                d.rts_update_tail()
+            })
         } else {
-            let m = d.hts_move_head(s, offset, cap, want, fixed, false, e, &stall);
-            self.complete_mt(prod, mode, e, m, want, fixed, x, |_, new| {
+            let m = d.hts_move_head_in::<H, _>(s, offset, cap, want, fixed, false, e, stall);
+            if m.saw_holes() {
+                return self.transfer_holes(prod, slot, want, fixed, x);
+            }
+            self.complete_mt(prod, mode, e, m, want, fixed, &mut x, |_, new| {
                 d.hts_set_head_tail(new)
             })
         }
@@ -418,7 +490,7 @@ impl<T: Pod> Ring<T> {
         slot: u32,
         _want: u32,
         fixed: bool,
-        x: &mut X,
+        x: X,
     ) -> (u32, u32) {
         if fixed {
             return (0, 0);
@@ -439,7 +511,7 @@ impl<T: Pod> Ring<T> {
         if m.n == 0 {
             return (0, m.entries);
         }
-        self.copy_reserved(&m, want, fixed, x);
+        self.copy_reserved(m, want, fixed, x);
         if X::MID {
             x.mid(m.vals as usize);
         }
@@ -450,8 +522,9 @@ impl<T: Pod> Ring<T> {
         (m.vals, m.entries - m.vals)
     }
 
-    /// Copies, records and publishes what a multi-thread head move reserved (the record is
-    /// `RESERVED`): `[WRITTEN,] READY`, publication, `IDLE`.
+    /// Copies and publishes what a multi-thread head move reserved (the record is `TRYING`),
+    /// then records `IDLE`; a journaled operation records `WRITTEN` and `READY` around its
+    /// hook.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn complete_mt<X: Xfer<T>>(
@@ -469,7 +542,7 @@ impl<T: Pod> Ring<T> {
             return (0, m.entries);
         }
         crate::fault::point(site(mode, prod, false));
-        self.copy_reserved(&m, want, fixed, x);
+        self.copy_reserved(m, want, fixed, x);
         if X::MID {
             e.set(m.head, m.n, State::Written);
             if mode == SyncMode::Mp {
@@ -480,8 +553,8 @@ impl<T: Pod> Ring<T> {
                 });
             }
             x.mid(m.vals as usize);
+            e.set(m.head, m.n, State::Ready);
         }
-        e.set(m.head, m.n, State::Ready);
         crate::fault::point(site(mode, prod, true));
         publish(m.head, m.head.wrapping_add(m.n));
         e.idle();
@@ -491,9 +564,11 @@ impl<T: Pod> Ring<T> {
         (m.vals, m.entries - m.vals)
     }
 
-    /// The copy of a reservation: one run, or the runs between holes.
+    /// The copy of a reservation: one run, or the runs between holes. `m` by value, and the
+    /// hole runs computed out of line without `x`, so that neither has to live in memory on
+    /// the fast path.
     #[inline(always)]
-    fn copy_reserved<X: Xfer<T>>(&self, m: &Move, want: u32, fixed: bool, x: &mut X) {
+    fn copy_reserved<X: Xfer<T>>(&self, m: Move, want: u32, fixed: bool, x: &mut X) {
         if !m.holey {
             // A fixed move takes all or nothing, so here n == want: saying so lets a
             // single-value call compile to a single slot store.
@@ -501,40 +576,63 @@ impl<T: Pod> Ring<T> {
             let n = if fixed { want } else { m.n };
             x.copy(m.head, 0, n as usize);
         } else {
-            self.copy_runs(m, x);
+            let runs = self.value_runs(m.head, m.n);
+            let mut at = 0usize;
+            for &(off, len) in runs.as_slice() {
+                let len = (len as usize).min(m.vals as usize - at);
+                if len == 0 {
+                    break;
+                }
+                x.copy(m.head.wrapping_add(off), at, len);
+                at += len;
+            }
         }
     }
 
-    /// Copies the values of a consumer reservation that holds holes, around them.
+    /// The runs of values between the holes of a consumer reservation `[head, head + n)`.
     #[cold]
     #[inline(never)]
-    fn copy_runs<X: Xfer<T>>(&self, m: &Move, x: &mut X) {
+    fn value_runs(&self, head: u32, n: u32) -> Runs {
         // The holes of the reservation stay recorded until the consumer tail passes them,
         // which needs our publication.
-        let holes = Holes::within(&self.mem.hdr().prod, m.head, m.n);
-        let mut at = 0usize;
-        for (off, len) in holes.runs(m.n) {
-            let len = (len as usize).min(m.vals as usize - at);
-            if len == 0 {
-                break;
+        let holes = Holes::within(self.mem.hdr().side(true), head, n);
+        let mut r = Runs {
+            runs: [(0, 0); MAX_RESV + 1],
+            len: 0,
+        };
+        for run in holes.runs(n) {
+            if r.len < r.runs.len() {
+                r.runs[r.len] = run;
+                r.len += 1;
             }
-            x.copy(m.head.wrapping_add(off), at, len);
-            at += len;
         }
+        r
+    }
+}
+
+/// Runs of values (offset, length) between holes: at most one more than there are holes.
+struct Runs {
+    runs: [(u32, u32); MAX_RESV + 1],
+    len: usize,
+}
+
+impl Runs {
+    fn as_slice(&self) -> &[(u32, u32)] {
+        &self.runs[..self.len]
     }
 }
 
 /// Claims a single side, or takes a record of a multi-thread side; the record index (0 for a
 /// single side).
 fn open_side(
-    ht: &HeadTail,
+    ht: Side<'_>,
     mode: SyncMode,
     members: &dyn Members,
     ring: &str,
     side: &str,
 ) -> Option<u32> {
     if mode == SyncMode::Sp {
-        claim(ht, members, ring, side).then_some(0)
+        claim(&ht, members, ring, side).then_some(0)
     } else {
         ht.take_entry(members, ring, side)
     }
@@ -543,7 +641,7 @@ fn open_side(
 impl<T: Pod> Producer<T> {
     pub(super) fn new(ring: Ring<T>) -> Option<Self> {
         let slot = open_side(
-            &ring.mem.hdr().prod,
+            ring.mem.hdr().side(true),
             ring.prod_mode,
             &**ring.region().mapping(),
             &ring.name,
@@ -566,8 +664,8 @@ impl<T: Pod> Producer<T> {
     #[inline(always)]
     fn enqueue_n(&mut self, src: &[T], fixed: bool) -> (u32, u32) {
         let r = &self.ring;
-        let mut x = PutPlain { mem: &r.mem, src };
-        let (n, free) = r.transfer(true, self.slot, want(src.len()), fixed, &mut x);
+        let x = PutPlain { mem: &r.mem, src };
+        let (n, free) = r.transfer(true, self.slot, want(src.len()), fixed, x);
         note_idle(r, &mut self.idle, n);
         (n, free)
     }
@@ -629,12 +727,12 @@ impl<T: Pod> Producer<T> {
     ) -> usize {
         let r = &self.ring;
         if r.prod_mode != SyncMode::Sp {
-            let mut x = Put {
+            let x = Put {
                 mem: &r.mem,
                 src: values,
                 hook: Some(before_publish),
             };
-            let (n, _) = r.transfer(true, self.slot, want(values.len()), fixed, &mut x);
+            let (n, _) = r.transfer(true, self.slot, want(values.len()), fixed, x);
             note_idle(r, &mut self.idle, n);
             return n as usize;
         }
@@ -681,17 +779,20 @@ impl<T: Pod> Consumer<T> {
         let r = &self.ring;
         if r.cons_mode != SyncMode::Sp {
             let want = want(dst.len());
-            let mut x = Get {
+            let x = Get {
                 mem: &r.mem,
                 dst,
                 hook: Some(before_publish),
             };
-            let (n, _) = r.transfer(false, self.slot, want, false, &mut x);
+            let (n, _) = r.transfer(false, self.slot, want, false, x);
             note_idle(r, &mut self.idle, n);
             return n as usize;
         }
         let (d, s, offset, _) = r.sides(false);
-        let m = d.move_head_st(s, offset, r.capacity, want(dst.len()), false, false);
+        let mut m = d.move_head_st(s, offset, r.capacity, want(dst.len()), false, false);
+        if m.saw_holes() {
+            m = d.move_head_st_in::<true>(s, offset, r.capacity, want(dst.len()), false, false);
+        }
         if m.n == 0 {
             return 0;
         }
@@ -704,7 +805,7 @@ impl<T: Pod> Consumer<T> {
             mem: &r.mem,
             dst: &mut *dst,
         };
-        r.copy_reserved(&m, m.n, false, &mut x);
+        r.copy_reserved(m, m.n, false, &mut x);
         before_publish(&dst[..n]);
         crate::fault::point("ring.recv.claimed");
         d.update_tail_st(m.head.wrapping_add(m.n));
@@ -719,7 +820,7 @@ impl<T: Pod> Consumer<T> {
 impl<T: Pod> Consumer<T> {
     pub(super) fn new(ring: Ring<T>) -> Option<Self> {
         let slot = open_side(
-            &ring.mem.hdr().cons,
+            ring.mem.hdr().side(false),
             ring.cons_mode,
             &**ring.region().mapping(),
             &ring.name,
@@ -743,8 +844,8 @@ impl<T: Pod> Consumer<T> {
     fn dequeue_n(&mut self, dst: &mut [T], fixed: bool) -> (u32, u32) {
         let r = &self.ring;
         let want = want(dst.len());
-        let mut x = GetPlain { mem: &r.mem, dst };
-        let (n, left) = r.transfer(false, self.slot, want, fixed, &mut x);
+        let x = GetPlain { mem: &r.mem, dst };
+        let (n, left) = r.transfer(false, self.slot, want, fixed, x);
         note_idle(r, &mut self.idle, n);
         (n, left)
     }

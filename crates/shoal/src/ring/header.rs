@@ -58,9 +58,9 @@ pub(crate) struct Meta {
 /// head move (a CAS for MP) then works on a line that nobody else reads, instead of waiting for
 /// the line to come back from the other CPU.
 ///
-/// A multi-thread side also has its reservation records (`resv`, one per handle, see
-/// `ring/resv.rs`), and a producer side the mask of those records that describe holes, next to
-/// the tail that consumers read anyway.
+/// A producer side also has the mask of its reservation records that describe holes, next to
+/// the tail that consumers read anyway (the records themselves follow both sides in the
+/// header, see [`Side`]).
 #[repr(C)]
 pub(crate) struct HeadTail {
     /// Published position (low 32 bits, every mode) and the hole mask; the other side reads
@@ -68,8 +68,23 @@ pub(crate) struct HeadTail {
     pub(super) tail: CachePadded<TailLine>,
     /// Everything else, read and written by this side only.
     pub(super) own: CachePadded<Own>,
+}
+
+/// One side as the algorithms see it: its positions and its reservation records.
+/// Dereferences to the positions.
+#[derive(Clone, Copy)]
+pub(crate) struct Side<'a> {
+    pub(super) ht: &'a HeadTail,
     /// Multi-thread sides: one reservation record per handle.
-    pub(super) resv: [Entry; MAX_RESV],
+    pub(super) resv: &'a [Entry; MAX_RESV],
+}
+
+impl std::ops::Deref for Side<'_> {
+    type Target = HeadTail;
+    #[inline(always)]
+    fn deref(&self) -> &HeadTail {
+        self.ht
+    }
 }
 
 /// The line that the other side polls: the published position word, and (producer side) the
@@ -125,7 +140,10 @@ pub(crate) struct Own {
     pub(super) journal: AtomicU64,
 }
 
-/// Ring control block at offset 0 of its region; the slots follow it, addressed by index.
+/// Ring control block at offset 0 of its region; the slots follow it, addressed by index. The
+/// lines of the data path come first, as 640 bytes, and the reservation records after them, so
+/// that no record lies a multiple of 4 KiB away from a position word (a store there would
+/// delay the next load of the position: 4K aliasing).
 #[repr(C)]
 pub(crate) struct RingHeader {
     /// Written by the creator only.
@@ -134,18 +152,40 @@ pub(crate) struct RingHeader {
     pub(super) prod: HeadTail,
     /// Written by consumers only (and read by producers).
     pub(super) cons: HeadTail,
+    /// The producers' reservation records.
+    pub(super) prod_resv: [Entry; MAX_RESV],
+    /// The consumers' reservation records.
+    pub(super) cons_resv: [Entry; MAX_RESV],
+}
+
+impl RingHeader {
+    /// Side `prod` (or the consumers').
+    #[inline(always)]
+    pub(super) fn side(&self, prod: bool) -> Side<'_> {
+        if prod {
+            Side {
+                ht: &self.prod,
+                resv: &self.prod_resv,
+            }
+        } else {
+            Side {
+                ht: &self.cons,
+                resv: &self.cons_resv,
+            }
+        }
+    }
 }
 
 // The layout is the ABI between processes; loom's atomics are bigger, so only the real build
 // pins it.
 #[cfg(not(loom))]
 const _: () = {
-    assert!(size_of::<RingHeader>() == 128 + 2 * (256 + 64 * MAX_RESV));
+    assert!(size_of::<RingHeader>() == 640 + 2 * 64 * MAX_RESV);
     assert!(align_of::<RingHeader>() == RING_ALIGN);
     assert!(size_of::<Meta>() == 64);
     assert!(size_of::<Own>() == 32);
     assert!(size_of::<Entry>() == 64);
-    assert!(size_of::<HeadTail>() == 256 + 64 * MAX_RESV);
+    assert!(size_of::<HeadTail>() == 256);
     assert!(MAX_RESV <= 64);
 };
 
@@ -155,16 +195,21 @@ const _: () = {
 #[cfg(not(loom))]
 unsafe impl crate::memory::Shared for RingHeader {}
 
+impl Entry {
+    fn new() -> Self {
+        Self {
+            member: AtomicU64::new(0),
+            op: AtomicU64::new(0),
+        }
+    }
+}
+
 impl HeadTail {
     fn new(mode: SyncMode, htd_max: u32) -> Self {
         Self {
             tail: CachePadded(TailLine {
                 pos: AtomicU64::new(0),
                 holes: AtomicU64::new(0),
-            }),
-            resv: std::array::from_fn(|_| Entry {
-                member: AtomicU64::new(0),
-                op: AtomicU64::new(0),
             }),
             own: CachePadded(Own {
                 head: AtomicU64::new(0),
@@ -202,6 +247,8 @@ impl RingHeader {
             }),
             prod: HeadTail::new(modes[0].0, modes[0].1),
             cons: HeadTail::new(modes[1].0, modes[1].1),
+            prod_resv: std::array::from_fn(|_| Entry::new()),
+            cons_resv: std::array::from_fn(|_| Entry::new()),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! other side's tail. The edge labels (`A0`, `R1`, ...) are those of the module documentation's
 //! table in `ring/mod.rs`.
 
-use super::header::{Entry, HeadTail};
+use super::header::{Entry, HeadTail, Side};
 use super::resv::{fit_holes, Stall, State, Wait};
 use crate::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
@@ -23,6 +23,27 @@ pub(super) struct Move {
     /// The producer side has hole records: the consumer copies around those in its
     /// reservation, and frees the ones it finds passed once it has published.
     pub(super) holey: bool,
+}
+
+impl Move {
+    /// What a fast move returns when the producers left holes: nothing reserved, `holey`
+    /// set; the caller redoes the operation out of line, with the moves' `H` copies.
+    #[inline(always)]
+    fn holes_seen(head: u32) -> Move {
+        Move {
+            head,
+            n: 0,
+            vals: 0,
+            entries: 0,
+            holey: true,
+        }
+    }
+
+    /// True for [`Move::holes_seen`].
+    #[inline(always)]
+    pub(super) fn saw_holes(&self) -> bool {
+        self.n == 0 && self.holey
+    }
 }
 
 /// Low 32 bits of a position word: the position.
@@ -73,12 +94,13 @@ fn room(offset: u32, other_tail: u32, head: u32, capacity: u32) -> u32 {
         .min(capacity)
 }
 
-/// Sizes a reservation at `head` given the other side's tail `stail`: for a consumer whose
-/// producers left holes, around them (cold); otherwise the plain fit.
+/// Sizes a reservation at `head` given the other side's tail `stail`: the plain fit, or
+/// with `H` (a consumer whose producers left holes, in the out-of-line copies of the moves)
+/// around the holes.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn sized(
-    other: &HeadTail,
+fn sized<const H: bool>(
+    other: Side<'_>,
     offset: u32,
     stail: u32,
     head: u32,
@@ -88,9 +110,7 @@ fn sized(
     contig: bool,
 ) -> Move {
     let entries = room(offset, stail, head, capacity);
-    // H1: the hole mask is on the line of the tail just read; always 0 on a consumer side
-    // (the `other` of a producer).
-    if other.tail.holes.load(Relaxed) != 0 {
+    if H {
         return fit_holes(other, head, entries, want, fixed, contig);
     }
     let n = fit(want, entries, fixed);
@@ -101,6 +121,16 @@ fn sized(
         entries,
         holey: false,
     }
+}
+
+/// True when the producers (`other` of a consumer) left holes: the fast move then returns
+/// [`Move::holes_seen`], and its caller redoes the whole operation out of line, so that the
+/// fast path keeps nothing more live.
+#[inline(always)]
+fn holes<const H: bool>(other: Side<'_>) -> bool {
+    // H1: the hole mask is on the line of the tail just read; always 0 on a consumer side
+    // (the `other` of a producer).
+    !H && other.tail.holes.load(Relaxed) != 0
 }
 
 impl HeadTail {
@@ -117,7 +147,21 @@ impl HeadTail {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn move_head_st(
         &self,
-        other: &HeadTail,
+        other: Side<'_>,
+        offset: u32,
+        capacity: u32,
+        want: u32,
+        fixed: bool,
+        contig: bool,
+    ) -> Move {
+        self.move_head_st_in::<false>(other, offset, capacity, want, fixed, contig)
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn move_head_st_in<const H: bool>(
+        &self,
+        other: Side<'_>,
         offset: u32,
         capacity: u32,
         want: u32,
@@ -128,7 +172,10 @@ impl HeadTail {
         // change of owner is ordered by C0/C1 (the claim), so Relaxed reads our own last value.
         let head = lo(self.own.head.load(Relaxed));
         let stail = other.tail_acquire();
-        let m = sized(other, offset, stail, head, capacity, want, fixed, contig);
+        if holes::<H>(other) {
+            return Move::holes_seen(head);
+        }
+        let m = sized::<H>(other, offset, stail, head, capacity, want, fixed, contig);
         if m.n != 0 {
             // Only read back by this owner (and by `info`/peek finish, which is this owner too).
             self.own
@@ -139,11 +186,24 @@ impl HeadTail {
     }
 
     /// Multi-thread head move (MP/MC): compare-and-swap on `head`, recorded in `e` (TRYING
-    /// before the CAS, RESERVED after it; IDLE again when a retry finds nothing to take).
+    /// before the CAS; IDLE again when a retry finds nothing to take).
     #[inline(always)]
     pub(super) fn move_head_mt(
         &self,
-        other: &HeadTail,
+        other: Side<'_>,
+        offset: u32,
+        capacity: u32,
+        want: u32,
+        fixed: bool,
+        e: &Entry,
+    ) -> Move {
+        self.move_head_mt_in::<false>(other, offset, capacity, want, fixed, e)
+    }
+
+    #[inline(always)]
+    pub(super) fn move_head_mt_in<const H: bool>(
+        &self,
+        other: Side<'_>,
         offset: u32,
         capacity: u32,
         want: u32,
@@ -158,7 +218,13 @@ impl HeadTail {
         loop {
             let head = lo(old);
             let stail = other.tail_acquire();
-            let m = sized(other, offset, stail, head, capacity, want, fixed, false);
+            if holes::<H>(other) {
+                if tried {
+                    e.idle();
+                }
+                return Move::holes_seen(head);
+            }
+            let m = sized::<H>(other, offset, stail, head, capacity, want, fixed, false);
             if m.n == 0 {
                 if tried {
                     e.idle();
@@ -175,10 +241,7 @@ impl HeadTail {
                 Release,
                 Acquire,
             ) {
-                Ok(_) => {
-                    e.set(head, m.n, State::Reserved);
-                    return m;
-                }
+                Ok(_) => return m,
                 Err(cur) => old = cur,
             }
         }
@@ -194,32 +257,56 @@ impl HeadTail {
     /// MP/MC tail publication: wait for the threads that reserved before us, then publish.
     /// A long wait asks `stall` to look for a dead owner of the reservation we wait for.
     #[inline(always)]
-    pub(super) fn update_tail_mt(&self, old: u32, new: u32, stall: &dyn Stall) {
-        let mut w = Wait::new();
+    pub(super) fn update_tail_mt<S: Stall>(&self, old: u32, new: u32, stall: S) {
         // A3: pairs with R0 of the thread of this side that reserved just before us (or of a
         // repair on its behalf): its slot accesses happen before our R0 below, so the other
         // side's A1 sees them too (a plain store does not extend that thread's release
         // sequence; this acquire does the chaining).
-        while lo(self.tail.load(Acquire)) != old {
-            if w.pause() {
-                stall.stalled();
-            }
+        if lo(self.tail.load(Acquire)) != old {
+            self.wait_tail(old, stall);
         }
         // R0: pairs with A1 of the other side.
         self.tail.store(u64::from(new), Release);
     }
 
+    /// The waiting part of [`HeadTail::update_tail_mt`], out of line: the wait's state lives
+    /// in memory only when there is a wait.
+    #[cold]
+    #[inline(never)]
+    fn wait_tail<S: Stall>(&self, old: u32, stall: S) {
+        let mut w = Wait::new();
+        // A3, as in `update_tail_mt`.
+        while lo(self.tail.load(Acquire)) != old {
+            if w.pause() {
+                stall.stalled();
+            }
+        }
+    }
+
     /// RTS head wait: until the head is at most `htd_max` ahead of the tail.
     #[inline(always)]
-    fn rts_head_wait(&self, stall: &dyn Stall) -> u64 {
+    fn rts_head_wait<S: Stall>(&self, stall: S) -> u64 {
+        // A-rts1: pairs with R-rts1 (the head CAS of another thread of this side), for the
+        // same reason as A0.
+        let h = self.own.head.load(Acquire);
+        // Only a distance estimate for back-pressure; the tail CAS re-checks everything.
+        let t = self.tail.load(Relaxed);
         // Tuning knob, changed only by `set_*_htd_max`; any value it returns is acceptable.
+        if lo(h).wrapping_sub(lo(t)) <= self.own.htd_max.load(Relaxed) {
+            return h;
+        }
+        self.rts_wait(stall)
+    }
+
+    /// The waiting part of [`HeadTail::rts_head_wait`], out of line.
+    #[cold]
+    #[inline(never)]
+    fn rts_wait<S: Stall>(&self, stall: S) -> u64 {
         let max = self.own.htd_max.load(Relaxed);
         let mut w = Wait::new();
         loop {
-            // A-rts1: pairs with R-rts1 (the head CAS of another thread of this side), for the
-            // same reason as A0.
+            // A-rts1 and the estimate, as in `rts_head_wait`.
             let h = self.own.head.load(Acquire);
-            // Only a distance estimate for back-pressure; the tail CAS re-checks everything.
             let t = self.tail.load(Relaxed);
             if lo(h).wrapping_sub(lo(t)) <= max {
                 return h;
@@ -233,21 +320,39 @@ impl HeadTail {
     /// RTS head move: CAS of (position, counter), recorded in `e` as for MP.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn rts_move_head(
+    pub(super) fn rts_move_head<S: Stall>(
         &self,
-        other: &HeadTail,
+        other: Side<'_>,
         offset: u32,
         capacity: u32,
         want: u32,
         fixed: bool,
         e: &Entry,
-        stall: &dyn Stall,
+        stall: S,
+    ) -> Move {
+        self.rts_move_head_in::<false, S>(other, offset, capacity, want, fixed, e, stall)
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn rts_move_head_in<const H: bool, S: Stall>(
+        &self,
+        other: Side<'_>,
+        offset: u32,
+        capacity: u32,
+        want: u32,
+        fixed: bool,
+        e: &Entry,
+        stall: S,
     ) -> Move {
         loop {
             let old = self.rts_head_wait(stall);
             let head = lo(old);
             let stail = other.tail_acquire();
-            let m = sized(other, offset, stail, head, capacity, want, fixed, false);
+            if holes::<H>(other) {
+                return Move::holes_seen(head);
+            }
+            let m = sized::<H>(other, offset, stail, head, capacity, want, fixed, false);
             if m.n == 0 {
                 return m;
             }
@@ -260,7 +365,6 @@ impl HeadTail {
                 .compare_exchange(old, new, Release, Relaxed)
                 .is_ok()
             {
-                e.set(head, m.n, State::Reserved);
                 return m;
             }
             // Back to waiting: no record of a CAS that is not about to happen.
@@ -295,11 +399,23 @@ impl HeadTail {
 
     /// HTS head wait: until no operation of this side is in flight (head == tail).
     #[inline(always)]
-    fn hts_head_wait(&self, stall: &dyn Stall) -> u64 {
+    fn hts_head_wait<S: Stall>(&self, stall: S) -> u64 {
+        // A-hts0: pairs with R-hts1 and R-hts0 of the previous thread of this side: its slot
+        // accesses and its view of the other side's tail are visible to us.
+        let w = self.tail.load(Acquire);
+        if lo(w) == hi(w) {
+            return w;
+        }
+        self.hts_wait(stall)
+    }
+
+    /// The waiting part of [`HeadTail::hts_head_wait`], out of line.
+    #[cold]
+    #[inline(never)]
+    fn hts_wait<S: Stall>(&self, stall: S) -> u64 {
         let mut wait = Wait::new();
         loop {
-            // A-hts0: pairs with R-hts1 and R-hts0 of the previous thread of this side: its
-            // slot accesses and its view of the other side's tail are visible to us.
+            // A-hts0, as in `hts_head_wait`.
             let w = self.tail.load(Acquire);
             if lo(w) == hi(w) {
                 return w;
@@ -314,22 +430,41 @@ impl HeadTail {
     /// recorded in `e` as for MP. `contig` (peek): a consumer reservation without holes.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn hts_move_head(
+    pub(super) fn hts_move_head<S: Stall>(
         &self,
-        other: &HeadTail,
+        other: Side<'_>,
         offset: u32,
         capacity: u32,
         want: u32,
         fixed: bool,
         contig: bool,
         e: &Entry,
-        stall: &dyn Stall,
+        stall: S,
+    ) -> Move {
+        self.hts_move_head_in::<false, S>(other, offset, capacity, want, fixed, contig, e, stall)
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn hts_move_head_in<const H: bool, S: Stall>(
+        &self,
+        other: Side<'_>,
+        offset: u32,
+        capacity: u32,
+        want: u32,
+        fixed: bool,
+        contig: bool,
+        e: &Entry,
+        stall: S,
     ) -> Move {
         loop {
             let old = self.hts_head_wait(stall);
             let head = hi(old);
             let stail = other.tail_acquire();
-            let m = sized(other, offset, stail, head, capacity, want, fixed, contig);
+            if holes::<H>(other) {
+                return Move::holes_seen(head);
+            }
+            let m = sized::<H>(other, offset, stail, head, capacity, want, fixed, contig);
             if m.n == 0 {
                 return m;
             }
@@ -341,7 +476,6 @@ impl HeadTail {
                 .compare_exchange(old, pack(lo(old), head.wrapping_add(m.n)), Release, Relaxed)
                 .is_ok()
             {
-                e.set(head, m.n, State::Reserved);
                 return m;
             }
             e.idle();
@@ -364,11 +498,19 @@ impl HeadTail {
         self.update_tail_st(new);
     }
 
+    /// Head and tail positions for display, plus the RTS counters.
+    pub(super) fn snapshot(&self) -> (u64, u64) {
+        // A snapshot for display; nothing is accessed on the strength of it.
+        (self.own.head.load(Relaxed), self.tail.load(Relaxed))
+    }
+}
+
+impl Side<'_> {
     /// Resets positions to 0 (DPDK's `reset_headtail`), and forgets holes and the operations
     /// of records (handles keep their records); the caller guarantees nobody else uses the
     /// ring.
     pub(super) fn reset(&self) {
-        for e in &self.resv {
+        for e in self.resv {
             let hole = matches!(
                 super::resv::Op::unpack(e.op.load(Relaxed)).state,
                 State::Hole | State::HolePending
@@ -383,11 +525,5 @@ impl HeadTail {
         // whatever told them the reset was done.
         self.own.head.store(0, Release);
         self.tail.store(0, Release);
-    }
-
-    /// Head and tail positions for display, plus the RTS counters.
-    pub(super) fn snapshot(&self) -> (u64, u64) {
-        // A snapshot for display; nothing is accessed on the strength of it.
-        (self.own.head.load(Relaxed), self.tail.load(Relaxed))
     }
 }

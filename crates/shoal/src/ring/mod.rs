@@ -111,16 +111,18 @@
 //!
 //! Every mode recovers; none waits forever on a dead process. An `Sp` side is taken over by the
 //! next claim once the reaper has undone what the dead owner's journaled operation left. A
-//! multi-thread operation records each of its steps in its handle's reservation record (four
-//! plain stores to a line that only that handle writes), and every wait for another thread
-//! of the side checks, after about a millisecond, whether the owner of what it waits for is
-//! alive: a dead one's operation is finished on its behalf, by the waiter, by a handle whose
-//! operations keep finding a full or empty ring, or by the reaper
-//! (`Ring::repair_dead_reservations`). Slots that a dead producer reserved but did not finish
-//! writing become a *hole*, published and then skipped by every consumer (no value is taken
-//! for a marker; the holes are listed in the header). What a kill at each step leaves and who
-//! repairs it is tabled in `ring/resv.rs`. An operation moves at most 2^29 - 1 values on a
-//! multi-thread side (a record's count field): a larger burst is cut, a larger bulk refused. A
+//! multi-thread operation records itself in its handle's reservation record (two plain stores
+//! to a line that only that handle writes: the position and count before the head CAS, idle
+//! after the publication; journaled operations, those of rings of mbufs, two more), and every
+//! wait for another thread of the side checks, after about a millisecond, whether the owner of
+//! what it waits for is alive: a dead one's operation is finished on its behalf by the waiter,
+//! by the reaper (`Ring::repair_dead_reservations`), or on an `MpRts` ring by a handle whose
+//! operations keep finding a full or empty ring. Slots that a dead producer reserved on an `Mp`
+//! or `MpRts` side become a *hole*, published and then skipped by every consumer (no value is
+//! taken for a marker; the holes are listed in the header); an `MpHts` reservation is
+//! cancelled instead. What a kill at each step leaves and who repairs it is tabled in
+//! `ring/resv.rs`. An operation moves at most 2^29 - 1 values on a multi-thread side (a
+//! record's count field): a larger burst is cut, a larger bulk refused. A
 //! hole counts in [`Ring::count`] until a consumer passes it.
 //!
 //! # Memory ordering
@@ -138,8 +140,8 @@
 //! | R-hts0 / A1 | HTS tail store | other side's tail load | as R0 / A1 |
 //! | C0 / C1 | release of an SP/SC claim (handle drop) | claim CAS in [`Ring::producer`] / [`Ring::consumer`] | a new owner of a single side sees its predecessor's head (read `Relaxed` on the fast path) |
 //! | R-init / A-init | `magic` store in [`Ring::init`] | `magic` load in [`Ring::attach`] | a process that sees the magic sees the whole header |
-//! | E0 | `TRYING` record store (Relaxed), sequenced before R1 / R-rts1 / R-hts1 | A0 / A-rts1 / A-hts0 of a repairer | a repairer that sees a head (or HTS word) sees the records of the reservations that made it |
-//! | E1 | later record stores (`RESERVED`, `WRITTEN`, `READY`, `IDLE`: Release) | record loads of a repairer (Acquire) | `READY` comes with the slot writes before it (the repairer publishes them with its own release, R0 / R-rts0 / R-hts0); `RESERVED` with the head CAS; `IDLE` with the tail publication |
+//! | E0 | `TRYING` record store, sequenced before R1 / R-rts1 / R-hts1 | A0 / A-rts1 / A-hts0 of a repairer | a repairer that sees a head (or HTS word) sees the records of the reservations that made it |
+//! | E1 | record stores (`TRYING`, `WRITTEN`, `READY`, `IDLE`: Release) | record loads of a repairer (Acquire) | `WRITTEN` and `READY` come with the slot writes before them (the repairer publishes them with its own release, R0 / R-rts0 / R-hts0); `IDLE` (and so the next `TRYING`) with the tail publication before it |
 //! | E2 | record free (member 0, Release) | record take (CAS, Acquire) | a new holder sees `IDLE` |
 //! | E3 | (death, seen through the kernel) | record take-over CAS (Acquire) and a SeqCst fence | a repairer sees what the dead process wrote |
 //! | H0 / H1 | hole record and mask bit (Release), then the repair's tail publication | consumer's A1, then the mask (Relaxed) and the record | a consumer that sees a tail past a hole knows the hole |
@@ -628,7 +630,7 @@ impl<T: Pod> Ring<T> {
 
     fn side(&self, prod: bool) -> (&header::HeadTail, SyncMode, &'static str) {
         let (ht, _, _, mode) = self.sides(prod);
-        (ht, mode, if prod { "prod" } else { "cons" })
+        (ht.ht, mode, if prod { "prod" } else { "cons" })
     }
 
     fn htd(&self, prod: bool) -> Result<u32, Error> {

@@ -11,7 +11,6 @@
 
 use bytemuck::Pod;
 
-use super::resv::State;
 use super::{Consumer, Error, Producer, Ring, SyncMode};
 
 impl<T: Pod> Ring<T> {
@@ -24,8 +23,9 @@ impl<T: Pod> Ring<T> {
         }
     }
 
-    /// Ends a peek: head and tail of the side become `head + n` (HTS: recorded `READY` with
-    /// the count published, so that a repair after a kill publishes the same).
+    /// Ends a peek: head and tail of the side become `head + n` (HTS: then the handle's record
+    /// is idle again; a kill before the publication leaves it `TRYING`, and the repair cancels
+    /// the reservation).
     #[inline]
     fn peek_finish(&self, prod: bool, slot: u32, head: u32, n: u32) {
         let (d, _, _, mode) = self.sides(prod);
@@ -33,10 +33,8 @@ impl<T: Pod> Ring<T> {
         match mode {
             SyncMode::Sp => d.st_set_head_tail(new),
             SyncMode::MpHts => {
-                let e = d.entry(slot);
-                e.set(head, n, State::Ready);
                 d.hts_set_head_tail(new);
-                e.idle();
+                d.entry(slot).idle();
             }
             // Unreachable: reservations are only made after `peek_mode`.
             SyncMode::Mp | SyncMode::MpRts => d.update_tail_st(new),

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::header::HeadTail;
+use super::header::Side;
 use super::headtail::pack;
 use super::resv::{Op, State};
 use super::*;
@@ -42,7 +42,7 @@ fn hooked(prod: SyncMode, cons: SyncMode) -> (Ring<u32>, Orphans) {
     (r, got)
 }
 
-fn side(r: &Ring<u32>, prod: bool) -> &HeadTail {
+fn side(r: &Ring<u32>, prod: bool) -> Side<'_> {
     r.sides(prod).0
 }
 
@@ -97,7 +97,7 @@ fn mp_producer_killed_after_reserving_leaves_a_hole_that_consumers_skip() {
         let (r, orphans) = hooked(SyncMode::Mp, cons);
         // A dead producer reserved [0, 3) and wrote nothing.
         mp_positions(&r, true, 3, 0);
-        plant(&r, true, 63, DEAD, 0, 3, State::Reserved);
+        plant(&r, true, 63, DEAD, 0, 3, State::Trying);
         let mut p = r.producer().unwrap();
         // Waits behind the dead reservation, repairs it, publishes.
         assert_eq!(p.enqueue_burst(&[1, 2]), 2);
@@ -114,7 +114,7 @@ fn mp_producer_killed_after_reserving_leaves_a_hole_that_consumers_skip() {
 }
 
 #[test]
-fn mp_producer_killed_after_writing_is_published_for_it() {
+fn mp_producer_killed_after_its_hook_is_published_for_it() {
     let (r, orphans) = hooked(SyncMode::Mp, SyncMode::Mp);
     mp_positions(&r, true, 3, 0);
     write_slots(&r, 0, &[7, 8, 9]);
@@ -147,7 +147,7 @@ fn mp_consumer_killed_after_reserving_is_published_for_it() {
     assert_eq!(p.enqueue_burst(&[1, 2, 3, 4]), 4);
     // A dead consumer reserved [0, 2).
     mp_positions(&r, false, 2, 0);
-    plant(&r, false, 0, DEAD, 0, 2, State::Reserved);
+    plant(&r, false, 0, DEAD, 0, 2, State::Trying);
     let mut c = r.consumer().unwrap();
     assert_eq!(drain(&mut c), [3, 4]);
     assert_eq!(*orphans.lock().unwrap(), [(false, DEAD, vec![1, 2])]);
@@ -205,7 +205,7 @@ fn rts_producer_killed_after_reserving_is_repaired_by_a_waiting_producer() {
     // A dead producer reserved [0, 3) (head counter 1), the tail counts nothing finished.
     let d = side(&r, true);
     d.own.head.store(pack(3, 1), Relaxed);
-    plant(&r, true, 9, DEAD, 0, 3, State::Reserved);
+    plant(&r, true, 9, DEAD, 0, 3, State::Trying);
     let mut p = r.producer().unwrap();
     // head - tail = 3 > htd_max: waits, repairs, then goes.
     assert_eq!(p.enqueue_burst(&[1, 2]), 2);
@@ -265,7 +265,7 @@ fn rts_consumer_killed_after_reserving_is_finished_by_a_sweep() {
     let mut p = r.producer().unwrap();
     assert_eq!(p.enqueue_burst(&[1, 2, 3, 4]), 4);
     side(&r, false).own.head.store(pack(2, 1), Relaxed);
-    plant(&r, false, 0, DEAD, 0, 2, State::Reserved);
+    plant(&r, false, 0, DEAD, 0, 2, State::Trying);
     let mut c = r.consumer().unwrap();
     let mut buf = [0u32; 8];
     assert_eq!(c.dequeue_burst(&mut buf), 2);
@@ -282,7 +282,7 @@ fn rts_consumer_killed_after_reserving_is_finished_by_a_sweep() {
 fn hts_producer_killed_after_reserving_is_cancelled() {
     let (r, _) = hooked(SyncMode::MpHts, SyncMode::Sp);
     side(&r, true).tail.store(pack(0, 3), Relaxed);
-    plant(&r, true, 2, DEAD, 0, 3, State::Reserved);
+    plant(&r, true, 2, DEAD, 0, 3, State::Trying);
     let mut p = r.producer().unwrap();
     assert_eq!(p.enqueue_burst(&[1, 2]), 2);
     let mut c = r.consumer().unwrap();
@@ -291,16 +291,15 @@ fn hts_producer_killed_after_reserving_is_cancelled() {
 }
 
 #[test]
-fn hts_producer_killed_after_a_zero_copy_finish_is_published_for_it() {
+fn hts_producer_killed_after_its_hook_is_published_for_it() {
     let (r, _) = hooked(SyncMode::MpHts, SyncMode::Sp);
     side(&r, true).tail.store(pack(0, 4), Relaxed);
     write_slots(&r, 0, &[7, 8, 9, 10]);
-    // It reserved 4 and finished with 2.
-    plant(&r, true, 2, DEAD, 0, 2, State::Ready);
+    plant(&r, true, 2, DEAD, 0, 4, State::Ready);
     let mut p = r.producer().unwrap();
     assert_eq!(p.enqueue(1), Ok(()));
     let mut c = r.consumer().unwrap();
-    assert_eq!(drain(&mut c), [7, 8, 1]);
+    assert_eq!(drain(&mut c), [7, 8, 9, 10, 1]);
 }
 
 #[test]
@@ -309,7 +308,7 @@ fn hts_consumer_killed_after_reserving_gives_the_values_back() {
     let mut p = r.producer().unwrap();
     assert_eq!(p.enqueue_burst(&[1, 2, 3]), 3);
     side(&r, false).tail.store(pack(0, 2), Relaxed);
-    plant(&r, false, 2, DEAD, 0, 2, State::Reserved);
+    plant(&r, false, 2, DEAD, 0, 2, State::Trying);
     let mut c = r.consumer().unwrap();
     assert_eq!(drain(&mut c), [1, 2, 3]);
     assert!(orphans.lock().unwrap().is_empty());
@@ -325,7 +324,7 @@ fn hts_consumer_killed_after_reserving_gives_the_values_back() {
 fn with_hole(cons: SyncMode, after: &[u32]) -> Ring<u32> {
     let (r, _) = hooked(SyncMode::Mp, cons);
     mp_positions(&r, true, 3, 0);
-    plant(&r, true, 63, DEAD, 0, 3, State::Reserved);
+    plant(&r, true, 63, DEAD, 0, 3, State::Trying);
     let mut p = r.producer().unwrap();
     assert_eq!(p.enqueue_burst(after), after.len());
     r
@@ -370,7 +369,7 @@ fn peek_and_zero_copy_dequeues_never_see_a_hole() {
     let mut p = r.producer().unwrap();
     assert_eq!(p.enqueue_burst(&[1, 2]), 2);
     mp_positions(&r, true, 5, 2);
-    plant(&r, true, 63, DEAD, 2, 3, State::Reserved);
+    plant(&r, true, 63, DEAD, 2, 3, State::Trying);
     assert_eq!(p.enqueue(3), Ok(()));
     let mut c = r.consumer().unwrap();
     let mut buf = [0u32; 8];
@@ -391,7 +390,7 @@ fn the_reaper_finishes_a_dead_members_operations_and_returns_their_values() {
     assert_eq!(p.enqueue_burst(&[1, 2, 3, 4]), 4);
     // DEAD reserved [0, 2) as a consumer, and [4, 7) as a producer, written, hook running.
     mp_positions(&r, false, 2, 0);
-    plant(&r, false, 0, DEAD, 0, 2, State::Reserved);
+    plant(&r, false, 0, DEAD, 0, 2, State::Trying);
     mp_positions(&r, true, 7, 4);
     write_slots(&r, 4, &[7, 8, 9]);
     plant(&r, true, 1, DEAD, 4, 3, State::Written);
@@ -428,7 +427,7 @@ fn multi_thread_handles_take_records_up_to_the_limit_and_reuse_dead_ones() {
     drop(p);
     // One with an operation in flight is not taken over.
     for i in 0..super::header::MAX_RESV {
-        plant(&r, true, i, DEAD, 0, 1, State::Reserved);
+        plant(&r, true, i, DEAD, 0, 1, State::Trying);
     }
     assert!(r.producer().is_none());
 }
@@ -437,7 +436,7 @@ fn multi_thread_handles_take_records_up_to_the_limit_and_reuse_dead_ones() {
 fn a_live_owner_is_waited_for_not_repaired() {
     let r = ring(SyncMode::Mp, SyncMode::Mp);
     mp_positions(&r, true, 3, 0);
-    plant(&r, true, 63, LOCAL_ME, 0, 3, State::Reserved);
+    plant(&r, true, 63, LOCAL_ME, 0, 3, State::Trying);
     let r2 = r.clone();
     let t = std::thread::spawn(move || {
         let mut p = r2.producer().unwrap();

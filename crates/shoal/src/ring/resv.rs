@@ -3,93 +3,102 @@
 //!
 //! # Records
 //!
-//! Each multi-thread side has [`MAX_RESV`] records of 16 bytes, a line each, in the ring header
-//! ([`Entry`]). A [`super::Producer`] or [`super::Consumer`] of such a side takes a free record
-//! when it is made (a compare-and-swap of the record's member from 0 to this process's
-//! [`MemberId`]; a record of a dead member that holds no operation is taken over) and frees it
-//! when it is dropped; with every record taken, [`super::Ring::producer`] returns `None`.
+//! Each multi-thread side has [`MAX_RESV`] (64) records of 16 bytes, a 64-byte line each, in
+//! the ring header after the lines of the data path ([`Entry`]). A [`super::Producer`] or
+//! [`super::Consumer`] of such a side takes a free record when it is made (a compare-and-swap
+//! of the record's member from 0 to this process's [`MemberId`]; a record of a dead member that
+//! holds no operation is taken over) and frees it when it is dropped; with every record taken,
+//! [`super::Ring::producer`] (or `consumer`) returns `None`, as DPDK bounds its threads by
+//! `RTE_MAX_LCORE`.
 //!
-//! An operation writes its record (position, count, state, one 64-bit store each, to a line
-//! that only its handle writes) at each step:
+//! An operation writes its record, one 64-bit store of (position, count, state) to a line that
+//! only its handle writes, at each of these steps:
 //!
-//! | step | producer | consumer |
-//! |------|----------|----------|
-//! | before the head CAS | `TRYING` (position seen, count it will take) | `TRYING` |
-//! | right after a successful CAS | `RESERVED` | `RESERVED` |
-//! | journaled operations: slots written / values read, before the caller's hook | `WRITTEN` | `WRITTEN` |
-//! | slots written / values read (and hook run) | `READY` | `READY` |
-//! | after the tail publication | `IDLE` | `IDLE` |
+//! | step | state | fault sites (`crate::fault`) |
+//! |------|-------|------------------------------|
+//! | before the head CAS (position seen, count it will take) | `TRYING` | |
+//! | the CAS won, nothing written or read yet | (still `TRYING`) | `ring.{mp,mc}{,_rts,_hts}.reserved` |
+//! | journaled operations (rings of mbufs): slots written / values read, the caller's hook (marking mbufs in flight / claiming them) about to run | `WRITTEN` | `ring.mp.written`, `ring.mc.written` |
+//! | journaled operations: hook run | `READY` | |
+//! | slots written / values read, publication next | (`TRYING`, or `READY`) | `ring.{mp,mc}{,_rts,_hts}.ready` |
+//! | after the tail publication | `IDLE` | |
 //!
-//! A CAS that fails sets the record back to `IDLE` (MP retries at once and rewrites it), so a
-//! record in `TRYING` is an operation about to CAS, or one that has just won.
+//! A plain operation thus costs two stores (`TRYING`, `IDLE`), both to a line that its handle
+//! owns. A CAS that fails sets the record back to `IDLE` before the handle waits again (MP
+//! retries at once and rewrites it), so a `TRYING` record is an operation about to CAS, or one
+//! that won and has not published yet.
 //!
 //! # Who waits, who repairs
 //!
 //! No loop waits on another thread of the side without, after about a millisecond, looking at
 //! the records of the operation it waits for and asking [`Members::liveness`] about their
-//! members. A dead member's operation is then finished on its behalf by the waiter (or by the
-//! reaper through [`super::Ring::repair_dead_reservations`], or by a handle whose operations
-//! keep finding nothing to do, every few thousand of them): the repairer first takes the record
-//! over with a CAS of its member from the dead one to itself, so that exactly one repairer
-//! works on an operation, and a repairer that dies in turn is a dead member whose record the
-//! next one takes over.
+//! members. A dead member's operation is then finished on its behalf by the waiter, by the
+//! reaper through [`super::Ring::repair_dead_reservations`], or, on an `MpRts` ring, by a
+//! handle whose operations keep finding nothing to do (every few thousand of them). The
+//! repairer first takes the record over with a CAS of its member from the dead one to itself,
+//! so that exactly one repairer works on an operation; a repairer that dies in turn is a dead
+//! member whose record the next one takes over.
 //!
-//! | mode | which operation a waiter waits for | how it is found |
-//! |------|------------------------------------|-----------------|
-//! | `Mp` | the one reserved at the current tail | the record at that position (tail != head) |
-//! | `MpRts` | any unfinished one (the tail counter lags) | every record; `TRYING` and `READY` are decided by counting (below) |
-//! | `MpHts` | the one in flight, `[tail, head)` | the record at the tail position |
+//! | mode | what a waiter waits for | how its record is found |
+//! |------|-------------------------|-------------------------|
+//! | `Mp` | the operation reserved at the current tail | the record at that position (tail != head) |
+//! | `MpRts` | any unfinished operation (the tail counter lags the head counter) | every record, `TRYING` and `READY` ones decided by counting (below) |
+//! | `MpHts` | the operation in flight, `[tail, head)` | the records at the tail position |
 //!
 //! What a kill at each step leaves, and what the repair does:
 //!
 //! | killed at | producer side | consumer side |
 //! |-----------|---------------|---------------|
-//! | `TRYING`, CAS not done or lost | nothing reserved; the record is freed | the same |
-//! | `TRYING` after winning, or `RESERVED` | slots reserved, not (all) written. MP/RTS: the range becomes a **hole** and the tail is published over it; HTS: the reservation is cancelled (head back to the tail) | values reserved, maybe partly read. MP/RTS: published as consumed, values handed to the repairer's sink; HTS: cancelled, the values stay in the ring |
-//! | `WRITTEN` | slots written, caller's hook (marking mbufs in flight) partly run: a hole (HTS: cancelled), values handed to the sink | values read, hook (claiming mbufs) partly run: published as consumed, values handed to the sink |
-//! | `READY` | slots written: published on the dead producer's behalf (its values are delivered) | published on its behalf |
+//! | before the CAS, or after losing it | nothing reserved; the record is freed (it shows a position that the tail reaches without it, or that nothing reserved) | the same |
+//! | `TRYING` after winning (`reserved`, `ready` sites) | slots reserved, written or not. MP/RTS: the range becomes a **hole** and the tail is published over it; HTS: the reservation is cancelled (head back to the tail) | values reserved, maybe read. MP/RTS: published as consumed, the values handed to the repairer's sink; HTS: cancelled, the values stay in the ring for the next consumer |
+//! | `WRITTEN` (`written` site) | slots written, the hook (marking mbufs in flight) maybe partly run: a hole (HTS: cancelled), the values handed to the sink | values read, the hook (claiming mbufs) maybe partly run: published as consumed, the values handed to the sink |
+//! | `READY` | slots written, hook run: published on the dead producer's behalf (its values are delivered) | hook run: published on its behalf |
 //! | after the publication | the record is freed | the same |
-//! | a repairer killed inside a repair | the next repairer takes its record over and finishes (`HOLE_PENDING`: the hole is recorded, the publication maybe not) | the same |
+//! | a repairer, inside a repair | the next repairer takes the record over and finishes the repair (`HOLE_PENDING`: the hole is recorded, its publication maybe not) | the same |
 //!
-//! The *sink* of a waiter is the ring handle's orphan hook (a ring of mbufs gives orphaned mbufs
-//! back to their pool, see `mbuf/ring.rs`); the reaper collects the values and returns them to
-//! the mbuf layer, which gives them to the dead member's tag.
+//! The *sink* of a waiter is its ring handle's orphan hook (a ring of mbufs gives the mbufs
+//! still in flight back to their pool, see `mbuf/ring.rs`); the reaper collects the values and
+//! returns them to the mbuf layer, which gives them to the dead member's tag. Mbufs that the
+//! dead process still held (not yet marked in flight, or already claimed) carry its tag, and
+//! the reaper reclaims them by it.
 //!
 //! # Holes
 //!
 //! A hole is a range of producer positions published without values. It is described by the
-//! record of the dead reservation itself (state `HOLE_PENDING` while the repair publishes, then
-//! `HOLE`), and a bit per record in [`super::header::TailLine::holes`], on the line of the
-//! producer tail that consumers read anyway: with no bit set, a dequeue costs one load more on
-//! a line it already has. With bits set, consumers size their reservation so as to take the
-//! values they want plus the holes between them (a bulk dequeue still returns all or nothing
-//! of the values, and a burst takes trailing holes too), copy around the holes, and skip them.
-//! Zero-copy and peek dequeues (SC and HTS) never see a hole: a reservation stops before one,
-//! and leading holes are consumed first. Any element type works, since no slot value is
-//! special. A hole record is freed (bit cleared) by the first consumer or repairer that sees
-//! the consumer tail past it; a record holding a hole cannot serve a handle until then.
+//! record of the dead reservation itself (state `HOLE_PENDING` while the repair publishes it,
+//! then `HOLE`), and by a bit per record in [`super::header::TailLine::holes`], on the line of
+//! the producer tail that consumers read anyway: with no bit set, a dequeue costs one load more
+//! from a line it already has. With bits set, a consumer redoes its operation out of line: it
+//! sizes its reservation to take the values it wants plus the holes among them (a bulk dequeue
+//! still returns all or none of the values it asks for, and a burst takes trailing holes too),
+//! copies around the holes and publishes the whole range. Zero-copy and peek dequeues (SC and
+//! HTS) never see a hole: leading holes are consumed first, and a reservation stops before the
+//! next one. No slot value is special, so any element type works. A hole record is freed (bit
+//! cleared, then member) by the first consumer or repairer that sees the consumer tail past
+//! it; a record holding a hole serves no handle until then.
 //!
 //! # Ambiguity
 //!
-//! `TRYING` records are the only ones that do not say whether their CAS won. The winner stores
-//! `RESERVED` right after its CAS and a loser rewrites its record right after its failure, so
-//! a dead `TRYING` record is ambiguous only when its process died within those few
-//! instructions:
-//! - `Mp`: the records at the stuck tail position; a `RESERVED`-or-later one is the owner; a
-//!   lone `TRYING` one is the owner (the tail has not passed its position, so it won). Two dead
-//!   `TRYING` records at one position need two deaths within a few instructions: the one
-//!   whose end is where the next reservation (record or head) starts is taken; failing that an
-//!   error is logged and the one with the lowest count is taken.
+//! A `TRYING` record does not say whether its CAS won; the position evidence does:
+//! - `Mp`: the owner of the stuck tail position `t` has its record at `t` until it publishes;
+//!   a record whose position the tail has passed, or at `t` while the head is at `t`, is not in
+//!   flight. A lone dead record at `t` is the owner. Two dead `TRYING` records at `t` (a winner
+//!   and a loser that died within the few instructions after its failed CAS) are told apart by
+//!   where the next reservation (record or head) starts; failing that an error is logged and
+//!   the one with the lowest count is taken.
 //! - `MpRts`: from a snapshot of head, tail and records that did not change while it was read,
-//!   the number of operations in flight (head counter minus tail counter), the `RESERVED` and
-//!   `WRITTEN` records (certainly in flight) and the `TRYING`, `READY` and `HOLE_PENDING` ones
-//!   (in flight or not): when the counts say that all of the latter are in flight, or none,
-//!   the dead ones are finished, or freed; otherwise the repair waits for the live ones to move
-//!   on, and two such deaths at once are logged and left.
-//! - `MpHts`: the operation in flight is `[tail, head)`, its record is the one at the tail.
+//!   the number of operations in flight (head counter minus tail counter), the `WRITTEN`
+//!   records (certainly in flight) and the `TRYING`, `READY` and `HOLE_PENDING` ones (in flight
+//!   or not): when the counts say that all of the latter are in flight, or none, the dead ones
+//!   are finished, or freed; otherwise the repair waits for the live ones to move on. Two
+//!   deaths that leave one dead record in flight and one not, at once, are logged and left.
+//! - `MpHts`: the operation in flight is `[tail, head)`; the records at the tail position are
+//!   its owner's and those of losers, all taken over before anything is done, and the most
+//!   advanced decides (losers are `TRYING`: cancelled, the same as an owner that wrote
+//!   nothing).
 //!
-//! Loom models cannot see processes: under `cfg(loom)` waits never look at records, the records
-//! are still written.
+//! Loom models cannot see processes: under `cfg(loom)` waits never look at records; the
+//! records are still written.
 #![allow(unsafe_code)] // reads the slots of a dead process's reservation
 
 use std::sync::Arc;
@@ -97,7 +106,7 @@ use std::sync::Arc;
 use bytemuck::Pod;
 use tracing::{error, warn};
 
-use super::header::{Entry, HeadTail, MAX_RESV};
+use super::header::{Entry, Side, MAX_RESV};
 use super::headtail::{fit, hi, lo, pack, Move};
 use super::{Ring, SyncMode};
 use crate::sync::atomic::{
@@ -114,13 +123,12 @@ pub(super) const MAX_OP: u32 = (1 << 29) - 1;
 pub(super) enum State {
     /// No operation.
     Idle,
-    /// About to CAS the head for (position, count), or has just won.
+    /// About to CAS the head for (position, count), or won it and not yet published.
     Trying,
-    /// The CAS won; slots not yet (all) written or read.
-    Reserved,
     /// Journaled operations: slots written or values read; the caller's hook is running.
     Written,
-    /// Slots written or values read: the publication comes next.
+    /// Journaled operations: slots written or values read, hook run: the publication comes
+    /// next.
     Ready,
     /// A repair recorded a hole here and may not have published it yet.
     HolePending,
@@ -142,7 +150,6 @@ impl Op {
         let s = match state {
             State::Idle => 0u64,
             State::Trying => 1,
-            State::Reserved => 2,
             State::Written => 3,
             State::Ready => 4,
             State::HolePending => 5,
@@ -156,7 +163,6 @@ impl Op {
     pub(super) fn unpack(w: u64) -> Op {
         let state = match w >> 61 {
             1 => State::Trying,
-            2 => State::Reserved,
             3 => State::Written,
             4 => State::Ready,
             5 => State::HolePending,
@@ -191,8 +197,8 @@ impl Entry {
     #[inline(always)]
     pub(super) fn set(&self, pos: u32, n: u32, state: State) {
         // E1: pairs with the Acquire loads of repairers: a repairer that sees `READY` sees the
-        // slot writes before it (and publishes them with its own release), one that sees
-        // `RESERVED` sees the head CAS before it.
+        // slot writes and the hook's effects before it (and publishes them with its own
+        // release), one that sees `WRITTEN` sees the slot writes.
         self.op.store(Op::pack(pos, n, state), Release);
     }
 
@@ -224,7 +230,7 @@ impl Entry {
     }
 }
 
-impl HeadTail {
+impl Side<'_> {
     /// This side's record `slot` (a handle's own index, always below [`MAX_RESV`]).
     #[inline(always)]
     pub(super) fn entry(&self, slot: u32) -> &Entry {
@@ -353,8 +359,9 @@ impl Wait {
     }
 }
 
-/// What a wait calls when it has waited long: look for a dead owner and repair.
-pub(super) trait Stall {
+/// What a wait calls when it has waited long: look for a dead owner and repair. Passed by
+/// value (two words in registers), so that the fast path stores nothing for it.
+pub(super) trait Stall: Copy {
     fn stalled(&self);
 }
 
@@ -363,6 +370,14 @@ pub(super) struct Stalled<'a, T: Pod> {
     pub(super) ring: &'a Ring<T>,
     pub(super) prod: bool,
 }
+
+impl<T: Pod> Clone for Stalled<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Pod> Copy for Stalled<'_, T> {}
 
 impl<T: Pod> Stall for Stalled<'_, T> {
     #[cold]
@@ -417,7 +432,7 @@ pub(super) struct Holes {
 }
 
 impl Holes {
-    pub(super) fn within(p: &HeadTail, start: u32, len: u32) -> Holes {
+    pub(super) fn within(p: Side<'_>, start: u32, len: u32) -> Holes {
         let mut h = Holes {
             iv: [(0, 0); MAX_RESV],
             len: 0,
@@ -482,11 +497,10 @@ impl Holes {
 /// A consumer move over a window of `entries` slots at `head` that holds holes: how many slots
 /// to reserve so as to take `want` values (all or nothing when `fixed`), and how many values
 /// that is. With `contig` (peek and zero-copy), the reservation is holes only (leading holes,
-/// to be consumed at once) or values only (up to the first hole).
-#[cold]
-#[inline(never)]
+/// to be consumed at once) or values only (up to the first hole). Called by the out-of-line
+/// copies of the moves only.
 pub(super) fn fit_holes(
-    prod: &HeadTail,
+    prod: Side<'_>,
     head: u32,
     entries: u32,
     want: u32,
@@ -585,8 +599,8 @@ impl<T: Pod> Ring<T> {
         });
     }
 
-    /// Every multi-thread side: repair what a dead member left (called by handles whose
-    /// operations keep finding nothing to do, which may be because of it).
+    /// Every multi-thread side: repair what a dead member left (called by handles of RTS rings
+    /// whose operations keep finding nothing to do, which may be because of it).
     #[cold]
     #[inline(never)]
     pub(super) fn sweep(&self) {
@@ -619,13 +633,7 @@ impl<T: Pod> Ring<T> {
     }
 
     /// MP: the operation reserved at the tail.
-    fn repair_mp(
-        &self,
-        prod: bool,
-        d: &HeadTail,
-        lives: &mut Lives<'_>,
-        sink: Sink<'_, T>,
-    ) -> bool {
+    fn repair_mp(&self, prod: bool, d: Side<'_>, lives: &mut Lives<'_>, sink: Sink<'_, T>) -> bool {
         // A3-like: the tail and every slot access before it.
         let t = lo(d.tail.load(Acquire));
         // E0: a head that we see, we see the records of the reservations that made it.
@@ -748,7 +756,7 @@ impl<T: Pod> Ring<T> {
     fn repair_rts(
         &self,
         prod: bool,
-        d: &HeadTail,
+        d: Side<'_>,
         lives: &mut Lives<'_>,
         sink: Sink<'_, T>,
     ) -> bool {
@@ -773,7 +781,7 @@ impl<T: Pod> Ring<T> {
                 continue;
             }
             match Op::unpack(w).state {
-                State::Reserved | State::Written => certain += 1,
+                State::Written => certain += 1,
                 State::Trying | State::Ready | State::HolePending => unsure += 1,
                 State::Idle | State::Hole => {}
             }
@@ -786,7 +794,7 @@ impl<T: Pod> Ring<T> {
             if m == 0 || !op.active() || !lives.dead(m) {
                 continue;
             }
-            let sure = matches!(op.state, State::Reserved | State::Written);
+            let sure = op.state == State::Written;
             if sure || (all_in && !none_in) {
                 done |= self.rts_finish(prod, d, i, m, w, lives.me, sink);
             } else if none_in && !all_in {
@@ -803,7 +811,7 @@ impl<T: Pod> Ring<T> {
     fn rts_finish(
         &self,
         prod: bool,
-        d: &HeadTail,
+        d: Side<'_>,
         i: usize,
         dead: u64,
         w: u64,
@@ -861,7 +869,7 @@ impl<T: Pod> Ring<T> {
     fn repair_hts(
         &self,
         prod: bool,
-        d: &HeadTail,
+        d: Side<'_>,
         lives: &mut Lives<'_>,
         sink: Sink<'_, T>,
     ) -> bool {
@@ -960,7 +968,7 @@ impl<T: Pod> Ring<T> {
     }
 
     /// Records a hole in producer record `i` (held by the repairer) over `[pos, pos + n)`.
-    fn record_hole(&self, d: &HeadTail, i: usize, pos: u32, n: u32) {
+    fn record_hole(&self, d: Side<'_>, i: usize, pos: u32, n: u32) {
         d.resv[i].set(pos, n, State::HolePending);
         // H0: pairs with H1 through the tail publication that follows (a release): a consumer
         // that acquires a tail past the hole sees the record and the bit.
@@ -988,7 +996,7 @@ impl<T: Pod> Ring<T> {
             k += len as usize;
         };
         if skip_holes {
-            let holes = Holes::within(&h.prod, pos, n);
+            let holes = Holes::within(h.side(true), pos, n);
             for (at, len) in holes.runs(n) {
                 copy(at, len);
             }
@@ -1002,7 +1010,7 @@ impl<T: Pod> Ring<T> {
     /// Frees the hole records that every consumer has passed.
     pub(super) fn clear_stale_holes(&self) {
         let h = self.mem.hdr();
-        let p = &h.prod;
+        let p = h.side(true);
         let mut mask = p.tail.holes.load(Acquire);
         if mask == 0 {
             return;
@@ -1100,7 +1108,7 @@ impl<T: Pod> Ring<T> {
 
 /// RTS: frees a dead record whose operation is not in flight (a lost CAS, a finished
 /// operation, a hole already counted).
-fn rts_forget(d: &HeadTail, i: usize, dead: u64, w: u64, me: MemberId) -> bool {
+fn rts_forget(d: Side<'_>, i: usize, dead: u64, w: u64, me: MemberId) -> bool {
     let e = &d.resv[i];
     let Some(now) = e.take_over(dead, me) else {
         return false;
@@ -1121,7 +1129,7 @@ fn rts_forget(d: &HeadTail, i: usize, dead: u64, w: u64, me: MemberId) -> bool {
 /// MP and HTS: frees a dead record whose position the tail has passed (an operation that
 /// was published but not yet marked idle, or a CAS that lost); a hole record whose repairer
 /// died after publishing it becomes a plain hole record.
-fn forget_passed(d: &HeadTail, i: usize, dead: u64, me: MemberId) -> bool {
+fn forget_passed(d: Side<'_>, i: usize, dead: u64, me: MemberId) -> bool {
     let e = &d.resv[i];
     if e.take_over(dead, me).is_none() {
         return false;
@@ -1157,10 +1165,9 @@ fn rank(s: State) -> u8 {
     match s {
         State::Idle | State::Hole => 0,
         State::Trying => 1,
-        State::Reserved => 2,
-        State::Written => 3,
-        State::Ready => 4,
-        State::HolePending => 5,
+        State::Written => 2,
+        State::Ready => 3,
+        State::HolePending => 4,
     }
 }
 
