@@ -31,6 +31,10 @@ pub const PER_C: u64 = if cfg!(debug_assertions) {
 } else {
     1_000_000
 };
+/// Largest burst of a victim.
+const VICTIM_BURST: usize = 4096;
+/// Slots of the ring.
+const RING_COUNT: u32 = 16384;
 /// Sequence numbers a victim producer may use (it stops there and waits for its death).
 pub const VMAX: u64 = 1 << 22;
 /// Producer ids: 1 and 2 (0 marks a value no producer sent, as in a slot never written).
@@ -52,8 +56,41 @@ pub enum Victim {
 pub enum Kill<'a> {
     /// `SHOAL_FAULT=<site>:<pass>`.
     Fault(&'a str, u32),
-    /// SIGKILL from the parent this long after the victim started.
+    /// SIGKILL from the parent, from this long after the victim started on, at a moment when
+    /// the victim is inside an operation if one is found (see [`catch_in_operation`]).
     After(Duration),
+}
+
+/// Stops the victim (SIGSTOP) at random moments until it is caught inside an operation of its
+/// side: while it is stopped, the side's head and tail (RTS: counters) never meet, as they do
+/// between operations of the live processes. Returns whether it was caught (then it is left
+/// stopped, for the SIGKILL); gives up after a while, leaving it running.
+fn catch_in_operation(victim: &mut Proc, ring: &Ring<u64>, prod: bool) -> bool {
+    let mut rng = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    for _ in 0..400 {
+        victim.signal(libc::SIGSTOP);
+        std::thread::sleep(Duration::from_micros(500));
+        let in_op = (0..40).all(|_| {
+            let info = ring.info();
+            let side = if prod { info.prod } else { info.cons };
+            let idle = match (side.head_cnt, side.tail_cnt) {
+                (Some(h), Some(t)) => h == t,
+                _ => side.head == side.tail,
+            };
+            std::thread::sleep(Duration::from_micros(100));
+            !idle
+        });
+        if in_op {
+            return true;
+        }
+        victim.signal(libc::SIGCONT);
+        rng = rng.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        std::thread::sleep(Duration::from_micros(u64::from(rng % 2_000)));
+    }
+    false
 }
 
 fn init(prefix: &str, extra: &[&str]) -> Eal {
@@ -63,9 +100,9 @@ fn init(prefix: &str, extra: &[&str]) -> Eal {
         prefix,
         "--no-huge",
         "-m",
-        "96",
+        "128",
         "--log-level",
-        "error",
+        "warning",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -97,7 +134,12 @@ pub fn child(role: &str) {
     let eal = init(&prefix, &["--proc-type=secondary", "-l", &lcore]);
     let ring = Ring::<u64>::lookup(&eal, "kill").expect("lookup");
     let mz = Memzone::lookup(&eal, "seen").expect("counters");
-    let mut buf = [0u64; 32];
+    // A victim moves bursts of up to VICTIM_BURST values (its operations last longer, so that
+    // a kill at a random moment lands inside one more often), the others up to 32.
+    let mut buf = vec![0u64; VICTIM_BURST];
+    let doomed = std::env::var("SHOAL_TEST_END").is_ok_and(|e| e == VMAX.to_string())
+        || std::env::var("SHOAL_TEST_DOOMED").is_ok();
+    let burst = if doomed { VICTIM_BURST } else { 32 };
     match role {
         "producer1" | "producer2" => {
             let id: u64 = if role == "producer1" { 1 } else { 2 };
@@ -106,7 +148,7 @@ pub fn child(role: &str) {
             println!("started");
             let mut next = 0u64;
             while next < end {
-                let n = ((end - next) as usize).min(1 + (next as usize % 32));
+                let n = ((end - next) as usize).min(1 + (next as usize % burst));
                 for (k, b) in buf[..n].iter_mut().enumerate() {
                     *b = id << 32 | (next + k as u64);
                 }
@@ -127,7 +169,7 @@ pub fn child(role: &str) {
             println!("started");
             let mut got = 0u64;
             'outer: loop {
-                let n = rx.dequeue_burst(&mut buf[..1 + (got as usize % 32)]);
+                let n = rx.dequeue_burst(&mut buf[..1 + (got as usize % burst)]);
                 if n == 0 {
                     std::thread::yield_now();
                     continue;
@@ -153,7 +195,7 @@ pub fn run(test: &str, tag: &str, mode: SyncMode, victim: Victim, kill: Kill<'_>
     let cfg = RingConfig {
         prod: mode,
         cons: mode,
-        ..RingConfig::new(1024)
+        ..RingConfig::new(RING_COUNT)
     };
     let ring = Ring::<u64>::create(&eal, "kill", &cfg).expect("create");
     let mz = Memzone::reserve(&eal, "seen", ((BAD + 1) * 4) as usize).unwrap();
@@ -171,6 +213,9 @@ pub fn run(test: &str, tag: &str, mode: SyncMode, victim: Victim, kill: Kill<'_>
     let spawn = |role: &str, lcore: &str, doomed: bool| {
         let end = if doomed { vmax.as_str() } else { per.as_str() };
         let mut env = vec![("SHOAL_TEST_LCORE", lcore), ("SHOAL_TEST_END", end)];
+        if doomed {
+            env.push(("SHOAL_TEST_DOOMED", "1"));
+        }
         if let (true, Some(f)) = (doomed, &fault) {
             env.push(("SHOAL_FAULT", f.as_str()));
         }
@@ -194,6 +239,7 @@ pub fn run(test: &str, tag: &str, mode: SyncMode, victim: Victim, kill: Kill<'_>
     }
     p1.wait_for("started", T);
     p2.wait_for("started", T);
+    let mut caught = false;
     let doomed: &mut Proc = match victim {
         Victim::Producer => &mut p1,
         Victim::Consumer => &mut consumers[0],
@@ -201,6 +247,7 @@ pub fn run(test: &str, tag: &str, mode: SyncMode, victim: Victim, kill: Kill<'_>
     match kill {
         Kill::After(d) => {
             std::thread::sleep(d);
+            caught = catch_in_operation(doomed, &ring, victim == Victim::Producer);
             doomed.kill9();
         }
         Kill::Fault(site, _) => {
@@ -220,8 +267,10 @@ pub fn run(test: &str, tag: &str, mode: SyncMode, victim: Victim, kill: Kill<'_>
     // The survivors finish: producer 2 sends everything, the victim producer (if it is not
     // the victim) its VMAX values.
     assert_eq!(p2.wait_exit(T), Some(0), "{}", p2.output());
+    let mut repairs = repairs_in(&p2.output());
     if victim == Victim::Consumer {
         assert_eq!(p1.wait_exit(T), Some(0), "{}", p1.output());
+        repairs += repairs_in(&p1.output());
     }
     // Stop tags, one per live consumer, one at a time.
     let mut tx = ring.producer().expect("producer");
@@ -236,6 +285,7 @@ pub fn run(test: &str, tag: &str, mode: SyncMode, victim: Victim, kill: Kill<'_>
         }
         let p = &mut consumers[c];
         assert_eq!(p.wait_exit(T), Some(0), "{}", p.output());
+        repairs += repairs_in(&p.output());
     }
     drop(tx);
     assert!(
@@ -280,10 +330,22 @@ pub fn run(test: &str, tag: &str, mode: SyncMode, victim: Victim, kill: Kill<'_>
             }
         }
         assert!(
-            lost <= 32,
+            lost <= VICTIM_BURST,
             "a dead consumer took {lost} values, more than one burst"
         );
         println!("{tag}: the dead consumer took {lost} values");
     }
-    println!("{tag}: victim {victim:?} killed ({kill:?}); nothing stuck, nothing twice");
+    println!(
+        "{tag}: victim {victim:?} killed ({kill:?}{}); {repairs} repairs by the surviving \
+         children (or one by this process); nothing stuck, nothing twice",
+        if caught { ", inside an operation" } else { "" }
+    );
+}
+
+/// Repairs a survivor logged.
+fn repairs_in(output: &str) -> usize {
+    output
+        .lines()
+        .filter(|l| l.contains("finished the"))
+        .count()
 }
