@@ -6,7 +6,9 @@
 //! `SHOAL_FAULT=<site>:<n>` in a process's environment kills it at the `n`-th pass (from 1) of
 //! `site`. [`SITES`] lists every site; `crates/shoal/tests/faults.rs` walks them all.
 
-/// Every fault site, with the step it interrupts.
+/// Every fault site, with the step it interrupts. The multi-thread ring sites
+/// (`ring.mp.*`, `ring.mc.*`, [`is_multi_thread_ring_site`]) are walked by
+/// `crates/shoal/tests/ring_faults.rs`, the others by `crates/shoal/tests/faults.rs`.
 pub const SITES: &[(&str, &str)] = &[
     (
         "store.take.journaled",
@@ -49,6 +51,62 @@ pub const SITES: &[(&str, &str)] = &[
         "single-consumer ring of mbufs: mbufs claimed, slots not yet given back",
     ),
     (
+        "ring.mp.reserved",
+        "multi-producer ring: head moved (reservation recorded), slots not yet written",
+    ),
+    (
+        "ring.mp.written",
+        "multi-producer ring of mbufs: slots written, mbufs not yet (all) in flight",
+    ),
+    (
+        "ring.mp.ready",
+        "multi-producer ring: slots written, tail not yet published",
+    ),
+    (
+        "ring.mc.reserved",
+        "multi-consumer ring: head moved (reservation recorded), values not yet read",
+    ),
+    (
+        "ring.mc.written",
+        "multi-consumer ring of mbufs: values read, mbufs not yet (all) claimed",
+    ),
+    (
+        "ring.mc.ready",
+        "multi-consumer ring: values read, tail not yet published",
+    ),
+    (
+        "ring.mp_rts.reserved",
+        "RTS multi-producer ring: head moved, slots not yet written",
+    ),
+    (
+        "ring.mp_rts.ready",
+        "RTS multi-producer ring: slots written, tail counter not yet moved",
+    ),
+    (
+        "ring.mc_rts.reserved",
+        "RTS multi-consumer ring: head moved, values not yet read",
+    ),
+    (
+        "ring.mc_rts.ready",
+        "RTS multi-consumer ring: values read, tail counter not yet moved",
+    ),
+    (
+        "ring.mp_hts.reserved",
+        "HTS multi-producer ring: head moved, slots not yet written",
+    ),
+    (
+        "ring.mp_hts.ready",
+        "HTS multi-producer ring: slots written, tail not yet published",
+    ),
+    (
+        "ring.mc_hts.reserved",
+        "HTS multi-consumer ring: head moved, values not yet read",
+    ),
+    (
+        "ring.mc_hts.ready",
+        "HTS multi-consumer ring: values read, tail not yet published",
+    ),
+    (
         "memzone.locked",
         "metadata lock held while reserving a memzone",
     ),
@@ -57,6 +115,11 @@ pub const SITES: &[(&str, &str)] = &[
         "process table: slot taken (CLAIMING), lcores not yet recorded",
     ),
 ];
+
+/// True for the sites of multi-thread ring operations (`ring.mp*`, `ring.mc*`).
+pub fn is_multi_thread_ring_site(site: &str) -> bool {
+    site.starts_with("ring.mp") || site.starts_with("ring.mc")
+}
 
 /// A fault site: kills this process at the chosen pass when the environment asks for it.
 #[cfg(feature = "fault-injection")]

@@ -126,7 +126,10 @@ fn a_kill_at_every_fault_site_is_repaired_and_loses_nothing() {
     let to_victim = MbufRing::create(&eal, "to_victim", sp).unwrap();
     assert_eq!(pool.in_use_count(), 0);
     let mut hit = Vec::new();
-    for &(site, what) in shoal::fault::SITES {
+    let sites = shoal::fault::SITES
+        .iter()
+        .filter(|(s, _)| !shoal::fault::is_multi_thread_ring_site(s));
+    for &(site, what) in sites.clone() {
         let pass = if site == "proctable.claiming" { 1 } else { 7 };
         let fault = format!("{site}:{pass}");
         let mut v = g.spawn_self(
@@ -177,7 +180,7 @@ fn a_kill_at_every_fault_site_is_repaired_and_loses_nothing() {
     assert!(status.success(), "{status:?}\n{}", v.output());
     drain(&from_victim, &to_victim);
     assert_eq!(pool.in_use_count(), 0, "{:?}", pool.usage());
-    assert_eq!(hit.len(), shoal::fault::SITES.len());
+    assert_eq!(hit.len(), sites.count());
     println!(
         "every one of {} fault sites: killed, repaired, 0 lost",
         hit.len()

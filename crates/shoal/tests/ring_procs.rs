@@ -7,7 +7,7 @@ use shoal::eal::Eal;
 use shoal::memzone::Memzone;
 use shoal::ring::{Ring, RingConfig, SyncMode};
 use shoal::sync::atomic::{AtomicU32, Ordering};
-use shoal_testkit::{child_or, child_prefix, init, Group, Proc};
+use shoal_testkit::{child_or, child_prefix, init, role, Group, Proc};
 
 const T: Duration = Duration::from_secs(60);
 const PRODUCERS: u64 = 2;
@@ -181,3 +181,59 @@ macro_rules! stress {
 stress!(mp_every_tag_is_seen_once, SyncMode::Mp, "mp");
 stress!(rts_every_tag_is_seen_once, SyncMode::MpRts, "rts");
 stress!(hts_every_tag_is_seen_once, SyncMode::MpHts, "hts");
+
+mod ring_kill;
+
+/// A producer or a consumer SIGKILLed at a random moment in the middle of MP, RTS and HTS
+/// traffic: the survivors go on, nothing is delivered twice, no hole is delivered.
+fn killed_at_random(test: &str, mode: SyncMode, tag: &str) {
+    if let Some(r) = role() {
+        ring_kill::child(&r);
+        return;
+    }
+    // A few rounds, with the kill at a different moment each time (the clock's nanoseconds
+    // pick it), so that some land inside an operation.
+    for round in 0..3u32 {
+        let ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let after = Duration::from_micros(2_000 + u64::from(ns % 40_000));
+        for victim in [ring_kill::Victim::Producer, ring_kill::Victim::Consumer] {
+            ring_kill::run(
+                test,
+                &format!("{tag}{round}"),
+                mode,
+                victim,
+                ring_kill::Kill::After(after),
+            );
+        }
+    }
+}
+
+#[test]
+fn mp_survives_a_process_killed_at_random() {
+    killed_at_random(
+        "mp_survives_a_process_killed_at_random",
+        SyncMode::Mp,
+        "kmp",
+    );
+}
+
+#[test]
+fn rts_survives_a_process_killed_at_random() {
+    killed_at_random(
+        "rts_survives_a_process_killed_at_random",
+        SyncMode::MpRts,
+        "krts",
+    );
+}
+
+#[test]
+fn hts_survives_a_process_killed_at_random() {
+    killed_at_random(
+        "hts_survives_a_process_killed_at_random",
+        SyncMode::MpHts,
+        "khts",
+    );
+}

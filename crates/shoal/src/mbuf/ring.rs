@@ -9,7 +9,7 @@ use super::{claim_chain, Error, Mbuf, MbufBatch, MbufIdx};
 use crate::eal::Eal;
 use crate::memory::Region;
 use crate::mempool::{group, Group};
-use crate::ring::{Consumer, Producer, Ring, RingConfig, SyncMode};
+use crate::ring::{Consumer, Producer, Ring, RingConfig};
 use crate::sync::{MemberId, Members};
 
 /// A ring of mbufs (DPDK's `rte_ring` of `struct rte_mbuf *`). Enqueueing gives the mbufs up
@@ -42,7 +42,15 @@ impl Clone for MbufRing {
 }
 
 impl MbufRing {
-    fn wrap(ring: Ring<MbufIdx>, group: &'static Group) -> MbufRing {
+    fn wrap(mut ring: Ring<MbufIdx>, group: &'static Group) -> MbufRing {
+        // Mbufs of a dead process's operation that a waiter of this process repairs (values
+        // that never reached the ring, or that a dead consumer had reserved): those still in
+        // flight go back to their pool; those the dead process held go back with its tag.
+        ring.set_orphan_hook(std::sync::Arc::new(move |_, _, vals: &[MbufIdx]| {
+            for &v in vals {
+                drop(claim_chain(group, v));
+            }
+        }));
         MbufRing {
             ring,
             group,
@@ -120,27 +128,14 @@ impl MbufRing {
     /// Enqueues one mbuf; gives it back when the ring is full.
     pub fn enqueue(&self, m: Mbuf) -> Result<(), Mbuf> {
         let seg = m.seg();
-        if self.ring.prod_mode() == SyncMode::Sp {
-            let sent = self
-                .with_prod(|p| p.enqueue_journaled(&[seg.raw()], true, |_| set_in_flight(seg)))
-                .unwrap_or(0);
-            if sent == 1 {
-                std::mem::forget(m);
-                return Ok(());
-            }
-            return Err(m);
+        let sent = self
+            .with_prod(|p| p.enqueue_journaled(&[seg.raw()], true, |_| set_in_flight(seg)))
+            .unwrap_or(0);
+        if sent == 1 {
+            std::mem::forget(m);
+            return Ok(());
         }
-        set_in_flight(seg);
-        match self.with_prod(|p| p.enqueue(seg.raw())) {
-            Some(Ok(())) => {
-                std::mem::forget(m);
-                Ok(())
-            }
-            _ => {
-                set_mine(seg);
-                Err(m)
-            }
-        }
+        Err(m)
     }
 
     /// Enqueues as many mbufs from the front of `batch` as fit (DPDK's
@@ -162,66 +157,35 @@ impl MbufRing {
             return 0;
         }
         let mut raw = [MbufIdx(0); MAX_BURST];
-        if self.ring.prod_mode() == SyncMode::Sp {
-            // Single producer: the mbufs are marked in flight between the slot writes and the
-            // tail store, under the side's journal, so a kill anywhere loses none of them.
-            let want = n.min(MAX_BURST);
-            for (k, seg) in batch.front_segs(want).enumerate() {
-                raw[k] = seg.raw();
-            }
-            let b = &*batch;
-            let sent = self
-                .with_prod(|p| {
-                    p.enqueue_journaled(&raw[..want], all, |k| {
-                        for seg in b.front_segs(k) {
-                            set_in_flight(seg);
-                        }
-                    })
-                })
-                .unwrap_or(0);
-            batch.forget_front(sent);
-            return sent;
+        // The mbufs are marked in flight between the slot writes and the publication, under
+        // the side's journal (single producer) or the handle's reservation record (multi
+        // producer), so a kill anywhere loses none of them.
+        let want = n.min(MAX_BURST);
+        if all && want < n {
+            return 0;
         }
-        // Tag only what can fit now: a full ring costs no tag writes.
-        let want = if all {
-            n
-        } else {
-            n.min(self.ring.free_count() as usize)
-        };
         for (k, seg) in batch.front_segs(want).enumerate() {
             raw[k] = seg.raw();
-            set_in_flight(seg);
         }
+        let b = &*batch;
         let sent = self
             .with_prod(|p| {
-                if all {
-                    p.enqueue_bulk(&raw[..want]).map_or(0, |_| want)
-                } else {
-                    p.enqueue_burst(&raw[..want])
-                }
+                p.enqueue_journaled(&raw[..want], all, |k| {
+                    for seg in b.front_segs(k) {
+                        set_in_flight(seg);
+                    }
+                })
             })
             .unwrap_or(0);
-        for seg in batch.front_segs(want).skip(sent) {
-            set_mine(seg);
-        }
         batch.forget_front(sent);
         sent
     }
 
     /// Dequeues one mbuf.
     pub fn dequeue(&self) -> Option<Mbuf> {
-        if self.ring.cons_mode() == SyncMode::Sp {
-            let mut b = MbufBatch::new();
-            self.dequeue_burst(&mut b, 1);
-            return b.pop();
-        }
-        loop {
-            let raw = self.with_cons(|c| c.dequeue()).flatten()?;
-            match claim_chain(self.group, raw) {
-                Some(m) => return Some(m),
-                None => self.refuse(raw),
-            }
-        }
+        let mut b = MbufBatch::new();
+        self.dequeue_burst(&mut b, 1);
+        b.pop()
     }
 
     /// Dequeues up to `max` mbufs (and no more than `batch` has room for), appending them to
@@ -233,44 +197,31 @@ impl MbufRing {
             return 0;
         }
         let mut raw = [MbufIdx(0); MAX_BURST];
-        if self.ring.cons_mode() == SyncMode::Sp {
-            // Single consumer: the mbufs are claimed before the slots are given back, under the
-            // side's journal, so a kill anywhere leaves them in the ring or in our hands.
-            let (group, mut added, mut refused) = (self.group, 0, [MbufIdx(0); MAX_BURST]);
-            let mut nref = 0;
-            self.with_cons(|c| {
-                c.dequeue_journaled(&mut raw[..room], |vals| {
-                    for &r in vals {
-                        match claim_chain(group, r) {
-                            Some(m) => {
-                                batch.push_unchecked(m);
-                                added += 1;
-                            }
-                            None => {
-                                refused[nref] = r;
-                                nref += 1;
-                            }
+        let room = room.min(MAX_BURST);
+        // The mbufs are claimed before the slots are given back, under the side's journal
+        // (single consumer) or the handle's reservation record (multi consumer), so a kill
+        // anywhere leaves them in the ring, in our hands (reclaimed by tag), or in a record
+        // from which the repair returns them.
+        let (group, mut added, mut refused) = (self.group, 0, [MbufIdx(0); MAX_BURST]);
+        let mut nref = 0;
+        self.with_cons(|c| {
+            c.dequeue_journaled(&mut raw[..room], |vals| {
+                for &r in vals {
+                    match claim_chain(group, r) {
+                        Some(m) => {
+                            batch.push_unchecked(m);
+                            added += 1;
+                        }
+                        None => {
+                            refused[nref] = r;
+                            nref += 1;
                         }
                     }
-                })
-            });
-            for &r in &refused[..nref] {
-                self.refuse(r);
-            }
-            return added;
-        }
-        let got = self
-            .with_cons(|c| c.dequeue_burst(&mut raw[..room]))
-            .unwrap_or(0);
-        let mut added = 0;
-        for &r in &raw[..got] {
-            match claim_chain(self.group, r) {
-                Some(m) => {
-                    batch.push_unchecked(m);
-                    added += 1;
                 }
-                None => self.refuse(r),
-            }
+            })
+        });
+        for &r in &refused[..nref] {
+            self.refuse(r);
         }
         added
     }
@@ -296,12 +247,6 @@ fn set_in_flight(seg: Seg) {
     }
 }
 
-fn set_mine(seg: Seg) {
-    for s in super::chain_iter(seg) {
-        s.pool.set_mine(s.idx);
-    }
-}
-
 /// The reaper's part for rings of mbufs, before it reclaims the dead member's objects by their
 /// owner tags: every single side of a ring that `dead` owned is taken over and released, and
 /// the mbufs of the journaled operation it had not published are given back to their rightful
@@ -320,6 +265,29 @@ pub(crate) fn release_dead_sides(
         let Ok(ring) = Ring::<MbufIdx>::attach(region) else {
             continue;
         };
+        // Multi-thread sides: the dead member's operations are finished; the mbufs that a
+        // dead producer wrote but that became a hole, and those a dead consumer had reserved,
+        // go to the dead member's tag (those in flight), or back to their pool when another
+        // dead member's operation was finished on the way.
+        for (prod, who, vals) in ring.repair_dead_reservations(dead, me) {
+            for v in &vals {
+                if who == dead {
+                    let Some(head) = super::header::resolve_in(group, v.0) else {
+                        continue;
+                    };
+                    for s in super::chain_iter(head) {
+                        s.pool
+                            .move_tag(s.idx, crate::mempool::tag::IN_FLIGHT, dead_tag);
+                    }
+                } else {
+                    drop(claim_chain(group, *v));
+                }
+            }
+            if !vals.is_empty() {
+                tracing::warn!(target: "shoal::mbuf", "ring {:?}: a {} of {} mbufs by dead member {who} was cut short; finished", ring.name(), if prod { "send" } else { "receive" }, vals.len());
+            }
+            moved += vals.len();
+        }
         for prod in [true, false] {
             let Some(vals) = ring.release_dead_side(prod, dead, me) else {
                 continue;

@@ -4,8 +4,9 @@
 use bytemuck::Pod;
 use tracing::warn;
 
-use super::header::HeadTail;
+use super::header::{Entry, HeadTail, Side, MAX_RESV};
 use super::headtail::{want, Move};
+use super::resv::{Holes, Stalled, State, MAX_OP};
 use super::{Empty, Full, Ring, SyncMode};
 use crate::sync::atomic::{
     AtomicU64,
@@ -63,11 +64,47 @@ fn release(owner: &AtomicU64) {
 /// and its methods take `&mut self`.
 pub struct Producer<T: Pod> {
     pub(super) ring: Ring<T>,
+    /// Multi-thread side: this handle's reservation record.
+    pub(super) slot: u32,
+    /// Operations in a row that moved nothing (see [`Ring::sweep`]).
+    idle: u32,
 }
 
 /// The dequeue side of a ring (see [`Ring::consumer`]).
 pub struct Consumer<T: Pod> {
     pub(super) ring: Ring<T>,
+    /// Multi-thread side: this handle's reservation record.
+    pub(super) slot: u32,
+    /// Operations in a row that moved nothing.
+    idle: u32,
+}
+
+/// Operations in a row that move nothing after which a handle of an `MpRts` ring sweeps it for
+/// dead members' operations. An RTS side whose dead operation holds publication back makes the
+/// others see a full or empty ring, and nobody waits unless the head runs `htd_max` ahead (the
+/// other modes always have a waiter behind a dead operation that matters: the next operation
+/// of its side).
+pub(super) const SWEEP_AFTER: u32 = 4096;
+
+/// Counts an operation that moved nothing; sweeps now and then (RTS rings only: elsewhere the
+/// count would cost an empty poll a store on its critical path for nothing).
+#[inline(always)]
+fn note_idle<T: Pod>(ring: &Ring<T>, idle: &mut u32, moved: u32) {
+    if ring.prod_mode != SyncMode::MpRts && ring.cons_mode != SyncMode::MpRts {
+        return;
+    }
+    if moved != 0 {
+        // No store when there is nothing to reset.
+        if *idle != 0 {
+            *idle = 0;
+        }
+        return;
+    }
+    *idle += 1;
+    if *idle >= SWEEP_AFTER {
+        *idle = 0;
+        ring.sweep();
+    }
 }
 
 impl<T: Pod> std::fmt::Debug for Producer<T> {
@@ -88,17 +125,134 @@ impl<T: Pod> std::fmt::Debug for Consumer<T> {
 
 impl<T: Pod> Drop for Producer<T> {
     fn drop(&mut self) {
+        let h = self.ring.mem.hdr().side(true);
         if self.ring.prod_mode == SyncMode::Sp {
-            release(&self.ring.mem.hdr().prod.own.owner);
+            release(&h.own.owner);
+        } else {
+            h.free_entry(self.slot);
         }
     }
 }
 
 impl<T: Pod> Drop for Consumer<T> {
     fn drop(&mut self) {
+        let h = self.ring.mem.hdr().side(false);
         if self.ring.cons_mode == SyncMode::Sp {
-            release(&self.ring.mem.hdr().cons.own.owner);
+            release(&h.own.owner);
+        } else {
+            h.free_entry(self.slot);
         }
+    }
+}
+
+/// What a transfer does with the reserved slots: copy in or out, and optionally run a hook
+/// between the copy and the publication.
+pub(super) trait Xfer<T> {
+    /// True when [`Xfer::mid`] does something (the record then shows `WRITTEN` meanwhile).
+    const MID: bool = false;
+    /// Copies `len` values between the slots from position `pos` on and the caller's buffer
+    /// from index `at` on.
+    fn copy(&mut self, pos: u32, at: usize, len: usize);
+    /// Runs after the copy of `vals` values, before the publication.
+    fn mid(&mut self, _vals: usize) {}
+}
+
+/// An enqueue from `src`, with `hook(n)` before the publication when given.
+struct Put<'a, T, F> {
+    mem: &'a super::header::Mem<T>,
+    src: &'a [T],
+    hook: Option<F>,
+}
+
+impl<T: Pod, F: FnOnce(usize)> Xfer<T> for Put<'_, T, F> {
+    const MID: bool = true;
+    #[inline(always)]
+    fn copy(&mut self, pos: u32, at: usize, len: usize) {
+        debug_assert!(at + len <= self.src.len());
+        // SAFETY: the transfer reserved slots pos .. pos + len for this thread (a head move not
+        // yet published) and len <= capacity < size; at + len <= src.len() because a move
+        // never takes more than asked.
+        unsafe { self.mem.write(pos, self.src.get_unchecked(at..at + len)) }
+    }
+    #[inline(always)]
+    fn mid(&mut self, vals: usize) {
+        if let Some(f) = self.hook.take() {
+            f(vals);
+        }
+    }
+}
+
+/// A plain enqueue from `src`.
+struct PutPlain<'a, T> {
+    mem: &'a super::header::Mem<T>,
+    src: &'a [T],
+}
+
+impl<T: Pod> Xfer<T> for PutPlain<'_, T> {
+    #[inline(always)]
+    fn copy(&mut self, pos: u32, at: usize, len: usize) {
+        debug_assert!(at + len <= self.src.len());
+        // SAFETY: as in `Put::copy`.
+        unsafe { self.mem.write(pos, self.src.get_unchecked(at..at + len)) }
+    }
+}
+
+/// A dequeue into `dst`, with `hook(values)` before the publication when given.
+struct Get<'a, T, F> {
+    mem: &'a super::header::Mem<T>,
+    dst: &'a mut [T],
+    hook: Option<F>,
+}
+
+impl<T: Pod, F: FnOnce(&[T])> Xfer<T> for Get<'_, T, F> {
+    const MID: bool = true;
+    #[inline(always)]
+    fn copy(&mut self, pos: u32, at: usize, len: usize) {
+        debug_assert!(at + len <= self.dst.len());
+        // SAFETY: the transfer reserved slots pos .. pos + len, which the producers published
+        // (their tail, read with A1, is past them); len <= capacity < size; at + len <=
+        // dst.len() because a move never delivers more values than asked.
+        unsafe { self.mem.read(pos, self.dst.get_unchecked_mut(at..at + len)) }
+    }
+    #[inline(always)]
+    fn mid(&mut self, vals: usize) {
+        if let Some(f) = self.hook.take() {
+            f(&self.dst[..vals.min(self.dst.len())]);
+        }
+    }
+}
+
+/// A plain dequeue into `dst`.
+struct GetPlain<'a, T> {
+    mem: &'a super::header::Mem<T>,
+    dst: &'a mut [T],
+}
+
+impl<T: Pod> Xfer<T> for GetPlain<'_, T> {
+    #[inline(always)]
+    fn copy(&mut self, pos: u32, at: usize, len: usize) {
+        debug_assert!(at + len <= self.dst.len());
+        // SAFETY: as in `Get::copy`.
+        unsafe { self.mem.read(pos, self.dst.get_unchecked_mut(at..at + len)) }
+    }
+}
+
+/// The fault site of a step of a multi-thread operation.
+#[inline(always)]
+fn site(mode: SyncMode, prod: bool, ready: bool) -> &'static str {
+    match (mode, prod, ready) {
+        (SyncMode::MpRts, true, false) => "ring.mp_rts.reserved",
+        (SyncMode::MpRts, true, true) => "ring.mp_rts.ready",
+        (SyncMode::MpRts, false, false) => "ring.mc_rts.reserved",
+        (SyncMode::MpRts, false, true) => "ring.mc_rts.ready",
+        (SyncMode::MpHts, true, false) => "ring.mp_hts.reserved",
+        (SyncMode::MpHts, true, true) => "ring.mp_hts.ready",
+        (SyncMode::MpHts, false, false) => "ring.mc_hts.reserved",
+        (SyncMode::MpHts, false, true) => "ring.mc_hts.ready",
+        (_, true, false) => "ring.mp.reserved",
+        (_, true, true) => "ring.mp.ready",
+        (_, false, false) => "ring.mc.reserved",
+        (_, false, true) => "ring.mc.ready",
     }
 }
 
@@ -108,11 +262,12 @@ impl<T: Pod> Ring<T> {
     /// # Safety
     /// No thread of any process may enqueue, dequeue or hold a reservation on the ring while
     /// this runs: it rewrites positions that such an operation is using, and the operation
-    /// could then access slots that another one owns. Single-side claims are kept.
+    /// could then access slots that another one owns. Single-side claims are kept, and so are
+    /// the records of multi-thread handles; holes are forgotten.
     pub unsafe fn reset(&self) {
         let h = self.mem.hdr();
-        h.prod.reset();
-        h.cons.reset();
+        h.side(true).reset();
+        h.side(false).reset();
     }
 
     /// For the reaper: releases the single side `prod` (producer) or not (consumer) if the dead
@@ -160,115 +315,343 @@ impl<T: Pod> Ring<T> {
     /// turns the distance between them into free room (the capacity for producers, 0 for
     /// consumers), and the moving side's mode.
     #[inline(always)]
-    pub(super) fn sides(&self, prod: bool) -> (&HeadTail, &HeadTail, u32, SyncMode) {
+    pub(super) fn sides(&self, prod: bool) -> (Side<'_>, Side<'_>, u32, SyncMode) {
         let h = self.mem.hdr();
         if prod {
-            (&h.prod, &h.cons, self.capacity, self.prod_mode)
+            (h.side(true), h.side(false), self.capacity, self.prod_mode)
         } else {
-            (&h.cons, &h.prod, 0, self.cons_mode)
+            (h.side(false), h.side(true), 0, self.cons_mode)
         }
     }
 
-    /// Moves a side's head by up to `want` slots with the side's algorithm (peek starts).
+    /// Moves a side's head by up to `want` slots with the side's algorithm (peek starts, for
+    /// SP/SC and HTS sides); `slot` is the handle's record (HTS); `contig`: a consumer
+    /// reservation without holes.
     #[inline(always)]
-    pub(super) fn move_head(&self, prod: bool, want: u32, fixed: bool) -> Move {
-        let (d, s, offset, mode) = self.sides(prod);
-        let cap = self.capacity;
-        match mode {
-            SyncMode::Sp => d.move_head_st(s, offset, cap, want, fixed),
-            SyncMode::Mp => d.move_head_mt(s, offset, cap, want, fixed),
-            SyncMode::MpRts => d.rts_move_head(s, offset, cap, want, fixed),
-            SyncMode::MpHts => d.hts_move_head(s, offset, cap, want, fixed),
-        }
-    }
-
-    /// One whole enqueue (`prod`) or dequeue: head move, `copy` of the reserved slots, tail
-    /// update; returns how many moved and the free slots (or entries) left. DPDK's
-    /// `__rte_ring_do_enqueue_elem` / `__rte_ring_do_dequeue_elem` and their RTS and HTS
-    /// variants. The mode is matched once, so each arm is straight-line code; SP and MP are
-    /// inlined into the caller, RTS and HTS (a CAS more) are called.
-    #[inline(always)]
-    pub(super) fn transfer(
+    pub(super) fn move_head(
         &self,
         prod: bool,
+        slot: u32,
         want: u32,
         fixed: bool,
-        copy: impl FnOnce(u32, usize),
+        contig: bool,
+    ) -> Move {
+        let (d, s, offset, mode) = self.sides(prod);
+        let cap = self.capacity;
+        let stall = Stalled { ring: self, prod };
+        let want = want.min(MAX_OP);
+        let e = d.entry(slot);
+        let m = match mode {
+            SyncMode::Sp => d.move_head_st(s, offset, cap, want, fixed, contig),
+            SyncMode::Mp => d.move_head_mt(s, offset, cap, want, fixed, e),
+            SyncMode::MpRts => d.rts_move_head(s, offset, cap, want, fixed, e, stall),
+            SyncMode::MpHts => d.hts_move_head(s, offset, cap, want, fixed, contig, e, stall),
+        };
+        if !m.saw_holes() {
+            return m;
+        }
+        match mode {
+            SyncMode::Sp => d.move_head_st_in::<true>(s, offset, cap, want, fixed, contig),
+            SyncMode::Mp => d.move_head_mt_in::<true>(s, offset, cap, want, fixed, e),
+            SyncMode::MpRts => d.rts_move_head_in::<true, _>(s, offset, cap, want, fixed, e, stall),
+            SyncMode::MpHts => {
+                d.hts_move_head_in::<true, _>(s, offset, cap, want, fixed, contig, e, stall)
+            }
+        }
+    }
+
+    /// One whole enqueue (`prod`) or dequeue: head move, copy of the reserved slots (`x`),
+    /// tail update; returns how many values moved and the free slots (or values) left. DPDK's
+    /// `__rte_ring_do_enqueue_elem` / `__rte_ring_do_dequeue_elem` and their RTS and HTS
+    /// variants. `slot` is the handle's record on a multi-thread side. The mode is matched
+    /// once, so each arm is straight-line code; SP and MP are inlined into the caller, RTS and
+    /// HTS (a CAS more) are called.
+    #[inline(always)]
+    pub(super) fn transfer<X: Xfer<T>>(
+        &self,
+        prod: bool,
+        slot: u32,
+        want: u32,
+        fixed: bool,
+        x: X,
+    ) -> (u32, u32) {
+        self.transfer_in::<false, X>(prod, slot, want, fixed, x)
+    }
+
+    /// [`Ring::transfer`] when the producers left holes: the moves' `H` copies, out of line.
+    #[cold]
+    #[inline(never)]
+    fn transfer_holes<X: Xfer<T>>(
+        &self,
+        prod: bool,
+        slot: u32,
+        want: u32,
+        fixed: bool,
+        x: X,
+    ) -> (u32, u32) {
+        self.transfer_in::<true, X>(prod, slot, want, fixed, x)
+    }
+
+    #[inline(always)]
+    fn transfer_in<const H: bool, X: Xfer<T>>(
+        &self,
+        prod: bool,
+        slot: u32,
+        want: u32,
+        fixed: bool,
+        mut x: X,
     ) -> (u32, u32) {
         let (d, s, offset, mode) = self.sides(prod);
         let cap = self.capacity;
         match mode {
             SyncMode::Sp => {
-                let m = d.move_head_st(s, offset, cap, want, fixed);
-                complete(m, want, fixed, copy, |_, new| d.update_tail_st(new))
+                let m = d.move_head_st_in::<H>(s, offset, cap, want, fixed, false);
+                if m.saw_holes() {
+                    return self.transfer_holes(prod, slot, want, fixed, x);
+                }
+                self.complete(m, want, fixed, &mut x, |_, new| d.update_tail_st(new))
             }
             SyncMode::Mp => {
-                let m = d.move_head_mt(s, offset, cap, want, fixed);
-                complete(m, want, fixed, copy, |old, new| d.update_tail_mt(old, new))
+                if want > MAX_OP {
+                    return self.transfer_big(prod, slot, want, fixed, x);
+                }
+                let e = d.entry(slot);
+                let m = d.move_head_mt_in::<H>(s, offset, cap, want, fixed, e);
+                if m.saw_holes() {
+                    return self.transfer_holes(prod, slot, want, fixed, x);
+                }
+                let stall = Stalled { ring: self, prod };
+                self.complete_mt(prod, mode, e, m, want, fixed, &mut x, |old, new| {
+                    d.update_tail_mt(old, new, stall)
+                })
             }
-            SyncMode::MpRts | SyncMode::MpHts => {
-                transfer_sync(d, s, offset, cap, mode, want, fixed, copy)
+            SyncMode::MpRts | SyncMode::MpHts if H => {
+                self.transfer_sync_in::<true, X>(prod, slot, want, fixed, x)
+            }
+            SyncMode::MpRts | SyncMode::MpHts => self.transfer_sync(prod, slot, want, fixed, x),
+        }
+    }
+
+    /// [`Ring::transfer`] for the RTS and HTS modes, out of line.
+    #[inline(never)]
+    fn transfer_sync<X: Xfer<T>>(
+        &self,
+        prod: bool,
+        slot: u32,
+        want: u32,
+        fixed: bool,
+        x: X,
+    ) -> (u32, u32) {
+        self.transfer_sync_in::<false, X>(prod, slot, want, fixed, x)
+    }
+
+    #[inline(always)]
+    fn transfer_sync_in<const H: bool, X: Xfer<T>>(
+        &self,
+        prod: bool,
+        slot: u32,
+        want: u32,
+        fixed: bool,
+        mut x: X,
+    ) -> (u32, u32) {
+        if want > MAX_OP {
+            return self.transfer_big(prod, slot, want, fixed, x);
+        }
+        let (d, s, offset, mode) = self.sides(prod);
+        let cap = self.capacity;
+        let e = d.entry(slot);
+        let stall = Stalled { ring: self, prod };
+        if mode == SyncMode::MpRts {
+            let m = d.rts_move_head_in::<H, _>(s, offset, cap, want, fixed, e, stall);
+            if m.saw_holes() {
+                return self.transfer_holes(prod, slot, want, fixed, x);
+            }
+            self.complete_mt(prod, mode, e, m, want, fixed, &mut x, |_, _| {
+                d.rts_update_tail()
+            })
+        } else {
+            let m = d.hts_move_head_in::<H, _>(s, offset, cap, want, fixed, false, e, stall);
+            if m.saw_holes() {
+                return self.transfer_holes(prod, slot, want, fixed, x);
+            }
+            self.complete_mt(prod, mode, e, m, want, fixed, &mut x, |_, new| {
+                d.hts_set_head_tail(new)
+            })
+        }
+    }
+
+    /// A multi-thread request beyond what a record can describe: a burst is cut to
+    /// [`MAX_OP`], a bulk is refused.
+    #[cold]
+    #[inline(never)]
+    fn transfer_big<X: Xfer<T>>(
+        &self,
+        prod: bool,
+        slot: u32,
+        _want: u32,
+        fixed: bool,
+        x: X,
+    ) -> (u32, u32) {
+        if fixed {
+            return (0, 0);
+        }
+        self.transfer(prod, slot, MAX_OP, false, x)
+    }
+
+    /// Copies what a single-side head move reserved and publishes it.
+    #[inline(always)]
+    fn complete<X: Xfer<T>>(
+        &self,
+        m: Move,
+        want: u32,
+        fixed: bool,
+        x: &mut X,
+        publish: impl FnOnce(u32, u32),
+    ) -> (u32, u32) {
+        if m.n == 0 {
+            return (0, m.entries);
+        }
+        self.copy_reserved(m, want, fixed, x);
+        if X::MID {
+            x.mid(m.vals as usize);
+        }
+        publish(m.head, m.head.wrapping_add(m.n));
+        if m.holey {
+            self.clear_stale_holes();
+        }
+        (m.vals, m.entries - m.vals)
+    }
+
+    /// Copies and publishes what a multi-thread head move reserved (the record is `TRYING`),
+    /// then records `IDLE`; a journaled operation records `WRITTEN` and `READY` around its
+    /// hook.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn complete_mt<X: Xfer<T>>(
+        &self,
+        prod: bool,
+        mode: SyncMode,
+        e: &Entry,
+        m: Move,
+        want: u32,
+        fixed: bool,
+        x: &mut X,
+        publish: impl FnOnce(u32, u32),
+    ) -> (u32, u32) {
+        if m.n == 0 {
+            return (0, m.entries);
+        }
+        crate::fault::point(site(mode, prod, false));
+        self.copy_reserved(m, want, fixed, x);
+        if X::MID {
+            e.set(m.head, m.n, State::Written);
+            if mode == SyncMode::Mp {
+                crate::fault::point(if prod {
+                    "ring.mp.written"
+                } else {
+                    "ring.mc.written"
+                });
+            }
+            x.mid(m.vals as usize);
+            e.set(m.head, m.n, State::Ready);
+        }
+        crate::fault::point(site(mode, prod, true));
+        publish(m.head, m.head.wrapping_add(m.n));
+        e.idle();
+        if m.holey {
+            self.clear_stale_holes();
+        }
+        (m.vals, m.entries - m.vals)
+    }
+
+    /// The copy of a reservation: one run, or the runs between holes. `m` by value, and the
+    /// hole runs computed out of line without `x`, so that neither has to live in memory on
+    /// the fast path.
+    #[inline(always)]
+    fn copy_reserved<X: Xfer<T>>(&self, m: Move, want: u32, fixed: bool, x: &mut X) {
+        if !m.holey {
+            // A fixed move takes all or nothing, so here n == want: saying so lets a
+            // single-value call compile to a single slot store.
+            debug_assert!(!fixed || m.n == want);
+            let n = if fixed { want } else { m.n };
+            x.copy(m.head, 0, n as usize);
+        } else {
+            let runs = self.value_runs(m.head, m.n);
+            let mut at = 0usize;
+            for &(off, len) in runs.as_slice() {
+                let len = (len as usize).min(m.vals as usize - at);
+                if len == 0 {
+                    break;
+                }
+                x.copy(m.head.wrapping_add(off), at, len);
+                at += len;
             }
         }
     }
+
+    /// The runs of values between the holes of a consumer reservation `[head, head + n)`.
+    #[cold]
+    #[inline(never)]
+    fn value_runs(&self, head: u32, n: u32) -> Runs {
+        // The holes of the reservation stay recorded until the consumer tail passes them,
+        // which needs our publication.
+        let holes = Holes::within(self.mem.hdr().side(true), head, n);
+        let mut r = Runs {
+            runs: [(0, 0); MAX_RESV + 1],
+            len: 0,
+        };
+        for run in holes.runs(n) {
+            if r.len < r.runs.len() {
+                r.runs[r.len] = run;
+                r.len += 1;
+            }
+        }
+        r
+    }
 }
 
-/// [`Ring::transfer`] for the RTS and HTS modes, out of line.
-#[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn transfer_sync(
-    d: &HeadTail,
-    s: &HeadTail,
-    offset: u32,
-    cap: u32,
+/// Runs of values (offset, length) between holes: at most one more than there are holes.
+struct Runs {
+    runs: [(u32, u32); MAX_RESV + 1],
+    len: usize,
+}
+
+impl Runs {
+    fn as_slice(&self) -> &[(u32, u32)] {
+        &self.runs[..self.len]
+    }
+}
+
+/// Claims a single side, or takes a record of a multi-thread side; the record index (0 for a
+/// single side).
+fn open_side(
+    ht: Side<'_>,
     mode: SyncMode,
-    want: u32,
-    fixed: bool,
-    copy: impl FnOnce(u32, usize),
-) -> (u32, u32) {
-    if mode == SyncMode::MpRts {
-        let m = d.rts_move_head(s, offset, cap, want, fixed);
-        complete(m, want, fixed, copy, |_, _| d.rts_update_tail())
+    members: &dyn Members,
+    ring: &str,
+    side: &str,
+) -> Option<u32> {
+    if mode == SyncMode::Sp {
+        claim(&ht, members, ring, side).then_some(0)
     } else {
-        let m = d.hts_move_head(s, offset, cap, want, fixed);
-        complete(m, want, fixed, copy, |_, new| d.hts_set_head_tail(new))
+        ht.take_entry(members, ring, side)
     }
-}
-
-/// Copies and publishes what a head move reserved.
-#[inline(always)]
-fn complete(
-    m: Move,
-    want: u32,
-    fixed: bool,
-    copy: impl FnOnce(u32, usize),
-    publish: impl FnOnce(u32, u32),
-) -> (u32, u32) {
-    if m.n == 0 {
-        return (0, m.entries);
-    }
-    // A fixed move takes all or nothing, so here n == want: saying so lets a single-value
-    // call compile to a single slot store.
-    debug_assert!(!fixed || m.n == want);
-    let n = if fixed { want } else { m.n };
-    copy(m.head, n as usize);
-    publish(m.head, m.head.wrapping_add(n));
-    (n, m.entries - n)
 }
 
 impl<T: Pod> Producer<T> {
     pub(super) fn new(ring: Ring<T>) -> Option<Self> {
-        if ring.prod_mode == SyncMode::Sp
-            && !claim(
-                &ring.mem.hdr().prod,
-                &**ring.region().mapping(),
-                &ring.name,
-                "producer",
-            )
-        {
-            return None;
-        }
-        Some(Self { ring })
+        let slot = open_side(
+            ring.mem.hdr().side(true),
+            ring.prod_mode,
+            &**ring.region().mapping(),
+            &ring.name,
+            "producer",
+        )?;
+        Some(Self {
+            ring,
+            slot,
+            idle: 0,
+        })
     }
 
     /// The ring this handle enqueues into.
@@ -281,12 +664,10 @@ impl<T: Pod> Producer<T> {
     #[inline(always)]
     fn enqueue_n(&mut self, src: &[T], fixed: bool) -> (u32, u32) {
         let r = &self.ring;
-        r.transfer(true, want(src.len()), fixed, |head, n| {
-            debug_assert!(n <= src.len() && n <= r.capacity as usize);
-            // SAFETY: the head move reserved slots head .. head + n for this thread and
-            // n <= capacity < size; n <= src.len() because a move never takes more than asked.
-            unsafe { r.mem.write(head, src.get_unchecked(..n)) }
-        })
+        let x = PutPlain { mem: &r.mem, src };
+        let (n, free) = r.transfer(true, self.slot, want(src.len()), fixed, x);
+        note_idle(r, &mut self.idle, n);
+        (n, free)
     }
 
     /// Enqueues one value (DPDK's `rte_ring_enqueue`).
@@ -331,15 +712,13 @@ impl<T: Pod> Producer<T> {
 }
 
 impl<T: Pod> Producer<T> {
-    /// A burst (or, with `fixed`, bulk) enqueue on a single-producer side that runs
-    /// `before_publish(n)` after the `n` values are in their slots and before they are
-    /// published, with the operation recorded in the side's journal meanwhile. For values that
-    /// carry ownership (mbuf indices), `before_publish` marks them given away: a kill before the
-    /// tail store leaves a journal from which the reaper gives them back to their owner.
-    /// Returns how many were enqueued.
-    ///
-    /// # Panics
-    /// On a multi-producer side (debug builds): its journal would have several writers.
+    /// A burst (or, with `fixed`, bulk) enqueue that runs `before_publish(n)` after the `n`
+    /// values are in their slots and before they are published, with the operation recorded
+    /// meanwhile: in the side's journal for a single producer, in the handle's reservation
+    /// record (`WRITTEN`) for a multi-thread side. For values that carry ownership (mbuf
+    /// indices), `before_publish` marks them given away: a kill before the publication leaves a
+    /// record from which the reaper (or a repairing waiter) gives them back. Returns how many
+    /// were enqueued.
     pub(crate) fn enqueue_journaled(
         &mut self,
         values: &[T],
@@ -347,9 +726,18 @@ impl<T: Pod> Producer<T> {
         before_publish: impl FnOnce(usize),
     ) -> usize {
         let r = &self.ring;
-        debug_assert!(r.prod_mode == SyncMode::Sp);
+        if r.prod_mode != SyncMode::Sp {
+            let x = Put {
+                mem: &r.mem,
+                src: values,
+                hook: Some(before_publish),
+            };
+            let (n, _) = r.transfer(true, self.slot, want(values.len()), fixed, x);
+            note_idle(r, &mut self.idle, n);
+            return n as usize;
+        }
         let (d, s, offset, _) = r.sides(true);
-        let m = d.move_head_st(s, offset, r.capacity, want(values.len()), fixed);
+        let m = d.move_head_st(s, offset, r.capacity, want(values.len()), fixed, false);
         if m.n == 0 {
             return 0;
         }
@@ -375,55 +763,74 @@ fn journal(pos: u32, n: u32) -> u64 {
 }
 
 impl<T: Pod> Consumer<T> {
-    /// A burst dequeue on a single-consumer side that runs `before_publish(values)` on the
-    /// values taken before the slots are given back to the producers, with the operation
-    /// recorded in the side's journal meanwhile. For values that carry ownership,
-    /// `before_publish` claims them: a kill before the tail store leaves them in the ring, and
-    /// the reaper undoes the claims from the journal. Returns how many were dequeued.
-    ///
-    /// # Panics
-    /// On a multi-consumer side (debug builds).
+    /// A burst dequeue that runs `before_publish(values)` on the values taken before the slots
+    /// are given back to the producers, with the operation recorded meanwhile (the side's
+    /// journal for a single consumer, the handle's record for a multi-thread side). For values
+    /// that carry ownership, `before_publish` claims them. A kill before the publication: on
+    /// a single side, the values stay in the ring and the reaper undoes the claims from the
+    /// journal; on a multi-thread side, the repair publishes the dequeue and hands the values
+    /// to its sink (an HTS dequeue killed before its values were read is cancelled instead).
+    /// Returns how many were dequeued.
     pub(crate) fn dequeue_journaled(
         &mut self,
         dst: &mut [T],
         before_publish: impl FnOnce(&[T]),
     ) -> usize {
         let r = &self.ring;
-        debug_assert!(r.cons_mode == SyncMode::Sp);
+        if r.cons_mode != SyncMode::Sp {
+            let want = want(dst.len());
+            let x = Get {
+                mem: &r.mem,
+                dst,
+                hook: Some(before_publish),
+            };
+            let (n, _) = r.transfer(false, self.slot, want, false, x);
+            note_idle(r, &mut self.idle, n);
+            return n as usize;
+        }
         let (d, s, offset, _) = r.sides(false);
-        let m = d.move_head_st(s, offset, r.capacity, want(dst.len()), false);
+        let mut m = d.move_head_st(s, offset, r.capacity, want(dst.len()), false, false);
+        if m.saw_holes() {
+            m = d.move_head_st_in::<true>(s, offset, r.capacity, want(dst.len()), false, false);
+        }
         if m.n == 0 {
             return 0;
         }
-        let n = m.n as usize;
+        let n = m.vals as usize;
         // Before the claims: the slots stay published until our tail store, so the journal
         // names values that are there whatever step we die at.
         d.own.journal.store(journal(m.head, m.n), Relaxed);
         crate::fault::point("ring.recv.journaled");
-        // SAFETY: the head move reserved slots head .. head + n, which the producer published;
-        // n <= dst.len().
-        unsafe { r.mem.read(m.head, &mut dst[..n]) };
+        let mut x = GetPlain {
+            mem: &r.mem,
+            dst: &mut *dst,
+        };
+        r.copy_reserved(m, m.n, false, &mut x);
         before_publish(&dst[..n]);
         crate::fault::point("ring.recv.claimed");
         d.update_tail_st(m.head.wrapping_add(m.n));
         d.own.journal.store(0, Relaxed);
+        if m.holey {
+            r.clear_stale_holes();
+        }
         n
     }
 }
 
 impl<T: Pod> Consumer<T> {
     pub(super) fn new(ring: Ring<T>) -> Option<Self> {
-        if ring.cons_mode == SyncMode::Sp
-            && !claim(
-                &ring.mem.hdr().cons,
-                &**ring.region().mapping(),
-                &ring.name,
-                "consumer",
-            )
-        {
-            return None;
-        }
-        Some(Self { ring })
+        let slot = open_side(
+            ring.mem.hdr().side(false),
+            ring.cons_mode,
+            &**ring.region().mapping(),
+            &ring.name,
+            "consumer",
+        )?;
+        Some(Self {
+            ring,
+            slot,
+            idle: 0,
+        })
     }
 
     /// The ring this handle dequeues from.
@@ -436,13 +843,11 @@ impl<T: Pod> Consumer<T> {
     #[inline(always)]
     fn dequeue_n(&mut self, dst: &mut [T], fixed: bool) -> (u32, u32) {
         let r = &self.ring;
-        r.transfer(false, want(dst.len()), fixed, |head, n| {
-            debug_assert!(n <= dst.len() && n <= r.capacity as usize);
-            // SAFETY: the head move reserved slots head .. head + n, which the producers
-            // published (their tail, read with A1, is past them); n <= capacity < size and
-            // n <= dst.len().
-            unsafe { r.mem.read(head, dst.get_unchecked_mut(..n)) }
-        })
+        let want = want(dst.len());
+        let x = GetPlain { mem: &r.mem, dst };
+        let (n, left) = r.transfer(false, self.slot, want, fixed, x);
+        note_idle(r, &mut self.idle, n);
+        (n, left)
     }
 
     /// Dequeues one value (DPDK's `rte_ring_dequeue`); `None` when the ring is empty.

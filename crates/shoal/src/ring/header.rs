@@ -14,7 +14,7 @@ use crate::sync::CachePadded;
 /// "shoalRNG", little endian: the first word of every ring header.
 pub(crate) const RING_MAGIC: u64 = u64::from_le_bytes(*b"shoalRNG");
 /// Bumped whenever [`RingHeader`]'s layout or the meaning of a field changes.
-pub(crate) const RING_LAYOUT: u32 = 1;
+pub(crate) const RING_LAYOUT: u32 = 2;
 /// Alignment of the header, hence of the region that holds a ring.
 pub(super) const RING_ALIGN: usize = 128;
 /// Bytes kept free after the slots, so that the adjacent-line prefetcher does not pull the next
@@ -58,13 +58,72 @@ pub(crate) struct Meta {
 /// Unlike DPDK, the tail and the head have a line each: the other side polls the tail, and a
 /// head move (a CAS for MP) then works on a line that nobody else reads, instead of waiting for
 /// the line to come back from the other CPU.
+///
+/// A producer side also has the mask of its reservation records that describe holes, next to
+/// the tail that consumers read anyway (the records themselves follow both sides in the
+/// header, see [`Side`]).
 #[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct HeadTail {
-    /// Published position (low 32 bits, every mode); the other side reads only this.
-    pub(super) tail: CachePadded<AtomicU64>,
+    /// Published position (low 32 bits, every mode) and the hole mask; the other side reads
+    /// only this line.
+    pub(super) tail: CachePadded<TailLine>,
     /// Everything else, read and written by this side only.
     pub(super) own: CachePadded<Own>,
+}
+
+/// One side as the algorithms see it: its positions and its reservation records.
+/// Dereferences to the positions.
+#[derive(Clone, Copy)]
+pub(crate) struct Side<'a> {
+    pub(super) ht: &'a HeadTail,
+    /// Multi-thread sides: one reservation record per handle.
+    pub(super) resv: &'a [Entry; MAX_RESV],
+}
+
+impl std::ops::Deref for Side<'_> {
+    type Target = HeadTail;
+    #[inline(always)]
+    fn deref(&self) -> &HeadTail {
+        self.ht
+    }
+}
+
+/// The line that the other side polls: the published position word, and (producer side) the
+/// hole mask. Dereferences to the position word.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
+#[repr(C)]
+pub(crate) struct TailLine {
+    /// The position word (see [`HeadTail`]).
+    pub(super) pos: AtomicU64,
+    /// Producer side: bit `i` is set while `resv[i]` describes a hole, a range of slots that a
+    /// repair published on behalf of a dead producer without values (consumers skip it). Always
+    /// 0 on a consumer side.
+    pub(super) holes: AtomicU64,
+}
+
+impl std::ops::Deref for TailLine {
+    type Target = AtomicU64;
+    #[inline(always)]
+    fn deref(&self) -> &AtomicU64 {
+        &self.pos
+    }
+}
+
+/// Records per multi-thread side: the most handles a side can have at once (as DPDK's
+/// `RTE_MAX_LCORE` bounds its threads). One bit each in [`TailLine::holes`].
+pub(crate) const MAX_RESV: usize = if cfg!(loom) { 4 } else { 64 };
+
+/// One handle's reservation record (see `ring/resv.rs`): who holds it and what operation it is
+/// in. A line of its own, written on the data path by its handle only.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
+#[repr(C, align(64))]
+pub(crate) struct Entry {
+    /// [`crate::sync::MemberId`] of the process whose handle (or repair) holds the record; 0
+    /// when free.
+    pub(super) member: AtomicU64,
+    /// The operation: position (low 32 bits), count (29 bits) and state (top 3 bits).
+    pub(super) op: AtomicU64,
 }
 
 /// The part of a [`HeadTail`] that only its own side touches on the data path.
@@ -86,7 +145,10 @@ pub(crate) struct Own {
     pub(super) journal: AtomicU64,
 }
 
-/// Ring control block at offset 0 of its region; the slots follow it, addressed by index.
+/// Ring control block at offset 0 of its region; the slots follow it, addressed by index. The
+/// lines of the data path come first, as 640 bytes, and the reservation records after them, so
+/// that no record lies a multiple of 4 KiB away from a position word (a store there would
+/// delay the next load of the position: 4K aliasing).
 #[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
 #[repr(C)]
 pub(crate) struct RingHeader {
@@ -96,17 +158,41 @@ pub(crate) struct RingHeader {
     pub(super) prod: HeadTail,
     /// Written by consumers only (and read by producers).
     pub(super) cons: HeadTail,
+    /// The producers' reservation records.
+    pub(super) prod_resv: [Entry; MAX_RESV],
+    /// The consumers' reservation records.
+    pub(super) cons_resv: [Entry; MAX_RESV],
+}
+
+impl RingHeader {
+    /// Side `prod` (or the consumers').
+    #[inline(always)]
+    pub(super) fn side(&self, prod: bool) -> Side<'_> {
+        if prod {
+            Side {
+                ht: &self.prod,
+                resv: &self.prod_resv,
+            }
+        } else {
+            Side {
+                ht: &self.cons,
+                resv: &self.cons_resv,
+            }
+        }
+    }
 }
 
 // The layout is the ABI between processes; loom's atomics are bigger, so only the real build
 // pins it.
 #[cfg(not(loom))]
 const _: () = {
-    assert!(size_of::<RingHeader>() == 640);
+    assert!(size_of::<RingHeader>() == 640 + 2 * 64 * MAX_RESV);
     assert!(align_of::<RingHeader>() == RING_ALIGN);
     assert!(size_of::<Meta>() == 64);
     assert!(size_of::<Own>() == 32);
+    assert!(size_of::<Entry>() == 64);
     assert!(size_of::<HeadTail>() == 256);
+    assert!(MAX_RESV <= 64);
 };
 
 // SAFETY: repr(C); integers and atomics only; no pointers, references or fds; every bit
@@ -115,10 +201,22 @@ const _: () = {
 #[cfg(not(loom))]
 unsafe impl crate::memory::Shared for RingHeader {}
 
+impl Entry {
+    fn new() -> Self {
+        Self {
+            member: AtomicU64::new(0),
+            op: AtomicU64::new(0),
+        }
+    }
+}
+
 impl HeadTail {
     fn new(mode: SyncMode, htd_max: u32) -> Self {
         Self {
-            tail: CachePadded(AtomicU64::new(0)),
+            tail: CachePadded(TailLine {
+                pos: AtomicU64::new(0),
+                holes: AtomicU64::new(0),
+            }),
             own: CachePadded(Own {
                 head: AtomicU64::new(0),
                 sync: mode.code(),
@@ -155,6 +253,8 @@ impl RingHeader {
             }),
             prod: HeadTail::new(modes[0].0, modes[0].1),
             cons: HeadTail::new(modes[1].0, modes[1].1),
+            prod_resv: std::array::from_fn(|_| Entry::new()),
+            cons_resv: std::array::from_fn(|_| Entry::new()),
         }
     }
 }

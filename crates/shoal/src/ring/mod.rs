@@ -1,8 +1,9 @@
 //! Lock-free rings of plain values in shared memory (DPDK's `rte_ring`).
 //!
 //! A [`Ring<T>`] is a fixed-size FIFO of `T: bytemuck::Pod` values living in a [`Region`]: a
-//! `#[repr(C)]` header (640 bytes in 128-byte blocks: the description, then for each side its
-//! tail, which the other side polls, and its head, which only it touches) followed by the slots.
+//! `#[repr(C)]` header (8832 bytes: a 128-byte block for the description, then for each side
+//! its tail, which the other side polls, its head, which only it touches, each on a 128-byte
+//! block, and 64 reservation records of 64 bytes) followed by the slots.
 //! The header holds no pointer; slots are addressed by index from the region's start, so every
 //! process may map the region at its own address.
 //!
@@ -25,11 +26,13 @@
 //! # Producers and consumers
 //!
 //! Enqueues go through a [`Producer`], dequeues through a [`Consumer`]. For a multi-thread side
-//! (`Mp`, `MpRts`, `MpHts`) [`Ring::producer`] hands out as many handles as asked. For a
-//! single side (`Sp`) it hands out one: the claim is recorded in the header with the owner's
-//! pid, so a second handle, in this process or another live one, gets `None` until the first is
-//! dropped (the claim of a process that died is taken over). This is how "single producer"
-//! stays a checked promise in safe Rust instead of a comment.
+//! (`Mp`, `MpRts`, `MpHts`) [`Ring::producer`] hands out up to 64 handles at once (each holds
+//! one of the side's reservation records, see below; DPDK bounds its threads by
+//! `RTE_MAX_LCORE` the same way), and `None` beyond. For a single side (`Sp`) it hands out one:
+//! the claim is recorded in the header with the owner's member id, so a second handle, in this
+//! process or another live one, gets `None` until the first is dropped (the claim of a process
+//! that died is taken over once it is reaped). This is how "single producer" stays a checked
+//! promise in safe Rust instead of a comment.
 //!
 //! # DPDK names
 //!
@@ -89,8 +92,9 @@
 //!   client/server rings of `client_server_mp` do.
 //! - **`Mp` (MP/MC)**: reservations are a compare-and-swap on the head, but tails are published
 //!   in reservation order: each thread waits for the one that reserved before it. If that one is
-//!   preempted (or dies) between reserving and publishing, every later thread of the side spins
-//!   until it runs again: one descheduled process can stall all the others for a time slice.
+//!   preempted between reserving and publishing, every later thread of the side spins until it
+//!   runs again: one descheduled process can stall all the others for a time slice (one that
+//!   dies stalls them for about a millisecond, see below).
 //!   Fine when the threads are pinned to their own CPUs and nothing else runs there.
 //! - **`MpRts` (relaxed tail sync)**: nobody waits for a predecessor; the tail moves when the
 //!   last of the in-flight operations finishes. A preempted thread holds back publication (the
@@ -103,8 +107,23 @@
 //!   with `Mp`, but there is no ordering chain, and it is the only multi-thread mode that allows
 //!   peek and zero-copy (a reservation may stay open while the caller decides).
 //!
-//! A process that dies holding an `Mp` or `MpHts` reservation stalls its side for good; an
-//! `MpRts` one stalls publication. Only `Sp` sides recover (the next claim takes over).
+//! # A process killed in the middle of an operation
+//!
+//! Every mode recovers; none waits forever on a dead process. An `Sp` side is taken over by the
+//! next claim once the reaper has undone what the dead owner's journaled operation left. A
+//! multi-thread operation records itself in its handle's reservation record (two plain stores
+//! to a line that only that handle writes: the position and count before the head CAS, idle
+//! after the publication; journaled operations, those of rings of mbufs, two more), and every
+//! wait for another thread of the side checks, after about a millisecond, whether the owner of
+//! what it waits for is alive: a dead one's operation is finished on its behalf by the waiter,
+//! by the reaper (`Ring::repair_dead_reservations`), or on an `MpRts` ring by a handle whose
+//! operations keep finding a full or empty ring. Slots that a dead producer reserved on an `Mp`
+//! or `MpRts` side become a *hole*, published and then skipped by every consumer (no value is
+//! taken for a marker; the holes are listed in the header); an `MpHts` reservation is
+//! cancelled instead. What a kill at each step leaves and who repairs it is tabled in
+//! `ring/resv.rs`. An operation moves at most 2^29 - 1 values on a multi-thread side (a
+//! record's count field): a larger burst is cut, a larger bulk refused. A
+//! hole counts in [`Ring::count`] until a consumer passes it.
 //!
 //! # Memory ordering
 //!
@@ -122,6 +141,11 @@
 //! | C0 / C1 | release of an SP/SC claim (handle drop) | claim CAS in [`Ring::producer`] / [`Ring::consumer`] | a new owner of a single side sees its predecessor's head (read `Relaxed` on the fast path) |
 //! | R-init / A-init | `magic` store in [`Ring::init`] | `magic` load in [`Ring::attach`] | a process that sees the magic sees the whole header |
 //! | R-pub / A-pub | `Ring::create` publishes the memzone after [`Ring::init`] (metadata lock release) | `Ring::lookup`'s memzone lookup (lock acquire) | a lookup finds only complete rings: a zone still being built is "not found" |
+//! | E0 | `TRYING` record store, sequenced before R1 / R-rts1 / R-hts1 | A0 / A-rts1 / A-hts0 of a repairer | a repairer that sees a head (or HTS word) sees the records of the reservations that made it |
+//! | E1 | record stores (`TRYING`, `WRITTEN`, `READY`, `IDLE`: Release) | record loads of a repairer (Acquire) | `WRITTEN` and `READY` come with the slot writes before them (the repairer publishes them with its own release, R0 / R-rts0 / R-hts0); `IDLE` (and so the next `TRYING`) with the tail publication before it |
+//! | E2 | record free (member 0, Release) | record take (CAS, Acquire) | a new holder sees `IDLE` |
+//! | E3 | (death, seen through the kernel) | record take-over CAS (Acquire) and a SeqCst fence | a repairer sees what the dead process wrote |
+//! | H0 / H1 | hole record and mask bit (Release), then the repair's tail publication | consumer's A1, then the mask (Relaxed) and the record | a consumer that sees a tail past a hole knows the hole |
 
 mod error;
 mod handle;
@@ -129,6 +153,9 @@ mod header;
 mod headtail;
 mod named;
 mod peek;
+#[cfg(all(test, not(loom)))]
+mod repair_tests;
+mod resv;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
@@ -339,6 +366,8 @@ pub struct Ring<T> {
     prod_mode: SyncMode,
     cons_mode: SyncMode,
     name: Arc<str>,
+    /// Where this process's waiters put the values of dead operations they repair.
+    orphans: Option<resv::OrphanHook<T>>,
 }
 
 impl<T> Clone for Ring<T> {
@@ -349,6 +378,7 @@ impl<T> Clone for Ring<T> {
             prod_mode: self.prod_mode,
             cons_mode: self.cons_mode,
             name: self.name.clone(),
+            orphans: self.orphans.clone(),
         }
     }
 }
@@ -450,6 +480,7 @@ impl<T: Pod> Ring<T> {
             prod_mode: cfg.prod,
             cons_mode: cfg.cons,
             name: name.into(),
+            orphans: None,
         })
     }
 
@@ -478,6 +509,7 @@ impl<T: Pod> Ring<T> {
                 prod_mode,
                 cons_mode,
                 mem,
+                orphans: None,
             })
         })();
         match attached {
@@ -601,7 +633,7 @@ impl<T: Pod> Ring<T> {
 
     fn side(&self, prod: bool) -> (&header::HeadTail, SyncMode, &'static str) {
         let (ht, _, _, mode) = self.sides(prod);
-        (ht, mode, if prod { "prod" } else { "cons" })
+        (ht.ht, mode, if prod { "prod" } else { "cons" })
     }
 
     fn htd(&self, prod: bool) -> Result<u32, Error> {

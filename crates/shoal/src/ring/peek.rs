@@ -23,16 +23,24 @@ impl<T: Pod> Ring<T> {
         }
     }
 
-    /// Ends a peek: head and tail of the side become `head + n`.
+    /// Ends a peek: head and tail of the side become `head + n` (HTS: then the handle's record
+    /// is idle again; a kill before the publication leaves it `TRYING`, and the repair cancels
+    /// the reservation).
     #[inline]
-    fn peek_finish(&self, prod: bool, head: u32, n: u32) {
+    fn peek_finish(&self, prod: bool, slot: u32, head: u32, n: u32) {
         let (d, _, _, mode) = self.sides(prod);
         let new = head.wrapping_add(n);
         match mode {
             SyncMode::Sp => d.st_set_head_tail(new),
-            SyncMode::MpHts => d.hts_set_head_tail(new),
+            SyncMode::MpHts => {
+                d.hts_set_head_tail(new);
+                d.entry(slot).idle();
+            }
             // Unreachable: reservations are only made after `peek_mode`.
             SyncMode::Mp | SyncMode::MpRts => d.update_tail_st(new),
+        }
+        if !prod {
+            self.clear_stale_holes();
         }
     }
 }
@@ -64,7 +72,8 @@ pub struct DequeueReservation<'a, T: Pod> {
 impl<T: Pod> Producer<T> {
     fn start(&mut self, n: usize, fixed: bool) -> Result<EnqueueReservation<'_, T>, Error> {
         Ring::<T>::peek_mode(self.ring.prod_mode, "prod")?;
-        let m = self.ring.move_head(true, super::headtail::want(n), fixed);
+        let want = super::headtail::want(n);
+        let m = self.ring.move_head(true, self.slot, want, fixed, false);
         Ok(EnqueueReservation {
             head: m.head,
             n: m.n,
@@ -144,7 +153,8 @@ impl<T: Pod> EnqueueReservation<'_, T> {
         // An empty reservation moved nothing; writing head/tail back could undo the reservation
         // that another HTS thread made meanwhile.
         if self.n != 0 {
-            self.prod.ring.peek_finish(true, self.head, n);
+            let slot = self.prod.slot;
+            self.prod.ring.peek_finish(true, slot, self.head, n);
         }
         n as usize
     }
@@ -161,7 +171,16 @@ impl<T: Pod> Drop for EnqueueReservation<'_, T> {
 impl<T: Pod> Consumer<T> {
     fn start(&mut self, n: usize, fixed: bool) -> Result<DequeueReservation<'_, T>, Error> {
         Ring::<T>::peek_mode(self.ring.cons_mode, "cons")?;
-        let m = self.ring.move_head(false, super::headtail::want(n), fixed);
+        let want = super::headtail::want(n);
+        // A reservation never holds a hole: leading holes are consumed first, and a
+        // reservation stops before the next one.
+        let m = loop {
+            let m = self.ring.move_head(false, self.slot, want, fixed, true);
+            if m.n == 0 || m.vals != 0 || !m.holey {
+                break m;
+            }
+            self.ring.peek_finish(false, self.slot, m.head, m.n);
+        };
         Ok(DequeueReservation {
             head: m.head,
             n: m.n,
@@ -262,7 +281,8 @@ impl<T: Pod> DequeueReservation<'_, T> {
         self.done = true;
         // As for `EnqueueReservation::end`.
         if self.n != 0 {
-            self.cons.ring.peek_finish(false, self.head, n);
+            let slot = self.cons.slot;
+            self.cons.ring.peek_finish(false, slot, self.head, n);
         }
         n as usize
     }
