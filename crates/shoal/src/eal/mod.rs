@@ -584,8 +584,8 @@ impl Eal {
         let map = seg.mapping().clone();
         let whole = Region::new(map.clone(), 0, map.len()).expect("whole mapping");
         let hdr: &SegmentHeader = whole.get(0).expect("header");
-        // Reap first, so that the slots of dead processes are free to claim; a guest identity
-        // lets us take the group's locks meanwhile (and tells others if we die doing it).
+        // A guest identity lets us take the group's locks while we claim a slot (and tells
+        // others if we die doing it).
         let guest = match map.membership().map(|m| m.become_guest()) {
             Some(Ok(Some(id))) => id,
             Some(Ok(None)) => {
@@ -596,7 +596,12 @@ impl Eal {
             Some(Err(e)) => return Err(mem_err("taking a guest liveness lock")(e)),
             None => return Err(Error::NotASegment),
         };
-        reap(&map, hdr, &whole, &dir);
+        // Only a primary reaps here: a reaper killed in the middle of returning a dead
+        // process's objects would strand those already marked as being returned, and a
+        // secondary may be killed while it starts. Dead members' lcores do not block the claim.
+        if proc_type == ProcType::Primary {
+            reap(&map, hdr, &whole, &dir);
+        }
         let claimed = proctable::claim(&map, hdr, proc_type, &args.lcores);
         if let Some(m) = map.membership() {
             m.leave_guest(guest);
