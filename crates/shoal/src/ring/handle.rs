@@ -66,7 +66,8 @@ pub struct Producer<T: Pod> {
     pub(super) ring: Ring<T>,
     /// Multi-thread side: this handle's reservation record.
     pub(super) slot: u32,
-    /// Operations in a row that moved nothing (see [`Ring::sweep`]).
+    /// Operations in a row that moved nothing (see [`Ring::sweep`]); `u32::MAX` on a ring
+    /// without an RTS side, which never sweeps.
     idle: u32,
 }
 
@@ -75,7 +76,7 @@ pub struct Consumer<T: Pod> {
     pub(super) ring: Ring<T>,
     /// Multi-thread side: this handle's reservation record.
     pub(super) slot: u32,
-    /// Operations in a row that moved nothing.
+    /// Operations in a row that moved nothing, as for [`Producer`].
     idle: u32,
 }
 
@@ -90,7 +91,7 @@ pub(super) const SWEEP_AFTER: u32 = 4096;
 /// count would cost an empty poll a store on its critical path for nothing).
 #[inline(always)]
 fn note_idle<T: Pod>(ring: &Ring<T>, idle: &mut u32, moved: u32) {
-    if ring.prod_mode != SyncMode::MpRts && ring.cons_mode != SyncMode::MpRts {
+    if *idle == NEVER_SWEEPS {
         return;
     }
     if moved != 0 {
@@ -104,6 +105,18 @@ fn note_idle<T: Pod>(ring: &Ring<T>, idle: &mut u32, moved: u32) {
     if *idle >= SWEEP_AFTER {
         *idle = 0;
         ring.sweep();
+    }
+}
+
+/// The idle count of a handle on a ring that never sweeps.
+const NEVER_SWEEPS: u32 = u32::MAX;
+
+/// The initial idle count of a handle on `ring`.
+fn idle_start<T: Pod>(ring: &Ring<T>) -> u32 {
+    if ring.prod_mode == SyncMode::MpRts || ring.cons_mode == SyncMode::MpRts {
+        0
+    } else {
+        NEVER_SWEEPS
     }
 }
 
@@ -648,9 +661,9 @@ impl<T: Pod> Producer<T> {
             "producer",
         )?;
         Some(Self {
+            idle: idle_start(&ring),
             ring,
             slot,
-            idle: 0,
         })
     }
 
@@ -827,9 +840,9 @@ impl<T: Pod> Consumer<T> {
             "consumer",
         )?;
         Some(Self {
+            idle: idle_start(&ring),
             ring,
             slot,
-            idle: 0,
         })
     }
 
