@@ -40,6 +40,30 @@ fn client(g: &Group, id: usize) -> Proc {
     )
 }
 
+/// mp_server on two generator ports at a modest rate, with `app` options after the common ones.
+fn server(g: &Group, app: &[&str]) -> Proc {
+    let mut args = vec![
+        "-l",
+        "0",
+        "--no-huge",
+        "-m",
+        "64",
+        "--vdev",
+        "net_gen0,flows=64,rate=200000",
+        "--vdev",
+        "net_gen1,flows=64,rate=200000",
+        "--",
+        "--stats-interval",
+        "100",
+        "--mbufs",
+        "8191",
+        "--ring-size",
+        "512",
+    ];
+    args.extend_from_slice(app);
+    g.spawn(SERVER, &args)
+}
+
 fn final_line(out: &str) -> Vec<u64> {
     let l = out
         .lines()
@@ -77,33 +101,7 @@ fn random_kills_of_clients_lose_no_buffer_and_never_wedge_the_server() {
     let mut rng = Rng(seed);
     let g = Group::new("chaos");
     let n = CLIENTS.to_string();
-    let mut s = g.spawn(
-        SERVER,
-        &[
-            "-l",
-            "0",
-            "--no-huge",
-            "-m",
-            "64",
-            "--vdev",
-            "net_gen0,flows=64,rate=200000",
-            "--vdev",
-            "net_gen1,flows=64,rate=200000",
-            "--",
-            "-n",
-            &n,
-            "--dist",
-            "flow",
-            "--stats-interval",
-            "100",
-            "--mbufs",
-            "8191",
-            "--ring-size",
-            "512",
-            "--client-timeout",
-            "300",
-        ],
-    );
+    let mut s = server(&g, &["-n", &n, "--dist", "flow", "--client-timeout", "300"]);
     s.wait_for("server ready", T);
     let mut clients: Vec<Proc> = (0..CLIENTS).map(|c| client(&g, c)).collect();
     s.wait_for(&format!("Client process {} connected", CLIENTS - 1), T);
@@ -169,29 +167,7 @@ fn random_kills_of_clients_lose_no_buffer_and_never_wedge_the_server() {
 #[test]
 fn clients_killed_during_start_up_lose_no_buffer() {
     let g = Group::new("chaos-start");
-    let mut s = g.spawn(
-        SERVER,
-        &[
-            "-l",
-            "0",
-            "--no-huge",
-            "-m",
-            "64",
-            "--vdev",
-            "net_gen0,flows=64,rate=200000",
-            "--vdev",
-            "net_gen1,flows=64,rate=200000",
-            "--",
-            "-n",
-            "1",
-            "--stats-interval",
-            "100",
-            "--mbufs",
-            "8191",
-            "--ring-size",
-            "512",
-        ],
-    );
+    let mut s = server(&g, &["-n", "1"]);
     s.wait_for("server ready", T);
     for k in 0..15u64 {
         let mut c = client(&g, 0);
