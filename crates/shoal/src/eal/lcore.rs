@@ -203,3 +203,74 @@ impl Eal {
         }
     }
 }
+
+/// The round trip of one cache line between CPUs `a` and `b`: the median over `rounds` of
+/// the time for a store on `a` to be seen on `b` and answered back. The floor under any
+/// cross-process handoff between threads on those CPUs (a ring ping-pong costs at least this).
+/// Runs two threads pinned to the CPUs for the length of the measurement; the caller's thread
+/// and its affinity are untouched. With `a == b` the figure is a handoff through the
+/// scheduler, which says little: measure between two CPUs.
+///
+/// # Errors
+/// A CPU that a thread cannot be pinned to.
+pub fn cache_line_round_trip(
+    a: usize,
+    b: usize,
+    rounds: u32,
+) -> std::io::Result<std::time::Duration> {
+    use std::sync::atomic::AtomicU64;
+    /// Its own pair of cache lines, so nothing else shares them.
+    #[repr(align(128))]
+    struct Line(AtomicU64);
+    let line = Line(AtomicU64::new(0));
+    // Set by a side that gives up (its pin failed): the other side stops waiting.
+    let abort = AtomicBool::new(false);
+    let rounds = u64::from(rounds.max(1));
+    std::thread::scope(|s| {
+        let echo = s.spawn(|| -> std::io::Result<()> {
+            if let Err(e) = sys::pin_current_thread(b) {
+                abort.store(true, StdOrdering::Relaxed);
+                return Err(e);
+            }
+            // Answers each odd value v with v + 1. Acquire/Release: a plain handoff.
+            let mut want = 1;
+            while want < 2 * rounds && !abort.load(StdOrdering::Relaxed) {
+                if line.0.load(StdOrdering::Acquire) == want {
+                    line.0.store(want + 1, StdOrdering::Release);
+                    want += 2;
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            Ok(())
+        });
+        let ping = s.spawn(|| -> std::io::Result<Vec<std::time::Duration>> {
+            if let Err(e) = sys::pin_current_thread(a) {
+                abort.store(true, StdOrdering::Relaxed);
+                return Err(e);
+            }
+            let mut times = Vec::with_capacity(rounds as usize);
+            for r in 0..rounds {
+                let t = std::time::Instant::now();
+                line.0.store(2 * r + 1, StdOrdering::Release);
+                while line.0.load(StdOrdering::Acquire) != 2 * r + 2 {
+                    if abort.load(StdOrdering::Relaxed) {
+                        return Ok(times);
+                    }
+                    std::hint::spin_loop();
+                }
+                times.push(t.elapsed());
+            }
+            Ok(times)
+        });
+        let panicked = || std::io::Error::other("cache-line probe thread panicked");
+        let times = ping.join().map_err(|_| panicked())?;
+        echo.join().map_err(|_| panicked())??;
+        let mut times = times?;
+        times.sort_unstable();
+        times
+            .get(times.len() / 2)
+            .copied()
+            .ok_or_else(|| std::io::Error::other("no round trip measured"))
+    })
+}

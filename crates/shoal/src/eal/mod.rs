@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use args::{check_file_prefix, parse as parse_args, EalArgs, LcoreId, ProcTypeArg, USAGE};
-pub use lcore::{lcore_id, LcoreError};
+pub use lcore::{cache_line_round_trip, lcore_id, LcoreError};
 pub(crate) use lcore::{lcore_in, member_id};
 pub use proctable::ProcessInfo;
 pub use runtime::runtime_dir;
@@ -612,12 +612,7 @@ impl Eal {
             hdr.publish();
         }
         let ncpus = sys::cpu_count();
-        let main_cpu = args
-            .lcores
-            .iter()
-            .find(|(l, _)| *l == lcores[0])
-            .and_then(|(_, cpu)| *cpu)
-            .unwrap_or(lcores[0].0 as usize % ncpus);
+        let main_cpu = cpu_of(&args, lcores[0]);
         for l in &lcores {
             if l.0 as usize >= ncpus && !args.lcores.iter().any(|(x, cpu)| x == l && cpu.is_some())
             {
@@ -750,6 +745,13 @@ impl Eal {
     /// The lcores this process holds, main lcore first.
     pub fn lcores(&self) -> &[LcoreId] {
         &self.inner.lcores
+    }
+
+    /// The CPU that `lcore` runs on in this process (its `--lcores` mapping, else `id mod
+    /// ncpus`); for another process's lcore, the CPU it runs on unless that process mapped it
+    /// otherwise with `--lcores`.
+    pub fn cpu_of(&self, lcore: LcoreId) -> usize {
+        cpu_of(&self.inner.args, lcore)
     }
 
     /// The main lcore (the first of `-l`), or lcore 0 for an inspector.
@@ -948,6 +950,16 @@ fn human(bytes: usize) -> String {
     } else {
         format!("{} MiB", bytes >> 20)
     }
+}
+
+/// The CPU an lcore of a process started with `args` runs on: its `--lcores` mapping, else
+/// `id mod ncpus` (an lcore id beyond the machine's CPUs wraps around).
+fn cpu_of(args: &EalArgs, lcore: LcoreId) -> usize {
+    args.lcores
+        .iter()
+        .find(|(l, _)| *l == lcore)
+        .and_then(|(_, cpu)| *cpu)
+        .unwrap_or(lcore.0 as usize % sys::cpu_count())
 }
 
 /// Splits a command line (program name first) at the lone `--` into EAL options and the

@@ -679,6 +679,21 @@ impl Mbuf {
         Some(self.last_mut()?.buf_bytes(at, n as usize))
     }
 
+    /// Extends the data at the end of the last segment by `n` bytes without touching them (the
+    /// bytes are whatever the buffer held: a driver that fills them itself, or DPDK's
+    /// `net_null`, which sets lengths only); false (and nothing changed) when the last segment
+    /// has less tailroom or its buffer is shared with clones.
+    #[inline]
+    pub fn extend(&mut self, n: u16) -> bool {
+        let last = self.last_seg();
+        if n > tailroom(&last) || !last.is_sole() {
+            return false;
+        }
+        last.set_data_len(last.data_len() + n);
+        self.seg.set_pkt_len(self.seg.pkt_len() + n as u32);
+        true
+    }
+
     /// Extends the data at the front by `n` bytes of headroom and returns them (DPDK's
     /// `rte_pktmbuf_prepend`); `None` when there is less headroom, or when the buffer is
     /// shared with clones (see [`Mbuf::data_mut`]).

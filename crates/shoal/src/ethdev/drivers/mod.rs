@@ -82,9 +82,9 @@ pub(crate) fn probe(
     shared: &PortShared,
 ) -> Result<Made, Error> {
     let made = match &p.spec.args {
-        DriverArgs::Null { size, .. } => Made {
+        DriverArgs::Null { size, copy, .. } => Made {
             mac: EthernetAddress(local_mac(id.0, 0x6e)),
-            driver: Box::new(null::Null::new(*size)),
+            driver: Box::new(null::Null::new(*size, *copy)),
         },
         DriverArgs::Gen { .. } => Made {
             mac: EthernetAddress(local_mac(id.0, 0x67)),
@@ -140,7 +140,7 @@ pub(crate) fn attach(
     shared: &PortShared,
 ) -> Result<Box<dyn Driver>, Error> {
     Ok(match &p.spec.args {
-        DriverArgs::Null { size, .. } => Box::new(null::Null::new(*size)),
+        DriverArgs::Null { size, copy, .. } => Box::new(null::Null::new(*size, *copy)),
         DriverArgs::Gen { .. } => Box::new(
             gen::Gen::new(id, &p.spec.args, p.nb_rxq, shared, false)
                 .map_err(|e| driver_err(p, e))?,
