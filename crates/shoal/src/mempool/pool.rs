@@ -703,14 +703,17 @@ impl Drop for PoolObj {
 /// per object. Owned like [`PoolObj`]s: dropping the batch returns what it holds.
 pub struct PoolObjs {
     pool: &'static PoolInner,
-    idx: Vec<u32>,
+    /// `buf[..len]` are the objects held; the rest is initialised scratch that a get writes
+    /// into directly (no zeroing per get, as a `Vec` resize would do).
+    buf: Vec<u32>,
+    len: usize,
 }
 
 impl std::fmt::Debug for PoolObjs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PoolObjs")
             .field("pool", &self.pool.name)
-            .field("idx", &self.idx)
+            .field("idx", &self.indices())
             .finish()
     }
 }
@@ -725,20 +728,37 @@ impl PoolObjs {
     pub fn with_capacity(pool: &Mempool, n: usize) -> PoolObjs {
         PoolObjs {
             pool: pool.inner(),
-            idx: Vec::with_capacity(n),
+            buf: vec![0; n],
+            len: 0,
         }
+    }
+
+    /// Makes room for `n` more objects.
+    #[inline]
+    fn room(&mut self, n: usize) {
+        let want = self.len + n;
+        if want > self.buf.len() {
+            self.grow(want);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, want: usize) {
+        let to = want.max(self.buf.len() * 2).max(8);
+        self.buf.resize(to, 0);
     }
 
     /// Gets `n` objects from the pool, appended, or none at all (DPDK's
     /// `rte_mempool_get_bulk`).
     #[inline]
     pub fn get_bulk(&mut self, n: usize) -> bool {
-        let len = self.idx.len();
-        self.idx.resize(len + n, 0);
-        if self.pool.get_into(&mut self.idx[len..]) {
+        self.room(n);
+        let len = self.len;
+        if self.pool.get_into(&mut self.buf[len..len + n]) {
+            self.len = len + n;
             return true;
         }
-        self.idx.truncate(len);
         false
     }
 
@@ -746,28 +766,27 @@ impl PoolObjs {
     /// `rte_mempool_put_bulk`).
     #[inline]
     pub fn put_bulk(&mut self, n: usize) {
-        let len = self.idx.len();
+        let len = self.len;
         let n = n.min(len);
-        let tail = &self.idx[len - n..];
-        self.pool.put(tail);
-        self.idx.truncate(len - n);
+        self.pool.put(&self.buf[len - n..len]);
+        self.len = len - n;
     }
 
     /// Returns every object to the pool.
     pub fn clear(&mut self) {
-        self.put_bulk(self.idx.len());
+        self.put_bulk(self.len);
     }
 
     /// Objects held.
     #[inline]
     pub fn len(&self) -> usize {
-        self.idx.len()
+        self.len
     }
 
     /// True when empty.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.idx.is_empty()
+        self.len == 0
     }
 
     /// The pool.
@@ -777,26 +796,28 @@ impl PoolObjs {
 
     /// The bytes of the `i`th object.
     pub fn get(&self, i: usize) -> Option<&[u8]> {
-        let &o = self.idx.get(i)?;
+        let &o = self.indices().get(i)?;
         // SAFETY: the batch owns object o (< size: it came from the pool).
         Some(unsafe { self.pool.obj_bytes(o) })
     }
 
     /// The bytes of the `i`th object, writable.
     pub fn get_mut(&mut self, i: usize) -> Option<&mut [u8]> {
-        let &o = self.idx.get(i)?;
+        let &o = self.indices().get(i)?;
         // SAFETY: as in `get`; `&mut self` makes the slice unique in this process.
         Some(unsafe { self.pool.obj_bytes_mut(o) })
     }
 
     /// The objects' indices in their pool.
     pub fn indices(&self) -> &[u32] {
-        &self.idx
+        &self.buf[..self.len]
     }
 
     /// Takes the last object out as a handle of its own.
     pub fn pop(&mut self) -> Option<PoolObj> {
-        self.idx.pop().map(|i| PoolObj::new(self.pool, i))
+        let i = *self.indices().last()?;
+        self.len -= 1;
+        Some(PoolObj::new(self.pool, i))
     }
 
     /// Adds an object of the same pool; gives back one of another pool.
@@ -804,7 +825,9 @@ impl PoolObjs {
         if o.no != self.pool.no {
             return Err(o);
         }
-        self.idx.push(o.idx);
+        self.room(1);
+        self.buf[self.len] = o.idx;
+        self.len += 1;
         std::mem::forget(o);
         Ok(())
     }
