@@ -132,6 +132,17 @@ pub enum Error {
         /// The process holding it.
         pid: u32,
     },
+    /// An lcore asked for is still held by a process that died and has not been reaped yet
+    /// (its per-lcore caches may hold its buffers), and no live primary reaps it in time.
+    #[error(
+        "lcore {lcore} is still held by process {pid}, which died and was not reaped (no live primary reaps it; `shoal reclaim` can)"
+    )]
+    LcoreOfDeadProcess {
+        /// The lcore.
+        lcore: u32,
+        /// The dead process that held it.
+        pid: u32,
+    },
     /// Every lcore id is taken.
     #[error("no free lcore id left in this group")]
     NoFreeLcore,

@@ -172,7 +172,24 @@ pub(crate) fn claim(
 ) -> Result<(u32, Vec<LcoreId>), Error> {
     let slot = take_slot(map, hdr, proc_type)?;
     let s = &hdr.procs[slot as usize];
-    match claim_lcores(map, hdr, slot, wanted) {
+    // An lcore of a dead process is free only once the primary's reaper has returned what its
+    // caches hold and cleared its slot (every 200 ms): until then the caches are the dead
+    // process's, and a new holder would share them with the reaper. Wait for that, as long as
+    // a primary lives to do it.
+    let deadline = std::time::Instant::now() + REAP_WAIT;
+    let result = loop {
+        match claim_lcores(map, hdr, slot, wanted) {
+            Err(Error::LcoreOfDeadProcess { .. })
+                if std::time::Instant::now() < deadline
+                    && map.liveness(MemberId::from_raw(hdr.primary_id.load(Ordering::Acquire)))
+                        == Liveness::Alive =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => break r,
+        }
+    };
+    match result {
         Ok(lcores) => Ok((slot, lcores)),
         Err(e) => {
             let _guard = hdr.memzones.lock(map);
@@ -181,6 +198,10 @@ pub(crate) fn claim(
         }
     }
 }
+
+/// How long a joining process waits for the primary's reaper to free the lcores of a dead
+/// process it asked for (the reaper runs every 200 ms; a loaded machine delays it).
+const REAP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn claim_lcores(
     map: &Mapping,
@@ -191,17 +212,22 @@ fn claim_lcores(
     let _guard = hdr.memzones.lock(map);
     let mut taken = [0u64; MAX_LCORES / 64];
     let mut owner = [0u32; MAX_LCORES];
+    let mut dead = [0u64; MAX_LCORES / 64];
     for (i, s) in hdr.procs.iter().enumerate() {
-        if i == slot as usize || s.state.load(Ordering::Acquire) != slot_state::LIVE {
+        // DEAD: a reaper is at work on the slot; its lcores are not free until it is FREE.
+        let state = s.state.load(Ordering::Acquire);
+        if i == slot as usize || (state != slot_state::LIVE && state != slot_state::DEAD) {
             continue;
         }
-        // A dead member's lcores are free already: the reaper is about to clear them.
-        if map.liveness(member_of(i, s)) == Liveness::Dead {
-            continue;
-        }
+        // A dead member's lcores are taken until the reaper has emptied their caches and
+        // cleared the slot: a new holder would share the caches with the reaper.
+        let gone = state == slot_state::DEAD || map.liveness(member_of(i, s)) == Liveness::Dead;
         let pid = s.pid.load(Ordering::Relaxed);
         for l in lcores_of(s) {
             taken[l as usize / 64] |= 1 << (l % 64);
+            if gone {
+                dead[l as usize / 64] |= 1 << (l % 64);
+            }
             owner[l as usize] = pid;
         }
     }
@@ -212,12 +238,22 @@ fn claim_lcores(
         vec![LcoreId(free)]
     } else {
         for (l, _) in wanted {
-            if taken[l.0 as usize / 64] & (1 << (l.0 % 64)) != 0 {
+            let bit = 1 << (l.0 % 64);
+            if taken[l.0 as usize / 64] & bit != 0 && dead[l.0 as usize / 64] & bit == 0 {
                 return Err(Error::LcoreInUse {
                     lcore: l.0,
                     pid: owner[l.0 as usize],
                 });
             }
+        }
+        if let Some((l, _)) = wanted
+            .iter()
+            .find(|(l, _)| dead[l.0 as usize / 64] & (1 << (l.0 % 64)) != 0)
+        {
+            return Err(Error::LcoreOfDeadProcess {
+                lcore: l.0,
+                pid: owner[l.0 as usize],
+            });
         }
         wanted.iter().map(|(l, _)| *l).collect()
     };
