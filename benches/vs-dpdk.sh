@@ -13,9 +13,6 @@
 #
 # client_server, symmetric and ipc are described above run_client_server, run_symmetric and
 # run_ipc below.
-#
-# Every run's JSON lines are also kept (keep_results, at the end) in target/vs-dpdk/NAME.jsonl
-# (RESULTS=FILE or RESULTS_DIR=DIR elsewhere), where benches/report finds them.
 #   benches/vs-dpdk.sh mempool       # mempool_perf_autotest's loop vs benches/src/bin/mempool_perf.rs
 #
 # mempool: dpdk-test's mempool_perf_autotest runs every case for 5 s (about an hour in all, with
@@ -39,6 +36,9 @@
 # Environment: PAIRS (default 5), BUDGET seconds after which no new pair starts (default 1200),
 # RUN_TIMEOUT seconds per run (default 240), QUIET_WAIT, OTHERS_MAX, MIN_RUNS, KEEP_LOGS=1 keeps
 # the raw logs (their directory is printed on stderr).
+#
+# Every run's JSON lines are also kept (keep_results, at the end) in target/vs-dpdk/NAME.jsonl
+# (RESULTS=FILE or RESULTS_DIR=DIR elsewhere), where benches/report finds them.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -74,7 +74,9 @@ cleanup() {
     for p in "${live_pids[@]:-}"; do
         [ -n "$p" ] && stop_pids 2 "$p"
     done
-    [ "${#SYM_PIDS[@]}" -gt 0 ] && stop_pids 2 "${SYM_PIDS[@]}"
+    for p in "${SYM_PIDS[@]:-}"; do
+        [ -n "$p" ] && stop_pids 2 "$p"
+    done
     for p in "${shoal_prefixes[@]:-}"; do
         [ -n "$p" ] && shoal_cleanup "$p"
     done
@@ -892,8 +894,10 @@ run_ipc() {
 keep_results() {
     local name=$1 rc=0 out="$work/final.jsonl" dir file stamp commit
     shift
-    "$@" > >(tee "$out") || rc=$?
-    wait "$!" 2>/dev/null || true
+    # A group, so that the redirection (and the tee that $! names) belongs to this shell also
+    # when CMD is a program, and waiting for the tee means the file is whole.
+    { "$@"; } > >(tee "$out") || rc=$?
+    wait "${!:-}" 2>/dev/null || true
     if [ "$rc" -ne 0 ] || ! grep -q '"ratio":[0-9]' "$out"; then
         log "no compared case (status $rc): results not kept"
         return "$rc"
@@ -901,7 +905,7 @@ keep_results() {
     dir=${RESULTS_DIR:-$root/target/vs-dpdk}
     file=${RESULTS:-$dir/$name.jsonl}
     stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
     mkdir -p "$(dirname "$file")" || return 0
     {
         printf '{"meta":{"name":"%s","date":"%s","commit":"%s","command":"%s"}}\n' "$name" "$stamp" "$commit" "${RUN_ENV}benches/vs-dpdk.sh $name"
