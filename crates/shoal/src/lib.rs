@@ -22,6 +22,7 @@
 pub mod eal;
 pub mod ethdev;
 pub mod fault;
+pub mod group;
 pub mod mbuf;
 pub mod memory;
 pub mod mempool;

@@ -13,7 +13,7 @@
 //!
 //! **Attachments.** Every region handed out by a reservation or a lookup carries an attachment,
 //! counted in the entry and released when the last clone of that region (a [`Memzone`], a
-//! [`crate::ring::Ring`], a pool's view) is dropped. [`Memzone::free`] refuses a zone that is
+//! a ring handle, a pool's view) is dropped. [`Memzone::free`] refuses a zone that is
 //! attached anywhere, in this process or another, so its bytes are never handed to a new zone
 //! while an old view can still touch them. A process that dies keeps its attachments: such a
 //! zone is not freed again (the memory stays reserved, which is safe).
@@ -25,7 +25,7 @@
 use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
 use std::sync::Arc;
 
-use crate::eal::Eal;
+use crate::group::Group;
 use crate::memory::header::{MemzoneEntry, MemzoneTable, SegmentHeader, MAX_MEMZONES};
 use crate::memory::{Fresh, MemzoneKind, Region, MEMZONE_NAMESIZE};
 use crate::sync::{Liveness, MemberId, Members};
@@ -290,30 +290,32 @@ fn place(table: &MemzoneTable, heap: (u64, u64), len: u64, align: u64) -> Result
 
 impl Memzone {
     /// Reserves `len` bytes named `name`, aligned to a cache line, zeroed.
-    pub fn reserve(eal: &Eal, name: &str, len: usize) -> Result<Memzone, Error> {
-        Self::reserve_aligned(eal, name, len, DEFAULT_ALIGN)
+    pub fn reserve(group: &impl AsRef<Group>, name: &str, len: usize) -> Result<Memzone, Error> {
+        let group = group.as_ref();
+        Self::reserve_aligned(group, name, len, DEFAULT_ALIGN)
     }
 
     /// Reserves `len` bytes aligned to `align` (a power of two), zeroed.
     pub fn reserve_aligned(
-        eal: &Eal,
+        group: &impl AsRef<Group>,
         name: &str,
         len: usize,
         align: usize,
     ) -> Result<Memzone, Error> {
-        Self::reserve_kind(eal, name, len, align, MemzoneKind::Plain)
+        let group = group.as_ref();
+        Self::reserve_kind(group, name, len, align, MemzoneKind::Plain)
     }
 
     /// Reserves a zeroed zone that is published at once (its contents, all zero, are valid
     /// for the `Shared` types that will be read from it).
     pub(crate) fn reserve_kind(
-        eal: &Eal,
+        group: &Group,
         name: &str,
         len: usize,
         align: usize,
         kind: MemzoneKind,
     ) -> Result<Memzone, Error> {
-        let (res, fresh) = Self::reserve_fresh(eal, name, len, align, kind)?;
+        let (res, fresh) = Self::reserve_fresh(group, name, len, align, kind)?;
         res.publish();
         Ok(Memzone {
             name: name.to_owned(),
@@ -325,13 +327,13 @@ impl Memzone {
     /// Reserves a zeroed zone that lookups do not see until the returned [`Reservation`] is
     /// published; the creator fills it through the [`Fresh`] region meanwhile.
     pub(crate) fn reserve_fresh(
-        eal: &Eal,
+        group: &Group,
         name: &str,
         len: usize,
         align: usize,
         kind: MemzoneKind,
     ) -> Result<(Reservation, Fresh), Error> {
-        Self::reserve_fresh_in(&eal.whole(), name, len, align, kind)
+        Self::reserve_fresh_in(group.whole(), name, len, align, kind)
     }
 
     /// [`Memzone::reserve_fresh`] in the segment `whole` (offset 0 = its header).
@@ -419,19 +421,20 @@ impl Memzone {
 
     /// Finds a published memzone by name. A zone still being built by its creator is not
     /// found.
-    pub fn lookup(eal: &Eal, name: &str) -> Result<Memzone, Error> {
+    pub fn lookup(group: &impl AsRef<Group>, name: &str) -> Result<Memzone, Error> {
+        let group = group.as_ref();
         check_name(name)?;
-        let whole = eal.whole();
+        let whole = group.whole();
         let (region, kind) = {
             // A-pub: taking the lock pairs with the creator's release after publishing.
-            let mut table = eal.header().memzones.lock(&**whole.mapping());
+            let mut table = group.header().memzones.lock(&**whole.mapping());
             let (idx, e) =
                 find_published(&table, name).ok_or_else(|| Error::NotFound(name.to_owned()))?;
             let (offset, len, kind) = (e.offset as usize, e.len as usize, e.kind);
             let Some(region) = whole.sub(offset, len) else {
                 return Err(Error::NotFound(name.to_owned()));
             };
-            let attachment = Attachment::new(&whole, &mut table, idx);
+            let attachment = Attachment::new(whole, &mut table, idx);
             (region.with_attachment(attachment), kind)
         };
         Ok(Memzone {
@@ -446,14 +449,16 @@ impl Memzone {
     ///
     /// # Errors
     /// [`Error::NotFound`], or [`Error::InUse`] while the zone is attached.
-    pub fn free(eal: &Eal, name: &str) -> Result<(), Error> {
+    pub fn free(group: &impl AsRef<Group>, name: &str) -> Result<(), Error> {
+        let group = group.as_ref();
         check_name(name)?;
-        free_where(&eal.whole(), name, 0, || ())
+        free_where(group.whole(), name, 0, || ())
     }
 
     /// Every memzone of the group, by offset.
-    pub fn list(eal: &Eal) -> Vec<MemzoneInfo> {
-        let table = eal.header().memzones.lock(&**eal.whole().mapping());
+    pub fn list(group: &impl AsRef<Group>) -> Vec<MemzoneInfo> {
+        let group = group.as_ref();
+        let table = group.header().memzones.lock(&**group.whole().mapping());
         let mut v: Vec<MemzoneInfo> = table
             .entries
             .iter()
@@ -496,9 +501,10 @@ impl Memzone {
 }
 
 /// Bytes of the heap in use by memzones, and the heap's size.
-pub fn usage(eal: &Eal) -> (usize, usize) {
-    let used: u64 = Memzone::list(eal).iter().map(|m| m.len).sum();
-    let heap = eal.memory_len() - crate::memory::header::heap_start();
+pub fn usage(group: &impl AsRef<Group>) -> (usize, usize) {
+    let group = group.as_ref();
+    let used: u64 = Memzone::list(group).iter().map(|m| m.len).sum();
+    let heap = group.memory_len() - crate::memory::header::heap_start();
     (used as usize, heap)
 }
 
@@ -530,6 +536,11 @@ pub(crate) fn free_where(
     e.attached = 0;
     tracing::debug!(target: "shoal::memzone", "freed {name:?}");
     Ok(())
+}
+
+/// The memzone attachment `region` was made with, if any.
+pub(crate) fn attachment_of(region: &Region) -> Option<Arc<Attachment>> {
+    region.attachment()?.clone().downcast::<Attachment>().ok()
 }
 
 /// A new attachment of the published entry `idx` of kind `kind`: its region, counted.

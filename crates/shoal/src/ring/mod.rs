@@ -172,12 +172,6 @@ pub use named::RING_MZ_PREFIX;
 pub(crate) use named::{describe_all, ring_regions};
 pub use peek::{DequeueReservation, EnqueueReservation};
 
-/// Layout hash of the ring structures placed in shared memory.
-pub(crate) const SHARED_LAYOUT: u64 = crate::memory::layout_hash(&[
-    header::RING_LAYOUT as u64,
-    std::mem::size_of::<header::RingHeader>() as u64,
-]);
-
 use crate::memory::{Fresh, Region};
 use crate::sync::atomic::Ordering::Relaxed;
 use header::{Mem, RingHeader};
