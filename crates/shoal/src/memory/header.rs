@@ -64,6 +64,10 @@ pub(crate) struct MemzoneEntry {
     /// The creator's member id (raw), so that a reservation it left unpublished when it died
     /// can be taken back.
     pub creator: u64,
+    /// For a plain zone, the type its bytes were first viewed as through the public typed
+    /// view (a hash of the type's name, size and alignment); 0 while never viewed. Every later
+    /// view must be of the same type, so no two types ever overlay the same bytes.
+    pub elt_type: u64,
 }
 
 /// The memzone registry, guarded by the header's metadata lock.

@@ -240,7 +240,14 @@ impl Region {
 
     /// A shared reference to a `T` at `offset` inside the region, checked for bounds and
     /// alignment.
-    pub fn get<T: Shared>(&self, offset: usize) -> Option<&T> {
+    ///
+    /// Crate-private: bounds, alignment and bit validity are checked, but nothing here stops
+    /// two types from being laid over the same bytes (mixed-size atomics, or a lock-guarded
+    /// plain value over words others access atomically), which would be undefined behaviour.
+    /// Inside the crate each layer views only the zones it made, as the type it made them
+    /// with; applications go through `Memzone::as_slice` (in the memzone layer), which binds a zone
+    /// to one type.
+    pub(crate) fn get<T: Shared>(&self, offset: usize) -> Option<&T> {
         let end = offset.checked_add(std::mem::size_of::<T>())?;
         if end > self.len {
             return None;
@@ -358,8 +365,9 @@ impl Fresh {
         self.region.offset()
     }
 
-    /// A shared reference to a `T` at `offset` (see [`Region::get`]).
-    pub fn get<T: Shared>(&self, offset: usize) -> Option<&T> {
+    /// A shared reference to a `T` at `offset` (see `Region::get`, crate-private for the
+    /// same reason).
+    pub(crate) fn get<T: Shared>(&self, offset: usize) -> Option<&T> {
         self.region.get(offset)
     }
 

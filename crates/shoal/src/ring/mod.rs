@@ -479,10 +479,12 @@ impl<T: Pod> Ring<T> {
     }
 
     /// A handle on the ring that [`Ring::init`] built in `region`, in this process or another.
+    /// Crate-private: `region` must be a ring's own zone (applications find rings by name,
+    /// [`Ring::lookup`]), so that a ring header is never laid over bytes viewed as another type.
     ///
     /// # Errors
     /// No ring header, another layout version, another element size, or a corrupt header.
-    pub fn attach(region: Region) -> Result<Self, Error> {
+    pub(crate) fn attach(region: Region) -> Result<Self, Error> {
         let attached = (|| {
             let mem = Mem::<T>::attach(region)?;
             let h = mem.hdr();
