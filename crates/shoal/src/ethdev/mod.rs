@@ -370,7 +370,7 @@ impl Port {
 
     /// The pool receive queues allocate from.
     pub fn pool(&self) -> MbufPool {
-        self.inner.pool
+        self.inner.pool.clone()
     }
 
     /// True when the link is up (kernel interfaces: IFF_UP and IFF_RUNNING).
@@ -624,7 +624,7 @@ fn probe(group: &Group, conf: &PortConf) -> Result<Vec<Port>, Error> {
     }
     let region = table_region(group, true)?.expect("created");
     let pool = match &conf.pool {
-        Some(p) => *p,
+        Some(p) => p.clone(),
         None => {
             let queues: u32 = planned.iter().map(|p| p.nb_rxq as u32).sum();
             // Enough for every queue's burst in flight plus what sits in rings and caches.
@@ -671,7 +671,7 @@ fn probe(group: &Group, conf: &PortConf) -> Result<Vec<Port>, Error> {
                 nb_txq: p.nb_txq,
                 group: group.clone(),
                 table: region.clone(),
-                pool,
+                pool: pool.clone(),
                 driver: made.driver,
             }),
         };
@@ -819,7 +819,7 @@ pub fn from_rings(
             nb_txq: tx.len() as u16,
             group: group.clone(),
             table: region.clone(),
-            pool: *pool,
+            pool: pool.clone(),
             driver: drivers::ring::from_rings(rx.to_vec(), tx.to_vec()),
         }),
     };

@@ -240,10 +240,12 @@ impl MbufIdx {
     }
 }
 
-/// A pool of mbufs (DPDK's `rte_pktmbuf_pool_create`). Cheap to copy.
-#[derive(Clone, Copy)]
+/// A pool of mbufs (DPDK's `rte_pktmbuf_pool_create`). Cheap to clone; counted like a
+/// [`Mempool`] handle, so that none outlives the pool ([`MbufPool::free`]).
+#[derive(Clone)]
 pub struct MbufPool {
     inner: &'static PoolInner,
+    handle: Mempool,
 }
 
 impl std::fmt::Debug for MbufPool {
@@ -361,7 +363,7 @@ impl MbufPool {
             s.set_priv_size(priv_size);
             s.set_self_idx(MbufIdx::new(inner.index, i).0);
         }
-        Ok(MbufPool { inner })
+        MbufPool::hold(inner, name)
     }
 
     /// Finds an mbuf pool created by any process of the group.
@@ -379,7 +381,13 @@ impl MbufPool {
                 use_instead: "Mempool::lookup",
             }));
         }
-        Ok(MbufPool { inner })
+        MbufPool::hold(inner, name)
+    }
+
+    fn hold(inner: &'static PoolInner, name: &str) -> Result<MbufPool, Error> {
+        let handle = Mempool::hold(inner)
+            .ok_or_else(|| Error::Mempool(mempool::Error::NotFound(name.to_owned())))?;
+        Ok(MbufPool { inner, handle })
     }
 
     /// Frees the pool; refused while mbufs are in use.
@@ -387,8 +395,7 @@ impl MbufPool {
     /// # Errors
     /// As [`Mempool::free`].
     pub fn free(self, group: &impl AsRef<Group>) -> Result<(), Error> {
-        let group = group.as_ref();
-        Ok(mempool::free_pool(group, self.inner)?)
+        Ok(self.handle.free_last(group.as_ref())?)
     }
 
     /// Allocates an mbuf: one empty segment with [`HEADROOM`] bytes of headroom (DPDK's
@@ -890,6 +897,7 @@ impl Mbuf {
     pub fn pool(&self) -> MbufPool {
         MbufPool {
             inner: self.seg.pool,
+            handle: Mempool::from_inner(self.seg.pool),
         }
     }
 

@@ -247,6 +247,14 @@ pub enum Error {
         /// Its process.
         pid: u32,
     },
+    /// Other handles of this process on the pool are alive.
+    #[error("mempool {name:?} still has {others} other handles in this process (clones, object tables); drop them before freeing it")]
+    HandlesAlive {
+        /// The pool.
+        name: String,
+        /// Handles besides the one freeing.
+        others: u32,
+    },
     /// No such process slot.
     #[error("no process slot {0}")]
     NoSuchSlot(u32),
@@ -498,10 +506,31 @@ pub(crate) fn avail(p: &PoolInner) -> u32 {
     (p.store_count() + p.cached_count()).min(p.size)
 }
 
-/// A handle on a mempool. Cheap to copy; every process of the group sees the same pool.
-#[derive(Clone, Copy)]
+/// Set in a view's handle count once a free took the last handle: no handle is made from the
+/// view again (a lookup finds the pool gone).
+const HANDLES_FREED: u32 = 1 << 31;
+
+/// A handle on a mempool; every process of the group sees the same pool. Cheap to clone, not
+/// `Copy`: this process's handles are counted on its view of the pool, and [`Mempool::free`]
+/// takes the last one, so no handle of this process outlives the pool it names.
 pub struct Mempool {
     inner: &'static PoolInner,
+}
+
+impl Clone for Mempool {
+    fn clone(&self) -> Self {
+        Mempool::from_inner(self.inner)
+    }
+}
+
+impl Drop for Mempool {
+    fn drop(&mut self) {
+        // Relaxed: a process-local count; the free that tests it is a compare-and-swap, and
+        // what a handle did before it dropped is ordered by whatever handed the pool over.
+        self.inner
+            .handles
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Mempool {
@@ -585,7 +614,8 @@ impl Mempool {
         mut init: impl FnMut(&mut [u8], u32),
     ) -> Result<Mempool, Error> {
         let group = group.as_ref();
-        create_pool(group, name, &cfg, kind::PLAIN, &[], &mut init).map(|inner| Mempool { inner })
+        let inner = create_pool(group, name, &cfg, kind::PLAIN, &[], &mut init)?;
+        Mempool::hold(inner).ok_or_else(|| Error::NotFound(name.to_owned()))
     }
 
     /// Finds a pool created by any process of the group.
@@ -603,7 +633,7 @@ impl Mempool {
                 use_instead: "MbufPool::lookup",
             });
         }
-        Ok(Mempool { inner })
+        Mempool::hold(inner).ok_or_else(|| Error::NotFound(name.to_owned()))
     }
 
     /// Frees the pool (DPDK's `rte_mempool_free`). Refused while objects are in use (objects
@@ -611,12 +641,14 @@ impl Mempool {
     /// pool (it looked the pool up or received its objects; views last as long as their
     /// process), so the pool's memory is never reused under another process.
     ///
+    /// Other handles of this process on the pool (clones, object tables) must be dropped
+    /// first, so that none outlives the pool.
+    ///
     /// # Errors
-    /// [`Error::InUse`], or [`Error::Memzone`] when the memzone is already gone or still
-    /// attached elsewhere ([`memzone::Error::InUse`]).
+    /// [`Error::HandlesAlive`], [`Error::InUse`], or [`Error::Memzone`] when the memzone is
+    /// already gone or still attached elsewhere ([`memzone::Error::InUse`]).
     pub fn free(self, group: &impl AsRef<Group>) -> Result<(), Error> {
-        let group = group.as_ref();
-        free_pool(group, self.inner)
+        self.free_last(group.as_ref())
     }
 
     /// Every pool of the group (mbuf pools included), for tools such as `shoal info`.
@@ -648,8 +680,53 @@ impl Mempool {
             .collect()
     }
 
+    /// A new handle on a view that some handle or object of this process already keeps from
+    /// being freed (an object of the pool, or another handle).
     pub(crate) fn from_inner(inner: &'static PoolInner) -> Mempool {
+        inner
+            .handles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Mempool { inner }
+    }
+
+    /// A new handle on a view found by a create or a lookup; `None` once a free took the
+    /// view's last handle.
+    pub(crate) fn hold(inner: &'static PoolInner) -> Option<Mempool> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut n = inner.handles.load(Relaxed);
+        loop {
+            if n & HANDLES_FREED != 0 {
+                return None;
+            }
+            match inner
+                .handles
+                .compare_exchange_weak(n, n + 1, Relaxed, Relaxed)
+            {
+                Ok(_) => return Some(Mempool { inner }),
+                Err(now) => n = now,
+            }
+        }
+    }
+
+    /// Frees the pool through its last handle in this process (`self`).
+    pub(crate) fn free_last(self, group: &Group) -> Result<(), Error> {
+        use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+        let p = self.inner;
+        // Take the last handle for the free: a lookup meanwhile finds the pool gone.
+        if let Err(n) = p
+            .handles
+            .compare_exchange(1, 1 | HANDLES_FREED, AcqRel, Relaxed)
+        {
+            return fail(Error::HandlesAlive {
+                name: p.name.clone(),
+                others: (n & !HANDLES_FREED).saturating_sub(1),
+            });
+        }
+        let freed = free_pool(group, p);
+        if freed.is_err() {
+            p.handles.fetch_and(!HANDLES_FREED, Relaxed);
+        }
+        freed
     }
 
     pub(crate) fn inner(&self) -> &'static PoolInner {

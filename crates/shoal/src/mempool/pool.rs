@@ -56,6 +56,9 @@ pub(crate) struct PoolInner {
     /// Mbuf pools: bytes of each mbuf's private area.
     pub(crate) mbuf_priv: u16,
     pub(crate) tracked: bool,
+    /// Pool handles ([`Mempool`], mbuf pools, object tables) of this process on this view,
+    /// with [`HANDLES_FREED`] set once a free took the last one (see `PoolRef`).
+    pub(crate) handles: std::sync::atomic::AtomicU32,
     hdr: NonNull<MempoolHeader>,
     caches: NonNull<u8>,
     tags: NonNull<AtomicU32>,
@@ -183,6 +186,7 @@ impl PoolInner {
             data_room,
             mbuf_priv,
             tracked: h.flags & flags::NO_OWNER_TAGS == 0,
+            handles: std::sync::atomic::AtomicU32::new(0),
             hdr: at(0).cast(),
             caches: at(h.off_caches),
             tags: at(h.off_tags).cast(),
@@ -704,6 +708,8 @@ impl Drop for PoolObj {
 pub struct PoolObjs {
     pool: &'static PoolInner,
     idx: Vec<u32>,
+    /// Keeps the pool from being freed while the table lives, even empty.
+    _handle: Mempool,
 }
 
 impl std::fmt::Debug for PoolObjs {
@@ -726,6 +732,7 @@ impl PoolObjs {
         PoolObjs {
             pool: pool.inner(),
             idx: Vec::with_capacity(n),
+            _handle: pool.clone(),
         }
     }
 
