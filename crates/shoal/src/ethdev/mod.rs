@@ -203,6 +203,16 @@ pub struct Port {
     inner: Arc<PortInner>,
 }
 
+impl Drop for PortInner {
+    fn drop(&mut self) {
+        if let Some(table) = self.table.get::<PortTable>(0) {
+            if let Some(shared) = table.ports.get(self.id.0 as usize) {
+                self.driver.release(shared, &**self.table.mapping());
+            }
+        }
+    }
+}
+
 struct PortInner {
     id: PortId,
     name: String,
@@ -263,6 +273,7 @@ impl Port {
             q: rxq,
             pool: &self.inner.pool,
             port: self.inner.id.0,
+            members: &**self.inner.table.mapping(),
         };
         let n = self.inner.driver.rx_burst(qi, &cx, batch, max);
         if n > 0 {
@@ -283,7 +294,10 @@ impl Port {
         if qi >= self.inner.nb_txq as usize || !shared.ctl.is_started() || batch.is_empty() {
             return 0;
         }
-        let cx = TxCtx { q: &shared.txq[qi] };
+        let cx = TxCtx {
+            q: &shared.txq[qi],
+            members: &**self.inner.table.mapping(),
+        };
         self.inner.driver.tx_burst(qi, &cx, batch)
     }
 

@@ -20,6 +20,7 @@ use crate::group::Group;
 use crate::mbuf::{MbufBatch, MbufPool};
 use crate::memory::Region;
 use crate::net::EthernetAddress;
+use crate::sync::Members;
 
 /// What a receive burst needs besides the driver.
 pub(crate) struct RxCtx<'a> {
@@ -30,12 +31,16 @@ pub(crate) struct RxCtx<'a> {
     pub pool: &'a MbufPool,
     /// The port number, stamped on each mbuf.
     pub port: u16,
+    /// The group's members: who this process is, and whether another one lives.
+    pub members: &'a dyn Members,
 }
 
 /// What a transmit burst needs besides the driver.
 pub(crate) struct TxCtx<'a> {
     /// The queue's shared block: the driver bumps `packets`, `bytes` and `errors`.
     pub q: &'a TxqShared,
+    /// The group's members: who this process is, and whether another one lives.
+    pub members: &'a dyn Members,
 }
 
 /// A port's driver in this process. Methods on one queue are called by one thread at a time.
@@ -50,6 +55,9 @@ pub(crate) trait Driver: Send + Sync {
     }
     /// Folds counters kept elsewhere (the kernel's) into the table.
     fn refresh(&self, _port: &PortShared) {}
+    /// Gives up whatever this process claimed in the port's shared block (queues it polls),
+    /// when its last handle on the port drops.
+    fn release(&self, _port: &PortShared, _members: &dyn Members) {}
 }
 
 /// A port the primary made.
