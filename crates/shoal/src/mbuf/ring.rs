@@ -292,8 +292,7 @@ pub(crate) fn release_dead_sides(
                         continue;
                     };
                     for s in super::chain_iter(head) {
-                        s.pool
-                            .move_tag(s.idx, crate::mempool::tag::IN_FLIGHT, dead_tag);
+                        s.pool.unsend(s.idx, dead_tag);
                     }
                 } else {
                     drop(claim_chain(group, *v));
@@ -308,17 +307,16 @@ pub(crate) fn release_dead_sides(
             let Some(vals) = ring.release_dead_side(prod, dead, me) else {
                 continue;
             };
-            let (from, to) = if prod {
-                (crate::mempool::tag::IN_FLIGHT, dead_tag)
-            } else {
-                (dead_tag, crate::mempool::tag::IN_FLIGHT)
-            };
             for v in &vals {
                 let Some(head) = super::header::resolve_in(group, v.0) else {
                     continue;
                 };
                 for s in super::chain_iter(head) {
-                    s.pool.move_tag(s.idx, from, to);
+                    if prod {
+                        s.pool.unsend(s.idx, dead_tag);
+                    } else {
+                        s.pool.unreceive(s.idx, dead_tag);
+                    }
                 }
             }
             if !vals.is_empty() {

@@ -83,7 +83,7 @@ use crate::sync::atomic::Ordering;
 use crate::sync::MemberId;
 use crate::sys;
 
-pub(crate) use layout::{kind, tag};
+pub(crate) use layout::kind;
 pub use layout::{CACHE_MAX_SIZE, MAX_OBJECTS, NAMESIZE};
 pub(crate) use pool::PoolInner;
 pub use pool::{PoolObj, PoolObjs};

@@ -367,6 +367,25 @@ fn reclaim_dead(p: &'static PoolInner, lcores: &[u32], t: u32) -> u32 {
     back.len() as u32
 }
 
+/// The owner-tag protocol as the layers above use it when they repair a dead member's
+/// operations on rings of their objects. The protocol has one home, this module and the tag
+/// moves of `pool.rs` (values in `layout.rs`); mbufs call into it and name no tag.
+impl PoolInner {
+    /// Object `i`, which a dead member was sending (in flight, not published), goes back to
+    /// the dead member (`dead_tag`), so that reclaiming returns it. False when its tag was not
+    /// "in flight".
+    pub(crate) fn unsend(&self, i: u32, dead_tag: u32) -> bool {
+        self.move_tag(i, tag::IN_FLIGHT, dead_tag)
+    }
+
+    /// Object `i`, which a dead member had taken out of a ring without publishing the
+    /// receive, goes back in flight (it is still in the ring). False when its tag was not the
+    /// dead member's.
+    pub(crate) fn unreceive(&self, i: u32, dead_tag: u32) -> bool {
+        self.move_tag(i, dead_tag, tag::IN_FLIGHT)
+    }
+}
+
 /// The mempool layer's reclaimer, registered with every group: the process table calls it
 /// when a process died (by the reaper) or leaves by itself (what sat in its caches).
 pub(crate) struct PoolReclaimer;
