@@ -73,12 +73,12 @@ fn run_child(role: &str) {
 }
 
 fn read_byte(z: &Memzone, i: usize) -> u8 {
-    let b: &AtomicU8 = z.region().get(i).expect("in the zone");
+    let b: &AtomicU8 = &z.as_slice::<AtomicU8>().expect("a zone of bytes")[i];
     b.load(Ordering::Relaxed)
 }
 
 fn write_byte(z: &Memzone, i: usize, v: u8) {
-    let b: &AtomicU8 = z.region().get(i).expect("in the zone");
+    let b: &AtomicU8 = &z.as_slice::<AtomicU8>().expect("a zone of bytes")[i];
     b.store(v, Ordering::Relaxed)
 }
 

@@ -8,8 +8,9 @@
 //! A kill at each step leaves:
 //! - after the lock byte, before `CLAIMING`: a free slot whose byte is free again (nothing);
 //! - in `CLAIMING` (lcores not yet recorded): a slot that the reaper frees (its byte is free);
-//! - `LIVE`: a dead member that the reaper finds by its free byte, whose objects it returns by
-//!   their owner tags before it frees the slot;
+//! - `LIVE`: a dead member that the reaper finds by its free byte, whose objects it returns
+//!   through the reclaimers the owning layers registered with the [`Group`] (by their owner
+//!   tags) before it frees the slot;
 //! - during reaping (`DEAD`), a reaper's own death: the slot stays `DEAD` and the next reaper
 //!   finishes the job (reclaiming by tag is idempotent).
 //!
@@ -17,8 +18,9 @@
 //! kept for display, with the PID namespace they belong to.
 
 use super::{Error, LcoreId, ProcType};
+use crate::group::Group;
 use crate::memory::header::{slot_state, ProcSlot, SegmentHeader};
-use crate::memory::{Mapping, Region, MAX_LCORES, MAX_PROCS};
+use crate::memory::{Mapping, MAX_LCORES, MAX_PROCS};
 use crate::sync::atomic::Ordering;
 use crate::sync::{Liveness, MemberId, Members};
 use crate::sys;
@@ -280,18 +282,22 @@ pub(crate) fn beat(hdr: &SegmentHeader, slot: u32) {
 }
 
 /// Releases our own slot on a clean exit, returning what we still hold to the pools.
-pub(crate) fn release(map: &Mapping, hdr: &SegmentHeader, whole: &Region, slot: u32) {
+pub(crate) fn release(group: &Group, slot: u32) {
+    let map = &**group.whole().mapping();
+    let hdr = group.header();
     let Some(s) = hdr.procs.get(slot as usize) else {
         return;
     };
-    crate::mempool::reclaim_slot(whole, slot, false);
+    group.reclaim(slot, false);
     let _guard = hdr.memzones.lock(map);
     drop_slot(map, s, slot);
 }
 
 /// Finds slots whose processes are provably gone, returns their buffers and frees the slots. A
 /// slot whose liveness cannot be decided is left alone.
-pub(crate) fn reap_dead(map: &Mapping, hdr: &SegmentHeader, whole: &Region) -> Vec<ProcessInfo> {
+pub(crate) fn reap_dead(group: &Group) -> Vec<ProcessInfo> {
+    let map = &**group.whole().mapping();
+    let hdr = group.header();
     let now = sys::monotonic_ns();
     let mut reaped = Vec::new();
     for (i, s) in hdr.procs.iter().enumerate() {
@@ -314,7 +320,7 @@ pub(crate) fn reap_dead(map: &Mapping, hdr: &SegmentHeader, whole: &Region) -> V
         let mut p = info(map, i, s, now);
         p.alive = false;
         p.liveness = Liveness::Dead;
-        crate::mempool::reclaim_slot(whole, i as u32, true);
+        group.reclaim(i as u32, true);
         let _guard = hdr.memzones.lock(map);
         // Another reaper may have finished the slot meanwhile.
         if s.state.load(Ordering::Acquire) == slot_state::DEAD

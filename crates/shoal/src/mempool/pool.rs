@@ -22,7 +22,7 @@
 use std::ptr::NonNull;
 
 use super::layout::{kind, tag, CacheHeader, MempoolHeader, CACHE_MAX_SIZE, MAGIC};
-use super::registry::Group;
+use super::registry::PoolViews;
 use super::store::Store;
 use super::{flags, Mempool, ObjIdx};
 use crate::memory::{Fresh, Region, MAX_LCORES};
@@ -31,7 +31,7 @@ use crate::sync::atomic::{AtomicU32, Ordering::Relaxed};
 /// A process's view of a pool. Made once per pool and process (see the registry) and never
 /// freed: object handles refer to it by `&'static`.
 pub(crate) struct PoolInner {
-    pub(crate) group: &'static Group,
+    pub(crate) group: &'static PoolViews,
     /// The group view's membership id, copied here for the data path (one load less); zeroed
     /// with the group's when the membership ends.
     pub(crate) member: std::sync::atomic::AtomicUsize,
@@ -56,6 +56,9 @@ pub(crate) struct PoolInner {
     /// Mbuf pools: bytes of each mbuf's private area.
     pub(crate) mbuf_priv: u16,
     pub(crate) tracked: bool,
+    /// Pool handles ([`Mempool`], mbuf pools, object tables) of this process on this view,
+    /// with [`HANDLES_FREED`] set once a free took the last one (see `PoolRef`).
+    pub(crate) handles: std::sync::atomic::AtomicU32,
     hdr: NonNull<MempoolHeader>,
     caches: NonNull<u8>,
     tags: NonNull<AtomicU32>,
@@ -137,29 +140,29 @@ fn copy_idx(dst: &mut [u32], src: &[u32]) {
 impl PoolInner {
     /// A view of the published pool in `zone` (memzone `index` of `group`).
     pub(crate) fn attach(
-        group: &'static Group,
+        group: &'static PoolViews,
         zone: Region,
         index: u32,
     ) -> Result<PoolInner, &'static str> {
         let h = MempoolHeader::read(&zone)?;
         let store_region = sub(&zone, h.off_store, h.store_len).ok_or("store out of zone")?;
         let store = Store::attach(store_region).ok_or("bad common store")?;
-        let (data_room, mbuf_priv) = if h.kind == kind::MBUF {
-            let mut p = [0u8; 4];
+        // Pools of a kind a layer above registered (mbufs) are checked by that layer; the two
+        // values it returns are kept for its data path.
+        let (data_room, mbuf_priv) = if h.kind == kind::PLAIN {
+            (0, 0)
+        } else {
+            let k = group
+                .kind(h.kind)
+                .ok_or("a pool of objects of a kind this process has not registered")?;
+            let mut p = vec![0u8; (h.priv_size as usize).min(64)];
             // SAFETY: the private area is written by the creator before the zone is published
             // and never after; the zone cannot be freed and reused while `zone` (an
             // attachment) lives.
-            if h.priv_size < 4 || !unsafe { zone.read(h.off_priv as usize, &mut p) } {
-                return Err("mbuf pool without its private area");
+            if !unsafe { zone.read(h.off_priv as usize, &mut p) } {
+                return Err("private area out of the zone");
             }
-            let room = u16::from_le_bytes([p[0], p[1]]);
-            let privsz = u16::from_le_bytes([p[2], p[3]]);
-            if crate::mbuf::HDR_SIZE + privsz as usize + room as usize > h.elt_size as usize {
-                return Err("mbuf pool whose mbufs do not fit its objects");
-            }
-            (room, privsz)
-        } else {
-            (0, 0)
+            k.check(&p, h.elt_size)?
         };
         let at = |off: u64| -> NonNull<u8> {
             // SAFETY: every offset was checked against zone_len <= zone.len() by `read`.
@@ -183,6 +186,7 @@ impl PoolInner {
             data_room,
             mbuf_priv,
             tracked: h.flags & flags::NO_OWNER_TAGS == 0,
+            handles: std::sync::atomic::AtomicU32::new(0),
             hdr: at(0).cast(),
             caches: at(h.off_caches),
             tags: at(h.off_tags).cast(),
@@ -249,7 +253,7 @@ impl PoolInner {
     /// has caches, and its store handles).
     #[inline]
     fn local_lcore(&self) -> Option<u32> {
-        crate::eal::lcore_in(self.member.load(Relaxed))
+        crate::group::lcore_in(self.member.load(Relaxed))
     }
 
     /// The owner tags the store keeps exact, for a tracked pool.
@@ -707,6 +711,8 @@ pub struct PoolObjs {
     /// into directly (no zeroing per get, as a `Vec` resize would do).
     buf: Vec<u32>,
     len: usize,
+    /// Keeps the pool from being freed while the table lives, even empty.
+    _handle: Mempool,
 }
 
 impl std::fmt::Debug for PoolObjs {
@@ -730,6 +736,7 @@ impl PoolObjs {
             pool: pool.inner(),
             buf: vec![0; n],
             len: 0,
+            _handle: pool.clone(),
         }
     }
 
