@@ -26,6 +26,7 @@
 //! | `net_pcap` | rx: the capture, loaded by the primary into a memzone, with a shared cursor; tx: the file, opened by each process with `O_APPEND`, one `write` per burst | shared memory / its own fd |
 //! | `net_af_packet` | one AF_PACKET socket per queue, both TPACKET rings mmapped; ring cursors in the table | the primary passes the sockets over IPC (`SCM_RIGHTS`); the secondary maps the same rings |
 //! | `net_tap` | one TAP queue fd per queue | the primary passes the fds over IPC |
+//! | `net_af_xdp` | one AF_XDP socket per queue, its four rings mmapped; UMEM in a memzone; ring indices in the socket's own mapping | the primary passes the sockets over IPC; the secondary maps their rings and the UMEM memzone |
 //!
 //! Ports are configured and started by the primary before secondaries attach; a port stopped
 //! by the primary returns 0 from every burst in every process.
@@ -398,6 +399,11 @@ impl Port {
         if self.inner.eal.proc_type() != ProcType::Primary {
             return Err(Error::NotPrimary("start a port"));
         }
+        self.inner.driver.started().map_err(|why| Error::Driver {
+            port: self.inner.name.clone(),
+            driver: self.inner.kind,
+            why,
+        })?;
         let ctl = &self.shared().ctl;
         ctl.generation.fetch_add(1, Ordering::Relaxed);
         ctl.set_state(state::STARTED);
@@ -415,6 +421,7 @@ impl Port {
             return Err(Error::NotPrimary("stop a port"));
         }
         self.shared().ctl.set_state(state::STOPPED);
+        self.inner.driver.stopped();
         tracing::debug!(target: "shoal::ethdev", "port {} ({}) stopped", self.inner.id, self.inner.name);
         Ok(())
     }
@@ -493,6 +500,7 @@ fn default_queues(spec: &VdevSpec) -> Option<u16> {
         | DriverArgs::Ring { queues, .. }
         | DriverArgs::Tap { queues, .. } => *queues,
         DriverArgs::AfPacket { qpairs, .. } => Some(*qpairs),
+        DriverArgs::AfXdp { queue_count, .. } => Some(*queue_count),
         DriverArgs::Pcap { rx, .. } => Some(rx.len().max(1) as u16),
     }
 }
