@@ -346,7 +346,9 @@ fn random_kills_of_a_peer_lose_no_buffer() {
 /// True when `ip link` shows an XDP program on `iface` in the namespace.
 fn has_xdp(ns: &NetNs, iface: &str) -> bool {
     let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, "ip", "link", "show", "dev", iface])
+        .args([
+            "netns", "exec", &ns.name, "ip", "link", "show", "dev", iface,
+        ])
         .output()
         .expect("ip link");
     assert!(out.status.success(), "ip link show {iface} failed");
@@ -455,7 +457,10 @@ fn two_peers_share_af_xdp_queues_and_the_program_dies_with_the_primary() {
         "secondary: rx {rx1} tx {tx1}; sent {sent}; b1 got {}",
         ns.rx_packets("b1")
     );
-    assert!(rx1 > 0 && rx1 < sent, "the secondary gets a share: {rx1} of {sent}");
+    assert!(
+        rx1 > 0 && rx1 < sent,
+        "the secondary gets a share: {rx1} of {sent}"
+    );
     assert_eq!(tx1, rx1, "the secondary sends all it receives");
     assert_eq!(ns.rx_packets("b1"), sent);
     let f1: BTreeSet<String> = std::fs::read_to_string(&logs[1])
@@ -463,5 +468,9 @@ fn two_peers_share_af_xdp_queues_and_the_program_dies_with_the_primary() {
         .lines()
         .map(String::from)
         .collect();
-    assert!(!f1.is_empty() && f1.len() < 64, "{} flows on the secondary", f1.len());
+    assert!(
+        !f1.is_empty() && f1.len() < 64,
+        "{} flows on the secondary",
+        f1.len()
+    );
 }

@@ -231,3 +231,165 @@ fn af_xdp_program_is_detached_at_stop_and_an_occupied_interface_is_refused() {
     drop(eal);
     eventually("the program to go with the port", T, || !has_xdp(&ns, "za"));
 }
+
+/// A 60-byte frame carrying sequence number `seq` (EtherType 0x88b5, local experimental).
+fn seq_frame(seq: u32) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&[0x02, 0x73, 0x68, 0x74, 0x00, 0x01]);
+    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    f[14..18].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in f[18..].iter_mut().enumerate() {
+        *b = (seq as u8).wrapping_add(i as u8);
+    }
+    f
+}
+
+fn seq_of(f: &[u8]) -> u32 {
+    assert_eq!(f.len(), 60, "frame of {} bytes", f.len());
+    let s = u32::from_be_bytes(f[14..18].try_into().unwrap());
+    assert_eq!(f, seq_frame(s), "frame {s} damaged");
+    s
+}
+
+fn seq_capture(tag: &str, seqs: std::ops::Range<u32>) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("shoal-axdp-{}-{tag}.pcap", std::process::id()));
+    let mut w = PcapWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
+    for s in seqs {
+        w.write(0, &seq_frame(s)).unwrap();
+    }
+    w.into_inner().unwrap();
+    path
+}
+
+/// The secondary of the kill test: polls queue 0 and prints the sequence numbers of each
+/// burst, until the fault site kills it (or, bounded, 30 s pass).
+#[cfg(feature = "fault-injection")]
+fn xdp_victim() {
+    let prefix = shoal_testkit::child_prefix();
+    let eal = shoal_testkit::init(
+        &prefix,
+        &[
+            "--no-huge",
+            "--proc-type=secondary",
+            "-l",
+            "1",
+            "--log-level",
+            "error",
+        ],
+    )
+    .unwrap();
+    let ports = ethdev::ports(&eal).unwrap();
+    println!("polling");
+    let end = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < end {
+        let mut b = MbufBatch::new();
+        if ports[0].rx_burst(QueueId(0), &mut b, 32) > 0 {
+            let seqs: Vec<String> = b.iter().map(|m| seq_of(m.data()).to_string()).collect();
+            println!("burst {}", seqs.join(","));
+        } else {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+}
+
+/// A secondary receiving on an AF_XDP queue is killed inside a burst, at each of the receive
+/// path's fault sites: the primary, polling the queue next, finishes the dead burst's
+/// publication, so that the frames of that one burst are gone (they died in the victim's
+/// mbufs) but none is received twice, and the UMEM's receive frames all stay in circulation:
+/// three times as many frames as the queue has then arrive, in order and undamaged.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_receiver_killed_inside_a_burst_leaves_every_umem_frame_in_circulation() {
+    shoal_testkit::child_or!(|_: &str| xdp_victim());
+    let Some(ns) = NetNs::new("axdpk") else {
+        return;
+    };
+    if !require_tool("tcpreplay") {
+        return;
+    }
+    ns.veth("ka", "kb").unwrap();
+    ns.enter().unwrap();
+    let first = 300u32;
+    let cap1 = seq_capture("k1", 0..first);
+    let more = 3 * 2048 + 100;
+    let cap2 = seq_capture("k2", 10_000..10_000 + more);
+    for site in shoal::fault::SITES
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| shoal::fault::is_port_site(s))
+    {
+        let g = shoal_testkit::Group::new("axdpk");
+        let eal = shoal_testkit::init(
+            g.prefix(),
+            &["--no-huge", "-l", "0", "--vdev", "net_af_xdp0,iface=ka"],
+        )
+        .unwrap();
+        let ports = ethdev::ports(&eal).unwrap();
+        let fault = format!("{site}:5");
+        let mut v = g.spawn_self(
+            "a_receiver_killed_inside_a_burst_leaves_every_umem_frame_in_circulation",
+            "victim",
+            &[("SHOAL_FAULT", &fault)],
+        );
+        v.wait_for("polling", T);
+        ns.tcpreplay("kb", &cap1).unwrap();
+        assert_eq!(v.wait_exit(T), None, "{site}: the victim was not killed");
+        let mut seen: Vec<u32> = v
+            .output()
+            .lines()
+            .filter_map(|l| l.strip_prefix("burst "))
+            .flat_map(|l| l.split(',').map(|s| s.parse::<u32>().unwrap()))
+            .collect();
+        seen.extend(
+            drain(&ports[0], 0, Duration::from_millis(500))
+                .iter()
+                .map(|f| seq_of(f)),
+        );
+        let mut sorted = seen.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            seen.len(),
+            "{site}: a frame was received twice"
+        );
+        let missing: Vec<u32> = (0..first)
+            .filter(|s| sorted.binary_search(s).is_err())
+            .collect();
+        println!(
+            "{site}: victim and primary got {} of {first}; lost with the victim: {missing:?}",
+            seen.len()
+        );
+        // At most the dead burst is lost: what the victim had copied into its mbufs.
+        assert!(missing.len() <= 32, "{site}: lost {} frames", missing.len());
+        if let (Some(a), Some(b)) = (missing.first(), missing.last()) {
+            assert_eq!(
+                b - a + 1,
+                missing.len() as u32,
+                "{site}: the lost frames are not one burst: {missing:?}"
+            );
+        }
+        // Every receive frame still circulates: far more frames than the queue has arrive.
+        let replay = {
+            let (name, file) = (ns.name.clone(), cap2.clone());
+            std::thread::spawn(move || shoal_testkit::netns::tcpreplay(&name, "kb", &file))
+        };
+        let got = drain(&ports[0], more as usize, T);
+        replay.join().unwrap().unwrap();
+        let got: Vec<u32> = got.iter().map(|f| seq_of(f)).collect();
+        let want: Vec<u32> = (10_000..10_000 + more).collect();
+        if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
+            panic!(
+                "{site}: frame {i} is {} where {} was sent (a frame used twice?)",
+                got[i], want[i]
+            );
+        }
+        assert_eq!(got.len(), want.len(), "{site}: frames received");
+        assert_eq!(ports[0].stats().imissed, 0, "{site}");
+        drop(ports);
+        drop(eal);
+    }
+    let _ = std::fs::remove_file(cap1);
+    let _ = std::fs::remove_file(cap2);
+}

@@ -432,7 +432,9 @@ impl Driver for AfXdp {
             w[W_RX_TO].store(rx_to as u64, Ordering::Relaxed);
             // The record is complete before it is marked pending.
             w[W_PENDING].store(1, Ordering::Release);
+            crate::fault::point("xdp.rx.recorded");
             side.fill.publish_prod(fill_to);
+            crate::fault::point("xdp.rx.filled");
             side.rx.publish_cons(rx_to);
             w[W_PENDING].store(0, Ordering::Release);
         }
