@@ -112,6 +112,12 @@ fn af_xdp_receives_what_tcpreplay_sends_and_sends_what_the_peer_receives() {
     let eal = ports_eal("axdp", &["net_af_xdp0,iface=xa", "net_af_packet1,iface=xb"]);
     let ports = ethdev::ports(&eal).unwrap();
     assert!(has_xdp(&ns, "xa"), "no XDP program on xa after start");
+    // veth has no zero-copy AF_XDP: the sockets are bound in copy mode, and the table says so.
+    let info = ethdev::table_info(&eal);
+    assert_eq!(
+        (info[0].driver.as_str(), info[0].mode),
+        ("net_af_xdp", Some("copy"))
+    );
     assert!(ports[0].link_up());
     assert_eq!(ports[0].mac().to_string(), ns.read_sys("xa", "address"));
     // Real tool in, shoal out: every frame, malformed ones included, arrives intact and in
@@ -245,6 +251,7 @@ fn seq_frame(seq: u32) -> Vec<u8> {
     f
 }
 
+#[cfg(feature = "fault-injection")]
 fn seq_of(f: &[u8]) -> u32 {
     assert_eq!(f.len(), 60, "frame of {} bytes", f.len());
     let s = u32::from_be_bytes(f[14..18].try_into().unwrap());
@@ -252,6 +259,7 @@ fn seq_of(f: &[u8]) -> u32 {
     s
 }
 
+#[cfg(feature = "fault-injection")]
 fn seq_capture(tag: &str, seqs: std::ops::Range<u32>) -> PathBuf {
     let path = std::env::temp_dir().join(format!("shoal-axdp-{}-{tag}.pcap", std::process::id()));
     let mut w = PcapWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
@@ -392,4 +400,50 @@ fn a_receiver_killed_inside_a_burst_leaves_every_umem_frame_in_circulation() {
     }
     let _ = std::fs::remove_file(cap1);
     let _ = std::fs::remove_file(cap2);
+}
+
+/// An application asking for more transmit queues than the device has (mp_server: one per
+/// client) gets them: the extra ones send through AF_PACKET, and what each sends arrives (the
+/// kernel counts it on the peer).
+#[test]
+fn af_xdp_transmit_queues_beyond_the_devices_still_send() {
+    let Some(ns) = NetNs::new("axdp4") else {
+        return;
+    };
+    ns.veth("wa", "wb").unwrap();
+    ns.enter().unwrap();
+    let eal = ports_eal("axdp", &["net_af_xdp0,iface=wa"]);
+    let conf = ethdev::PortConf {
+        rx_queues: Some(1),
+        tx_queues: Some(3),
+        ..Default::default()
+    };
+    let ports = ethdev::ports_with(&eal, &conf).unwrap();
+    assert_eq!(ports[0].nb_tx_queues(), 3);
+    let pool = ports[0].pool();
+    let mut want = Vec::new();
+    for q in 0..3u16 {
+        let mut b = MbufBatch::new();
+        for i in 0..5u32 {
+            let f = seq_frame(u32::from(q) * 100 + i);
+            let mut m = pool.alloc().unwrap();
+            m.append(f.len() as u16).unwrap().copy_from_slice(&f);
+            let _ = b.push(m);
+            want.push(f);
+        }
+        let deadline = Instant::now() + T;
+        while !b.is_empty() {
+            ports[0].tx_burst(QueueId(q), &mut b);
+            assert!(Instant::now() < deadline, "queue {q} never sent");
+        }
+    }
+    eventually("wb to count every frame", T, || {
+        ns.rx_packets("wb") >= want.len() as u64
+    });
+    assert_eq!(ns.rx_packets("wb"), want.len() as u64);
+    let s = ports[0].stats();
+    assert_eq!(
+        s.tx_queues.iter().map(|q| q.packets).collect::<Vec<_>>(),
+        [5, 5, 5]
+    );
 }

@@ -427,6 +427,87 @@ impl Port {
     }
 }
 
+/// One port as the port table describes it, read without attaching to it (`shoal info`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PortInfo {
+    /// Port number.
+    pub id: u16,
+    /// Device name.
+    pub name: String,
+    /// Driver name (DPDK's).
+    pub driver: String,
+    /// Receive and transmit queues.
+    pub rx_queues: u16,
+    /// Transmit queues.
+    pub tx_queues: u16,
+    /// MAC address.
+    pub mac: String,
+    /// configured, started or stopped.
+    pub state: &'static str,
+    /// How the driver moves frames, where it has a choice (`net_af_xdp`: `copy` or
+    /// `zero-copy`, as the kernel bound its sockets).
+    pub mode: Option<&'static str>,
+    /// Packets received, all queues.
+    pub ipackets: u64,
+    /// Packets sent, all queues.
+    pub opackets: u64,
+}
+
+/// The group's ports as its port table lists them (empty when it has none).
+pub fn table_info(eal: &Eal) -> Vec<PortInfo> {
+    let Ok(Some(region)) = table_region(eal, false) else {
+        return Vec::new();
+    };
+    let table: &PortTable = region.get(0).expect("checked");
+    let configs: Vec<PortConfig> = table.config.lock(&**region.mapping()).ports.to_vec();
+    let mut out = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let sh = &table.ports[i];
+        let st = sh.ctl.state();
+        if c.used == 0 || st == state::FREE {
+            continue;
+        }
+        let kind = DriverKind::from_u32(c.driver);
+        let (nrx, ntx) = (
+            (c.nb_rxq as usize).min(MAX_QUEUES),
+            (c.nb_txq as usize).min(MAX_QUEUES),
+        );
+        let mode = match kind {
+            Some(DriverKind::AfXdp) => {
+                match sh.txq[0].drv[drivers::af_xdp::W_MODE].load(Ordering::Relaxed) {
+                    2 => Some("zero-copy"),
+                    1 => Some("copy"),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        out.push(PortInfo {
+            id: i as u16,
+            name: cstr(&c.name).to_owned(),
+            driver: kind.map_or("unknown", DriverKind::name).to_owned(),
+            rx_queues: c.nb_rxq,
+            tx_queues: c.nb_txq,
+            mac: EthernetAddress(c.mac).to_string(),
+            state: match st {
+                state::STARTED => "started",
+                state::STOPPED => "stopped",
+                _ => "configured",
+            },
+            mode,
+            ipackets: sh.rxq[..nrx]
+                .iter()
+                .map(|q| q.packets.load(Ordering::Relaxed))
+                .sum(),
+            opackets: sh.txq[..ntx]
+                .iter()
+                .map(|q| q.packets.load(Ordering::Relaxed))
+                .sum(),
+        });
+    }
+    out
+}
+
 /// This process's ports of each group, so that [`ports`] called twice returns the same
 /// handles (kernel sockets and mappings are made once per process).
 static REGISTRY: Mutex<Vec<(std::path::PathBuf, Vec<Weak<PortInner>>)>> = Mutex::new(Vec::new());

@@ -54,7 +54,6 @@ impl DriverKind {
         }
     }
 
-    #[allow(dead_code)]
     pub(crate) fn from_u32(v: u32) -> Option<DriverKind> {
         Some(match v {
             1 => DriverKind::Null,

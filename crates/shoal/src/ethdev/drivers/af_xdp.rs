@@ -91,11 +91,18 @@ struct TxSide {
     comp: XskRing,
 }
 
-struct Queue {
-    rx: Mutex<RxSide>,
-    tx: Mutex<TxSide>,
-    /// This queue's UMEM in this process.
-    umem: Region,
+enum Queue {
+    /// An AF_XDP socket.
+    Xsk {
+        rx: Box<Mutex<RxSide>>,
+        tx: Box<Mutex<TxSide>>,
+        /// This queue's UMEM in this process.
+        umem: Region,
+    },
+    /// A transmit-only queue beyond the interface's queues (an application asking for more
+    /// transmit queues than the device has, as mp_server does with one per client): a plain
+    /// AF_PACKET socket, one `write` per frame.
+    Packet(Mutex<()>),
 }
 
 /// The program and its map; the link while the port is started. Primary only.
@@ -145,10 +152,12 @@ impl AfXdp {
         eal: &Eal,
         port: u16,
         a: &DriverArgs,
-        queues: u16,
+        nb_rxq: u16,
+        nb_txq: u16,
         shared: &PortShared,
     ) -> Result<AfXdp, String> {
         let (iface, start_queue, _) = args(a)?;
+        let queues = nb_rxq.max(nb_txq);
         let ifindex =
             pk::if_index(iface).map_err(|e| format!("interface {iface:?} not found ({e})"))?;
         let mac = pk::if_hwaddr(iface).map_err(|e| format!("interface {iface:?}: {e}"))?;
@@ -189,6 +198,14 @@ impl AfXdp {
                 .region()
                 .sub(q as usize * UMEM_PER_QUEUE, UMEM_PER_QUEUE)
                 .ok_or("UMEM memzone too small")?;
+            let txq = &shared.txq[q as usize];
+            for w in &txq.drv {
+                w.store(0, Ordering::Relaxed);
+            }
+            for w in &shared.rxq[q as usize].drv {
+                w.store(0, Ordering::Relaxed);
+            }
+            txq.drv[W_MAX_LEN].store(max_len as u64, Ordering::Relaxed);
             let fd = xdp::socket().map_err(|e| format!("AF_XDP socket: {e}"))?;
             let f = fd.as_fd();
             let step = |what: &str, r: std::io::Result<()>| {
@@ -222,6 +239,18 @@ impl AfXdp {
                     }
                 }),
             };
+            if q >= nb_rxq
+                && bound
+                    .as_ref()
+                    .is_err_and(|e| e.raw_os_error() == Some(libc::EINVAL))
+            {
+                // A transmit-only queue the device has no queue for.
+                let pf = xdp::packet_tx_socket(ifindex)
+                    .map_err(|e| format!("queue {q}: AF_PACKET transmit socket: {e}"))?;
+                tracing::debug!(target: "shoal::ethdev", "af_xdp on {iface:?}: transmit queue {q} has no device queue {qid}; it sends through AF_PACKET");
+                fds.push(pf);
+                continue;
+            }
             step("binding the socket", bound).map_err(|e| {
                 if e.contains("busy") {
                     format!("{e} (another AF_XDP socket holds the queue)")
@@ -233,10 +262,14 @@ impl AfXdp {
             })?;
             let zc = xdp::is_zero_copy(f).unwrap_or(false);
             zero_copy.get_or_insert(zc);
-            step(
-                "adding the socket to the XSKMAP",
-                xdp::xskmap_set(program.map.as_fd(), qid, f),
-            )?;
+            if q < nb_rxq {
+                // Only receive queues get frames: a transmit-only socket's device queue keeps
+                // going to the kernel's stack.
+                step(
+                    "adding the socket to the XSKMAP",
+                    xdp::xskmap_set(program.map.as_fd(), qid, f),
+                )?;
+            }
             let (rx, tx) =
                 map_rings(&fd).map_err(|e| format!("mapping the rings of queue {qid}: {e}"))?;
             // Every receive frame starts in the fill ring.
@@ -245,15 +278,6 @@ impl AfXdp {
                 rx.fill.set_addr(p.wrapping_add(i), (i * FRAME) as u64);
             }
             rx.fill.publish_prod(p.wrapping_add(RX_FRAMES));
-            let rxq = &shared.rxq[q as usize];
-            for w in &rxq.drv {
-                w.store(0, Ordering::Relaxed);
-            }
-            let txq = &shared.txq[q as usize];
-            for w in &txq.drv {
-                w.store(0, Ordering::Relaxed);
-            }
-            txq.drv[W_MAX_LEN].store(max_len as u64, Ordering::Relaxed);
             txq.drv[W_MODE].store(if zc { 2 } else { 1 }, Ordering::Relaxed);
             drop((rx, tx));
             fds.push(fd);
@@ -282,15 +306,18 @@ impl AfXdp {
             .iter()
             .enumerate()
             .map(|(q, fd)| {
+                if xdp::socket_domain(fd.as_fd()).ok() == Some(libc::AF_PACKET) {
+                    return Ok(Queue::Packet(Mutex::new(())));
+                }
                 let umem = zone
                     .region()
                     .sub(q * UMEM_PER_QUEUE, UMEM_PER_QUEUE)
                     .ok_or_else(|| format!("UMEM memzone too small for queue {q}"))?;
                 let (rx, tx) =
                     map_rings(fd).map_err(|e| format!("mapping the rings of queue {q}: {e}"))?;
-                Ok(Queue {
-                    rx: Mutex::new(rx),
-                    tx: Mutex::new(tx),
+                Ok(Queue::Xsk {
+                    rx: Box::new(Mutex::new(rx)),
+                    tx: Box::new(Mutex::new(tx)),
                     umem,
                 })
             })
@@ -360,10 +387,11 @@ fn chunk_of(addr: u64) -> u64 {
 
 impl Driver for AfXdp {
     fn rx_burst(&self, q: usize, cx: &RxCtx<'_>, batch: &mut MbufBatch, max: usize) -> usize {
-        let (Some(queue), Some(fd)) = (self.queues.get(q), self.fds.get(q)) else {
+        let (Some(Queue::Xsk { rx, umem, .. }), Some(fd)) = (self.queues.get(q), self.fds.get(q))
+        else {
             return 0;
         };
-        let side = match queue.rx.try_lock() {
+        let side = match rx.try_lock() {
             Ok(g) => g,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return 0,
@@ -409,7 +437,7 @@ impl Driver for AfXdp {
                         // above); the kernel wrote it before it published the descriptor (K,
                         // the Acquire in `producer`) and does not write it again until the
                         // frame comes back through the fill ring, after this copy.
-                        let ok = unsafe { queue.umem.read(addr as usize, buf) };
+                        let ok = unsafe { umem.read(addr as usize, buf) };
                         debug_assert!(ok);
                         m.set_port(cx.port);
                         if batch.push(m).is_err() {
@@ -445,10 +473,12 @@ impl Driver for AfXdp {
     }
 
     fn tx_burst(&self, q: usize, cx: &TxCtx<'_>, batch: &mut MbufBatch) -> usize {
-        let (Some(queue), Some(fd)) = (self.queues.get(q), self.fds.get(q)) else {
-            return 0;
+        let (tx, umem, fd) = match (self.queues.get(q), self.fds.get(q)) {
+            (Some(Queue::Xsk { tx, umem, .. }), Some(fd)) => (tx, umem, fd),
+            (Some(Queue::Packet(lock)), Some(fd)) => return packet_tx(lock, fd, cx, batch),
+            _ => return 0,
         };
-        let side = match queue.tx.try_lock() {
+        let side = match tx.try_lock() {
             Ok(g) => g,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return 0,
@@ -482,7 +512,7 @@ impl Driver for AfXdp {
             // index i - TX_FRAMES (room above), so the kernel no longer reads it, and no other
             // poller sends on this queue (the lock in this process, the one-sender rule
             // across processes). The descriptor is published after the copy (P).
-            let ok = unsafe { queue.umem.write(addr as usize, data) };
+            let ok = unsafe { umem.write(addr as usize, data) };
             debug_assert!(ok);
             side.tx.set_desc(i, addr, data.len() as u32);
             queued += 1;
@@ -519,6 +549,9 @@ impl Driver for AfXdp {
 
     fn refresh(&self, port: &PortShared) {
         for (q, fd) in self.fds.iter().enumerate() {
+            if !matches!(self.queues.get(q), Some(Queue::Xsk { .. })) {
+                continue;
+            }
             if let Ok((drops, _, _)) = xdp::stats(fd.as_fd()) {
                 // Cumulative kernel counts: whoever swaps in the new value adds the difference.
                 let seen = port.rxq[q].drv[W_SEEN_DROPS].swap(drops, Ordering::Relaxed);
@@ -550,4 +583,43 @@ impl Driver for AfXdp {
             }
         }
     }
+}
+
+/// Transmit on an AF_PACKET queue: one `write` per frame until the socket would block.
+fn packet_tx(lock: &Mutex<()>, fd: &OwnedFd, cx: &TxCtx<'_>, batch: &mut MbufBatch) -> usize {
+    let _g = match lock.try_lock() {
+        Ok(g) => g,
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(TryLockError::WouldBlock) => return 0,
+    };
+    let max_len = match cx.q.drv[W_MAX_LEN].load(Ordering::Relaxed) as usize {
+        0 => 1514,
+        l => l,
+    };
+    let (mut taken, mut sent, mut bytes, mut dropped) = (0usize, 0u64, 0u64, 0u64);
+    for m in batch.iter() {
+        let data = m.data();
+        if data.len() < MIN_FRAME || data.len() > max_len {
+            dropped += 1;
+            taken += 1;
+            continue;
+        }
+        match pk::write_frame(fd.as_fd(), data) {
+            Ok(true) => {
+                sent += 1;
+                bytes += data.len() as u64;
+                taken += 1;
+            }
+            Ok(false) => break,
+            Err(_) => {
+                dropped += 1;
+                taken += 1;
+            }
+        }
+    }
+    drop(batch.drain(..taken));
+    bump(&cx.q.packets, sent);
+    bump(&cx.q.bytes, bytes);
+    bump(&cx.q.errors, dropped);
+    taken
 }
