@@ -47,6 +47,8 @@ pub struct Snapshot {
     pub mempools: Vec<serde_json::Value>,
     /// Processes.
     pub processes: Vec<ProcessInfo>,
+    /// Pipelines ([`crate::dispatch`]) and their counters.
+    pub pipelines: Vec<crate::dispatch::PipelineStats>,
 }
 
 /// Gathers a snapshot of the group `eal` belongs to (or inspects).
@@ -68,5 +70,6 @@ pub fn snapshot(eal: &Eal) -> Snapshot {
         mempools: crate::mempool::describe_all(eal, &memzones),
         memzones,
         processes: eal.processes(),
+        pipelines: crate::dispatch::list(eal),
     }
 }
