@@ -125,6 +125,36 @@ pub(crate) fn render(s: &Snapshot) -> String {
             field(m, "in_use_by_slot")
         );
     }
+    let _ = writeln!(o, "\npipelines ({})", s.pipelines.len());
+    for p in &s.pipelines {
+        let _ = writeln!(
+            o,
+            "  {:<20} {:<9} distributor {} ({}) rx {} enqueued {} dropped {} answered {}",
+            p.name,
+            p.state,
+            p.distributor_pid,
+            p.distributor_liveness,
+            p.rx,
+            p.enqueued(),
+            p.dropped(),
+            p.answered
+        );
+        for w in &p.workers {
+            let _ = writeln!(
+                o,
+                "    worker {:<3} pid {:<8} {:<7} {} rx {} tx {} ring {} taken back {} starts {}",
+                w.id,
+                w.pid,
+                w.liveness,
+                if w.live { "live" } else { "down" },
+                w.rx,
+                w.tx,
+                w.ring_count,
+                w.taken_back,
+                w.starts
+            );
+        }
+    }
     let _ = writeln!(o, "\nprocesses ({})", s.processes.len());
     let _ = writeln!(
         o,
