@@ -140,8 +140,18 @@ fn custom_dispatch_example_loses_nothing_when_a_worker_is_killed_and_restarted()
             .split(|c: char| !c.is_ascii_digit())
             .filter_map(|s| s.parse().ok())
             .collect();
-        // worker id, enqueued, taken, taken back, in ring, starts
-        assert_eq!(n[1], n[2] + n[3], "{line}");
+        // worker id, enqueued, taken, taken back, in ring, starts. The killed worker may have
+        // died between taking a burst and counting it: at most one burst (returned to the
+        // pool by the reap, which the pool's use of 0 above shows) is missing from its count.
+        if id == 1 {
+            let counted = n[2] + n[3];
+            assert!(
+                n[1] >= counted && n[1] - counted <= shoal::mbuf::MAX_BURST as u64,
+                "{line}"
+            );
+        } else {
+            assert_eq!(n[1], n[2] + n[3], "{line}");
+        }
         assert_eq!(n[4], 0, "{line}");
         assert_eq!(n[5], if id == 1 { 2 } else { 1 }, "{line}");
     }

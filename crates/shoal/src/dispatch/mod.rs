@@ -40,7 +40,12 @@
 //! The distributor's counters obey `rx + neighbour_copies = enqueued + dropped + answered`
 //! (every drop counted by cause, see [`PipelineStats`]), and each worker's
 //! `enqueued = rx + taken_back + in its ring`. [`Distributor::stop`] returns the final
-//! counters, when both hold with empty rings.
+//! counters, when both hold with empty rings. Two things a SIGKILL leaves on a worker's line,
+//! and where the mbufs go: a worker killed between taking a burst from its ring and counting it
+//! leaves up to one burst ([`MAX_BURST`]) out of its `rx`; a worker killed while holding packets
+//! it counted but had not sent leaves them counted in `rx`. In both cases the mbufs are in the
+//! dead process's hands, and the group's reap returns them to their pool by their owner tags,
+//! so the pool's use comes back to zero.
 //!
 //! # Counters that show themselves
 //! The counters live in the memzone `PL_<pipeline>` ([`stats`]); [`list`] finds every pipeline
@@ -612,7 +617,7 @@ impl<D: Dispatcher> Distributor<D> {
             .is_none_or(|t| t.elapsed() >= Duration::from_millis(50))
         {
             self.last_check = Some(Instant::now());
-            self.check_workers(events);
+            self.check(events);
         }
         let mut got = 0;
         for pi in 0..self.ports.len() {
@@ -780,9 +785,11 @@ impl<D: Dispatcher> Distributor<D> {
         self.flush_answers();
     }
 
-    /// Updates the rotation (see the module doc): liveness from the process table, stalls
-    /// from progress, take-back of departed workers' rings.
-    fn check_workers(&mut self, events: &mut Vec<WorkerEvent>) {
+    /// Looks at every worker now and updates the rotation (see the module doc): liveness from
+    /// the process table, stalls from progress, take-back of departed workers' rings; changes
+    /// go to `events`. [`Distributor::poll`] does it every 50 ms; call it alone to wait for
+    /// workers before receiving anything.
+    pub fn check(&mut self, events: &mut Vec<WorkerEvent>) {
         let mut changed = false;
         let b = &self.block;
         for (id, slot) in self.workers.iter_mut().enumerate() {
