@@ -125,6 +125,26 @@ pub(crate) fn render(s: &Snapshot) -> String {
             field(m, "in_use_by_slot")
         );
     }
+    let _ = writeln!(o, "\nports ({})", s.ports.len());
+    let _ = writeln!(
+        o,
+        "  {:>4} {:<16} {:<10} {:>12} {:>12} {:>10} {:>10}",
+        "PORT", "NAME", "STATE", "RX", "TX", "RX_DROP", "TX_DROP"
+    );
+    for p in &s.ports {
+        let n = |k: &str| p.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+        let _ = writeln!(
+            o,
+            "  {:>4} {:<16} {:<10} {:>12} {:>12} {:>10} {:>10}",
+            n("port"),
+            field(p, "name"),
+            field(p, "state"),
+            n("ipackets"),
+            n("opackets"),
+            n("imissed") + n("ierrors") + n("rx_nombuf"),
+            n("oerrors")
+        );
+    }
     let _ = writeln!(o, "\npipelines ({})", s.pipelines.len());
     for p in &s.pipelines {
         let _ = writeln!(

@@ -156,6 +156,7 @@ fn render(prev: &Sample, cur: &Sample, frame: u64) -> String {
         "shoal top: group {:?}, primary pid {}, rates over {:.2} s (frame {frame})",
         s.file_prefix, s.primary_pid, secs
     );
+    ports(&mut o, &s.ports, &prev.snap.ports, secs);
     for p in &s.pipelines {
         let old = prev.snap.pipelines.iter().find(|q| q.name == p.name);
         pipeline(&mut o, p, old, secs);
@@ -262,6 +263,59 @@ fn render(prev: &Sample, cur: &Sample, frame: u64) -> String {
         );
     }
     o
+}
+
+/// Every port of the group, from the port table: whoever polls it.
+fn ports(o: &mut String, cur: &[serde_json::Value], prev: &[serde_json::Value], secs: f64) {
+    let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+    let drops = |v: &serde_json::Value| {
+        ["imissed", "ierrors", "rx_nombuf", "oerrors"]
+            .iter()
+            .map(|k| num(v, k))
+            .sum::<u64>()
+    };
+    let _ = writeln!(o, "\nports ({}), busiest first", cur.len());
+    let _ = writeln!(
+        o,
+        "  {:>4} {:<16} {:<10} {:>11} {:>9} {:>11} {:>9} {:>9} {:>12} {:>12}",
+        "PORT",
+        "NAME",
+        "STATE",
+        "RX_PPS",
+        "RX_MBPS",
+        "TX_PPS",
+        "TX_MBPS",
+        "DROP_PS",
+        "RX_TOTAL",
+        "TX_TOTAL"
+    );
+    let mut rows: Vec<(f64, String)> = cur
+        .iter()
+        .map(|p| {
+            let before = prev.iter().find(|q| q.get("port") == p.get("port"));
+            let rate = |k: &str| per_sec(num(p, k), before.map_or(num(p, k), |b| num(b, k)), secs);
+            let dr = per_sec(drops(p), before.map_or(drops(p), drops), secs);
+            let rx = rate("ipackets");
+            let row = format!(
+                "  {:>4} {:<16} {:<10} {:>11.1} {:>9.3} {:>11.1} {:>9.3} {:>9.1} {:>12} {:>12}",
+                num(p, "port"),
+                p.get("name").and_then(|x| x.as_str()).unwrap_or("?"),
+                p.get("state").and_then(|x| x.as_str()).unwrap_or("?"),
+                rx,
+                rate("ibytes") * 8.0 / 1e6,
+                rate("opackets"),
+                rate("obytes") * 8.0 / 1e6,
+                dr,
+                num(p, "ipackets"),
+                num(p, "opackets"),
+            );
+            (rx, row)
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (_, r) in rows {
+        let _ = writeln!(o, "{r}");
+    }
 }
 
 fn pipeline(o: &mut String, p: &PipelineStats, old: Option<&PipelineStats>, secs: f64) {

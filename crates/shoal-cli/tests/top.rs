@@ -121,6 +121,25 @@ fn top_shows_rates_within_the_generators_configured_rates() {
             "port {port}: {seen:?} for {rate} pps\n{out}"
         );
     }
+    // The group's port table says the same, whoever polls the ports.
+    for (port, rate) in rates {
+        let name = format!("net_gen{port}");
+        let seen: Vec<f64> = frames
+            .iter()
+            .filter_map(|f| {
+                f.lines()
+                    .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                    .find(|c| c.len() == 10 && c[1] == name)
+                    .and_then(|c| c[3].parse().ok())
+            })
+            .collect();
+        assert_eq!(seen.len(), 3, "{name} missing from a frame:\n{out}");
+        let mean = seen.iter().sum::<f64>() / seen.len() as f64;
+        assert!(
+            mean > 0.0 && mean <= rate * 1.25 + 64.0,
+            "{name}: {seen:?} for {rate} pps\n{out}"
+        );
+    }
     for want in [
         "pipeline \"custom\" running",
         "WORKER",

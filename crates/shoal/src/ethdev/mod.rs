@@ -497,6 +497,58 @@ fn default_queues(spec: &VdevSpec) -> Option<u16> {
     }
 }
 
+/// One JSON object per port of the group (id, name, driver spec, state, counters summed over
+/// its queues), read from the port table without attaching to the ports: what the snapshot
+/// (`shoal info`, `shoal top`, telemetry) shows for every port, whoever polls it.
+pub(crate) fn describe_all(eal: &Eal) -> Vec<serde_json::Value> {
+    let Ok(Some(region)) = table_region(eal, false) else {
+        return Vec::new();
+    };
+    let Some(table) = region.get::<PortTable>(0) else {
+        return Vec::new();
+    };
+    let configs: Vec<PortConfig> = {
+        let cfgs = table.config.lock(&**region.mapping());
+        cfgs.ports.to_vec()
+    };
+    let sum = |it: &mut dyn Iterator<Item = u64>| it.sum::<u64>();
+    let mut out = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let shared = &table.ports[i];
+        let st = shared.ctl.state();
+        if c.used == 0 || st == state::FREE {
+            continue;
+        }
+        // Queue counts come from the table: bound them by what it can hold.
+        let rxq = &shared.rxq[..(c.nb_rxq as usize).min(MAX_QUEUES)];
+        let txq = &shared.txq[..(c.nb_txq as usize).min(MAX_QUEUES)];
+        // Statistics: relaxed loads of one-writer counters.
+        let ld = |a: &crate::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        out.push(serde_json::json!({
+            "port": i,
+            "name": cstr(&c.name),
+            "spec": cstr(&c.spec),
+            "state": match st {
+                state::CONFIGURED => "configured",
+                state::STARTED => "started",
+                state::STOPPED => "stopped",
+                _ => "?",
+            },
+            "rx_queues": rxq.len(),
+            "tx_queues": txq.len(),
+            "ipackets": sum(&mut rxq.iter().map(|q| ld(&q.packets))),
+            "ibytes": sum(&mut rxq.iter().map(|q| ld(&q.bytes))),
+            "imissed": sum(&mut rxq.iter().map(|q| ld(&q.missed))),
+            "ierrors": sum(&mut rxq.iter().map(|q| ld(&q.errors))),
+            "rx_nombuf": sum(&mut rxq.iter().map(|q| ld(&q.nombuf))),
+            "opackets": sum(&mut txq.iter().map(|q| ld(&q.packets))),
+            "obytes": sum(&mut txq.iter().map(|q| ld(&q.bytes))),
+            "oerrors": sum(&mut txq.iter().map(|q| ld(&q.errors))),
+        }));
+    }
+    out
+}
+
 /// The port table, created when `create` and it does not exist yet.
 fn table_region(eal: &Eal, create: bool) -> Result<Option<Region>, Error> {
     let size = std::mem::size_of::<PortTable>();

@@ -47,6 +47,8 @@ pub struct Snapshot {
     pub mempools: Vec<serde_json::Value>,
     /// Processes.
     pub processes: Vec<ProcessInfo>,
+    /// Ports and their counters, summed over queues.
+    pub ports: Vec<serde_json::Value>,
     /// Pipelines ([`crate::dispatch`]) and their counters.
     pub pipelines: Vec<crate::dispatch::PipelineStats>,
 }
@@ -70,6 +72,7 @@ pub fn snapshot(eal: &Eal) -> Snapshot {
         mempools: crate::mempool::describe_all(eal, &memzones),
         memzones,
         processes: eal.processes(),
+        ports: crate::ethdev::describe_all(eal),
         pipelines: crate::dispatch::list(eal),
     }
 }
