@@ -26,6 +26,7 @@
 //! | `net_pcap` | rx: the capture, loaded by the primary into a memzone, with a shared cursor; tx: the file, opened by each process with `O_APPEND`, one `write` per burst | shared memory / its own fd |
 //! | `net_af_packet` | one AF_PACKET socket per queue, both TPACKET rings mmapped; ring cursors in the table | the primary passes the sockets over IPC (`SCM_RIGHTS`); the secondary maps the same rings |
 //! | `net_tap` | one TAP queue fd per queue | the primary passes the fds over IPC |
+//! | `net_memif` | one memif ring pair per queue in the peer's shared memory; the client's receive cursor and the link generation in the table | the primary passes the connection's region memfds and layout over IPC at each (re)connection |
 //!
 //! Ports are configured and started by the primary before secondaries attach; a port stopped
 //! by the primary returns 0 from every burst in every process.
@@ -491,7 +492,8 @@ fn default_queues(spec: &VdevSpec) -> Option<u16> {
         DriverArgs::Null { queues, .. }
         | DriverArgs::Gen { queues, .. }
         | DriverArgs::Ring { queues, .. }
-        | DriverArgs::Tap { queues, .. } => *queues,
+        | DriverArgs::Tap { queues, .. }
+        | DriverArgs::Memif { queues, .. } => *queues,
         DriverArgs::AfPacket { qpairs, .. } => Some(*qpairs),
         DriverArgs::Pcap { rx, .. } => Some(rx.len().max(1) as u16),
     }

@@ -4,6 +4,7 @@
 
 pub(crate) mod af_packet;
 pub(crate) mod gen;
+pub(crate) mod memif;
 pub(crate) mod null;
 pub(crate) mod pcap;
 pub(crate) mod ring;
@@ -126,6 +127,13 @@ pub(crate) fn probe(
                 driver: Box::new(d),
             }
         }
+        DriverArgs::Memif { .. } => Made {
+            mac: EthernetAddress(local_mac(id.0, 0x6d)),
+            driver: Box::new(
+                memif::Memif::probe(eal, id, &p.spec.name, &p.spec.args, p.nb_rxq, p.nb_txq)
+                    .map_err(|e| driver_err(p, e))?,
+            ),
+        },
     };
     Ok(made)
 }
@@ -162,6 +170,9 @@ pub(crate) fn attach(
             let name = iface.clone().unwrap_or_else(|| format!("dtap{}", id.0));
             Box::new(tap::Tap::attach(&name, fds))
         }
+        DriverArgs::Memif { .. } => Box::new(
+            memif::Memif::attach(eal, id, p.nb_rxq, p.nb_txq).map_err(|e| driver_err(p, e))?,
+        ),
     })
 }
 
