@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use shoal::ethdev::{self, Port, QueueId};
 use shoal::mbuf::MbufBatch;
-use shoal_testkit::{eventually, ports_eal, require_tool, unique_prefix, Group, Proc, TempDir};
+use shoal_testkit::{
+    child_or, child_prefix, eventually, init, ports_eal, require_tool, unique_prefix, Group, Proc,
+    TempDir,
+};
 
 const T: Duration = Duration::from_secs(30);
 const TESTPMD: &str = "dpdk-testpmd";
@@ -521,4 +524,114 @@ fn memif_server_refuses_malformed_and_lying_peers_and_stays_up() {
     );
     eventually("the memif link to come up", T, || port.link_up());
     check_round_trip(port, &mut tp, 300);
+}
+
+/// Frames a secondary echoes in `shoal_to_shoal_two_queues_one_served_by_a_secondary`.
+const ECHOED: usize = 700;
+
+fn run_child(role: &str) {
+    assert_eq!(role, "echo");
+    let eal = init(&child_prefix(), &["--proc-type=secondary", "-l", "1"]).expect("eal");
+    let port = ethdev::ports(&eal).unwrap().remove(0);
+    println!("echo ready");
+    // Echo what queue 1 receives, on queue 1, until ECHOED frames went back.
+    let mut done = 0;
+    let deadline = Instant::now() + T;
+    while done < ECHOED && Instant::now() < deadline {
+        let mut b = MbufBatch::new();
+        let n = port.rx_burst(QueueId(1), &mut b, 32);
+        while !b.is_empty() && Instant::now() < deadline {
+            port.tx_burst(QueueId(1), &mut b);
+        }
+        done += n;
+        if n == 0 {
+            std::thread::yield_now();
+        }
+    }
+    println!("echoed {done}, link up {}", port.link_up());
+}
+
+#[test]
+fn shoal_to_shoal_two_queues_one_served_by_a_secondary() {
+    child_or!(run_child);
+    let g = Group::new("mif4");
+    let name = format!("shoal-test-mif4-{}", std::process::id());
+    // Group A: the server, whose queue 1 a secondary serves and queue 0 the primary.
+    let a = init(
+        g.prefix(),
+        &[
+            "--no-huge",
+            "-l",
+            "0",
+            "--vdev",
+            &format!("net_memif0,role=server,socket={name},queues=2"),
+        ],
+    )
+    .expect("eal");
+    let pa = ethdev::ports(&a).unwrap().remove(0);
+    let mut child = g.spawn_self(
+        "shoal_to_shoal_two_queues_one_served_by_a_secondary",
+        "echo",
+        &[],
+    );
+    child.wait_for("echo ready", T);
+    // Group B: the client.
+    let b = ports_eal(
+        "mif4b",
+        &[format!(
+            "net_memif0,role=client,socket={name},queues=2,rsize=9"
+        )],
+    );
+    let pb = ethdev::ports(&b).unwrap().remove(0);
+    eventually("the memif link to come up", T, || {
+        pb.link_up() && pa.link_up()
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let echo0 = {
+        let (pa, stop) = (pa.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut b = MbufBatch::new();
+                if pa.rx_burst(QueueId(0), &mut b, 32) == 0 {
+                    std::thread::yield_now();
+                }
+                while !b.is_empty() {
+                    pa.tx_burst(QueueId(0), &mut b);
+                }
+            }
+        })
+    };
+    let f1: Vec<Vec<u8>> = (0..ECHOED as u32).map(|i| frame(i * 3 + 1)).collect();
+    let back1 = send_and_collect(&pb, 1, &f1);
+    let f0: Vec<Vec<u8>> = (0..1000).map(|i| frame(i * 3)).collect();
+    let back0 = send_and_collect(&pb, 0, &f0);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    echo0.join().unwrap();
+    let out = child.wait_for("echoed", T);
+    assert_eq!(out.trim(), format!("echoed {ECHOED}, link up true"));
+    assert_eq!(child.wait_exit(T), Some(0), "{}", child.output());
+    assert!(
+        back1 == f1,
+        "queue 1 (a secondary): {} of {} back, in order",
+        back1.len(),
+        f1.len()
+    );
+    assert!(
+        back0 == f0,
+        "queue 0 (the primary): {} of {} back, in order",
+        back0.len(),
+        f0.len()
+    );
+    let s = pb.stats();
+    assert_eq!(s.rx_queues[1].packets, f1.len() as u64);
+    assert_eq!(s.tx_queues[0].packets, f0.len() as u64);
+    assert_eq!((s.ierrors, s.oerrors), (0, 0));
+    let sa = pa.stats();
+    assert_eq!(
+        sa.rx_queues[1].packets,
+        f1.len() as u64,
+        "counted by the secondary in shared memory"
+    );
+    assert_eq!(sa.tx_queues[1].packets, f1.len() as u64);
+    assert_eq!(sa.rx_queues[0].packets, f0.len() as u64);
 }
