@@ -9,6 +9,7 @@
 #   benches/vs-dpdk.sh client_server # DPDK's client_server_mp vs shoal's mp_server/mp_client
 #   benches/vs-dpdk.sh ipc           # rte_mp_* (benches/dpdk/mp_perf.sh) vs benches/src/bin/mp_perf.rs
 #   benches/vs-dpdk.sh af_packet     # dpdk-testpmd's net_af_packet vs shoal's, on veth pairs (vs-dpdk-af_packet.sh)
+#   benches/vs-dpdk.sh memif         # dpdk-testpmd's net_memif vs shoal's, each side of the link (vs-dpdk-memif.sh)
 #
 # client_server and ipc are described above run_client_server and run_ipc below.
 #   benches/vs-dpdk.sh mempool       # mempool_perf_autotest's loop vs benches/src/bin/mempool_perf.rs
@@ -785,8 +786,9 @@ mempool) run_mempool ;;
 client_server) run_client_server ;;
 ipc) run_ipc ;;
 af_packet) exec "$here/vs-dpdk-af_packet.sh" ;;
+memif) exec "$here/vs-dpdk-memif.sh" ;;
 *)
-    echo "usage: $0 ring|mempool|client_server|ipc|af_packet" >&2
+    echo "usage: $0 ring|mempool|client_server|ipc|af_packet|memif" >&2
     exit 2
     ;;
 esac
