@@ -178,6 +178,34 @@ fn memif_client_round_trip_through_testpmd_server() {
     let port = &ethdev::ports(&eal).unwrap()[0];
     eventually("the memif link to come up", T, || port.link_up());
     check_round_trip(port, &mut tp, 3000);
+
+    // The server dies: the link goes down; the client finds the next server by itself.
+    tp.kill9();
+    eventually("the link to go down after the server's death", T, || {
+        !port.link_up()
+    });
+    let mut b = MbufBatch::new();
+    assert_eq!(port.rx_burst(QueueId(0), &mut b, 32), 0);
+    let mut m = port.pool().alloc().unwrap();
+    m.append(60).unwrap();
+    let _ = b.push(m);
+    assert_eq!(
+        port.tx_burst(QueueId(0), &mut b),
+        0,
+        "nothing sent while down"
+    );
+    drop(b);
+    let _ = std::fs::remove_file(sock);
+    port.reset_stats();
+    let mut tp = testpmd(
+        &g,
+        &format!("net_memif0,role=server,socket={sock},socket-abstract=no,id=3,secret=xyz"),
+        &[],
+    );
+    eventually("the link to come up with the new server", T, || {
+        port.link_up()
+    });
+    check_round_trip(port, &mut tp, 500);
 }
 
 #[test]
