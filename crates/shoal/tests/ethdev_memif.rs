@@ -541,6 +541,89 @@ fn memif_server_refuses_malformed_and_lying_peers_and_stays_up() {
         );
         assert!(!port.link_up(), "{what}");
     }
+    // A peer that completes the handshake, then writes descriptors that point outside its
+    // memory and a head beyond its ring: each bad frame is counted, good ones arrive, and
+    // shoal reads nothing outside the region.
+    let mut c = raw_connect(&path);
+    assert_eq!(c.recv().0, 2);
+    c.send(&init_msg(0, b"pw"));
+    assert_eq!(c.recv().0, 1);
+    const LEN: usize = 65536;
+    let region = memfd(LEN as i64);
+    // SAFETY: a fresh shared mapping of the memfd, LEN bytes, unmapped below.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            LEN,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            region,
+            0,
+        )
+    } as *mut u8;
+    assert_ne!(base as *mut libc::c_void, libc::MAP_FAILED);
+    // SAFETY: the mapping is LEN bytes and only this test and the port use it.
+    let mem = unsafe { std::slice::from_raw_parts_mut(base, LEN) };
+    for ring in [0usize, 512] {
+        mem[ring..ring + 4].copy_from_slice(&0x3E31F20u32.to_le_bytes());
+    }
+    c.send_fd(&add_region(0, LEN as u64), region);
+    assert_eq!(c.recv().0, 1);
+    // SAFETY: plain syscall.
+    c.send_fd(&add_ring(true, 0, 0, 0, 4), unsafe { libc::eventfd(0, 0) });
+    assert_eq!(c.recv().0, 1);
+    // SAFETY: plain syscall.
+    c.send_fd(&add_ring(false, 0, 0, 512, 4), unsafe {
+        libc::eventfd(0, 0)
+    });
+    assert_eq!(c.recv().0, 1);
+    c.send(&connect);
+    assert_eq!(c.recv().0, 7, "CONNECTED");
+    eventually("the link to come up", T, || port.link_up());
+    let good = [frame(1), frame(2)];
+    mem[4096..4096 + good[0].len()].copy_from_slice(&good[0]);
+    mem[8192..8192 + good[1].len()].copy_from_slice(&good[1]);
+    let desc = |mem: &mut [u8], slot: usize, region: u16, len: u32, off: u32| {
+        let d = 128 + 16 * slot;
+        mem[d..d + 2].copy_from_slice(&0u16.to_le_bytes());
+        mem[d + 2..d + 4].copy_from_slice(&region.to_le_bytes());
+        mem[d + 4..d + 8].copy_from_slice(&len.to_le_bytes());
+        mem[d + 8..d + 12].copy_from_slice(&off.to_le_bytes());
+    };
+    desc(mem, 0, 0, good[0].len() as u32, 4096);
+    desc(mem, 1, 0, 100, (LEN - 50) as u32); // runs past the region
+    desc(mem, 2, 7, 60, 0); // a region that does not exist
+    desc(mem, 3, 0, 9000, 0); // longer than an mbuf
+    desc(mem, 4, 0, good[1].len() as u32, 8192);
+    let head = |mem: &mut [u8], ring: usize, v: u16| {
+        mem[ring + 6..ring + 8].copy_from_slice(&v.to_le_bytes())
+    };
+    head(mem, 0, 5);
+    let mut got = Vec::new();
+    eventually("the good frames", T, || {
+        let mut b = MbufBatch::new();
+        port.rx_burst(QueueId(0), &mut b, 32);
+        got.extend(b.iter().map(|m| m.data().to_vec()));
+        got.len() >= 2
+    });
+    assert_eq!(got, good.to_vec());
+    assert_eq!(port.stats().ierrors, 3, "each bad descriptor counted");
+    assert_eq!(
+        u16::from_le_bytes([mem[64], mem[65]]),
+        5,
+        "tail moved past them"
+    );
+    // A head that claims more than the ring holds: ignored and counted.
+    head(mem, 0, 5 + 1000);
+    let mut b = MbufBatch::new();
+    assert_eq!(port.rx_burst(QueueId(0), &mut b, 32), 0);
+    assert_eq!(port.stats().ierrors, 4);
+    drop(c);
+    eventually("the link to go down", T, || !port.link_up());
+    // SAFETY: the mapping made above, no longer used.
+    unsafe { libc::munmap(base.cast(), LEN) };
+    port.reset_stats();
+
     // After all that, a real peer connects and works.
     let mut tp = testpmd(
         &g,

@@ -705,7 +705,6 @@ fn rx(conn: &Conn, r: &RingAt, cx: &RxCtx<'_>, batch: &mut MbufBatch, max: usize
         avail = 0;
     }
     let mut n = 0;
-    let mut chunk = [0u8; 2048];
     while avail > 0 && n < max {
         // The frame: one descriptor, or a chain of them (NEXT).
         let Some(mut m) = cx.pool.alloc() else {
@@ -734,23 +733,15 @@ fn rx(conn: &Conn, r: &RingAt, cx: &RxCtx<'_>, batch: &mut MbufBatch, max: usize
             let dlen = d.length as usize;
             if (conn.client && dlen > conn.bsize as usize) || len + dlen > room {
                 bad = true;
-            } else if let Some(region) = conn.regions.get(reg) {
-                let mut done = 0;
-                while done < dlen && !bad {
-                    let k = (dlen - done).min(chunk.len());
-                    if region.read(off + done, &mut chunk[..k]) {
-                        match m.append(k as u16) {
-                            Some(b) => b.copy_from_slice(&chunk[..k]),
-                            None => bad = true,
-                        }
-                        done += k;
-                    } else {
-                        bad = true;
-                    }
-                }
+            } else if !bad {
+                // Straight from the peer's buffer into the mbuf (one copy); a region or range
+                // the peer made up fails the bounds check and drops the frame.
+                let ok = match (conn.regions.get(reg), m.append(dlen as u16)) {
+                    (Some(region), Some(dst)) => region.read(off, dst),
+                    _ => false,
+                };
+                bad = !ok;
                 len += dlen;
-            } else {
-                bad = true;
             }
             if d.flags & DESC_NEXT == 0 || used >= avail {
                 if d.flags & DESC_NEXT != 0 {
