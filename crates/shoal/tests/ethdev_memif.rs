@@ -641,10 +641,22 @@ fn memif_server_refuses_malformed_and_lying_peers_and_stays_up() {
 const ECHOED: usize = 700;
 
 fn run_child(role: &str) {
-    assert_eq!(role, "echo");
     let eal = init(&child_prefix(), &["--proc-type=secondary", "-l", "1"]).expect("eal");
     let port = ethdev::ports(&eal).unwrap().remove(0);
     println!("echo ready");
+    if role == "echo_forever" {
+        // Echo queue 0 until killed.
+        loop {
+            let mut b = MbufBatch::new();
+            if port.rx_burst(QueueId(0), &mut b, 32) == 0 {
+                std::thread::yield_now();
+            }
+            while !b.is_empty() {
+                port.tx_burst(QueueId(0), &mut b);
+            }
+        }
+    }
+    assert_eq!(role, "echo");
     // Echo what queue 1 receives, on queue 1, until ECHOED frames went back.
     let mut done = 0;
     let deadline = Instant::now() + T;
@@ -745,4 +757,91 @@ fn shoal_to_shoal_two_queues_one_served_by_a_secondary() {
     );
     assert_eq!(sa.tx_queues[1].packets, f1.len() as u64);
     assert_eq!(sa.rx_queues[0].packets, f0.len() as u64);
+}
+
+/// Sends `frames` on queue 0 of `port` (at most 200 in flight) until every one came back,
+/// ignoring frames that are not among them; returns those that came back, in order.
+fn round_trip_ignoring_others(port: &Port, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let want: std::collections::HashSet<&Vec<u8>> = frames.iter().collect();
+    let pool = port.pool();
+    let (mut back, mut next) = (Vec::new(), 0);
+    let deadline = Instant::now() + T;
+    while back.len() < frames.len() && Instant::now() < deadline {
+        if next < frames.len() && next - back.len() < 200 {
+            let mut b = MbufBatch::new();
+            for f in frames[next..].iter().take(32) {
+                let mut m = pool.alloc().expect("mbuf");
+                m.append(f.len() as u16).unwrap().copy_from_slice(f);
+                let _ = b.push(m);
+            }
+            next += port.tx_burst(QueueId(0), &mut b);
+        }
+        let mut b = MbufBatch::new();
+        port.rx_burst(QueueId(0), &mut b, 32);
+        back.extend(
+            b.iter()
+                .map(|m| m.data().to_vec())
+                .filter(|f| want.contains(f)),
+        );
+    }
+    back
+}
+
+#[test]
+fn a_secondary_killed_while_echoing_strands_no_buffer_and_the_next_resumes() {
+    child_or!(run_child);
+    let g = Group::new("mif5");
+    let name = format!("shoal-test-mif5-{}", std::process::id());
+    let a = init(
+        g.prefix(),
+        &[
+            "--no-huge",
+            "-l",
+            "0",
+            "--vdev",
+            &format!("net_memif0,role=server,socket={name}"),
+        ],
+    )
+    .expect("eal");
+    let pa = ethdev::ports(&a).unwrap().remove(0);
+    let baseline = pa.pool().in_use_count();
+    let test = "a_secondary_killed_while_echoing_strands_no_buffer_and_the_next_resumes";
+    let mut child = g.spawn_self(test, "echo_forever", &[]);
+    child.wait_for("echo ready", T);
+    let b = ports_eal("mif5b", &[format!("net_memif0,role=client,socket={name}")]);
+    let pb = ethdev::ports(&b).unwrap().remove(0);
+    eventually("the memif link to come up", T, || {
+        pb.link_up() && pa.link_up()
+    });
+    let f1: Vec<Vec<u8>> = (0..500).map(frame).collect();
+    assert!(
+        round_trip_ignoring_others(&pb, &f1) == f1,
+        "before the kill"
+    );
+    // Kill the echoing secondary while frames stream through it.
+    let pool = pb.pool();
+    let mut sent = 0;
+    while sent < 150 {
+        let mut batch = MbufBatch::new();
+        let mut m = pool.alloc().unwrap();
+        let f = frame(10_000 + sent);
+        m.append(f.len() as u16).unwrap().copy_from_slice(&f);
+        let _ = batch.push(m);
+        sent += pb.tx_burst(QueueId(0), &mut batch) as u32;
+    }
+    child.kill9();
+    eventually(
+        "the reaper to return what the dead secondary held",
+        T,
+        || pa.pool().in_use_count() == baseline,
+    );
+    assert!(pa.pool().audit().is_ok(), "{:?}", pa.pool().audit());
+    // The next secondary takes the queue over where the rings stand.
+    let mut child = g.spawn_self(test, "echo_forever", &[]);
+    child.wait_for("echo ready", T);
+    let f2: Vec<Vec<u8>> = (0..500).map(|i| frame(20_000 + i)).collect();
+    assert!(round_trip_ignoring_others(&pb, &f2) == f2, "after the kill");
+    assert!(pa.link_up() && pb.link_up());
+    let s = pa.stats();
+    assert_eq!((s.ierrors, s.oerrors), (0, 0));
 }
