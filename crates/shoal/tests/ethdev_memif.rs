@@ -845,3 +845,32 @@ fn a_secondary_killed_while_echoing_strands_no_buffer_and_the_next_resumes() {
     let s = pa.stats();
     assert_eq!((s.ierrors, s.oerrors), (0, 0));
 }
+
+#[test]
+fn memif_two_queues_with_testpmd_keep_each_queue_apart() {
+    if !require_tool(TESTPMD) {
+        return;
+    }
+    let g = Group::new("mif6");
+    let name = format!("shoal-test-mif6-{}", std::process::id());
+    let mut tp = testpmd(
+        &g,
+        &format!("net_memif0,role=server,socket={name}"),
+        &["--rxq=2", "--txq=2"],
+    );
+    let eal = ports_eal(
+        "mif6",
+        &[format!("net_memif0,role=client,socket={name},queues=2")],
+    );
+    let port = &ethdev::ports(&eal).unwrap()[0];
+    eventually("the memif link to come up", T, || port.link_up());
+    // testpmd forwards rx queue q to tx queue q: what goes out on a queue comes back on it.
+    let f0: Vec<Vec<u8>> = (0..400).map(|i| frame(2 * i)).collect();
+    let f1: Vec<Vec<u8>> = (0..400).map(|i| frame(2 * i + 1)).collect();
+    assert!(send_and_collect(port, 1, &f1) == f1, "queue 1");
+    assert!(send_and_collect(port, 0, &f0) == f0, "queue 0");
+    let s = port.stats();
+    assert_eq!((s.rx_queues[0].packets, s.rx_queues[1].packets), (400, 400));
+    let (rxp, _, txp, _) = testpmd_stats(&mut tp, 1);
+    assert_eq!((rxp, txp), (800, 800), "testpmd's counters");
+}
