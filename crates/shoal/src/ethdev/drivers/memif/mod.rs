@@ -393,6 +393,8 @@ struct Link {
 struct View {
     generation: u64,
     conn: Option<Arc<Conn>>,
+    /// When a secondary that could not get the connection asks again.
+    retry_at: Option<Instant>,
 }
 
 /// Where the connection comes from in this process.
@@ -616,12 +618,19 @@ impl Memif {
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return None,
         };
-        if view.generation != g {
+        let retry = view.conn.is_none() && view.retry_at.is_some_and(|t| Instant::now() >= t);
+        if view.generation != g || retry {
             view.conn = None;
             view.generation = g;
-            if let Some(c) = self.conn_now() {
-                view.generation = c.generation;
-                view.conn = Some(c);
+            view.retry_at = None;
+            match self.conn_now() {
+                Some(c) => {
+                    view.generation = c.generation;
+                    view.conn = Some(c);
+                }
+                // The primary did not answer, or had no connection at that instant: ask again
+                // in a while, not on every burst.
+                None => view.retry_at = Some(Instant::now() + RETRY),
             }
         }
         view.conn.as_ref()?;
@@ -1041,7 +1050,13 @@ impl Control {
                     }
                     match sys::accept(l.as_fd()) {
                         Ok(Some(s)) => s,
-                        _ => continue,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            // Out of descriptors, say: do not spin on a readable listener.
+                            tracing::warn!(target: "shoal::ethdev", "{}: accepting a memif peer: {e}", self.cfg.name);
+                            self.sleep(RETRY);
+                            continue;
+                        }
                     }
                 }
                 None => match sys::connect(&self.cfg.addr) {
