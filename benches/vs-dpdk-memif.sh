@@ -13,12 +13,14 @@
 # The rate is the receiver's median per-second count over the run (first second left out).
 # Each run is tagged with the placement of the two vCPUs (lib.sh's c2c probe, before and
 # after); a round's ratios (case rate / dpdk>dpdk rate: above 1, shoal is faster) are kept
-# only when all its runs have one placement. One JSON line per run, then one per case with
-# the median ratio over the rounds kept.
+# only when all its runs have one placement and other processes used at most OTHERS_MAX percent
+# of the machine during each (default 20: the machine is shared). One JSON line per run, then
+# one per case with the median ratio over the rounds kept.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-4}
+OTHERS_MAX=${OTHERS_MAX:-20}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 work=$(mktemp -d /tmp/shoal-memif-bench.XXXXXX)
@@ -88,6 +90,7 @@ rate_of() {
 run() {
     local rx=$1 tx=$2 sock="shoal-memifb-$$-$n" before after srv cli
     before=$(placement || true)
+    cpu_busy_begin
     start "$rx" server 1 "$sock" "$work/srv.log"
     srv=$started
     start "$tx" client 0 "$sock" "$work/cli.log"
@@ -95,10 +98,13 @@ run() {
     sleep "$SECS"
     stop "$cli"
     stop "$srv"
+    local others
+    others=$(cpu_busy_pct || echo 100)
     after=$(placement || true)
     local tag=$before
     [ "$before" = "$after" ] || tag=mixed
-    echo "$(rate_of "$work/srv.log") $tag"
+    awk -v o="$others" -v m="$OTHERS_MAX" 'BEGIN { exit !(o + 0 > m + 0) }' && tag=busy
+    echo "$(rate_of "$work/srv.log") $tag $others"
 }
 
 declare -A RES
@@ -107,8 +113,8 @@ for r in $(seq 1 "$ROUNDS"); do
     for c in "${cases[@]}"; do
         read -r rx tx name <<<"$c"
         run "$rx" "$tx" >"$work/res"
-        read -r pps tag <"$work/res"
-        echo "{\"bench\":\"memif\",\"case\":\"$name 64B\",\"round\":$r,\"unit\":\"pps\",\"rate\":$pps,\"placement\":\"$tag\"}"
+        read -r pps tag others <"$work/res"
+        echo "{\"bench\":\"memif\",\"case\":\"$name 64B\",\"round\":$r,\"unit\":\"pps\",\"rate\":$pps,\"placement\":\"$tag\",\"others_cpu_pct\":$others}"
         RES["$name,$r"]="$pps $tag"
     done
 done
@@ -119,11 +125,11 @@ for c in "${cases[@]:1}"; do
     for r in $(seq 1 "$ROUNDS"); do
         read -r s st <<<"${RES["$name,$r"]}"
         read -r d dt <<<"${RES["dpdk>dpdk,$r"]}"
-        [ "$st" = "$dt" ] && [ "$st" != mixed ] && [ "$st" != unknown ] || continue
+        [ "$st" = "$dt" ] && [ "$st" != mixed ] && [ "$st" != unknown ] && [ "$st" != busy ] || continue
         rows+=("$(awk -v s="$s" -v d="$d" 'BEGIN{printf "%.3f", (d > 0 ? s / d : 0)}') $st $s $d")
     done
     if [ ${#rows[@]} -eq 0 ]; then
-        echo "{\"bench\":\"memif\",\"case\":\"$name 64B\",\"runs\":0,\"note\":\"no round with one placement\"}"
+        echo "{\"bench\":\"memif\",\"case\":\"$name 64B\",\"runs\":0,\"note\":\"no round with one placement and a quiet machine\"}"
         continue
     fi
     printf '%s\n' "${rows[@]}" | sort -n | awk -v c="$name" '{r[NR]=$1; p[NR]=$2; s[NR]=$3; d[NR]=$4}
