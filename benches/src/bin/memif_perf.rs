@@ -3,28 +3,31 @@
 //! (`benches/vs-dpdk-memif.sh` sets the two beside each other).
 //!
 //! ```text
-//! memif_perf -l 1 --no-huge --vdev net_memif0,role=server,socket=S -- rx|tx [SIZE]
+//! memif_perf -l 1 --no-huge --vdev net_memif0,role=server,socket=S -- rx|tx|echo [SIZE]
 //! ```
 //! Busy-polls queue 0 of the first port on its lcore; `tx` sends SIZE-byte UDP frames
-//! (default 64, FCS excluded, as testpmd's txonly), `rx` frees what it receives. Prints
-//! `Rx-pps: N` / `Tx-pps: N` (testpmd's words) every second, and the totals on SIGINT.
+//! (default 64, FCS excluded, as testpmd's txonly), `rx` frees what it receives, `echo` sends
+//! back on queue 0 what every queue receives (the peer of `shoal demo --vdev net_memif...`,
+//! whose clients send on queues of their own). Prints `Rx-pps: N` / `Tx-pps: N` (testpmd's
+//! words) every second, and the totals on SIGINT.
 
 use std::time::{Duration, Instant};
 
 use shoal::ethdev::{self, QueueId};
 use shoal::mbuf::MbufBatch;
 
-const USAGE: &str = "application options: rx|tx [SIZE]";
+const USAGE: &str = "application options: rx|tx|echo [SIZE]";
 
 fn main() {
     let (eal, app) = shoal::eal::init_or_exit(USAGE);
     // The application's arguments follow the program name.
     let args = app.get(1..).unwrap_or_default();
-    let tx = match args.first().map(String::as_str) {
-        Some("tx") => true,
-        Some("rx") => false,
+    let (tx, echo) = match args.first().map(String::as_str) {
+        Some("tx") => (true, false),
+        Some("rx") => (false, false),
+        Some("echo") => (false, true),
         _ => {
-            eprintln!("memif_perf: give rx or tx\n{USAGE}");
+            eprintln!("memif_perf: give rx, tx or echo\n{USAGE}");
             std::process::exit(2)
         }
     };
@@ -54,7 +57,16 @@ fn main() {
     frame[14] = 0x45;
     frame[23] = 17;
     let pool = port.pool();
-    println!("memif_perf ready ({})", if tx { "tx" } else { "rx" });
+    println!(
+        "memif_perf ready ({})",
+        if tx {
+            "tx"
+        } else if echo {
+            "echo"
+        } else {
+            "rx"
+        }
+    );
     let q = QueueId(0);
     let mut batch = MbufBatch::new();
     let mut last = Instant::now();
@@ -71,6 +83,13 @@ fn main() {
                 }
             }
             port.tx_burst(q, &mut batch);
+        } else if echo {
+            for rq in 0..port.nb_rx_queues() {
+                port.rx_burst(QueueId(rq), &mut batch, 32);
+                port.tx_burst(q, &mut batch);
+                // What the peer has no room for is dropped, as testpmd's io forwarding does.
+                batch.clear();
+            }
         } else {
             port.rx_burst(q, &mut batch, 32);
             batch.clear();
