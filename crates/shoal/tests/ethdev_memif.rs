@@ -377,6 +377,9 @@ fn memif_server_refuses_malformed_and_lying_peers_and_stays_up() {
     let g = Group::new("mif3");
     let dir = TempDir::new("mif3");
     let path = dir.join("m.sock");
+    // A socket file nobody listens on any more (a killed server's) is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
     let eal = ports_eal(
         "mif3",
         &[format!(
@@ -385,6 +388,19 @@ fn memif_server_refuses_malformed_and_lying_peers_and_stays_up() {
         )],
     );
     let port = &ethdev::ports(&eal).unwrap()[0];
+    // A second server on the same socket is refused, naming it.
+    let other = ports_eal(
+        "mif3b",
+        &[format!(
+            "net_memif0,role=server,socket={},socket-abstract=no",
+            path.display()
+        )],
+    );
+    let e = ethdev::ports(&other).unwrap_err().to_string();
+    assert!(
+        e.contains("in use by a live memif server") && e.contains("m.sock"),
+        "{e}"
+    );
     let cases: Vec<(&str, Vec<Vec<u8>>, &str)> = vec![
         ("short message", vec![vec![3u8; 10]], "Invalid message size"),
         ("long message", vec![vec![3u8; 200]], "Invalid message size"),
