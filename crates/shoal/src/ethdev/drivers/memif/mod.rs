@@ -226,7 +226,8 @@ impl Conn {
     }
 
     /// Sets head and tail of every ring to 0 and asks the peer not to interrupt our receive
-    /// rings (both sides poll).
+    /// rings (both sides poll). Relaxed: nobody polls the rings yet; the link generation's
+    /// Release store (G) publishes them to our bursts, and the CONNECTED message to the peer.
     fn reset_rings(&self) {
         for (r, ours) in self
             .rx
@@ -641,6 +642,7 @@ impl Memif {
 impl Drop for Memif {
     fn drop(&mut self) {
         if let Source::Primary { link, thread } = &mut self.source {
+            // Relaxed: a flag the thread polls; join() below is the synchronisation.
             link.stop.store(true, O::Relaxed);
             if let Some(t) = thread.take() {
                 let _ = t.join();
@@ -675,6 +677,7 @@ impl Driver for Memif {
         if n > 0 {
             let wants = conn
                 .idx(&r, OFF_FLAGS)
+                // Relaxed: a hint; a missed change costs one interrupt more or less.
                 .is_some_and(|f| f.load(O::Relaxed) & MASK_INT == 0);
             if let (true, Some(Some(k))) = (wants, conn.kick.get(q)) {
                 sys::kick(k.as_fd());
@@ -705,6 +708,7 @@ fn rx(conn: &Conn, r: &RingAt, cx: &RxCtx<'_>, batch: &mut MbufBatch, max: usize
         (cur, tail.load(O::Acquire))
     } else {
         // P: pairs with the client's Release store of head after filling.
+        // tail is ours (server): only this queue's poller writes it.
         (tail.load(O::Relaxed), head.load(O::Acquire))
     };
     let mut avail = last.wrapping_sub(cur);
@@ -775,6 +779,7 @@ fn rx(conn: &Conn, r: &RingAt, cx: &RxCtx<'_>, batch: &mut MbufBatch, max: usize
     if conn.client {
         cx.q.drv[W_CURSOR].store(cur as u64, Ordering::Relaxed);
         // Refill: post every consumed buffer back to the server.
+        // head is ours (client): only this queue's poller writes it.
         let mut h = head.load(O::Relaxed);
         let mut post = size.wrapping_sub(h.wrapping_sub(cur));
         if post > size {
@@ -811,11 +816,13 @@ fn tx(conn: &Conn, r: &RingAt, cx: &TxCtx<'_>, batch: &mut MbufBatch) -> usize {
     };
     let size = r.size();
     let (mut slot, mut free) = if conn.client {
+        // head is ours (client).
         let h = head.load(O::Relaxed);
         // C: pairs with the server's Release store of tail.
         let t = tail.load(O::Acquire);
         (h, size.wrapping_sub(h.wrapping_sub(t)))
     } else {
+        // tail is ours (server).
         let t = tail.load(O::Relaxed);
         // C: pairs with the client's Release store of head (buffers posted).
         let h = head.load(O::Acquire);
@@ -1404,6 +1411,7 @@ impl Control {
             .collect();
         for r in tx.iter().chain(&rx).flatten() {
             if let Some(c) = region.atomic_u32(r.off) {
+                // Relaxed: the peer maps the region only after our ADD_REGION message.
                 c.store(COOKIE, O::Relaxed);
             }
             for j in 0..r.size() {
