@@ -1049,6 +1049,7 @@ impl Control {
 
     fn run(mut self, listener: Option<OwnedFd>) {
         let mut waiting_logged = false;
+        let mut last_refusal: Option<String> = None;
         while !self.stopping() {
             let sock = match &listener {
                 Some(l) => {
@@ -1098,7 +1099,14 @@ impl Control {
                 );
             }
             if self.generation & 1 == 0 && !self.stopping() {
-                tracing::warn!(target: "shoal::ethdev", "{}: memif peer on {} refused: {}", self.cfg.name, self.cfg.shown, end.why);
+                // The same refusal again (a client retrying a server that will not have it):
+                // logged once.
+                if last_refusal.as_deref() != Some(end.why.as_str()) {
+                    tracing::warn!(target: "shoal::ethdev", "{}: memif peer on {} refused: {}", self.cfg.name, self.cfg.shown, end.why);
+                    last_refusal = Some(end.why.clone());
+                }
+            } else {
+                last_refusal = None;
             }
             self.down(&end.why);
             drop(sock);
