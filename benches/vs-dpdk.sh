@@ -11,6 +11,7 @@
 #   benches/vs-dpdk.sh symmetric     # DPDK's symmetric_mp vs shoal's, 2 processes on 2 net_null ports
 #   benches/vs-dpdk.sh af_packet     # dpdk-testpmd's net_af_packet vs shoal's, on veth pairs (vs-dpdk-af_packet.sh)
 #   benches/vs-dpdk.sh af_xdp        # dpdk-testpmd's net_af_xdp vs shoal's (and shoal's af_packet), on veth pairs (vs-dpdk-af_xdp.sh)
+#   benches/vs-dpdk.sh memif         # dpdk-testpmd's net_memif vs shoal's, each side of the link (vs-dpdk-memif.sh)
 #
 # client_server, symmetric and ipc are described above run_client_server, run_symmetric and
 # run_ipc below.
@@ -924,8 +925,9 @@ symmetric) keep_results symmetric run_symmetric ;;
 ipc) keep_results ipc run_ipc ;;
 af_packet) keep_results af_packet "$here/vs-dpdk-af_packet.sh" ;;
 af_xdp) keep_results af_xdp "$here/vs-dpdk-af_xdp.sh" ;;
+memif) keep_results memif "$here/vs-dpdk-memif.sh" ;;
 *)
-    echo "usage: $0 ring|mempool|client_server|symmetric|ipc|af_packet|af_xdp" >&2
+    echo "usage: $0 ring|mempool|client_server|symmetric|ipc|af_packet|af_xdp|memif" >&2
     exit 2
     ;;
 esac

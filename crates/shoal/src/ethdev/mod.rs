@@ -27,6 +27,7 @@
 //! | `net_af_packet` | one AF_PACKET socket per queue, both TPACKET rings mmapped; ring cursors in the table | the primary passes the sockets over IPC (`SCM_RIGHTS`); the secondary maps the same rings |
 //! | `net_tap` | one TAP queue fd per queue | the primary passes the fds over IPC |
 //! | `net_af_xdp` | one AF_XDP socket per queue, its four rings mmapped; UMEM in a memzone; ring indices in the socket's own mapping | the primary passes the sockets over IPC; the secondary maps their rings and the UMEM memzone |
+//! | `net_memif` | one memif ring pair per queue in the peer's shared memory; the client's receive cursor and the link generation in the table | the primary passes the connection's region memfds and layout over IPC at each (re)connection |
 //!
 //! Ports are configured and started by the primary before secondaries attach; a port stopped
 //! by the primary returns 0 from every burst in every process.
@@ -620,7 +621,8 @@ fn default_queues(spec: &VdevSpec) -> Option<u16> {
         DriverArgs::Null { queues, .. }
         | DriverArgs::Gen { queues, .. }
         | DriverArgs::Ring { queues, .. }
-        | DriverArgs::Tap { queues, .. } => *queues,
+        | DriverArgs::Tap { queues, .. }
+        | DriverArgs::Memif { queues, .. } => *queues,
         DriverArgs::AfPacket { qpairs, .. } => Some(*qpairs),
         DriverArgs::AfXdp { queue_count, .. } => Some(*queue_count),
         DriverArgs::Pcap { rx, .. } => Some(rx.len().max(1) as u16),

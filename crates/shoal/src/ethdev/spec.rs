@@ -39,6 +39,8 @@ pub enum DriverKind {
     Tap = 6,
     /// `net_af_xdp`: a kernel interface through AF_XDP sockets.
     AfXdp = 7,
+    /// `net_memif`: shared-memory packet interface to another process (memif 2.0).
+    Memif = 8,
 }
 
 impl DriverKind {
@@ -52,6 +54,7 @@ impl DriverKind {
             DriverKind::AfPacket => "net_af_packet",
             DriverKind::Tap => "net_tap",
             DriverKind::AfXdp => "net_af_xdp",
+            DriverKind::Memif => "net_memif",
         }
     }
 
@@ -64,6 +67,7 @@ impl DriverKind {
             5 => DriverKind::AfPacket,
             6 => DriverKind::Tap,
             7 => DriverKind::AfXdp,
+            8 => DriverKind::Memif,
             _ => return None,
         })
     }
@@ -92,6 +96,16 @@ impl DriverKind {
             ],
             DriverKind::Tap => &["iface", "queues"],
             DriverKind::AfXdp => &["iface", "start_queue", "queue_count"],
+            DriverKind::Memif => &[
+                "role",
+                "socket",
+                "socket-abstract",
+                "id",
+                "secret",
+                "rsize",
+                "bsize",
+                "queues",
+            ],
         }
     }
 }
@@ -197,6 +211,27 @@ pub enum DriverArgs {
         /// Queues (default 1): the port's queue q is the interface's queue start_queue + q.
         queue_count: u16,
     },
+    /// `net_memif,role=server|client,socket=PATH[,socket-abstract=yes|no][,id=N][,secret=S]
+    /// [,rsize=LOG2][,bsize=BYTES][,queues=N]`, as DPDK's `net_memif`.
+    Memif {
+        /// True for the server (listens on the socket), false for the client (connects, and
+        /// creates the shared memory).
+        server: bool,
+        /// The control socket (default `/run/memif.sock`, as DPDK).
+        socket: String,
+        /// The socket is a name in the abstract namespace (default yes, as DPDK 22.11).
+        abstract_ns: bool,
+        /// Interface id, matched between client and server (default 0).
+        id: u32,
+        /// Secret the client must present (at most 24 bytes; default none).
+        secret: Option<String>,
+        /// Log2 of the ring size (1 to 14, default 10).
+        log2_ring_size: u8,
+        /// Bytes of each packet buffer (client; default 2048).
+        buffer_size: u16,
+        /// Queue pairs when the application does not configure them.
+        queues: Option<u16>,
+    },
 }
 
 impl DriverArgs {
@@ -210,6 +245,7 @@ impl DriverArgs {
             DriverArgs::AfPacket { .. } => DriverKind::AfPacket,
             DriverArgs::Tap { .. } => DriverKind::Tap,
             DriverArgs::AfXdp { .. } => DriverKind::AfXdp,
+            DriverArgs::Memif { .. } => DriverKind::Memif,
         }
     }
 }
@@ -227,6 +263,7 @@ const DRIVERS: &[(&str, DriverKind)] = &[
     ("eth_ring", DriverKind::Ring),
     ("net_tap", DriverKind::Tap),
     ("net_gen", DriverKind::Gen),
+    ("net_memif", DriverKind::Memif),
 ];
 
 fn bad(spec: &str, why: impl Into<String>) -> Error {
@@ -293,7 +330,7 @@ pub fn parse(spec: &str) -> Result<VdevSpec, Error> {
             bad(
                 spec,
                 format!(
-                    "unknown driver in {name:?} (known: net_null, net_gen, net_ring, net_pcap, net_af_packet, net_af_xdp, net_tap)"
+                    "unknown driver in {name:?} (known: net_null, net_gen, net_ring, net_pcap, net_af_packet, net_af_xdp, net_tap, net_memif)"
                 ),
             )
         })?;
@@ -548,10 +585,77 @@ pub fn parse(spec: &str) -> Result<VdevSpec, Error> {
                 .or_else(|| Some(format!("dtap{instance}")).filter(|n| n.len() <= 15)),
             queues: opt_queues("queues")?,
         },
+        DriverKind::Memif => memif_args(spec, &get)?,
     };
     Ok(VdevSpec {
         name: name.to_owned(),
         args,
+    })
+}
+
+/// Longest socket path or abstract name (`sockaddr_un`'s 108 bytes, less the NUL or the
+/// leading NUL).
+const MEMIF_SOCKET_MAX: usize = 107;
+
+fn memif_args<'a>(spec: &str, get: &dyn Fn(&str) -> Option<&'a str>) -> Result<DriverArgs, Error> {
+    let server = match get("role") {
+        None | Some("client") | Some("slave") => false,
+        Some("server") | Some("master") => true,
+        Some(v) => return Err(bad(spec, format!("role={v:?} must be server or client"))),
+    };
+    let socket = get("socket").unwrap_or("/run/memif.sock").to_owned();
+    if socket.len() > MEMIF_SOCKET_MAX || socket.contains('\0') {
+        return Err(bad(
+            spec,
+            format!("socket={socket:?} is longer than {MEMIF_SOCKET_MAX} bytes"),
+        ));
+    }
+    let abstract_ns = match get("socket-abstract") {
+        Some(v) => flag(spec, "socket-abstract", v)?,
+        None => true,
+    };
+    let id = match get("id") {
+        Some(v) => num::<u32>(spec, "id", v)?,
+        None => 0,
+    };
+    let secret = get("secret").map(str::to_owned);
+    if let Some(s) = &secret {
+        if s.len() > 24 {
+            return Err(bad(spec, "secret is longer than 24 bytes"));
+        }
+    }
+    let log2_ring_size = match get("rsize") {
+        Some(v) => num::<u8>(spec, "rsize", v)?,
+        None => 10,
+    };
+    if !(1..=14).contains(&log2_ring_size) {
+        return Err(bad(
+            spec,
+            format!("rsize={log2_ring_size} must be 1 to 14 (log2 of the ring size)"),
+        ));
+    }
+    let buffer_size = match get("bsize") {
+        Some(v) => num::<u16>(spec, "bsize", v)?,
+        None => 2048,
+    };
+    if buffer_size < 64 || buffer_size % 8 != 0 {
+        return Err(bad(
+            spec,
+            format!("bsize={buffer_size} must be a multiple of 8, 64 to 65528"),
+        ));
+    }
+    let queues = get("queues")
+        .map(|v| queues(spec, "queues", v))
+        .transpose()?;
+    Ok(DriverArgs::Memif {
+        server,
+        socket,
+        abstract_ns,
+        id,
+        secret,
+        log2_ring_size,
+        buffer_size,
+        queues,
     })
 }
 
@@ -668,6 +772,38 @@ mod tests {
     }
 
     #[test]
+    fn memif_specs_read_as_dpdk_does() {
+        assert_eq!(
+            parse("net_memif0").unwrap().args,
+            DriverArgs::Memif {
+                server: false,
+                socket: "/run/memif.sock".into(),
+                abstract_ns: true,
+                id: 0,
+                secret: None,
+                log2_ring_size: 10,
+                buffer_size: 2048,
+                queues: None
+            }
+        );
+        assert_eq!(
+            parse("net_memif1,role=server,socket=/tmp/m.sock,socket-abstract=no,id=3,secret=abc,rsize=12,bsize=1024,queues=2")
+                .unwrap()
+                .args,
+            DriverArgs::Memif {
+                server: true,
+                socket: "/tmp/m.sock".into(),
+                abstract_ns: false,
+                id: 3,
+                secret: Some("abc".into()),
+                log2_ring_size: 12,
+                buffer_size: 1024,
+                queues: Some(2)
+            }
+        );
+    }
+
+    #[test]
     fn bad_specs_are_clear_errors() {
         assert!(
             err("net_bogus0").contains("unknown driver"),
@@ -714,6 +850,14 @@ mod tests {
         assert!(err("net_ring0,size=1000").contains("power of two"));
         assert!(err("net_null0 x").contains("characters"));
         assert!(err(&format!("net_null{}", "9".repeat(40))).contains("longer than"));
+        assert!(err("net_memif0,role=peer").contains("server or client"));
+        assert!(err("net_memif0,rsize=15").contains("1 to 14"));
+        assert!(err("net_memif0,rsize=0").contains("1 to 14"));
+        assert!(err("net_memif0,bsize=100").contains("multiple of 8"));
+        assert!(err(&format!("net_memif0,secret={}", "s".repeat(25))).contains("24 bytes"));
+        assert!(err(&format!("net_memif0,socket=/{}", "s".repeat(107))).contains("longer than"));
+        assert!(err("net_memif0,socket-abstract=maybe").contains("0 or 1"));
+        assert!(err("net_memif0,zero-copy=yes").contains("unknown argument"));
         // Every error names the spec it is about.
         assert!(err("net_gen0,flows=abc").contains("net_gen0,flows=abc"));
     }

@@ -237,6 +237,7 @@ pub(crate) fn request_quit(sig: i32) {
     QUIT_SIGNAL.store(sig, std::sync::atomic::Ordering::Relaxed);
 }
 
+pub(crate) mod memif;
 pub(crate) mod seqpacket;
 pub(crate) mod unix_dgram;
 

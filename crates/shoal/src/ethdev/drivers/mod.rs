@@ -5,6 +5,7 @@
 pub(crate) mod af_packet;
 pub(crate) mod af_xdp;
 pub(crate) mod gen;
+pub(crate) mod memif;
 pub(crate) mod null;
 pub(crate) mod pcap;
 pub(crate) mod ring;
@@ -150,6 +151,13 @@ pub(crate) fn probe(
                 driver: Box::new(d),
             }
         }
+        DriverArgs::Memif { .. } => Made {
+            mac: EthernetAddress(local_mac(id.0, 0x6d)),
+            driver: Box::new(
+                memif::Memif::probe(group, id, &p.spec.name, &p.spec.args, p.nb_rxq, p.nb_txq)
+                    .map_err(|e| driver_err(p, e))?,
+            ),
+        },
     };
     Ok(made)
 }
@@ -189,6 +197,9 @@ pub(crate) fn attach(
             let name = iface.clone().unwrap_or_else(|| format!("dtap{}", id.0));
             Box::new(tap::Tap::attach(&name, fds))
         }
+        DriverArgs::Memif { .. } => Box::new(
+            memif::Memif::attach(group, id, p.nb_rxq, p.nb_txq).map_err(|e| driver_err(p, e))?,
+        ),
     })
 }
 
