@@ -9,6 +9,7 @@
 //! command = ["mp_server", "-l", "0", "--", "-n", "2"]
 //! ready = "server ready"            # a line the primary prints once secondaries may start
 //! restart = "always"                # always | on-failure (the default) | never
+//! adopt = true                      # restart it with --adopt (the default)
 //!
 //! [[secondary]]
 //! name = "client0"
@@ -24,9 +25,12 @@
 //! doubled for each death that follows a run shorter than [`STABLE_RUN`], capped at
 //! `backoff_max_ms`. Every death (exit status or signal) and every restart is logged. A
 //! secondary that dies while the primary is down (shoal's secondaries exit with status 3 when
-//! their primary dies) waits for the primary to be ready again. A primary is restarted only
-//! once the secondaries of the group it leaves have exited (the new primary makes a new
-//! group). SIGINT or SIGTERM to `shoal up` (or `shoal down`) stops the group: SIGINT to the
+//! their primary dies, unless a `--primary-grace` keeps them waiting for a new one) waits for
+//! the primary to be ready again. A primary is restarted with `--adopt` (EAL option, inserted
+//! before the application's `--`), so that it takes over the live group of its predecessor:
+//! secondaries started with `--primary-grace` keep running and follow it. With `adopt =
+//! false`, it is restarted only once the secondaries of the group it leaves have exited (the
+//! new primary makes a new group). SIGINT or SIGTERM to `shoal up` (or `shoal down`) stops the group: SIGINT to the
 //! secondaries, which drain their rings and leave, then to the primary, which takes back what
 //! is left in the rings of departed clients; a process that does not exit within
 //! `stop_timeout_ms` is killed. Children run in a process group of their own, so that a
@@ -124,6 +128,9 @@ struct ProcSpec {
     backoff_max_ms: u64,
     #[serde(default = "default_limit")]
     max_restarts_per_minute: u32,
+    /// Primary only: restart it with `--adopt` (the default), so that it takes over the live
+    /// group its predecessor left instead of waiting for the secondaries to exit.
+    adopt: Option<bool>,
 }
 
 fn default_stop_timeout() -> u64 {
@@ -201,6 +208,9 @@ fn load(path: &Path, prefix_override: Option<&str>) -> Result<Group, String> {
             return Err(format!(
                 "{name}: max_restarts_per_minute must be at least 1 (or restart = \"never\")"
             ));
+        }
+        if !primary && spec.adopt.is_some() {
+            return Err(format!("{name}: adopt is for the primary only"));
         }
         let argv = command_line(&spec.command, &prefix);
         procs.push((spec, name, argv));
@@ -419,9 +429,20 @@ fn forward(
 }
 
 impl Member {
+    /// True for a primary restarted with `--adopt`.
+    fn adopts(&self) -> bool {
+        self.primary && self.spec.adopt.unwrap_or(true)
+    }
+
     fn spawn(&mut self, log: &Log) -> Result<(), String> {
-        let mut cmd = Command::new(&self.argv[0]);
-        cmd.args(&self.argv[1..])
+        let mut argv = self.argv.clone();
+        if self.adopts() && self.restarts > 0 {
+            // EAL options end at the application's `--`.
+            let at = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
+            argv.insert(at, "--adopt".into());
+        }
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -834,8 +855,9 @@ fn supervise(group: Group, file: &Path) -> Result<i32, String> {
                 Phase::Waiting => !m.primary && members[0].phase == Phase::Running,
                 _ => false,
             };
-            // A new primary makes a new group: the old group's secondaries go first.
-            if !due || (m.primary && secondaries_alive) {
+            // Without adoption, a new primary makes a new group: the old group's secondaries
+            // go first.
+            if !due || (m.primary && !m.adopts() && secondaries_alive) {
                 continue;
             }
             let m = &mut members[i];
@@ -1078,6 +1100,7 @@ mod tests {
             backoff_ms: backoff,
             backoff_max_ms: max,
             max_restarts_per_minute: 10,
+            adopt: None,
         }
     }
 

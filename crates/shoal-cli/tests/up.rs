@@ -11,7 +11,7 @@ const T: Duration = Duration::from_secs(30);
 const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
 
 /// A server on two rate-limited generator ports and `clients` clients, as a group file.
-fn group_file(dir: &TempDir, clients: usize, server_extra: &str) -> String {
+fn group_file(dir: &TempDir, clients: usize, server_extra: &str, client_eal: &str) -> String {
     let mut s = format!(
         "stop_timeout_ms = 20000\n\n[primary]\nname = \"server\"\n\
          command = [\"mp_server\", \"-l\", \"0\", \"--no-huge\", \"-m\", \"64\", \"--log-level\", \"warning\", \
@@ -23,7 +23,7 @@ fn group_file(dir: &TempDir, clients: usize, server_extra: &str) -> String {
         s.push_str(&format!(
             "\n[[secondary]]\nname = \"client{c}\"\n\
              command = [\"mp_client\", \"-l\", \"{}\", \"--proc-type=secondary\", \"--log-level\", \"warning\", \
-             \"--\", \"-n\", \"{c}\", \"--top\", \"0\"]\nbackoff_ms = 100\n",
+             {client_eal} \"--\", \"-n\", \"{c}\", \"--top\", \"0\"]\nbackoff_ms = 100\n",
             c + 1
         ));
     }
@@ -78,7 +78,7 @@ fn a_client_killed_under_up_is_restarted_with_its_id_and_no_buffer_is_lost() {
     let g = Group::new("up-kill");
     let _c = Cleanup(g.prefix().to_owned());
     let dir = TempDir::new("up-kill");
-    let file = group_file(&dir, 2, "");
+    let file = group_file(&dir, 2, "", "");
     let mut up = g.spawn_raw(SHOAL, &["up", &file, "--file-prefix", g.prefix()]);
     up.wait_for("[client0] Client process 0 handling packets", T);
     up.wait_for("[client1] Client process 1 handling packets", T);
@@ -126,7 +126,7 @@ fn a_killed_primary_is_restarted_and_its_secondaries_follow() {
     let g = Group::new("up-primary");
     let _c = Cleanup(g.prefix().to_owned());
     let dir = TempDir::new("up-primary");
-    let file = group_file(&dir, 1, "");
+    let file = group_file(&dir, 1, "adopt = false", "");
     let mut up = g.spawn_raw(SHOAL, &["up", &file, "--file-prefix", g.prefix()]);
     up.wait_for("[client0] Client process 0 handling packets", T);
     let server = proc_of(&status(&g), "server")["pid"].as_u64().unwrap() as u32;
@@ -148,6 +148,43 @@ fn a_killed_primary_is_restarted_and_its_secondaries_follow() {
     assert_eq!(proc_of(&st, "server")["restarts"], 1, "{st}");
     assert_eq!(proc_of(&st, "server")["state"], "running", "{st}");
     down(&g, &mut up);
+}
+
+#[test]
+fn a_killed_primary_is_restarted_with_adopt_and_its_clients_keep_running() {
+    let g = Group::new("up-adopt");
+    let _c = Cleanup(g.prefix().to_owned());
+    let dir = TempDir::new("up-adopt");
+    let file = group_file(&dir, 2, "", "\"--primary-grace\", \"60000\",");
+    let mut up = g.spawn_raw(SHOAL, &["up", &file, "--file-prefix", g.prefix()]);
+    up.wait_for("[client0] Client process 0 handling packets", T);
+    up.wait_for("[client1] Client process 1 handling packets", T);
+    let eal = Eal::inspect(g.prefix()).expect("inspect the group");
+    let pool = MbufPool::lookup(&eal, "mbuf_pool").expect("mbuf_pool");
+    let st = status(&g);
+    let server = proc_of(&st, "server")["pid"].as_u64().unwrap() as u32;
+    let clients: Vec<u64> = ["client0", "client1"]
+        .iter()
+        .map(|n| proc_of(&st, n)["pid"].as_u64().unwrap())
+        .collect();
+    shoal::eal::send_signal(server, libc::SIGKILL).unwrap();
+    up.wait_for("server (primary) ended: signal 9 (SIGKILL)", T);
+    up.wait_for("server (primary) restarted (restart 1)", T);
+    up.wait_for(
+        "[server] server ready: 2 ports, 2 clients, dist RoundRobin (adopted the group)",
+        T,
+    );
+    up.wait_for("[server] adopted: forwarding resumed after a pause of", T);
+    let st = status(&g);
+    for (n, pid) in ["client0", "client1"].iter().zip(&clients) {
+        let c = proc_of(&st, n);
+        assert_eq!(c["pid"].as_u64().unwrap(), *pid, "{st}");
+        assert_eq!(c["restarts"], 0, "{st}");
+    }
+    let out = down(&g, &mut up);
+    assert!(!out.contains("client0 (secondary) ended"), "{out}");
+    assert!(out.contains("pool in use 0"), "{out}");
+    assert_eq!(pool.in_use_count(), 0, "{out}");
 }
 
 #[test]
@@ -187,7 +224,7 @@ fn a_second_up_is_refused_and_status_and_down_say_when_no_group_is_up() {
     let g = Group::new("up-twice");
     let _c = Cleanup(g.prefix().to_owned());
     let dir = TempDir::new("up-twice");
-    let file = group_file(&dir, 1, "");
+    let file = group_file(&dir, 1, "", "");
     let mut up = g.spawn_raw(SHOAL, &["up", &file, "--file-prefix", g.prefix()]);
     up.wait_for("[client0] Client process 0 handling packets", T);
     let mut again = g.spawn_raw(SHOAL, &["up", &file, "--file-prefix", g.prefix()]);
