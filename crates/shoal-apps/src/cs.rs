@@ -64,6 +64,8 @@ pub mod ctl {
     pub const LAST_PAUSE_NS: usize = 13;
     /// Packets the ports dropped during the last adoption's pause (`imissed`).
     pub const LAST_PAUSE_MISSED: usize = 14;
+    /// When the last adopting server forwarded its first burst (monotonic ns).
+    pub const ADOPTED_FIRST_FWD_NS: usize = 15;
 }
 
 /// Per-port line (server-written) indices.

@@ -330,6 +330,9 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
                     .store(pause, shoal::sync::atomic::Ordering::Relaxed);
                 info.ctl(ctl::LAST_PAUSE_MISSED)
                     .store(dropped, shoal::sync::atomic::Ordering::Relaxed);
+                // Release: a reader that sees this time sees the pause figures above.
+                info.ctl(ctl::ADOPTED_FIRST_FWD_NS)
+                    .store(now, shoal::sync::atomic::Ordering::Release);
                 println!(
                     "adopted: forwarding resumed after a pause of {:.3} ms (the dead server's last forwarded burst to this one's first); the ports dropped {dropped} packets meanwhile",
                     pause as f64 / 1e6

@@ -819,6 +819,9 @@ impl Eal {
             )),
             ProcType::Primary => None,
         };
+        // The pid of the primary being watched (the header names a new one as soon as an
+        // adopter starts, before we may have noticed the old one's death).
+        let mut primary_pid = self.primary_pid();
         let handle = std::thread::Builder::new()
             .name("shoal-service".into())
             .spawn(move || {
@@ -836,7 +839,6 @@ impl Eal {
                 while !stop.load(StdOrdering::Relaxed) {
                     proctable::beat(hdr, slot);
                     if let (Some(p), false) = (primary, gone.load(StdOrdering::Relaxed)) {
-                        let primary_pid = hdr.primary_pid.load(Ordering::Relaxed);
                         match absent_since {
                             None if map.liveness(p) == Liveness::Dead => {
                                 if grace.is_zero() {
@@ -855,6 +857,7 @@ impl Eal {
                                 // header before.
                                 let now = MemberId::from_raw(hdr.primary_id.load(Ordering::Acquire));
                                 if now != p && !now.is_none() && map.liveness(now) == Liveness::Alive {
+                                    primary_pid = hdr.primary_pid.load(Ordering::Relaxed);
                                     tracing::warn!(target: "shoal::eal", "a new primary process (pid {primary_pid}) adopted group {prefix:?} after {} ms", since.elapsed().as_millis());
                                     primary = Some(now);
                                     absent_since = None;
