@@ -799,6 +799,7 @@ fn supervise(group: Group, file: &Path) -> Result<i32, String> {
     ));
     files.write(&snapshot(&members));
     let mut give_up = false;
+    let mut primary_due_since: Option<Instant> = None;
     while !shoal::eal::quit_requested() && !give_up {
         let mut changed = false;
         // Deaths.
@@ -856,9 +857,26 @@ fn supervise(group: Group, file: &Path) -> Result<i32, String> {
                 _ => false,
             };
             // Without adoption, a new primary makes a new group: the old group's secondaries
-            // go first.
-            if !due || (m.primary && !m.adopts() && secondaries_alive) {
+            // go first. They exit by themselves when their primary dies (after their grace);
+            // those still there `stop_timeout_ms` after the restart fell due are stopped.
+            if m.primary && due && !m.adopts() && secondaries_alive {
+                let since = *primary_due_since.get_or_insert(now);
+                if now.duration_since(since) >= group.stop_timeout {
+                    log.event("secondaries of the dead primary still run; stopping them");
+                    stop_all(&mut members[1..], group.stop_timeout, &log);
+                    for m in members.iter_mut().skip(1) {
+                        if m.phase == Phase::Stopped {
+                            m.phase = Phase::Waiting;
+                        }
+                    }
+                }
                 continue;
+            }
+            if !due {
+                continue;
+            }
+            if m.primary {
+                primary_due_since = None;
             }
             let m = &mut members[i];
             let first = m.last_exit.is_none() && m.restarts == 0 && !m.primary;

@@ -188,6 +188,33 @@ fn a_killed_primary_is_restarted_with_adopt_and_its_clients_keep_running() {
 }
 
 #[test]
+fn without_adoption_secondaries_that_outlive_their_primary_are_stopped_before_the_restart() {
+    let g = Group::new("up-noadopt");
+    let _c = Cleanup(g.prefix().to_owned());
+    let dir = TempDir::new("up-noadopt");
+    let file = group_file(&dir, 1, "adopt = false", "\"--primary-grace\", \"600000\",");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("stop_timeout_ms = 20000", "stop_timeout_ms = 1000");
+    std::fs::write(&file, text).unwrap();
+    let mut up = g.spawn_raw(SHOAL, &["up", &file, "--file-prefix", g.prefix()]);
+    up.wait_for("[client0] Client process 0 handling packets", T);
+    let server = proc_of(&status(&g), "server")["pid"].as_u64().unwrap() as u32;
+    shoal::eal::send_signal(server, libc::SIGKILL).unwrap();
+    up.wait_for(
+        "secondaries of the dead primary still run; stopping them",
+        T,
+    );
+    up.wait_for("client0 (secondary) stopped", T);
+    up.wait_for("server (primary) restarted (restart 1)", T);
+    up.wait_for("client0 (secondary) restarted (restart 1)", T);
+    up.wait_for_nth("[client0] Client process 0 handling packets", 2, T);
+    let out = up.output();
+    assert!(!out.contains("(adopted the group)"), "{out}");
+    down(&g, &mut up);
+}
+
+#[test]
 fn a_process_that_keeps_failing_is_given_up_and_a_failed_primary_stops_the_group() {
     let g = Group::new("up-fail");
     let _c = Cleanup(g.prefix().to_owned());
