@@ -11,6 +11,21 @@
 //! it, maps the segment wherever the kernel puts it and checks the header's magic and layout
 //! version. `auto` is decided by the lock itself, so two processes started at once cannot both
 //! become primary.
+//!
+//! # A primary that can be replaced
+//! A new primary that finds, through `config`, the published segment of a dead primary with
+//! live secondaries either refuses to start beside them ([`Error::SecondariesAlive`], after
+//! giving secondaries that exit on their primary's death a second to do so), or, with
+//! `--adopt`, takes the group over (see `Eal::adopt`). A kill of the adopter at any step leaves
+//! `config` naming the same segment and the header's `primary_id` naming a dead member (the old
+//! primary, or the adopter once it claimed its slot); the next `--adopt` primary starts over,
+//! and its reaping returns the objects of every dead primary before it. A secondary started
+//! with `--primary-grace` keeps running while its primary is dead ([`Eal::primary_absent`]) and
+//! watches `primary_id` from its service thread: a live member there is its new primary.
+//!
+//! | edge | Release site | Acquire site | protects |
+//! |------|--------------|--------------|----------|
+//! | P0 | `primary_id` store in `finish` | `primary_id` load in the service thread (A1) | the adopter's header fields (pid) before a secondary follows it |
 
 mod args;
 mod lcore;
@@ -729,7 +744,10 @@ impl Eal {
         }
         let (slot, lcores) = claimed?;
         if proc_type == ProcType::Primary {
-            hdr.primary_id.store(map.me().raw(), Ordering::Relaxed);
+            // P0: pairs with A1 in the service thread of a secondary waiting for an adopter:
+            // the header fields the adopter wrote before are seen with its id. (A first
+            // primary's header is published by `publish` below.)
+            hdr.primary_id.store(map.me().raw(), Ordering::Release);
             hdr.publish();
         }
         let ncpus = sys::cpu_count();
@@ -852,9 +870,8 @@ impl Eal {
                             }
                             None => {}
                             Some(since) => {
-                                // A1: pairs with the publication of `primary_id` in `finish`
-                                // (R0 of `publish`): a new primary named here has set up the
-                                // header before.
+                                // A1: pairs with P0 in `finish`: a new primary named here has
+                                // set up the header before.
                                 let now = MemberId::from_raw(hdr.primary_id.load(Ordering::Acquire));
                                 if now != p && !now.is_none() && map.liveness(now) == Liveness::Alive {
                                     primary_pid = hdr.primary_pid.load(Ordering::Relaxed);
