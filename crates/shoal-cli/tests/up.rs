@@ -327,3 +327,24 @@ fn the_shipped_example_group_file_is_valid() {
     assert!(out.contains("mp_server -l 0"), "{out}");
     assert_eq!(out.matches("mp_client").count(), 2, "{out}");
 }
+
+#[test]
+fn a_killed_supervisor_leaves_its_group_running_and_status_says_it_is_unsupervised() {
+    let g = Group::new("up-orphan");
+    let _c = Cleanup(g.prefix().to_owned());
+    let dir = TempDir::new("up-orphan");
+    let file = group_file(&dir, 1, "", "");
+    let mut up = g.spawn_raw(SHOAL, &["up", &file, "--file-prefix", g.prefix()]);
+    up.wait_for("[client0] Client process 0 handling packets", T);
+    up.kill9();
+    let st = status(&g);
+    assert_eq!(st["supervised"], false, "{st}");
+    let server = proc_of(&st, "server")["pid"].as_u64().unwrap() as u32;
+    let mut text = g.spawn_raw(SHOAL, &["status", "--file-prefix", g.prefix()]);
+    assert_eq!(text.wait_exit(T), Some(0));
+    assert!(text.output().contains("NOT RUNNING"), "{}", text.output());
+    let mut d = g.spawn_raw(SHOAL, &["down", "--file-prefix", g.prefix()]);
+    assert_eq!(d.wait_exit(T), Some(1), "{}", d.output());
+    // The group lives on without its supervisor.
+    assert!(Eal::inspect(g.prefix()).is_ok(), "server {server} gone");
+}
