@@ -214,6 +214,9 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
     );
     // The pause of an adoption ends at the first burst this server forwards.
     let mut pause_from = adopted.then(|| {
+        // A server killed while stopping had asked the clients to leave; this one serves on.
+        info.ctl(ctl::SHUTDOWN)
+            .store(0, shoal::sync::atomic::Ordering::Release);
         bump(info.ctl(ctl::ADOPTIONS), 1);
         (
             get(info.ctl(ctl::LAST_FWD_NS)),
