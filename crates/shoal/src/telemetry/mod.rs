@@ -64,8 +64,8 @@ pub fn snapshot(eal: &Eal) -> Snapshot {
         heap_bytes: heap,
         metadata_lock_holder: holder,
         metadata_lock_recoveries: recoveries,
-        rings: crate::ring::describe_all(eal, &memzones),
-        mempools: crate::mempool::describe_all(eal, &memzones),
+        rings: crate::ring::describe_all(eal.group(), &memzones),
+        mempools: crate::mempool::describe_all(eal.group(), &memzones),
         memzones,
         processes: eal.processes(),
     }
