@@ -10,6 +10,7 @@
 #   benches/vs-dpdk.sh ipc           # rte_mp_* (benches/dpdk/mp_perf.sh) vs benches/src/bin/mp_perf.rs
 #   benches/vs-dpdk.sh symmetric     # DPDK's symmetric_mp vs shoal's, 2 processes on 2 net_null ports
 #   benches/vs-dpdk.sh af_packet     # dpdk-testpmd's net_af_packet vs shoal's, on veth pairs (vs-dpdk-af_packet.sh)
+#   benches/vs-dpdk.sh af_xdp        # dpdk-testpmd's net_af_xdp vs shoal's (and shoal's af_packet), on veth pairs (vs-dpdk-af_xdp.sh)
 #
 # client_server, symmetric and ipc are described above run_client_server, run_symmetric and
 # run_ipc below.
@@ -922,8 +923,9 @@ client_server) keep_results client_server run_client_server ;;
 symmetric) keep_results symmetric run_symmetric ;;
 ipc) keep_results ipc run_ipc ;;
 af_packet) keep_results af_packet "$here/vs-dpdk-af_packet.sh" ;;
+af_xdp) keep_results af_xdp "$here/vs-dpdk-af_xdp.sh" ;;
 *)
-    echo "usage: $0 ring|mempool|client_server|symmetric|ipc|af_packet" >&2
+    echo "usage: $0 ring|mempool|client_server|symmetric|ipc|af_packet|af_xdp" >&2
     exit 2
     ;;
 esac

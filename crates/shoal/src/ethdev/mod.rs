@@ -26,6 +26,7 @@
 //! | `net_pcap` | rx: the capture, loaded by the primary into a memzone, with a shared cursor; tx: the file, opened by each process with `O_APPEND`, one `write` per burst | shared memory / its own fd |
 //! | `net_af_packet` | one AF_PACKET socket per queue, both TPACKET rings mmapped; ring cursors in the table | the primary passes the sockets over IPC (`SCM_RIGHTS`); the secondary maps the same rings |
 //! | `net_tap` | one TAP queue fd per queue | the primary passes the fds over IPC |
+//! | `net_af_xdp` | one AF_XDP socket per queue, its four rings mmapped; UMEM in a memzone; ring indices in the socket's own mapping | the primary passes the sockets over IPC; the secondary maps their rings and the UMEM memzone |
 //!
 //! Ports are configured and started by the primary before secondaries attach; a port stopped
 //! by the primary returns 0 from every burst in every process.
@@ -410,6 +411,11 @@ impl Port {
         if self.inner.group.proc_type() != ProcType::Primary {
             return Err(Error::NotPrimary("start a port"));
         }
+        self.inner.driver.started().map_err(|why| Error::Driver {
+            port: self.inner.name.clone(),
+            driver: self.inner.kind,
+            why,
+        })?;
         let ctl = &self.shared().ctl;
         ctl.generation.fetch_add(1, Ordering::Relaxed);
         ctl.set_state(state::STARTED);
@@ -427,6 +433,7 @@ impl Port {
             return Err(Error::NotPrimary("stop a port"));
         }
         self.shared().ctl.set_state(state::STOPPED);
+        self.inner.driver.stopped();
         tracing::debug!(target: "shoal::ethdev", "port {} ({}) stopped", self.inner.id, self.inner.name);
         Ok(())
     }
@@ -437,6 +444,87 @@ impl Port {
 /// process). `None` until the ports were probed or attached.
 #[derive(Default)]
 struct PortList(Mutex<Option<Vec<Weak<PortInner>>>>);
+
+/// One port as the port table describes it, read without attaching to it (`shoal info`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PortInfo {
+    /// Port number.
+    pub id: u16,
+    /// Device name.
+    pub name: String,
+    /// Driver name (DPDK's).
+    pub driver: String,
+    /// Receive and transmit queues.
+    pub rx_queues: u16,
+    /// Transmit queues.
+    pub tx_queues: u16,
+    /// MAC address.
+    pub mac: String,
+    /// configured, started or stopped.
+    pub state: &'static str,
+    /// How the driver moves frames, where it has a choice (`net_af_xdp`: `copy` or
+    /// `zero-copy`, as the kernel bound its sockets).
+    pub mode: Option<&'static str>,
+    /// Packets received, all queues.
+    pub ipackets: u64,
+    /// Packets sent, all queues.
+    pub opackets: u64,
+}
+
+/// The group's ports as its port table lists them (empty when it has none).
+pub fn table_info(group: &impl AsRef<Group>) -> Vec<PortInfo> {
+    let Ok(Some(region)) = table_region(group.as_ref(), false) else {
+        return Vec::new();
+    };
+    let table: &PortTable = region.get(0).expect("checked");
+    let configs: Vec<PortConfig> = table.config.lock(&**region.mapping()).ports.to_vec();
+    let mut out = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let sh = &table.ports[i];
+        let st = sh.ctl.state();
+        if c.used == 0 || st == state::FREE {
+            continue;
+        }
+        let kind = DriverKind::from_u32(c.driver);
+        let (nrx, ntx) = (
+            (c.nb_rxq as usize).min(MAX_QUEUES),
+            (c.nb_txq as usize).min(MAX_QUEUES),
+        );
+        let mode = match kind {
+            Some(DriverKind::AfXdp) => {
+                match sh.txq[0].drv[drivers::af_xdp::W_MODE].load(Ordering::Relaxed) {
+                    2 => Some("zero-copy"),
+                    1 => Some("copy"),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        out.push(PortInfo {
+            id: i as u16,
+            name: cstr(&c.name).to_owned(),
+            driver: kind.map_or("unknown", DriverKind::name).to_owned(),
+            rx_queues: c.nb_rxq,
+            tx_queues: c.nb_txq,
+            mac: EthernetAddress(c.mac).to_string(),
+            state: match st {
+                state::STARTED => "started",
+                state::STOPPED => "stopped",
+                _ => "configured",
+            },
+            mode,
+            ipackets: sh.rxq[..nrx]
+                .iter()
+                .map(|q| q.packets.load(Ordering::Relaxed))
+                .sum(),
+            opackets: sh.txq[..ntx]
+                .iter()
+                .map(|q| q.packets.load(Ordering::Relaxed))
+                .sum(),
+        });
+    }
+    out
+}
 
 /// The ports this process already has in `group`, without probing or attaching (None when it
 /// has none): what telemetry reports.
@@ -506,6 +594,7 @@ fn default_queues(spec: &VdevSpec) -> Option<u16> {
         | DriverArgs::Ring { queues, .. }
         | DriverArgs::Tap { queues, .. } => *queues,
         DriverArgs::AfPacket { qpairs, .. } => Some(*qpairs),
+        DriverArgs::AfXdp { queue_count, .. } => Some(*queue_count),
         DriverArgs::Pcap { rx, .. } => Some(rx.len().max(1) as u16),
     }
 }

@@ -47,6 +47,8 @@ pub struct Snapshot {
     pub mempools: Vec<serde_json::Value>,
     /// Processes.
     pub processes: Vec<ProcessInfo>,
+    /// Ports, from the port table.
+    pub ports: Vec<crate::ethdev::PortInfo>,
 }
 
 /// Gathers a snapshot of the group `eal` belongs to (or inspects).
@@ -68,5 +70,6 @@ pub fn snapshot(eal: &Eal) -> Snapshot {
         mempools: crate::mempool::describe_all(eal.group(), &memzones),
         memzones,
         processes: eal.processes(),
+        ports: crate::ethdev::table_info(eal),
     }
 }

@@ -3,6 +3,7 @@
 //! (per-queue driver words) or in memzones and rings of its own.
 
 pub(crate) mod af_packet;
+pub(crate) mod af_xdp;
 pub(crate) mod gen;
 pub(crate) mod null;
 pub(crate) mod pcap;
@@ -58,6 +59,12 @@ pub(crate) trait Driver: Send + Sync {
     /// Gives up whatever this process claimed in the port's shared block (queues it polls),
     /// when its last handle on the port drops.
     fn release(&self, _port: &PortShared, _members: &dyn Members) {}
+    /// The primary started the port (the driver attaches what it needs while started).
+    fn started(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// The primary stopped the port.
+    fn stopped(&self) {}
 }
 
 /// A port the primary made.
@@ -125,6 +132,15 @@ pub(crate) fn probe(
                 driver: Box::new(d),
             }
         }
+        DriverArgs::AfXdp { .. } => {
+            let d = af_xdp::AfXdp::probe(group, id.0, &p.spec.args, p.nb_rxq, p.nb_txq, shared)
+                .map_err(|e| driver_err(p, e))?;
+            publish_fds(group, id, &d.fds_arc());
+            Made {
+                mac: EthernetAddress(d.mac()),
+                driver: Box::new(d),
+            }
+        }
         DriverArgs::Tap { iface, .. } => {
             let name = iface.clone().unwrap_or_else(|| format!("dtap{}", id.0));
             let d = tap::Tap::probe(&name, p.nb_rxq.max(p.nb_txq)).map_err(|e| driver_err(p, e))?;
@@ -166,6 +182,9 @@ pub(crate) fn attach(
         DriverArgs::AfPacket { .. } => {
             Box::new(af_packet::AfPacket::attach(&p.spec.args, fds).map_err(|e| driver_err(p, e))?)
         }
+        DriverArgs::AfXdp { .. } => Box::new(
+            af_xdp::AfXdp::attach(group, id.0, &p.spec.args, fds).map_err(|e| driver_err(p, e))?,
+        ),
         DriverArgs::Tap { iface, .. } => {
             let name = iface.clone().unwrap_or_else(|| format!("dtap{}", id.0));
             Box::new(tap::Tap::attach(&name, fds))
