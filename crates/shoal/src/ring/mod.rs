@@ -424,7 +424,7 @@ impl<T: Pod> Ring<T> {
 
     /// Builds an empty ring in `region` (which must be 128-byte aligned and at least
     /// [`Ring::memsize`] bytes) and returns a handle on it. This is the creator's side of
-    /// DPDK's `rte_ring_create`; others find the ring with [`Ring::attach`] on the region that
+    /// DPDK's `rte_ring_create`; others find the ring with `Ring::attach` on the region that
     /// [`Ring::region`] returns. The region is [`Fresh`]: nobody else can read the header
     /// while it is written.
     ///
