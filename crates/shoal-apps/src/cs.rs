@@ -52,6 +52,20 @@ pub mod ctl {
     pub const BCAST_COPY_FAIL: usize = 8;
     /// Port ids served, as a bit mask.
     pub const PORT_MASK: usize = 9;
+    /// When the server last handed packets to clients (monotonic ns): where an adopting
+    /// server measures the pause from.
+    pub const LAST_FWD_NS: usize = 10;
+    /// The ports' `imissed` total, as the server last saw it (every 50 ms).
+    pub const PORTS_MISSED: usize = 11;
+    /// How many times a new server adopted the group (`mp_server --adopt`).
+    pub const ADOPTIONS: usize = 12;
+    /// The last adoption's pause: from the dead server's last forwarded burst to the new
+    /// server's first, in ns.
+    pub const LAST_PAUSE_NS: usize = 13;
+    /// Packets the ports dropped during the last adoption's pause (`imissed`).
+    pub const LAST_PAUSE_MISSED: usize = 14;
+    /// When the last adopting server forwarded its first burst (monotonic ns).
+    pub const ADOPTED_FIRST_FWD_NS: usize = 15;
 }
 
 /// Per-port line (server-written) indices.

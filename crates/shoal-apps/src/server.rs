@@ -136,8 +136,15 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
     if eal.proc_type() != eal::ProcType::Primary {
         return Err("mp_server must be the primary process (--proc-type=primary)".into());
     }
-    let pool = MbufPool::create(eal, cs::MBUF_POOL_NAME, cfg.mbufs, 256, 0, 2048 + 128)
-        .map_err(|e| format!("cannot create the mbuf pool: {e}"))?;
+    // A server that adopted the group of a dead one (EAL --adopt) finds its objects by name.
+    let adopted = eal.adopted();
+    let pool = if adopted {
+        MbufPool::lookup(eal, cs::MBUF_POOL_NAME)
+            .map_err(|e| format!("adopting: cannot find the mbuf pool: {e}"))?
+    } else {
+        MbufPool::create(eal, cs::MBUF_POOL_NAME, cfg.mbufs, 256, 0, 2048 + 128)
+            .map_err(|e| format!("cannot create the mbuf pool: {e}"))?
+    };
     let conf = ethdev::PortConf {
         rx_queues: Some(1),
         // Queue 0 is the server's; client n sends on queue n + 1.
@@ -160,17 +167,37 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
     for p in &ports {
         println!("PORT {}: {} ({})", p.id().0, p.mac(), p.name());
     }
-    let info = SharedInfo::create(eal).map_err(|e| format!("shared info: {e}"))?;
+    let info = if adopted {
+        let info = SharedInfo::lookup(eal).map_err(|e| format!("adopting: shared info: {e}"))?;
+        if !info.ready() || info.num_clients() != cfg.num_clients {
+            return Err(format!(
+                "adopting: the group's server served {} clients, not -n {}",
+                info.num_clients(),
+                cfg.num_clients
+            ));
+        }
+        info
+    } else {
+        SharedInfo::create(eal).map_err(|e| format!("shared info: {e}"))?
+    };
     let mut clients = Vec::new();
     for c in 0..cfg.num_clients {
         let name = cs::client_ring_name(c);
-        let rc = RingConfig {
-            prod: SyncMode::Sp,
-            cons: SyncMode::Sp,
-            ..RingConfig::new(cfg.ring_size)
+        let ring = if adopted {
+            let r =
+                MbufRing::lookup(eal, &name).map_err(|e| format!("adopting: ring {name}: {e}"))?;
+            println!("Found ring '{name}' ({} packets in it)", r.count());
+            r
+        } else {
+            let rc = RingConfig {
+                prod: SyncMode::Sp,
+                cons: SyncMode::Sp,
+                ..RingConfig::new(cfg.ring_size)
+            };
+            let r = MbufRing::create(eal, &name, rc).map_err(|e| format!("ring {name}: {e}"))?;
+            println!("Creating ring '{name}'");
+            r
         };
-        let ring = MbufRing::create(eal, &name, rc).map_err(|e| format!("ring {name}: {e}"))?;
-        println!("Creating ring '{name}'");
         clients.push(Client {
             ring,
             batch: MbufBatch::new(),
@@ -181,15 +208,31 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
             was_stalled: false,
         });
     }
-    bump(info.ctl(ctl::NUM_CLIENTS), cfg.num_clients as u64);
-    bump(info.ctl(ctl::NUM_PORTS), ports.len() as u64);
-    bump(info.ctl(ctl::SERVER_PID), std::process::id() as u64);
-    bump(
-        info.ctl(ctl::PORT_MASK),
-        ports.iter().map(|p| 1u64 << p.id().0).sum(),
+    info.ctl(ctl::SERVER_PID).store(
+        std::process::id() as u64,
+        shoal::sync::atomic::Ordering::Relaxed,
     );
-    // Published last: clients wait for it.
-    bump(info.ctl(ctl::MAGIC), cs::MAGIC);
+    // The pause of an adoption ends at the first burst this server forwards.
+    let mut pause_from = adopted.then(|| {
+        // A server killed while stopping had asked the clients to leave; this one serves on.
+        info.ctl(ctl::SHUTDOWN)
+            .store(0, shoal::sync::atomic::Ordering::Release);
+        bump(info.ctl(ctl::ADOPTIONS), 1);
+        (
+            get(info.ctl(ctl::LAST_FWD_NS)),
+            get(info.ctl(ctl::PORTS_MISSED)),
+        )
+    });
+    if !adopted {
+        bump(info.ctl(ctl::NUM_CLIENTS), cfg.num_clients as u64);
+        bump(info.ctl(ctl::NUM_PORTS), ports.len() as u64);
+        bump(
+            info.ctl(ctl::PORT_MASK),
+            ports.iter().map(|p| 1u64 << p.id().0).sum(),
+        );
+        // Published last: clients wait for it.
+        bump(info.ctl(ctl::MAGIC), cs::MAGIC);
+    }
     let telemetry =
         shoal::telemetry::Server::start(eal).map_err(|e| format!("telemetry socket: {e}"))?;
     let tinfo = info.clone();
@@ -200,10 +243,11 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
         })
         .map_err(|e| format!("telemetry: {e}"))?;
     println!(
-        "server ready: {} ports, {} clients, dist {:?}",
+        "server ready: {} ports, {} clients, dist {:?}{}",
         ports.len(),
         cfg.num_clients,
-        cfg.dist
+        cfg.dist,
+        if adopted { " (adopted the group)" } else { "" }
     );
 
     let mut dispatcher = Dispatcher::new(cfg.dist.clone());
@@ -223,6 +267,8 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
         if last_check.elapsed() >= Duration::from_millis(50) {
             last_check = Instant::now();
             check_clients(eal, &info, &mut clients, &mut live, cfg.client_timeout);
+            info.ctl(ctl::PORTS_MISSED)
+                .store(ports_missed(&ports), shoal::sync::atomic::Ordering::Relaxed);
         }
         let mut got = 0;
         if waiting_for_clients {
@@ -276,6 +322,26 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
             }
             flush_all(&info, &mut clients);
         }
+        if got > 0 {
+            let now = shoal::eal::monotonic_ns();
+            info.ctl(ctl::LAST_FWD_NS)
+                .store(now, shoal::sync::atomic::Ordering::Relaxed);
+            if let Some((last, missed)) = pause_from.take() {
+                let pause = now.saturating_sub(last);
+                let dropped = ports_missed(&ports).saturating_sub(missed);
+                info.ctl(ctl::LAST_PAUSE_NS)
+                    .store(pause, shoal::sync::atomic::Ordering::Relaxed);
+                info.ctl(ctl::LAST_PAUSE_MISSED)
+                    .store(dropped, shoal::sync::atomic::Ordering::Relaxed);
+                // Release: a reader that sees this time sees the pause figures above.
+                info.ctl(ctl::ADOPTED_FIRST_FWD_NS)
+                    .store(now, shoal::sync::atomic::Ordering::Release);
+                println!(
+                    "adopted: forwarding resumed after a pause of {:.3} ms (the dead server's last forwarded burst to this one's first); the ports dropped {dropped} packets meanwhile",
+                    pause as f64 / 1e6
+                );
+            }
+        }
         if got == 0 && !cfg.poll {
             backoff.snooze();
         } else {
@@ -293,6 +359,11 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
     stop(eal, &info, &mut clients, &ports, &pool, cfg.drain_timeout);
     drop(telemetry);
     Ok(())
+}
+
+/// The ports' `imissed` total.
+fn ports_missed(ports: &[Port]) -> u64 {
+    ports.iter().map(|p| p.stats().imissed).sum()
 }
 
 /// Moves each client's pending batch onto its ring; what does not fit is dropped and counted,
@@ -553,6 +624,9 @@ fn stats_json(info: &SharedInfo) -> serde_json::Value {
         "bcast_frames": get(info.ctl(ctl::BCAST_FRAMES)),
         "bcast_copies": get(info.ctl(ctl::BCAST_COPIES)),
         "bcast_copy_fail": get(info.ctl(ctl::BCAST_COPY_FAIL)),
+        "adoptions": get(info.ctl(ctl::ADOPTIONS)),
+        "last_adoption_pause_ns": get(info.ctl(ctl::LAST_PAUSE_NS)),
+        "last_adoption_ports_missed": get(info.ctl(ctl::LAST_PAUSE_MISSED)),
     })
 }
 

@@ -3,6 +3,10 @@
 //! generator ports, shows live statistics, and after `--duration` (or Ctrl-C) stops them
 //! gracefully and prints a summary. `--kill-client` kills a client with SIGKILL halfway and
 //! starts it again with the same id: the summary shows that no buffer was lost.
+//! `--kill-server[=N]` kills the server with SIGKILL N times (default 1), evenly spread over
+//! the run, and starts `mp_server --adopt` each time: the clients (started with
+//! `--primary-grace`) keep running, and the summary gives the pause from each kill to the new
+//! server's first forwarded burst (p50, p99, max).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,18 +18,21 @@ use shoal_apps::get;
 
 const USAGE: &str = "\
 usage: shoal demo [--clients N] [--duration SECS] [--dist rr|flow] [--kill-client]
-                  [--vdev SPEC]... [--no-huge] [--file-prefix P] [--quiet]
+                  [--kill-server[=N]] [--vdev SPEC]... [--no-huge] [--file-prefix P] [--quiet]
 
 Starts mp_server and N mp_client processes (default 2) forwarding generated traffic
 (two net_gen ports unless --vdev is given), prints live statistics every second, and
 after --duration seconds (default 10) or Ctrl-C stops them and prints a summary.
---kill-client kills one client with SIGKILL halfway through and restarts it.";
+--kill-client kills one client with SIGKILL halfway through and restarts it.
+--kill-server kills the server with SIGKILL (N times, spread over the run) and starts
+mp_server --adopt, which takes the live group over: the clients carry on.";
 
 struct Opts {
     clients: usize,
     duration: Duration,
     dist: String,
     kill_client: bool,
+    kill_server: usize,
     vdevs: Vec<String>,
     no_huge: bool,
     prefix: String,
@@ -38,6 +45,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         duration: Duration::from_secs(10),
         dist: "rr".into(),
         kill_client: false,
+        kill_server: 0,
         vdevs: Vec::new(),
         no_huge: false,
         prefix: format!("shoal-demo-{}", std::process::id()),
@@ -71,6 +79,16 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             }
             "--dist" => o.dist = val(k)?,
             "--kill-client" => o.kill_client = true,
+            "--kill-server" => {
+                o.kill_server = match &inline {
+                    None => 1,
+                    Some(v) => v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=10_000).contains(n))
+                        .ok_or(format!("invalid --kill-server={v} (1 to 10000)"))?,
+                }
+            }
             "--vdev" => o.vdevs.push(val(k)?),
             "--no-huge" => o.no_huge = true,
             "--file-prefix" => o.prefix = val(k)?,
@@ -118,6 +136,10 @@ fn eal_args(o: &Opts, lcore: usize, secondary: bool) -> Vec<String> {
     ];
     if secondary {
         v.push("--proc-type=secondary".into());
+        if o.kill_server > 0 {
+            // The clients wait for the adopting server instead of exiting.
+            v.extend(["--primary-grace".into(), "30000".into()]);
+        }
     } else {
         if o.no_huge {
             v.push("--no-huge".into());
@@ -144,6 +166,22 @@ fn server_args(o: &Opts) -> Vec<String> {
         "0".into(),
     ]);
     sargs
+}
+
+fn spawn_server(args: &[String]) -> std::io::Result<Child> {
+    Command::new(exe())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+}
+
+/// The server's command line with `--adopt` among its EAL options.
+fn adopting(sargs: &[String]) -> Vec<String> {
+    let mut v = sargs.to_vec();
+    let at = v.iter().position(|a| a == "--").unwrap_or(v.len());
+    v.insert(at, "--adopt".into());
+    v
 }
 
 fn spawn_client(o: &Opts, id: usize) -> std::io::Result<Child> {
@@ -205,12 +243,7 @@ fn demo(o: &Opts) -> Result<(), String> {
     // Ctrl-C reaches the children too (same terminal); we notice it and summarise.
     shoal::eal::quit_requested();
     let sargs = server_args(o);
-    let server = Command::new(exe())
-        .args(&sargs)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start the server: {e}"))?;
+    let server = spawn_server(&sargs).map_err(|e| format!("cannot start the server: {e}"))?;
     let mut procs = Procs {
         server,
         clients: Vec::new(),
@@ -253,6 +286,9 @@ fn demo(o: &Opts) -> Result<(), String> {
     let mut killed = false;
     let mut restarted_at: Option<Instant> = None;
     let victim = if o.clients > 1 { 1 } else { 0 };
+    let client_pids: Vec<u32> = procs.clients.iter().map(Child::id).collect();
+    let mut server_kills = 0usize;
+    let mut pauses: Vec<u64> = Vec::new();
     while start.elapsed() < o.duration && !shoal::eal::quit_requested() {
         std::thread::sleep(Duration::from_millis(100));
         if let Ok(Some(st)) = procs.server.try_wait() {
@@ -272,6 +308,41 @@ fn demo(o: &Opts) -> Result<(), String> {
             println!(">>> the server took client {victim} out of the rotation; restarting it");
             procs.clients[victim] = spawn_client(o, victim).map_err(|e| e.to_string())?;
             restarted_at = Some(Instant::now());
+        }
+        if server_kills < o.kill_server
+            && start.elapsed()
+                >= o.duration * (server_kills as u32 + 1) / (o.kill_server as u32 + 1)
+        {
+            server_kills += 1;
+            let adoptions = get(info.ctl(ctl::ADOPTIONS));
+            let old = procs.server.id();
+            let kill_ns = shoal::eal::monotonic_ns();
+            let _ = procs.server.kill();
+            let _ = procs.server.wait();
+            procs.server = spawn_server(&adopting(&sargs))
+                .map_err(|e| format!("cannot start the adopting server: {e}"))?;
+            let first = wait_until(
+                "the adopting server forwarding",
+                Duration::from_secs(15),
+                || {
+                    if let Ok(Some(st)) = procs.server.try_wait() {
+                        return Some(Err(format!("the adopting server exited ({st})")));
+                    }
+                    let t = info
+                        .ctl(ctl::ADOPTED_FIRST_FWD_NS)
+                        .load(shoal::sync::atomic::Ordering::Acquire);
+                    (get(info.ctl(ctl::ADOPTIONS)) > adoptions && t > kill_ns).then_some(Ok(t))
+                },
+            )??;
+            let pause = first - kill_ns;
+            pauses.push(pause);
+            if !o.quiet || o.kill_server <= 10 {
+                println!(
+                    ">>> server {old} killed with SIGKILL; pid {} adopted the group; forwarding paused {:.1} ms (kill to first forwarded burst)",
+                    procs.server.id(),
+                    pause as f64 / 1e6
+                );
+            }
         }
         if let Some(t) = restarted_at {
             if get(info.server(victim, srv::LIVE)) == 1 {
@@ -313,6 +384,11 @@ fn demo(o: &Opts) -> Result<(), String> {
         }
     }
     let elapsed = start.elapsed();
+    let same_clients = procs
+        .clients
+        .iter_mut()
+        .zip(&client_pids)
+        .all(|(c, pid)| c.id() == *pid && matches!(c.try_wait(), Ok(None)));
     println!("stopping: SIGINT to the server; clients drain their rings and leave");
     let _ = shoal::eal::send_signal(procs.server.id(), libc::SIGINT);
     let code = wait_child(&mut procs.server, Duration::from_secs(15))?;
@@ -358,7 +434,7 @@ fn demo(o: &Opts) -> Result<(), String> {
     );
     let crashed = (rx + copies).saturating_sub(tx + drops + flushed);
     println!(
-        "in killed hands {crashed} (held by killed clients; returned to the pool by the reaper)"
+        "in killed hands {crashed} (held by killed processes; returned to the pool by the reaper)"
     );
     for c in 0..o.clients {
         println!(
@@ -367,6 +443,23 @@ fn demo(o: &Opts) -> Result<(), String> {
             get(info.client(c, cli::TX)),
             get(info.client(c, cli::TX_DROP)),
             get(info.client(c, cli::STARTS))
+        );
+    }
+    if !pauses.is_empty() {
+        let mut p = pauses.clone();
+        p.sort_unstable();
+        let q = |f: f64| p[((p.len() - 1) as f64 * f).round() as usize] as f64 / 1e6;
+        println!(
+            "server kills    {}: forwarding paused p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (kill to the adopting server's first forwarded burst); clients {}",
+            p.len(),
+            q(0.5),
+            q(0.99),
+            q(1.0),
+            if same_clients {
+                "never restarted (same pids)"
+            } else {
+                "RESTARTED"
+            }
         );
     }
     println!(
@@ -380,6 +473,9 @@ fn demo(o: &Opts) -> Result<(), String> {
     );
     if code != Some(0) {
         return Err(format!("the server exited with {code:?}"));
+    }
+    if !pauses.is_empty() && !same_clients {
+        return Err("a client restarted while the server was killed and adopted".into());
     }
     if in_use > baseline {
         return Err(format!(

@@ -9,6 +9,7 @@ mod info;
 mod reclaim;
 mod telemetry;
 mod top;
+mod up;
 
 const USAGE: &str = "\
 usage: shoal COMMAND [options]
@@ -31,6 +32,11 @@ commands:
                                     with no CMD, read commands from stdin, one per line
   telemetry [--file-prefix P] --prometheus
                                     the group's counters in Prometheus' text format
+  up FILE [--file-prefix P]         start the group FILE describes (TOML), restart what dies,
+                                    stop it in order on SIGINT/SIGTERM (up --help)
+  status [FILE] [--file-prefix P] [--json]
+                                    the processes of a group under `shoal up`: restarts, uptime
+  down [FILE] [--file-prefix P]     stop a group under `shoal up`
   mp_server, mp_client [EAL options] -- [options]
                                     the client_server_mp sample programs
   help                              this text";
@@ -44,6 +50,9 @@ fn main() {
         Some("top") => top::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         Some("reclaim") => reclaim::run(&args[1..]),
+        Some("up") => up::run_up(&args[1..]),
+        Some("status") => up::run_status(&args[1..]),
+        Some("down") => up::run_down(&args[1..]),
         // The sample server and client, so that `shoal demo` needs no other binary.
         Some(app @ ("mp_server" | "mp_client")) => {
             let argv: Vec<String> = std::iter::once(app.to_string())

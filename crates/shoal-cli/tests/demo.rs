@@ -60,3 +60,51 @@ fn demo_rejects_bad_options() {
         d.output()
     );
 }
+
+#[test]
+fn demo_kill_server_is_adopted_and_the_clients_carry_on() {
+    let g = Group::new("demo-adopt");
+    let mut d = g.spawn_raw(
+        SHOAL,
+        &[
+            "demo",
+            "--duration",
+            "3",
+            "--kill-server=2",
+            "--no-huge",
+            "--quiet",
+            "--file-prefix",
+            g.prefix(),
+            "--vdev",
+            "net_gen0,rate=300000",
+            "--vdev",
+            "net_gen1,rate=300000",
+        ],
+    );
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        d.output()
+    );
+    let out = d.output();
+    assert_eq!(
+        out.matches("adopted the group; forwarding paused").count(),
+        2,
+        "{out}"
+    );
+    for want in [
+        "server kills    2: forwarding paused p50",
+        "clients never restarted (same pids)",
+        "— no buffer lost",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    for c in 0..2 {
+        let l = out
+            .lines()
+            .find(|l| l.starts_with(&format!("client {c} ")))
+            .unwrap();
+        assert!(l.ends_with("starts 1"), "{l}");
+    }
+}

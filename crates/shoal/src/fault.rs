@@ -8,7 +8,8 @@
 
 /// Every fault site, with the step it interrupts. The multi-thread ring sites
 /// (`ring.mp.*`, `ring.mc.*`, [`is_multi_thread_ring_site`]) are walked by
-/// `crates/shoal/tests/ring_faults.rs`, the others by `crates/shoal/tests/faults.rs`.
+/// `crates/shoal/tests/ring_faults.rs`, the adoption sites ([`is_adoption_site`]) by
+/// `crates/shoal/tests/adopt.rs`, the others by `crates/shoal/tests/faults.rs`.
 pub const SITES: &[(&str, &str)] = &[
     (
         "store.take.journaled",
@@ -122,7 +123,21 @@ pub const SITES: &[(&str, &str)] = &[
         "proctable.claiming",
         "process table: slot taken (CLAIMING), lcores not yet recorded",
     ),
+    (
+        "eal.adopt.locked",
+        "adopting primary: group lock taken, nothing of the dead primary's group changed yet",
+    ),
+    (
+        "eal.adopt.claimed",
+        "adopting primary: dead members reaped, slot claimed and published, pools not yet audited",
+    ),
 ];
+
+/// True for the sites of a primary adopting a group (`eal.adopt.*`), walked by
+/// `crates/shoal/tests/adopt.rs` rather than by `faults.rs`.
+pub fn is_adoption_site(site: &str) -> bool {
+    site.starts_with("eal.adopt.")
+}
 
 /// True for the sites of AF_XDP ports (`xdp.*`), walked by `crates/shoal/tests/ethdev_af_xdp.rs`
 /// on a veth pair.

@@ -41,6 +41,12 @@ pub struct EalArgs {
     pub log_level: Option<String>,
     /// `--no-telemetry`: no telemetry socket.
     pub no_telemetry: bool,
+    /// `--primary-grace MS` (secondary): how long to carry on after the primary died, waiting
+    /// for a new primary to adopt the group, before giving up as with a grace of 0 (the default).
+    pub primary_grace: std::time::Duration,
+    /// `--adopt` (primary): take over the live group of a dead primary instead of refusing to
+    /// start beside its secondaries.
+    pub adopt: bool,
 }
 
 /// The EAL usage text.
@@ -57,6 +63,10 @@ EAL options:
   --vdev SPEC            add a virtual device, e.g. net_gen0,flows=64 (repeatable)
   --log-level LEVEL      error, warning, notice, info, debug (or 1-8; lib.eal:debug accepted)
   --no-telemetry         do not create the telemetry socket
+  --primary-grace MS     secondary: when the primary dies, keep running for up to MS ms and
+                         follow a new primary that adopts the group (default 0: stop at once)
+  --adopt                primary: take over the group of a dead primary whose secondaries
+                         live, instead of refusing to start beside them
   -n N, --no-pci, --base-virtaddr ADDR   accepted and ignored
   -h, --help             this text
 Application options follow a lone `--`.";
@@ -177,6 +187,20 @@ pub fn parse(args: &[String]) -> Result<(EalArgs, Vec<String>), Error> {
                 tracing::debug!(target: "shoal::eal", "ignoring {key} {v}");
             }
             "--no-telemetry" => out.no_telemetry = true,
+            "--primary-grace" => {
+                let v = value(key)?;
+                let ms: u64 = v
+                    .parse()
+                    .ok()
+                    .filter(|&ms| ms <= 24 * 3600 * 1000)
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "invalid --primary-grace {v:?} (milliseconds, at most a day)"
+                        ))
+                    })?;
+                out.primary_grace = std::time::Duration::from_millis(ms);
+            }
+            "--adopt" => out.adopt = true,
             "--no-pci" | "--no-shconf" => {
                 tracing::debug!(target: "shoal::eal", "ignoring {key}");
             }
@@ -330,6 +354,16 @@ mod tests {
     }
 
     #[test]
+    fn grace_and_adopt_parse_and_default_to_today() {
+        let (a, _) = parse(&args("-l 1 --primary-grace 2500 --adopt")).unwrap();
+        assert_eq!(a.primary_grace, std::time::Duration::from_millis(2500));
+        assert!(a.adopt);
+        let (a, _) = parse(&args("-l 1")).unwrap();
+        assert!(a.primary_grace.is_zero());
+        assert!(!a.adopt);
+    }
+
+    #[test]
     fn seed_client_command_parses() {
         let (eal, app) = parse(&args("-l 3 --proc-type=auto -- -n 0")).unwrap();
         assert_eq!(eal.proc_type, ProcTypeArg::Auto);
@@ -382,6 +416,9 @@ mod tests {
             "--vdev=net_null0,bogus=1",
             "--vdev=net_gen0,flows=x",
             "--vdev=net_null0 --vdev=net_null0,size=128",
+            "--primary-grace",
+            "--primary-grace=-1",
+            "--primary-grace=soon",
         ] {
             match parse(&args(bad)) {
                 Err(Error::Usage(_)) => {}

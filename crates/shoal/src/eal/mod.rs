@@ -11,6 +11,21 @@
 //! it, maps the segment wherever the kernel puts it and checks the header's magic and layout
 //! version. `auto` is decided by the lock itself, so two processes started at once cannot both
 //! become primary.
+//!
+//! # A primary that can be replaced
+//! A new primary that finds, through `config`, the published segment of a dead primary with
+//! live secondaries either refuses to start beside them ([`Error::SecondariesAlive`], after
+//! giving secondaries that exit on their primary's death a second to do so), or, with
+//! `--adopt`, takes the group over (see `Eal::adopt`). A kill of the adopter at any step leaves
+//! `config` naming the same segment and the header's `primary_id` naming a dead member (the old
+//! primary, or the adopter once it claimed its slot); the next `--adopt` primary starts over,
+//! and its reaping returns the objects of every dead primary before it. A secondary started
+//! with `--primary-grace` keeps running while its primary is dead ([`Eal::primary_absent`]) and
+//! watches `primary_id` from its service thread: a live member there is its new primary.
+//!
+//! | edge | Release site | Acquire site | protects |
+//! |------|--------------|--------------|----------|
+//! | P0 | `primary_id` store in `finish` | `primary_id` load in the service thread (A1) | the adopter's header fields (pid) before a secondary follows it |
 
 mod args;
 mod lcore;
@@ -44,6 +59,9 @@ const ATTACH_WAIT: Duration = Duration::from_secs(3);
 const SERVICE_PERIOD: Duration = Duration::from_millis(100);
 /// Exit status of a secondary whose primary died.
 pub const EXIT_PRIMARY_DIED: i32 = 3;
+/// How long a new primary (without `--adopt`) waits for the secondaries of a dead primary to
+/// notice its death and exit before it refuses to start beside them.
+const OLD_SECONDARIES_WAIT: Duration = Duration::from_secs(1);
 
 /// Errors of EAL initialisation.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +85,16 @@ pub enum Error {
         prefix: String,
         /// The live primary.
         pid: u32,
+    },
+    /// A new primary found the secondaries of a dead primary still running.
+    #[error("the dead primary (pid {old_pid}) of file prefix {prefix:?} left live secondaries (pids {}); start the primary with --adopt to take the group over, or stop them", join_pids(.pids))]
+    SecondariesAlive {
+        /// The group's prefix.
+        prefix: String,
+        /// The dead primary.
+        old_pid: u32,
+        /// The live secondaries.
+        pids: Vec<u32>,
     },
     /// The primary holds the lock but did not finish starting in time.
     #[error("the primary process (pid {pid}) of file prefix {prefix:?} did not finish starting within {secs} s")]
@@ -156,6 +184,13 @@ pub enum Error {
     },
 }
 
+fn join_pids(pids: &[u32]) -> String {
+    pids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn mem_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let what = what.into();
     move |source| Error::Memory { what, source }
@@ -191,8 +226,12 @@ struct Inner {
     stop: Arc<AtomicBool>,
     /// Set once the process has left the group ([`Eal::leave`] or the last drop).
     left: AtomicBool,
-    /// Set by the service thread once a secondary saw its primary die.
+    /// Set by the service thread once a secondary saw its primary die (and, with a
+    /// `--primary-grace`, no new primary adopt the group within it).
     primary_gone: Arc<AtomicBool>,
+    /// Set by the service thread of a secondary with a `--primary-grace` while its primary is
+    /// dead and no new one has adopted the group yet.
+    primary_absent: Arc<AtomicBool>,
     /// What the application asked to run when that happens.
     on_primary_death: Arc<Mutex<Option<PrimaryDeathHook>>>,
     service: Mutex<Option<JoinHandle<()>>>,
@@ -342,14 +381,14 @@ impl Eal {
                         pid,
                     });
                 }
-                Self::create_primary(args, dir, cfg)
+                Self::start_primary(args, dir, cfg)
             }
             ProcTypeArg::Secondary => Self::attach_secondary(args, dir),
             ProcTypeArg::Auto => {
                 let mut cfg = ConfigFile::open_or_create(&dir).map_err(rt_err)?;
                 if cfg.try_lock().map_err(rt_err)? {
                     tracing::info!(target: "shoal::eal", "auto: no live primary for {:?}; running as primary", args.file_prefix);
-                    Self::create_primary(args, dir, cfg)
+                    Self::start_primary(args, dir, cfg)
                 } else {
                     tracing::info!(target: "shoal::eal", "auto: a primary is running for {:?}; running as secondary", args.file_prefix);
                     drop(cfg);
@@ -357,6 +396,99 @@ impl Eal {
                 }
             }
         }
+    }
+
+    /// Holding the group's lock: adopts the live group a dead primary left (`--adopt`), or
+    /// refuses to start beside its secondaries (after giving them [`OLD_SECONDARIES_WAIT`] to
+    /// notice their primary's death and exit), or creates a new group.
+    fn start_primary(args: EalArgs, dir: PathBuf, mut cfg: ConfigFile) -> Result<Eal, Error> {
+        let deadline = Instant::now() + OLD_SECONDARIES_WAIT;
+        while let Some((seg, old_pid, live)) = old_group(&mut cfg) {
+            if args.adopt {
+                return Self::adopt(args, dir, cfg, seg, old_pid, &live);
+            }
+            if Instant::now() >= deadline {
+                let pids: Vec<u32> = live.iter().map(|p| p.pid).collect();
+                tracing::debug!(target: "shoal::eal", "refusing to start beside live secondaries {pids:?}");
+                return Err(Error::SecondariesAlive {
+                    prefix: args.file_prefix.clone(),
+                    old_pid,
+                    pids,
+                });
+            }
+            drop(seg);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if args.adopt {
+            tracing::info!(target: "shoal::eal", "--adopt: no live group to take over for {:?}; starting a new one", args.file_prefix);
+        }
+        Self::create_primary(args, dir, cfg)
+    }
+
+    /// Takes over the group of a dead primary, whose segment `config` still names. Each step
+    /// can be interrupted by a kill: `config` keeps naming the segment throughout, so the next
+    /// `--adopt` primary finds the same group, with two dead primaries to reap instead of one.
+    /// - The dead primary's IPC socket and telemetry socket go (the secondaries' stay).
+    /// - The header names us (pid for display), and `config` our pid.
+    /// - [`Eal::finish`] reaps: every dead member, the old primary first among them, has its
+    ///   objects returned by their owner tags (in hand, in its lcore caches, half-way through a
+    ///   store or ring operation, by the journals), its slot freed; then we claim a slot, and
+    ///   `primary_id` names us: secondaries waiting with a `--primary-grace` follow us from then.
+    /// - Every mempool is audited and the result logged.
+    fn adopt(
+        args: EalArgs,
+        dir: PathBuf,
+        mut cfg: ConfigFile,
+        seg: Segment,
+        old_pid: u32,
+        live: &[ProcessInfo],
+    ) -> Result<Eal, Error> {
+        let pid = sys::getpid();
+        let pids: Vec<u32> = live.iter().map(|p| p.pid).collect();
+        tracing::warn!(target: "shoal::eal", "adopting group {:?} of the dead primary (pid {old_pid}): live secondaries {pids:?}", args.file_prefix);
+        crate::fault::point("eal.adopt.locked");
+        let _ = std::fs::remove_file(dir.join(crate::mp::PRIMARY_SOCKET));
+        let _ = std::fs::remove_file(dir.join("telemetry"));
+        {
+            let whole =
+                Region::new(seg.mapping().clone(), 0, seg.mapping().len()).expect("whole mapping");
+            let hdr: &SegmentHeader = whole.get(0).expect("header, checked by old_group");
+            hdr.primary_pid.store(pid, Ordering::Relaxed);
+            hdr.primary_ns
+                .store(sys::pid_namespace(), Ordering::Relaxed);
+        }
+        cfg.write(&ConfigInfo {
+            pid,
+            layout_version: LAYOUT_VERSION,
+            segment: seg.path().to_owned(),
+            len: seg.mapping().len() as u64,
+        })
+        .map_err(mem_err("writing the config file"))?;
+        let eal = Self::finish(args, ProcType::Primary, dir, &seg, Some(cfg))?;
+        eal.inner.group.set_adopted();
+        if let Some(c) = eal
+            .inner
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            c.keep();
+        }
+        crate::fault::point("eal.adopt.claimed");
+        for p in crate::mempool::Mempool::list(&eal) {
+            let Ok(pool) = crate::mempool::Mempool::lookup(&eal, &p.name) else {
+                continue;
+            };
+            let a = pool.audit();
+            if a.is_ok() {
+                tracing::info!(target: "shoal::eal", "adopted mempool {:?}: audit clean ({} of {} free)", p.name, a.free, a.size);
+            } else {
+                tracing::warn!(target: "shoal::eal", "adopted mempool {:?}: {}", p.name, a.problems.join("; "));
+            }
+        }
+        tracing::info!(target: "shoal::eal", "primary process {pid} adopted group {:?} ({} secondaries)", eal.file_prefix(), pids.len());
+        Ok(eal)
     }
 
     fn create_primary(args: EalArgs, dir: PathBuf, mut cfg: ConfigFile) -> Result<Eal, Error> {
@@ -553,6 +685,7 @@ impl Eal {
                 stop: Arc::new(AtomicBool::new(false)),
                 left: AtomicBool::new(false),
                 primary_gone: Arc::new(AtomicBool::new(false)),
+                primary_absent: Arc::new(AtomicBool::new(false)),
                 on_primary_death: Arc::new(Mutex::new(None)),
                 service: Mutex::new(None),
             }),
@@ -595,7 +728,10 @@ impl Eal {
         }
         let (slot, lcores) = claimed?;
         if proc_type == ProcType::Primary {
-            hdr.primary_id.store(map.me().raw(), Ordering::Relaxed);
+            // P0: pairs with A1 in the service thread of a secondary waiting for an adopter:
+            // the header fields the adopter wrote before are seen with its id. (A first
+            // primary's header is published by `publish` below.)
+            hdr.primary_id.store(map.me().raw(), Ordering::Release);
             hdr.publish();
         }
         let ncpus = sys::cpu_count();
@@ -645,6 +781,7 @@ impl Eal {
                 stop: Arc::new(AtomicBool::new(false)),
                 left: AtomicBool::new(false),
                 primary_gone: Arc::new(AtomicBool::new(false)),
+                primary_absent: Arc::new(AtomicBool::new(false)),
                 on_primary_death: Arc::new(Mutex::new(None)),
                 service: Mutex::new(None),
             }),
@@ -658,7 +795,11 @@ impl Eal {
     }
 
     /// The service thread: heartbeat; the primary reaps dead processes; a secondary watches the
-    /// primary and exits when it is gone.
+    /// primary. When it dies, a secondary with no `--primary-grace` gives up at once
+    /// ([`Eal::primary_died`], and the hook of [`Eal::on_primary_death`]); with a grace, it
+    /// carries on ([`Eal::primary_absent`]) and follows a new primary that adopts the group
+    /// (the header's `primary_id` names a live member again), or gives up once the grace has
+    /// passed without one.
     fn start_service(&self) {
         let stop = self.inner.stop.clone();
         let map = self.inner.map.clone();
@@ -668,30 +809,60 @@ impl Eal {
         let prefix = self.inner.prefix.clone();
         let dir = self.inner.dir.clone();
         let gone = self.inner.primary_gone.clone();
+        let absent = self.inner.primary_absent.clone();
         let on_gone = self.inner.on_primary_death.clone();
-        let primary = match proc_type {
+        let grace = self.inner.args.primary_grace;
+        let mut primary = match proc_type {
             ProcType::Secondary => Some(MemberId::from_raw(
                 self.header().primary_id.load(Ordering::Relaxed),
             )),
             ProcType::Primary => None,
         };
-        let primary_pid = self.primary_pid();
+        // The pid of the primary being watched (the header names a new one as soon as an
+        // adopter starts, before we may have noticed the old one's death).
+        let mut primary_pid = self.primary_pid();
         let handle = std::thread::Builder::new()
             .name("shoal-service".into())
             .spawn(move || {
                 let hdr: &SegmentHeader = group.header();
                 let mut tick = 0u64;
+                let mut absent_since: Option<Instant> = None;
+                let give_up = || {
+                    gone.store(true, StdOrdering::Release);
+                    let f = on_gone.lock().ok().and_then(|mut f| f.take());
+                    if let Some(f) = f {
+                        f();
+                    }
+                };
                 while !stop.load(StdOrdering::Relaxed) {
                     proctable::beat(hdr, slot);
-                    if let Some(primary) = primary {
-                        if !gone.load(StdOrdering::Relaxed)
-                            && map.liveness(primary) == Liveness::Dead
-                        {
-                            tracing::error!(target: "shoal::eal", "the primary process (pid {primary_pid}) of file prefix {prefix:?} has exited");
-                            gone.store(true, StdOrdering::Release);
-                            let f = on_gone.lock().ok().and_then(|mut f| f.take());
-                            if let Some(f) = f {
-                                f();
+                    if let (Some(p), false) = (primary, gone.load(StdOrdering::Relaxed)) {
+                        match absent_since {
+                            None if map.liveness(p) == Liveness::Dead => {
+                                if grace.is_zero() {
+                                    tracing::error!(target: "shoal::eal", "the primary process (pid {primary_pid}) of file prefix {prefix:?} has exited");
+                                    give_up();
+                                } else {
+                                    tracing::warn!(target: "shoal::eal", "the primary process (pid {primary_pid}) of file prefix {prefix:?} has exited; carrying on for up to {} ms for a new primary to adopt the group", grace.as_millis());
+                                    absent.store(true, StdOrdering::Release);
+                                    absent_since = Some(Instant::now());
+                                }
+                            }
+                            None => {}
+                            Some(since) => {
+                                // A1: pairs with P0 in `finish`: a new primary named here has
+                                // set up the header before.
+                                let now = MemberId::from_raw(hdr.primary_id.load(Ordering::Acquire));
+                                if now != p && !now.is_none() && map.liveness(now) == Liveness::Alive {
+                                    primary_pid = hdr.primary_pid.load(Ordering::Relaxed);
+                                    tracing::warn!(target: "shoal::eal", "a new primary process (pid {primary_pid}) adopted group {prefix:?} after {} ms", since.elapsed().as_millis());
+                                    primary = Some(now);
+                                    absent_since = None;
+                                    absent.store(false, StdOrdering::Release);
+                                } else if since.elapsed() >= grace {
+                                    tracing::error!(target: "shoal::eal", "no new primary adopted group {prefix:?} within {} ms of its primary's death", grace.as_millis());
+                                    give_up();
+                                }
                             }
                         }
                     }
@@ -826,8 +997,22 @@ impl Eal {
         self.inner.primary_gone.load(StdOrdering::Acquire)
     }
 
-    /// Runs `f` once, on the EAL's service thread, when this secondary sees its primary die.
-    /// Replaces what was registered before.
+    /// True in a primary that took over the live group of a dead primary (`--adopt`): the
+    /// group's named objects exist already; look them up instead of creating them.
+    pub fn adopted(&self) -> bool {
+        self.inner.group.adopted()
+    }
+
+    /// True while this secondary, started with a `--primary-grace`, has seen its primary die and
+    /// no new primary has adopted the group yet. Its data path may carry on with what it holds;
+    /// IPC requests to the primary fail at once with [`crate::mp::Error::PrimaryGone`].
+    pub fn primary_absent(&self) -> bool {
+        self.inner.primary_absent.load(StdOrdering::Acquire)
+    }
+
+    /// Runs `f` once, on the EAL's service thread, when this secondary sees its primary die
+    /// (with a `--primary-grace`: when the grace passed without a new primary). Replaces what
+    /// was registered before.
     pub fn on_primary_death(&self, f: impl FnOnce() + Send + 'static) {
         if let Ok(mut slot) = self.inner.on_primary_death.lock() {
             *slot = Some(Box::new(f));
@@ -948,6 +1133,31 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.leave();
     }
+}
+
+/// The group a dead primary left, when it has live secondaries: its segment (named by
+/// `config`, of this layout, published), the dead primary's pid, and the secondaries that are
+/// alive (or whose liveness cannot be decided: they are never treated as gone).
+fn old_group(cfg: &mut ConfigFile) -> Option<(Segment, u32, Vec<ProcessInfo>)> {
+    let info = cfg.read().ok().flatten()?;
+    if info.layout_version != LAYOUT_VERSION {
+        return None;
+    }
+    let seg = Segment::open(&info.segment).ok()?;
+    let whole = Region::new(seg.mapping().clone(), 0, seg.mapping().len())?;
+    let hdr: &SegmentHeader = whole.get(0)?;
+    if hdr.magic.load(Ordering::Relaxed) != MAGIC
+        || hdr.layout_version.load(Ordering::Relaxed) != LAYOUT_VERSION
+        || !hdr.is_ready()
+    {
+        return None;
+    }
+    let live: Vec<ProcessInfo> = proctable::list(seg.mapping(), hdr)
+        .into_iter()
+        .filter(|p| p.proc_type == "secondary" && p.liveness != Liveness::Dead)
+        .collect();
+    let old_pid = hdr.primary_pid.load(Ordering::Relaxed);
+    (!live.is_empty()).then_some((seg, old_pid, live))
 }
 
 /// Reaps dead members (see `proctable::reap_dead`), logs each, and removes its IPC socket,

@@ -596,6 +596,7 @@ pub fn ports_with(group: &impl AsRef<Group>, conf: &PortConf) -> Result<Vec<Port
         return Ok(p);
     }
     let ports = match group.proc_type() {
+        ProcType::Primary if group.adopted() => adopt(group)?,
         ProcType::Primary => probe(group, conf)?,
         ProcType::Secondary => {
             if !group.vdevs().is_empty() {
@@ -829,6 +830,36 @@ fn probe(group: &Group, conf: &PortConf) -> Result<Vec<Port>, Error> {
 
 /// How long a secondary waits for the primary's answer with a port's fds.
 const FD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The ports of a group this primary adopted ([`Group::adopted`]): the dead primary's, as the
+/// port table describes them (this process's `--vdev` specs are not probed again). Ports whose
+/// driver needs file descriptors (kernel-backed) cannot be taken over yet: their descriptors
+/// died with the primary that opened them, and the secondaries that hold copies keep theirs.
+fn adopt(group: &Group) -> Result<Vec<Port>, Error> {
+    if let Some(region) = table_region(group, false)? {
+        let table: &PortTable = region.get(0).expect("checked");
+        let cfgs = table.config.lock(&**region.mapping());
+        for c in cfgs.ports.iter().filter(|c| c.used != 0) {
+            let from_rings = c.rx_rings[0][0] != 0;
+            if from_rings {
+                continue;
+            }
+            if let Ok(spec) = spec::parse(cstr(&c.spec)) {
+                if spec.args.kind().uses_fds() {
+                    return Err(Error::Driver {
+                        port: cstr(&c.name).to_owned(),
+                        driver: spec.args.kind(),
+                        why: "a kernel-backed port cannot be adopted (its descriptors died with the primary); restart the group".into(),
+                    });
+                }
+            }
+        }
+    }
+    if !group.vdevs().is_empty() {
+        tracing::info!(target: "shoal::ethdev", "adopting the group's ports; --vdev is not probed again");
+    }
+    attach(group)
+}
 
 fn attach(group: &Group) -> Result<Vec<Port>, Error> {
     let Some(region) = table_region(group, false)? else {

@@ -79,6 +79,8 @@ struct Inner {
     lcores: Arc<lcore::Lcores>,
     reclaimers: Mutex<Vec<(&'static str, Arc<dyn Reclaimer>)>>,
     states: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
+    /// Set in a primary that took over a dead primary's group (the EAL's `--adopt`).
+    adopted: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Group {
@@ -123,6 +125,7 @@ impl Group {
                 lcores: Arc::new(lcore::Lcores::new()),
                 reclaimers: Mutex::new(Vec::new()),
                 states: Mutex::new(Vec::new()),
+                adopted: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -155,6 +158,23 @@ impl Group {
     /// `--vdev` specs.
     pub fn vdevs(&self) -> &[String] {
         &self.inner.vdevs
+    }
+
+    /// True in a primary that took over the live group of a dead primary (the EAL's
+    /// `--adopt`): the group's named objects exist already; look them up instead of creating
+    /// them.
+    pub fn adopted(&self) -> bool {
+        // Relaxed: set once by this process before it hands the context to anyone.
+        self.inner
+            .adopted
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Marks this primary's context as adopted (the EAL, once it took a group over).
+    pub(crate) fn set_adopted(&self) {
+        self.inner
+            .adopted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The group's IPC channel (None for an inspector).
