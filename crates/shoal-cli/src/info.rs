@@ -3,15 +3,25 @@
 use shoal::eal::Eal;
 use shoal::telemetry::{snapshot, Snapshot};
 
+/// `shoal info`'s options.
+#[derive(clap::Parser, Debug)]
+#[command(
+    about = "Print a running group: memory, memzones, rings, mempools, processes (DPDK's dpdk-proc-info)"
+)]
+struct Opts {
+    #[command(flatten)]
+    group: crate::GroupArgs,
+    /// Print the snapshot as JSON
+    #[arg(long)]
+    json: bool,
+}
+
 pub(crate) fn run(args: &[String]) -> i32 {
-    let opts = match crate::parse_group_opts(args) {
+    let opts: Opts = match crate::parse_cmd("info", args) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}\n\n{}", crate::USAGE);
-            return 2;
-        }
+        Err(code) => return code,
     };
-    let eal = match Eal::inspect(&opts.prefix) {
+    let eal = match Eal::inspect(&opts.group.prefix) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");

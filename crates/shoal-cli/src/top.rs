@@ -5,28 +5,26 @@ use std::time::Duration;
 use shoal::eal::Eal;
 use shoal::telemetry::snapshot;
 
+/// `shoal top`'s options.
+#[derive(clap::Parser, Debug)]
+#[command(about = "A live view of a running group, refreshed every interval")]
+struct Opts {
+    #[command(flatten)]
+    group: crate::GroupArgs,
+    /// Stop after N refreshes (default: until interrupted)
+    #[arg(short = 'n', long, value_name = "N", value_parser = shoal_apps::args::num::<u64>)]
+    iterations: Option<u64>,
+    /// Time between refreshes
+    #[arg(long = "interval-ms", value_name = "MS", default_value = "1000", value_parser = shoal_apps::args::millis)]
+    interval: Duration,
+}
+
 pub(crate) fn run(args: &[String]) -> i32 {
-    let mut iterations: Option<u64> = None;
-    let mut interval = Duration::from_secs(1);
-    let mut rest = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "-n" | "--iterations" => match it.next().and_then(|v| v.parse().ok()) {
-                Some(n) => iterations = Some(n),
-                None => return usage("--iterations needs a number"),
-            },
-            "--interval-ms" => match it.next().and_then(|v| v.parse().ok()) {
-                Some(ms) => interval = Duration::from_millis(ms),
-                None => return usage("--interval-ms needs a number"),
-            },
-            _ => rest.push(a.clone()),
-        }
-    }
-    let opts = match crate::parse_group_opts(&rest) {
+    let o: Opts = match crate::parse_cmd("top", args) {
         Ok(o) => o,
-        Err(e) => return usage(&e),
+        Err(code) => return code,
     };
+    let (iterations, interval, opts) = (o.iterations, o.interval, o.group);
     let eal = match Eal::inspect(&opts.prefix) {
         Ok(e) => e,
         Err(e) => {
@@ -55,9 +53,4 @@ pub(crate) fn run(args: &[String]) -> i32 {
             return 1;
         }
     }
-}
-
-fn usage(msg: &str) -> i32 {
-    eprintln!("error: {msg}\n\n{}", crate::USAGE);
-    2
 }

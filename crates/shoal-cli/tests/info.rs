@@ -153,7 +153,7 @@ fn every_command_checks_its_input_as_the_eal_does() {
         ),
         (
             &["mp_client", "--", "-n", "0", "--top", "x"],
-            "invalid number for --top",
+            "invalid --top \"x\"",
         ),
     ] {
         let mut all = args.to_vec();
@@ -255,4 +255,26 @@ fn reclaim_frees_a_dead_secondarys_slot_on_demand() {
     );
     p.send_line("quit");
     assert_eq!(p.wait_exit(T), Some(0), "{}", p.output());
+}
+
+#[test]
+fn every_command_answers_help() {
+    let g = Group::new("cli-help");
+    for cmd in ["info", "top", "reclaim", "telemetry", "demo"] {
+        let mut p = g.spawn_raw(SHOAL, &[cmd, "--help"]);
+        assert_eq!(
+            p.wait_exit(T),
+            Some(0),
+            "shoal {cmd} --help:\n{}",
+            p.output()
+        );
+        let out = p.output();
+        assert!(out.contains(&format!("Usage: shoal {cmd}")), "{out}");
+        assert!(p.stderr_lines().is_empty(), "{out}");
+    }
+    for args in [&["mp_server", "--", "--help"][..], &["mp_client", "--help"]] {
+        let mut p = g.spawn_raw(SHOAL, args);
+        assert_eq!(p.wait_exit(T), Some(0), "shoal {args:?}:\n{}", p.output());
+        assert!(p.output().contains("Usage: mp_"), "{}", p.output());
+    }
 }
