@@ -21,6 +21,7 @@ use shoal::sync::{Liveness, MemberId};
 /// mp_client's options (after `--`).
 #[derive(clap::Parser, Debug)]
 #[command(
+    args_override_self = true,
     name = "mp_client",
     override_usage = "mp_client [EAL options] -- [OPTIONS]",
     about = "client_server_mp's client: forwards what its ring holds out of port^1"

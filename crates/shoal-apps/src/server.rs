@@ -24,6 +24,7 @@ use shoal::sync::{Backoff, Liveness, MemberId};
 /// mp_server's options (after `--`).
 #[derive(clap::Parser, Debug)]
 #[command(
+    args_override_self = true,
     name = "mp_server",
     override_usage = "mp_server [EAL options] -- [OPTIONS]",
     about = "client_server_mp's server: receives from the ports and spreads packets over client rings"
@@ -194,6 +195,8 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
     bump(info.ctl(ctl::MAGIC), cs::MAGIC);
     let telemetry =
         shoal::telemetry::Server::start(eal).map_err(|e| format!("telemetry socket: {e}"))?;
+    // Packet capture for `shoal dumpcap` (DPDK's pdump server in the primary).
+    let pdump = shoal::pdump::Server::start(eal).map_err(|e| format!("capture server: {e}"))?;
     let tinfo = info.clone();
     telemetry
         .registry()
@@ -292,6 +295,8 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
             }
         }
     }
+    // Captures end before the drain, so that the final pool count includes their clones.
+    drop(pdump);
     stop(eal, &info, &mut clients, &ports, &pool, cfg.drain_timeout);
     drop(telemetry);
     Ok(())

@@ -15,6 +15,7 @@ use shoal_apps::get;
 /// `shoal demo`'s options.
 #[derive(clap::Parser, Debug)]
 #[command(
+    args_override_self = true,
     about = "The main job: mp_server and N mp_client processes forwarding generated traffic",
     long_about = "Starts mp_server and N mp_client processes forwarding generated traffic (two net_gen \
 ports unless --vdev is given), prints live statistics every second, and after --duration \

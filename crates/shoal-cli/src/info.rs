@@ -6,6 +6,7 @@ use shoal::telemetry::{snapshot, Snapshot};
 /// `shoal info`'s options.
 #[derive(clap::Parser, Debug)]
 #[command(
+    args_override_self = true,
     about = "Print a running group: memory, memzones, rings, mempools, processes (DPDK's dpdk-proc-info)"
 )]
 struct Opts {

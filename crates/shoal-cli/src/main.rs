@@ -8,6 +8,7 @@
 //! `mp_client` take the EAL's options as the binaries do.
 
 mod demo;
+mod dumpcap;
 mod info;
 mod reclaim;
 mod telemetry;
@@ -29,6 +30,8 @@ commands:
   telemetry [--file-prefix P] [CMD...]
                                     query the group's telemetry socket (`/` lists commands);
                                     with no CMD, read commands from stdin, one per line
+  dumpcap [--file-prefix P] -i PORT[:rx|:tx][,...] -w FILE [-c COUNT] [--duration S] [-s SNAPLEN]
+                                    capture a running group's ports into pcapng (dpdk-dumpcap)
   telemetry [--file-prefix P] --prometheus
                                     the group's counters in Prometheus' text format
   mp_server, mp_client [EAL options] -- [options]
@@ -46,6 +49,7 @@ fn main() {
         Some("top") => top::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         Some("reclaim") => reclaim::run(&args[1..]),
+        Some("dumpcap") => dumpcap::run(&args[1..]),
         // The sample server and client, so that `shoal demo` needs no other binary.
         Some(app @ ("mp_server" | "mp_client")) => {
             let argv: Vec<String> = std::iter::once(app.to_string())

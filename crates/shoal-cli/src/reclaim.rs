@@ -7,6 +7,7 @@ use shoal::eal::Eal;
 /// `shoal reclaim`'s options.
 #[derive(clap::Parser, Debug)]
 #[command(
+    args_override_self = true,
     about = "Return the buffers of dead processes to their pools and free their slots (the primary also does it by itself)"
 )]
 struct Opts {

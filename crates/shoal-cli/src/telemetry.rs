@@ -9,6 +9,7 @@ use shoal::telemetry::Client;
 /// `shoal telemetry`'s options.
 #[derive(clap::Parser, Debug)]
 #[command(
+    args_override_self = true,
     about = "Query the group's telemetry socket (`/` lists commands), or print its counters for Prometheus"
 )]
 struct Opts {

@@ -7,7 +7,10 @@ use shoal::telemetry::snapshot;
 
 /// `shoal top`'s options.
 #[derive(clap::Parser, Debug)]
-#[command(about = "A live view of a running group, refreshed every interval")]
+#[command(
+    args_override_self = true,
+    about = "A live view of a running group, refreshed every interval"
+)]
 struct Opts {
     #[command(flatten)]
     group: crate::GroupArgs,

@@ -260,7 +260,7 @@ fn reclaim_frees_a_dead_secondarys_slot_on_demand() {
 #[test]
 fn every_command_answers_help() {
     let g = Group::new("cli-help");
-    for cmd in ["info", "top", "reclaim", "telemetry", "demo"] {
+    for cmd in ["info", "top", "reclaim", "telemetry", "demo", "dumpcap"] {
         let mut p = g.spawn_raw(SHOAL, &[cmd, "--help"]);
         assert_eq!(
             p.wait_exit(T),

@@ -28,6 +28,7 @@ pub mod mempool;
 pub mod memzone;
 pub mod mp;
 pub mod net;
+pub mod pdump;
 pub mod ring;
 pub mod sync;
 pub(crate) mod sys;

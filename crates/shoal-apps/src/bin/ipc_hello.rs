@@ -26,6 +26,7 @@ const ASYNC_REQUEST_COUNT: usize = 1;
 /// ipc_hello's options (after `--`).
 #[derive(clap::Parser, Debug)]
 #[command(
+    args_override_self = true,
     name = "ipc_hello",
     override_usage = "ipc_hello [EAL options] -- [OPTIONS]",
     about = "Lesson 8's IPC hello pair (primary = server, secondary = client)"

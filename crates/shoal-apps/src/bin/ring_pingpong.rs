@@ -20,6 +20,7 @@ const FIN: u64 = u64::MAX;
 /// ring_pingpong's options (after `--`).
 #[derive(clap::Parser, Debug)]
 #[command(
+    args_override_self = true,
     name = "ring_pingpong",
     override_usage = "ring_pingpong [EAL options] -- [OPTIONS]",
     about = "Round-trip times through two rings (primary = sender, secondary = responder)"

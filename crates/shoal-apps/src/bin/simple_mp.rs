@@ -33,7 +33,7 @@ Commands on stdin:
 
 /// simple_mp takes no application options; `--help` tells the commands.
 #[derive(clap::Parser, Debug)]
-#[command(name = "simple_mp", about = "DPDK's simple_mp: messages between processes over two rings", after_help = USAGE)]
+#[command(args_override_self = true, name = "simple_mp", about = "DPDK's simple_mp: messages between processes over two rings", after_help = USAGE)]
 struct Opts {}
 
 fn main() {

@@ -26,6 +26,7 @@ const SMP_MBUF_POOL: &str = "SMP_MBUF_POOL";
 /// symmetric_mp's options (after `--`), DPDK's.
 #[derive(clap::Parser, Debug)]
 #[command(
+    args_override_self = true,
     name = "symmetric_mp",
     about = "Peer processes, each serving its own queue of every port",
     override_usage = "symmetric_mp [EAL options] -- -p <port mask> --num-procs <n> --proc-id <id>"
@@ -79,7 +80,9 @@ struct Args {
 }
 
 fn parse_args(app: &[String]) -> Result<Args, String> {
-    let o: Opts = shoal_apps::args::parse(app)?;
+    // DPDK's words for any option it cannot parse, then clap's detail.
+    let o: Opts = shoal_apps::args::parse(app)
+        .map_err(|e| format!("Error: Cannot parse all command-line arguments ({e})"))?;
     let proc_id = o
         .proc_id
         .ok_or("Error: Invalid or missing proc-id parameter")?;

@@ -30,6 +30,7 @@
 //! Ports are configured and started by the primary before secondaries attach; a port stopped
 //! by the primary returns 0 from every burst in every process.
 
+pub mod capture;
 mod drivers;
 pub mod pcap;
 pub mod spec;
@@ -206,6 +207,8 @@ pub struct Port {
 }
 
 struct PortInner {
+    /// The capture ring, once the port was armed (released before `eal`).
+    tap: capture::TapSlot,
     id: PortId,
     name: String,
     kind: DriverKind,
@@ -271,6 +274,18 @@ impl Port {
             let bytes: u64 = batch.iter().skip(before).map(|m| m.pkt_len() as u64).sum();
             bump(&rxq.packets, n as u64);
             bump(&rxq.bytes, bytes);
+            // C1 (see `capture`): relaxed; a tap armed a moment ago is seen by a later burst.
+            if shared.ctl.capture.load(Ordering::Relaxed) & capture::RX != 0 {
+                let c = capture::clones(
+                    &self.inner.tap,
+                    &self.inner.eal,
+                    batch,
+                    before,
+                    self.inner.id.0,
+                    capture::RX,
+                );
+                capture::push(&self.inner.tap, &self.inner.eal, c, n);
+            }
         }
         n
     }
@@ -286,7 +301,34 @@ impl Port {
             return 0;
         }
         let cx = TxCtx { q: &shared.txq[qi] };
-        self.inner.driver.tx_burst(qi, &cx, batch)
+        // C1 (see `capture`): relaxed, as for receive.
+        if shared.ctl.capture.load(Ordering::Relaxed) & capture::TX == 0 {
+            return self.inner.driver.tx_burst(qi, &cx, batch);
+        }
+        // Clones of everything offered; those of the packets the port did not take are freed.
+        let c = capture::clones(
+            &self.inner.tap,
+            &self.inner.eal,
+            batch,
+            0,
+            self.inner.id.0,
+            capture::TX,
+        );
+        let n = self.inner.driver.tx_burst(qi, &cx, batch);
+        capture::push(&self.inner.tap, &self.inner.eal, c, n);
+        n
+    }
+
+    /// Arms (or with 0, disarms) the capture taps of this port: [`capture::RX`],
+    /// [`capture::TX`]. Used by [`crate::pdump`] in the primary.
+    pub(crate) fn set_capture(&self, bits: u32) {
+        // C1 (see `capture`): Release, though the tap's lookup of the ring synchronises by itself.
+        self.shared().ctl.capture.store(bits, Ordering::Release);
+    }
+
+    /// The capture taps armed on this port.
+    pub fn capture_bits(&self) -> u32 {
+        self.shared().ctl.capture.load(Ordering::Relaxed)
     }
 
     /// The port's counters, summed over its queues. Kernel-backed ports fold in the drops
@@ -647,6 +689,7 @@ fn probe(eal: &Eal, conf: &PortConf) -> Result<Vec<Port>, Error> {
         shared.ctl.set_state(state::CONFIGURED);
         let port = Port {
             inner: Arc::new(PortInner {
+                tap: Default::default(),
                 id,
                 name: p.spec.name.clone(),
                 kind: p.spec.args.kind(),
@@ -722,6 +765,7 @@ fn attach(eal: &Eal) -> Result<Vec<Port>, Error> {
         let mac = EthernetAddress(c.mac);
         out.push(Port {
             inner: Arc::new(PortInner {
+                tap: Default::default(),
                 id,
                 name,
                 kind: planned.spec.args.kind(),
@@ -794,6 +838,7 @@ pub fn from_rings(
     let mac = EthernetAddress(drivers::local_mac(i as u16, 0x72));
     let port = Port {
         inner: Arc::new(PortInner {
+            tap: Default::default(),
             id: PortId(i as u16),
             name: name.to_owned(),
             kind: DriverKind::Ring,

@@ -87,7 +87,8 @@ pub(crate) struct PortCtl {
     pub link_up: AtomicU32,
     /// Bumped by every start, so that stale per-process state can be told apart.
     pub generation: AtomicU32,
-    pub _pad: AtomicU32,
+    /// Capture taps armed on this port ([`super::capture`]): bit 0 receive, bit 1 transmit.
+    pub capture: AtomicU32,
 }
 
 impl PortCtl {
