@@ -132,7 +132,13 @@ pub struct SharedInfo {
 impl SharedInfo {
     /// Reserves it (the server).
     pub fn create(eal: &Eal) -> Result<SharedInfo, shoal::memzone::Error> {
-        let mz = Memzone::reserve(eal, SHARED_INFO_NAME, Lines::bytes(LINES))?;
+        // Aligned as a line is (a cache line may be 64 bytes, a `Line` is 128-aligned).
+        let mz = Memzone::reserve_aligned(
+            eal,
+            SHARED_INFO_NAME,
+            Lines::bytes(LINES),
+            std::mem::align_of::<crate::Line>(),
+        )?;
         Ok(SharedInfo {
             lines: Lines::new(mz.region().clone()),
         })

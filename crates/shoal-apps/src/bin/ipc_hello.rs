@@ -93,7 +93,13 @@ fn text(m: &Message) -> String {
 }
 
 fn server(eal: &Eal, cfg: &Config) -> Result<(), String> {
-    let mz = Memzone::reserve(eal, MZ_SHARED_INFO, Lines::bytes(1)).map_err(|e| e.to_string())?;
+    let mz = Memzone::reserve_aligned(
+        eal,
+        MZ_SHARED_INFO,
+        Lines::bytes(1),
+        std::mem::align_of::<shoal_apps::Line>(),
+    )
+    .map_err(|e| e.to_string())?;
     let counters = Lines::new(mz.region().clone());
     let mp = mp(eal)?;
     for (name, tag, idx) in [

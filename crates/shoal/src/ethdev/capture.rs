@@ -26,11 +26,13 @@
 //! The session word is read relaxed: a clone stamped with the previous session is discarded
 //! by the reader, never mistaken for a packet of the new one.
 
+#![allow(unsafe_code)] // implements the Shared marker trait for the capture block
+
 use std::sync::{Mutex, PoisonError};
 
 use crate::eal::Eal;
 use crate::mbuf::{MbufBatch, MbufRing};
-use crate::memory::Region;
+use crate::memory::{Region, Shared};
 use crate::memzone::Memzone;
 use crate::sync::atomic::{AtomicU64, Ordering};
 
@@ -64,9 +66,23 @@ pub mod word {
 /// Words in the capture block.
 pub const WORDS: usize = 16;
 
-/// The capture block: one cache-padded line of counters, written with `fetch_add` by every
+/// The capture block: a line of counters ([`word`]), written with `fetch_add` by every
 /// producer (only while a capture runs).
-pub type Block = crate::sync::CachePadded<[AtomicU64; WORDS]>;
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
+#[repr(C, align(128))]
+pub struct Block {
+    words: [AtomicU64; WORDS],
+}
+
+// SAFETY: repr(C); atomics only, every bit pattern valid, no pointers.
+unsafe impl Shared for Block {}
+
+impl std::ops::Deref for Block {
+    type Target = [AtomicU64; WORDS];
+    fn deref(&self) -> &Self::Target {
+        &self.words
+    }
+}
 
 /// Where the direction and session of a clone are kept: its dynamic fields 0 and 1.
 pub const DYN_DIR: usize = 0;

@@ -336,50 +336,13 @@ impl Port {
     pub fn stats(&self) -> PortStats {
         let shared = self.shared();
         self.inner.driver.refresh(shared);
-        let mut s = PortStats::default();
-        for q in &shared.rxq[..self.inner.nb_rxq as usize] {
-            let qs = QueueStats {
-                packets: q.packets.load(Ordering::Relaxed),
-                bytes: q.bytes.load(Ordering::Relaxed),
-                missed: q.missed.load(Ordering::Relaxed),
-                errors: q.errors.load(Ordering::Relaxed),
-            };
-            s.ipackets += qs.packets;
-            s.ibytes += qs.bytes;
-            s.imissed += qs.missed;
-            s.ierrors += qs.errors;
-            s.rx_nombuf += q.nombuf.load(Ordering::Relaxed);
-            s.rx_queues.push(qs);
-        }
-        for q in &shared.txq[..self.inner.nb_txq as usize] {
-            let qs = QueueStats {
-                packets: q.packets.load(Ordering::Relaxed),
-                bytes: q.bytes.load(Ordering::Relaxed),
-                missed: 0,
-                errors: q.errors.load(Ordering::Relaxed),
-            };
-            s.opackets += qs.packets;
-            s.obytes += qs.bytes;
-            s.oerrors += qs.errors;
-            s.tx_queues.push(qs);
-        }
-        s
+        stats_of(shared, self.inner.nb_rxq, self.inner.nb_txq)
     }
 
     /// Zeroes the port's counters (DPDK's `rte_eth_stats_reset`). Call it while no queue is
     /// being polled.
     pub fn reset_stats(&self) {
-        let shared = self.shared();
-        for q in shared.rxq.iter() {
-            for c in [&q.packets, &q.bytes, &q.missed, &q.errors, &q.nombuf] {
-                c.store(0, Ordering::Relaxed);
-            }
-        }
-        for q in shared.txq.iter() {
-            for c in [&q.packets, &q.bytes, &q.errors] {
-                c.store(0, Ordering::Relaxed);
-            }
-        }
+        reset_of(self.shared());
     }
 
     /// The port's MAC address.
@@ -460,6 +423,155 @@ impl Port {
         tracing::debug!(target: "shoal::ethdev", "port {} ({}) stopped", self.inner.id, self.inner.name);
         Ok(())
     }
+}
+
+/// A port's counters, summed over its first `nb_rxq`/`nb_txq` queues.
+fn stats_of(shared: &PortShared, nb_rxq: u16, nb_txq: u16) -> PortStats {
+    let mut s = PortStats::default();
+    for q in &shared.rxq[..(nb_rxq as usize).min(MAX_QUEUES)] {
+        let qs = QueueStats {
+            packets: q.packets.load(Ordering::Relaxed),
+            bytes: q.bytes.load(Ordering::Relaxed),
+            missed: q.missed.load(Ordering::Relaxed),
+            errors: q.errors.load(Ordering::Relaxed),
+        };
+        s.ipackets += qs.packets;
+        s.ibytes += qs.bytes;
+        s.imissed += qs.missed;
+        s.ierrors += qs.errors;
+        s.rx_nombuf += q.nombuf.load(Ordering::Relaxed);
+        s.rx_queues.push(qs);
+    }
+    for q in &shared.txq[..(nb_txq as usize).min(MAX_QUEUES)] {
+        let qs = QueueStats {
+            packets: q.packets.load(Ordering::Relaxed),
+            bytes: q.bytes.load(Ordering::Relaxed),
+            missed: 0,
+            errors: q.errors.load(Ordering::Relaxed),
+        };
+        s.opackets += qs.packets;
+        s.obytes += qs.bytes;
+        s.oerrors += qs.errors;
+        s.tx_queues.push(qs);
+    }
+    s
+}
+
+fn reset_of(shared: &PortShared) {
+    for q in shared.rxq.iter() {
+        for c in [&q.packets, &q.bytes, &q.missed, &q.errors, &q.nombuf] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+    for q in shared.txq.iter() {
+        for c in [&q.packets, &q.bytes, &q.errors] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+impl PortStats {
+    /// DPDK's generic extended statistics (`eth_dev_stats_strings` and the per-queue ones),
+    /// for the first `max_queues` queues: what `/ethdev/xstats` and `dpdk-proc-info --xstats`
+    /// show.
+    pub fn xstats(&self, max_queues: usize) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = [
+            ("rx_good_packets", self.ipackets),
+            ("tx_good_packets", self.opackets),
+            ("rx_good_bytes", self.ibytes),
+            ("tx_good_bytes", self.obytes),
+            ("rx_missed_errors", self.imissed),
+            ("rx_errors", self.ierrors),
+            ("tx_errors", self.oerrors),
+            ("rx_mbuf_allocation_errors", self.rx_nombuf),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (i, q) in self.rx_queues.iter().take(max_queues).enumerate() {
+            v.push((format!("rx_q{i}_packets"), q.packets));
+            v.push((format!("rx_q{i}_bytes"), q.bytes));
+            v.push((format!("rx_q{i}_errors"), q.errors));
+        }
+        for (i, q) in self.tx_queues.iter().take(max_queues).enumerate() {
+            v.push((format!("tx_q{i}_packets"), q.packets));
+            v.push((format!("tx_q{i}_bytes"), q.bytes));
+        }
+        v
+    }
+}
+
+/// A port as the port table describes it: what a tool that inspects a group without joining
+/// it (`shoal info --stats`) can see. No driver is attached, so kernel-side drops not yet
+/// folded in by a member are not counted.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PortView {
+    /// The port's number.
+    pub id: PortId,
+    /// Its `--vdev` device name.
+    pub name: String,
+    /// The `--vdev` spec it was made from.
+    pub spec: String,
+    /// "started", "stopped" or "configured".
+    pub state: &'static str,
+    /// Its counters.
+    pub stats: PortStats,
+}
+
+/// The group's ports, read from the port table (no driver attached, no IPC): for tools.
+///
+/// # Errors
+/// [`Error::Shared`] when the table cannot be read.
+pub fn inspect_ports(eal: &Eal) -> Result<Vec<PortView>, Error> {
+    let Some(region) = table_region(eal, false)? else {
+        return Ok(Vec::new());
+    };
+    let table: &PortTable = region.get(0).expect("checked");
+    let configs = table.config.lock(&**region.mapping()).ports.to_vec();
+    let mut out = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let shared = &table.ports[i];
+        let st = match shared.ctl.state() {
+            state::STARTED => "started",
+            state::STOPPED => "stopped",
+            state::CONFIGURED => "configured",
+            _ => continue,
+        };
+        if c.used == 0 {
+            continue;
+        }
+        out.push(PortView {
+            id: PortId(i as u16),
+            name: cstr(&c.name).to_owned(),
+            spec: cstr(&c.spec).to_owned(),
+            state: st,
+            stats: stats_of(shared, c.nb_rxq, c.nb_txq),
+        });
+    }
+    Ok(out)
+}
+
+/// Zeroes the counters of port `id` through the port table (DPDK's `rte_eth_stats_reset`, as
+/// `dpdk-proc-info --reset-stats` does from outside). Returns false when there is no such port.
+///
+/// # Errors
+/// [`Error::Shared`] when the table cannot be read.
+pub fn reset_port_stats(eal: &Eal, id: PortId) -> Result<bool, Error> {
+    let Some(region) = table_region(eal, false)? else {
+        return Ok(false);
+    };
+    let table: &PortTable = region.get(0).expect("checked");
+    let used = table.config.lock(&**region.mapping()).ports[..]
+        .get(id.0 as usize)
+        .is_some_and(|c| c.used != 0);
+    let Some(shared) = table.ports.get(id.0 as usize).filter(|_| used) else {
+        return Ok(false);
+    };
+    if shared.ctl.state() == state::FREE {
+        return Ok(false);
+    }
+    reset_of(shared);
+    Ok(true)
 }
 
 /// This process's ports of each group, so that [`ports`] called twice returns the same

@@ -181,7 +181,9 @@ const _: () = assert!(size_of::<RxqShared>() <= 128 && size_of::<TxqShared>() <=
 
 /// Layout hash of the port table (part of the segment's layout version).
 pub(crate) const SHARED_LAYOUT: u64 = layout_hash(&[
-    1,
+    2, // 2: PortCtl's fourth word holds the capture bits
+    size_of::<super::capture::Block>() as u64,
+    super::capture::WORDS as u64,
     size_of::<PortTable>() as u64,
     align_of::<PortTable>() as u64,
     size_of::<PortConfig>() as u64,
