@@ -329,5 +329,27 @@ pub(crate) fn render(s: &Snapshot) -> String {
             "  * pid in another PID namespace (liveness does not depend on pids)"
         );
     }
+    let _ = writeln!(o, "\nports ({})", s.ports.len());
+    let _ = writeln!(
+        o,
+        "  {:>4} {:<20} {:<14} {:>5} {:>5} {:<17} {:<10} {:<9} {:>12} {:>12}",
+        "ID", "NAME", "DRIVER", "RXQ", "TXQ", "MAC", "STATE", "MODE", "IPACKETS", "OPACKETS"
+    );
+    for p in &s.ports {
+        let _ = writeln!(
+            o,
+            "  {:>4} {:<20} {:<14} {:>5} {:>5} {:<17} {:<10} {:<9} {:>12} {:>12}",
+            p.id,
+            p.name,
+            p.driver,
+            p.rx_queues,
+            p.tx_queues,
+            p.mac,
+            p.state,
+            p.mode.unwrap_or("-"),
+            p.ipackets,
+            p.opackets
+        );
+    }
     o
 }

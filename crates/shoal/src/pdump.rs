@@ -26,9 +26,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::eal::{Eal, ProcType};
 use crate::ethdev::capture::{self, word, Block};
 use crate::ethdev::{self, Port};
+use crate::group::{Group, ProcType};
 use crate::mbuf::{MbufBatch, MbufRing};
 use crate::memory::{MemzoneKind, Region};
 use crate::memzone::Memzone;
@@ -93,7 +93,7 @@ impl State {
         n
     }
 
-    fn disarm(eal: &Eal) {
+    fn disarm(eal: &Group) {
         for p in ethdev::registered(eal).unwrap_or_default() {
             p.set_capture(0);
         }
@@ -102,7 +102,7 @@ impl State {
 
 /// The primary's capture service. Dropping it disarms every tap and frees the ring's content.
 pub struct Server {
-    eal: Eal,
+    group: Group,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -125,7 +125,8 @@ impl Server {
     /// # Errors
     /// [`Error::Role`] in a secondary; [`Error::Shared`] when the ring or block cannot be
     /// made; [`Error::Ipc`] when the action cannot be registered.
-    pub fn start(eal: &Eal) -> Result<Server, Error> {
+    pub fn start(group: &impl AsRef<Group>) -> Result<Server, Error> {
+        let eal: &Group = group.as_ref();
         if eal.proc_type() != ProcType::Primary {
             return Err(Error::Role("only the primary serves packet capture"));
         }
@@ -171,7 +172,7 @@ impl Server {
             .map_err(|e| Error::Shared(format!("capture service thread: {e}")))?;
         tracing::debug!(target: "shoal::pdump", "capture server started");
         Ok(Server {
-            eal: eal.clone(),
+            group: eal.clone(),
             state,
             stop,
             thread: Some(thread),
@@ -185,10 +186,10 @@ impl Drop for Server {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        if let Some(mp) = self.eal.mp() {
+        if let Some(mp) = self.group.mp() {
             mp.action_unregister(ACTION);
         }
-        State::disarm(&self.eal);
+        State::disarm(&self.group);
         let st = lock(&self.state);
         st.block()[word::OWNER].store(0, Ordering::Relaxed);
         st.drain();
@@ -197,7 +198,7 @@ impl Drop for Server {
 
 /// One round of the service: a dead owner's capture is turned off; with no capture running,
 /// the ring is emptied.
-fn watch(eal: &Eal, state: &Mutex<State>) {
+fn watch(eal: &Group, state: &Mutex<State>) {
     let st = lock(state);
     let owner = MemberId::from_raw(st.block()[word::OWNER].load(Ordering::Relaxed));
     if owner.is_none() {
@@ -215,7 +216,7 @@ fn watch(eal: &Eal, state: &Mutex<State>) {
 
 /// Answers a request: `start OWNER PID RXMASK TXMASK` (masks in hexadecimal) or
 /// `stop SESSION`.
-fn handle(eal: &Eal, state: &Mutex<State>, param: &[u8]) -> String {
+fn handle(eal: &Group, state: &Mutex<State>, param: &[u8]) -> String {
     let text = String::from_utf8_lossy(param);
     let words: Vec<&str> = text.split_whitespace().collect();
     let mut st = lock(state);
@@ -298,7 +299,7 @@ pub struct CaptureStats {
 
 /// A capture, seen from the tool that asked for it.
 pub struct Capture {
-    eal: Eal,
+    group: Group,
     ring: MbufRing,
     block: Region,
     session: u32,
@@ -322,7 +323,8 @@ impl Capture {
     /// # Errors
     /// [`Error::NotServed`] when the primary runs no [`Server`]; [`Error::Refused`] with the
     /// primary's reason; [`Error::Ipc`]; [`Error::Shared`] when the ring cannot be found.
-    pub fn start(eal: &Eal, rx_mask: u64, tx_mask: u64) -> Result<Capture, Error> {
+    pub fn start(group: &impl AsRef<Group>, rx_mask: u64, tx_mask: u64) -> Result<Capture, Error> {
+        let eal: &Group = group.as_ref();
         if eal.proc_type() != ProcType::Secondary {
             return Err(Error::Role("a capture is asked for by a secondary process"));
         }
@@ -346,7 +348,7 @@ impl Capture {
             }
         };
         Ok(Capture {
-            eal: eal.clone(),
+            group: eal.clone(),
             ring,
             block,
             session,
@@ -398,7 +400,7 @@ impl Capture {
             return Ok(());
         }
         self.stopped = true;
-        request(&self.eal, &format!("stop {}", self.session)).map(drop)
+        request(&self.group, &format!("stop {}", self.session)).map(drop)
     }
 }
 
@@ -413,7 +415,7 @@ pub fn direction(m: &crate::mbuf::Mbuf) -> u32 {
     m.dynfield()[capture::DYN_DIR]
 }
 
-fn request(eal: &Eal, text: &str) -> Result<String, Error> {
+fn request(eal: &Group, text: &str) -> Result<String, Error> {
     let mp = eal
         .mp()
         .ok_or(Error::Role("a process without IPC cannot ask"))?;

@@ -44,9 +44,19 @@ struct Opts {
     /// Never back off when idle (benchmarks)
     #[arg(long)]
     busy_poll: bool,
+    /// Mbufs of the pool the primary makes (DPDK's sample: 65536)
+    #[arg(long, value_name = "N", default_value_t = NB_MBUFS, value_parser = nb_mbufs)]
+    nb_mbufs: u32,
     /// At exit, write the 5-tuples this process forwarded, one per line (tests)
     #[arg(long, value_name = "FILE")]
     flow_log: Option<String>,
+}
+
+fn nb_mbufs(v: &str) -> Result<u32, String> {
+    v.parse()
+        .ok()
+        .filter(|&n: &u32| n > 0)
+        .ok_or_else(|| "a number of mbufs, 1 or more".to_string())
 }
 
 fn app_usage() -> String {
@@ -76,13 +86,16 @@ struct Args {
     num_procs: Option<u16>,
     proc_id: u16,
     busy_poll: bool,
+    nb_mbufs: u32,
     flow_log: Option<String>,
 }
 
 fn parse_args(app: &[String]) -> Result<Args, String> {
     // DPDK's words for any option it cannot parse, then clap's detail.
-    let o: Opts = shoal_apps::args::parse(app)
-        .map_err(|e| format!("Error: Cannot parse all command-line arguments ({e})"))?;
+    let o: Opts = shoal_apps::args::parse(app).map_err(|e| match e.strip_prefix("invalid ") {
+        Some(what) => format!("Error: Invalid {what}"),
+        None => format!("Error: Cannot parse all command-line arguments ({e})"),
+    })?;
     let proc_id = o
         .proc_id
         .ok_or("Error: Invalid or missing proc-id parameter")?;
@@ -95,6 +108,7 @@ fn parse_args(app: &[String]) -> Result<Args, String> {
         num_procs: o.num_procs,
         proc_id,
         busy_poll: o.busy_poll,
+        nb_mbufs: o.nb_mbufs,
         flow_log: o.flow_log,
     })
 }
@@ -124,7 +138,7 @@ fn main() {
         let pool = shoal::mbuf::MbufPool::create(
             &eal,
             SMP_MBUF_POOL,
-            NB_MBUFS,
+            args.nb_mbufs,
             MBUF_CACHE_SIZE,
             0,
             2048 + 128,
@@ -133,6 +147,11 @@ fn main() {
             eprintln!("EAL: Error - exiting with code: 1\n  Cause: Cannot get memory pool for buffers ({e})");
             bye(&eal)
         });
+        println!(
+            "APP: {SMP_MBUF_POOL}: {} mbufs, cache {MBUF_CACHE_SIZE}, data room {}; burst {PKT_BURST}",
+            args.nb_mbufs,
+            2048 + 128
+        );
         ethdev::ports_with(
             &eal,
             &PortConf {

@@ -30,7 +30,7 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use crate::eal::Eal;
+use crate::group::Group;
 use crate::mbuf::{MbufBatch, MbufRing};
 use crate::memory::{Region, Shared};
 use crate::memzone::Memzone;
@@ -106,18 +106,18 @@ impl Tap {
 pub(crate) type TapSlot = Mutex<Option<Tap>>;
 
 /// Finds the capture ring and block of `eal`'s group.
-pub(crate) fn lookup(eal: &Eal) -> Option<(MbufRing, Region)> {
-    let ring = MbufRing::lookup(eal, RING_NAME).ok()?;
-    let mz = Memzone::lookup(eal, CTL_NAME).ok()?;
+pub(crate) fn lookup(group: &Group) -> Option<(MbufRing, Region)> {
+    let ring = MbufRing::lookup(group, RING_NAME).ok()?;
+    let mz = Memzone::lookup(group, CTL_NAME).ok()?;
     let block = mz.region().clone();
     block.get::<Block>(0)?;
     Some((ring, block))
 }
 
-fn with_tap(slot: &TapSlot, eal: &Eal, f: impl FnOnce(&Tap)) {
+fn with_tap(slot: &TapSlot, group: &Group, f: impl FnOnce(&Tap)) {
     let mut tap = slot.lock().unwrap_or_else(PoisonError::into_inner);
     if tap.is_none() {
-        *tap = lookup(eal).map(|(ring, block)| Tap { ring, block });
+        *tap = lookup(group).map(|(ring, block)| Tap { ring, block });
     }
     if let Some(t) = tap.as_ref() {
         f(t)
@@ -134,14 +134,14 @@ fn realtime_ns() -> u64 {
 /// `dir`; packets that found no mbuf for their clone are counted as drops.
 pub(crate) fn clones(
     slot: &TapSlot,
-    eal: &Eal,
+    group: &Group,
     batch: &MbufBatch,
     from: usize,
     port: u16,
     dir: u32,
 ) -> MbufBatch {
     let mut out = MbufBatch::new();
-    with_tap(slot, eal, |tap| {
+    with_tap(slot, group, |tap| {
         let block = tap.block();
         let session = block[word::SESSION].load(Ordering::Relaxed) as u32;
         let now = realtime_ns();
@@ -170,12 +170,12 @@ pub(crate) fn clones(
 
 /// Hands the first `n` clones of `clones` to the capture ring and frees the rest (packets the
 /// port did not take). A full ring drops and counts.
-pub(crate) fn push(slot: &TapSlot, eal: &Eal, mut clones: MbufBatch, n: usize) {
+pub(crate) fn push(slot: &TapSlot, group: &Group, mut clones: MbufBatch, n: usize) {
     clones.truncate(n);
     if clones.is_empty() {
         return;
     }
-    with_tap(slot, eal, |tap| {
+    with_tap(slot, group, |tap| {
         let total = clones.len();
         let sent = tap.ring.enqueue_burst(&mut clones);
         let block = tap.block();

@@ -47,6 +47,8 @@ pub struct Snapshot {
     pub mempools: Vec<serde_json::Value>,
     /// Processes.
     pub processes: Vec<ProcessInfo>,
+    /// Ports, from the port table.
+    pub ports: Vec<crate::ethdev::PortInfo>,
 }
 
 /// Gathers a snapshot of the group `eal` belongs to (or inspects).
@@ -64,9 +66,10 @@ pub fn snapshot(eal: &Eal) -> Snapshot {
         heap_bytes: heap,
         metadata_lock_holder: holder,
         metadata_lock_recoveries: recoveries,
-        rings: crate::ring::describe_all(eal, &memzones),
-        mempools: crate::mempool::describe_all(eal, &memzones),
+        rings: crate::ring::describe_all(eal.group(), &memzones),
+        mempools: crate::mempool::describe_all(eal.group(), &memzones),
         memzones,
         processes: eal.processes(),
+        ports: crate::ethdev::table_info(eal),
     }
 }
