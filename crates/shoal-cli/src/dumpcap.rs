@@ -126,13 +126,13 @@ pub(crate) fn run(args: &[String]) -> i32 {
 }
 
 fn dumpcap(o: &Opts, wanted: Vec<(u16, u32)>) -> Result<(), String> {
-    // The highest lcore id, out of the applications' way (they count from 0); it runs on
-    // CPU `id mod ncpus` like any lcore beyond the machine's, hence the quieter log level.
-    let lcore = (shoal::memory::MAX_LCORES - 1).to_string();
+    // The highest lcore id, out of the applications' way (they count from 0), on the last CPU.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let lcore = format!("{}@{}", shoal::memory::MAX_LCORES - 1, cpus - 1);
     let argv: Vec<String> = [
         "shoal-dumpcap",
         "--proc-type=secondary",
-        "-l",
+        "--lcores",
         &lcore,
         "--file-prefix",
         &o.group.prefix,
