@@ -1,89 +1,92 @@
-//! A small option parser for the applications' own options (after `--`), in DPDK samples' style:
-//! `-p 0x3`, `-n 2`, `--dist=flow`, `--count 10`; and [`check`], which every sample runs on its
-//! whole command line before it does anything else.
+//! The applications' own options (after `--`), parsed with clap; and [`check`], which every
+//! sample runs on its whole command line before it does anything else.
+//!
+//! The EAL options before `--` keep DPDK's syntax and the EAL's own parser
+//! ([`eal::parse_args`]); what follows `--` is an ordinary clap command, so `-p 0x3`, `-n2`,
+//! `--dist=flow` and `--help` work as everywhere. A clap error becomes one line (`prog: what is
+//! wrong`) followed by the usage, with exit status 2, as the EAL's own errors.
 
 use std::time::Duration;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use shoal::eal::{self, Eal};
 
 /// Errors are messages for the user; the app prints them with its usage and exits 2.
 pub type Result<T> = std::result::Result<T, String>;
 
-/// Walks application arguments.
-#[derive(Debug)]
-pub struct Opts {
-    args: Vec<String>,
-    pos: usize,
-    pending: Option<String>,
+/// Parses application arguments (program name first) into `T`. `--help` prints the help and
+/// exits 0; any other problem is returned as one line.
+pub fn parse<T: clap::Parser>(args: &[String]) -> Result<T> {
+    T::try_parse_from(args).map_err(|e| match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            std::process::exit(0)
+        }
+        _ => one_line(&e),
+    })
 }
 
-impl Opts {
-    /// `args` as returned by `Eal::init` (program name first).
-    pub fn new(args: &[String]) -> Opts {
-        Opts {
-            args: args.iter().skip(1).cloned().collect(),
-            pos: 0,
-            pending: None,
-        }
-    }
+/// The help text of `T`, as `--help` prints it (for the EAL's `--help` and for errors).
+pub fn usage<T: clap::CommandFactory>() -> String {
+    T::command()
+        .render_help()
+        .to_string()
+        .trim_end()
+        .to_string()
+}
 
-    /// The next option name (`-p`, `--dist`), or None at the end. A value written as
-    /// `--dist=flow` or `-p0x3` is kept for [`Opts::value`].
-    pub fn next_opt(&mut self) -> Result<Option<String>> {
-        if let Some(p) = self.pending.take() {
-            return Err(format!("option takes no value: {p:?}"));
-        }
-        let Some(a) = self.args.get(self.pos).cloned() else {
-            return Ok(None);
+/// A clap error as one line without the `error: ` prefix. A value refused by one of our value
+/// parsers reads `invalid --NAME "VALUE": why`, the style of the EAL's messages.
+pub fn one_line(e: &clap::Error) -> String {
+    if e.kind() == ErrorKind::ValueValidation {
+        let s = |k| match e.get(k) {
+            Some(ContextValue::String(s)) => Some(s.clone()),
+            _ => None,
         };
-        self.pos += 1;
-        if let Some(rest) = a.strip_prefix("--") {
-            if let Some((k, v)) = rest.split_once('=') {
-                self.pending = Some(v.to_string());
-                return Ok(Some(format!("--{k}")));
-            }
-            return Ok(Some(a));
+        if let (Some(arg), Some(value)) = (s(ContextKind::InvalidArg), s(ContextKind::InvalidValue))
+        {
+            let arg = arg.split_whitespace().next().unwrap_or(&arg).to_string();
+            let why = std::error::Error::source(e).map_or(String::new(), |w| format!(": {w}"));
+            return format!("invalid {arg} {value:?}{why}");
         }
-        if a.starts_with('-') && a.len() > 2 {
-            self.pending = Some(a[2..].to_string());
-            return Ok(Some(a[..2].to_string()));
-        }
-        if a.starts_with('-') && a.len() == 2 {
-            return Ok(Some(a));
-        }
-        Err(format!("unexpected argument {a:?}"))
     }
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
 
-    /// The value of the option just returned.
-    pub fn value(&mut self, name: &str) -> Result<String> {
-        if let Some(v) = self.pending.take() {
-            return Ok(v);
-        }
-        let v = self
-            .args
-            .get(self.pos)
-            .cloned()
-            .ok_or_else(|| format!("option {name} needs a value"))?;
-        self.pos += 1;
-        Ok(v)
-    }
+/// Value parser: seconds, a number above 0, fractions allowed.
+pub fn secs(v: &str) -> Result<Duration> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| "seconds, above 0".to_string())
+}
 
-    /// The value parsed as seconds: a number above 0, fractions allowed.
-    pub fn secs(&mut self, name: &str) -> Result<Duration> {
-        let v = self.value(name)?;
-        v.parse::<f64>()
-            .ok()
-            .filter(|s| *s > 0.0)
-            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .ok_or_else(|| format!("invalid {name} {v:?} (seconds, above 0)"))
-    }
+/// Value parser: a number, decimal or hexadecimal with 0x, that fits `T`.
+pub fn num<T: TryFrom<u64>>(v: &str) -> Result<T> {
+    let n = parse_num(v).ok_or("not a number")?;
+    T::try_from(n).map_err(|_| "out of range".to_string())
+}
 
-    /// The value parsed as a number (decimal, or hexadecimal with 0x).
-    pub fn num<T: TryFrom<u64>>(&mut self, name: &str) -> Result<T> {
-        let v = self.value(name)?;
-        let n = parse_num(&v).ok_or_else(|| format!("invalid number for {name}: {v:?}"))?;
-        T::try_from(n).map_err(|_| format!("value out of range for {name}: {v:?}"))
-    }
+/// Value parser: milliseconds.
+pub fn millis(v: &str) -> Result<Duration> {
+    num(v).map(Duration::from_millis)
+}
+
+/// Value parser: microseconds.
+pub fn micros(v: &str) -> Result<Duration> {
+    num(v).map(Duration::from_micros)
+}
+
+/// Value parser: a port mask, hexadecimal with or without 0x (DPDK's `-p`); 0 is allowed here,
+/// the application says what it thinks of it.
+pub fn portmask(v: &str) -> Result<u64> {
+    let h = v.trim_start_matches("0x").trim_start_matches("0X");
+    u64::from_str_radix(h, 16).map_err(|_| "not a hexadecimal mask".to_string())
 }
 
 /// Decimal, or hexadecimal with a 0x prefix.
@@ -127,46 +130,61 @@ pub fn init<C>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
-    fn opts(s: &str) -> Opts {
+    /// Options in the samples' style.
+    #[derive(Parser, Debug)]
+    #[command(name = "prog")]
+    struct Sample {
+        #[arg(short = 'p', value_parser = portmask)]
+        portmask: Option<u64>,
+        #[arg(short = 'n', value_parser = num::<u16>)]
+        n: Option<u16>,
+        #[arg(long)]
+        dist: Option<String>,
+        #[arg(long, value_parser = num::<u64>)]
+        count: Option<u64>,
+        #[arg(long, value_parser = secs, allow_negative_numbers = true)]
+        duration: Option<Duration>,
+    }
+
+    fn sample(s: &str) -> Result<Sample> {
         let v: Vec<String> = std::iter::once("prog")
             .chain(s.split_whitespace())
             .map(String::from)
             .collect();
-        Opts::new(&v)
+        parse(&v)
     }
 
     #[test]
     fn parses_dpdk_sample_options() {
-        let mut o = opts("-p 0x3 -n2 --dist=flow --count 7");
-        assert_eq!(o.next_opt().unwrap().as_deref(), Some("-p"));
-        assert_eq!(o.num::<u32>("-p").unwrap(), 3);
-        assert_eq!(o.next_opt().unwrap().as_deref(), Some("-n"));
-        assert_eq!(o.num::<u16>("-n").unwrap(), 2);
-        assert_eq!(o.next_opt().unwrap().as_deref(), Some("--dist"));
-        assert_eq!(o.value("--dist").unwrap(), "flow");
-        assert_eq!(o.next_opt().unwrap().as_deref(), Some("--count"));
-        assert_eq!(o.num::<u64>("--count").unwrap(), 7);
-        assert_eq!(o.next_opt().unwrap(), None);
+        let o = sample("-p 0x3 -n2 --dist=flow --count 7").unwrap();
+        assert_eq!(o.portmask, Some(3));
+        assert_eq!(o.n, Some(2));
+        assert_eq!(o.dist.as_deref(), Some("flow"));
+        assert_eq!(o.count, Some(7));
+        assert_eq!(sample("-p ff").unwrap().portmask, Some(0xff));
+        assert_eq!(sample("--count 0x10").unwrap().count, Some(16));
     }
 
     #[test]
-    fn errors_are_messages() {
-        assert!(opts("-n").num::<u32>("-n").is_err());
-        let mut o = opts("-n x");
-        o.next_opt().unwrap();
-        assert!(o.num::<u32>("-n").is_err());
-        assert!(opts("stray").next_opt().is_err());
-        let mut o = opts("-n 70000");
-        o.next_opt().unwrap();
-        assert!(o.num::<u16>("-n").is_err());
-        for bad in ["-1", "0", "x", "inf", "NaN", "1e300"] {
-            let mut o = opts(&format!("--duration {bad}"));
-            o.next_opt().unwrap();
-            assert!(o.secs("--duration").is_err(), "{bad}");
+    fn errors_are_one_line() {
+        for (args, want) in [
+            ("-n", "a value is required for '-n <N>'"),
+            ("-n x", "invalid -n \"x\": not a number"),
+            ("stray", "unexpected argument 'stray'"),
+            ("-n 70000", "invalid -n \"70000\": out of range"),
+            ("--bogus", "unexpected argument '--bogus'"),
+        ] {
+            let e = sample(args).unwrap_err();
+            assert!(e.contains(want), "{args}: {e}");
+            assert!(!e.contains('\n'), "{args}: {e}");
         }
-        let mut o = opts("--duration 0.5");
-        o.next_opt().unwrap();
-        assert_eq!(o.secs("--duration").unwrap(), Duration::from_millis(500));
+        for bad in ["-1", "0", "x", "inf", "NaN", "1e300"] {
+            let e = sample(&format!("--duration {bad}")).unwrap_err();
+            assert!(e.starts_with("invalid --duration"), "{bad}: {e}");
+        }
+        let o = sample("--duration 0.5").unwrap();
+        assert_eq!(o.duration, Some(Duration::from_millis(500)));
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::args::Opts;
+use crate::args;
 use crate::cs::{self, cli, ctl, SharedInfo, MAX_CLIENTS};
 use crate::{bump, get, now_ns};
 use shoal::eal::{self, Eal};
@@ -18,15 +18,35 @@ use shoal::net::{self, FiveTuple};
 use shoal::sync::Backoff;
 use shoal::sync::{Liveness, MemberId};
 
-const USAGE: &str = "\
-mp_client options:
-  -n CLIENT_ID           this client's id (required)
-  --wait                 if the server is not running yet, wait for it
-  --top N                flows to print on exit (default 10)
-  --delay-us N           sleep this long after each burst (simulates a slow client)
-  --no-flow-table        keep no per-flow or ARP/ND counters and never read packet bytes
-                         (the plain L2 forwarder of DPDK's sample)
-  --poll                 busy-poll without idle back-off (benchmarks)";
+/// mp_client's options (after `--`).
+#[derive(clap::Parser, Debug)]
+#[command(
+    args_override_self = true,
+    name = "mp_client",
+    override_usage = "mp_client [EAL options] -- [OPTIONS]",
+    about = "client_server_mp's client: forwards what its ring holds out of port^1"
+)]
+struct Opts {
+    /// This client's id (required)
+    #[arg(short = 'n', value_name = "CLIENT_ID", value_parser = args::num::<usize>)]
+    id: Option<usize>,
+    /// If the server is not running yet, wait for it
+    #[arg(long)]
+    wait: bool,
+    /// Flows to print on exit
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = args::num::<usize>)]
+    top: usize,
+    /// Sleep this long after each burst (simulates a slow client)
+    #[arg(long, value_name = "N", value_parser = args::micros)]
+    delay_us: Option<Duration>,
+    /// Keep no per-flow or ARP/ND counters and never read packet bytes (the plain L2
+    /// forwarder of DPDK's sample)
+    #[arg(long)]
+    no_flow_table: bool,
+    /// Busy-poll without idle back-off (benchmarks)
+    #[arg(long)]
+    poll: bool,
+}
 
 const BURST: usize = 32;
 
@@ -40,39 +60,26 @@ struct Config {
 }
 
 fn parse(args: &[String]) -> Result<Config, String> {
-    let mut c = Config {
-        id: usize::MAX,
-        wait: false,
-        top: 10,
-        delay: None,
-        flow_table: true,
-        poll: false,
-    };
-    let mut o = Opts::new(args);
-    while let Some(opt) = o.next_opt()? {
-        match opt.as_str() {
-            "-n" => c.id = o.num("-n")?,
-            "--wait" => c.wait = true,
-            "--top" => c.top = o.num("--top")?,
-            "--delay-us" => c.delay = Some(Duration::from_micros(o.num("--delay-us")?)),
-            "--no-flow-table" => c.flow_table = false,
-            "--poll" => c.poll = true,
-            other => return Err(format!("unknown option {other:?}")),
-        }
-    }
-    if c.id == usize::MAX {
-        return Err("a client id is required: -n CLIENT_ID".into());
-    }
-    if c.id >= MAX_CLIENTS {
+    let o: Opts = args::parse(args)?;
+    let id = o.id.ok_or("a client id is required: -n CLIENT_ID")?;
+    if id >= MAX_CLIENTS {
         return Err(format!("client id must be below {MAX_CLIENTS}"));
     }
-    Ok(c)
+    Ok(Config {
+        id,
+        wait: o.wait,
+        top: o.top,
+        delay: o.delay_us,
+        flow_table: !o.no_flow_table,
+        poll: o.poll,
+    })
 }
 
 /// Runs the client with a full command line (program name first); returns the exit status.
 pub fn main(args: Vec<String>) -> i32 {
     // Application options are needed before joining the group (for --wait).
-    let cfg = crate::args::check(&args, USAGE, parse);
+    let usage = args::usage::<Opts>();
+    let cfg = args::check(&args, &usage, parse);
     let prog = args[0].clone();
     eal::setup_process(&args);
     let mut said_waiting = false;
@@ -93,7 +100,7 @@ pub fn main(args: Vec<String>) -> i32 {
                 eprintln!("mp_client: the server is not running (no primary for file prefix {prefix:?}); start mp_server first, or pass --wait");
                 return 1;
             }
-            Err(e) => eal::exit_with(&prog, &e, USAGE),
+            Err(e) => eal::exit_with(&prog, &e, &usage),
         }
     };
     eal.exit_when_primary_dies();

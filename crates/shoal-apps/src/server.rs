@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::args::Opts;
+use crate::args;
 use crate::cs::{self, ctl, srv, Dispatcher, Dist, PacketKey, SharedInfo, MAX_CLIENTS, MAX_PORTS};
 use crate::{bump, get};
 use shoal::eal::{self, Eal};
@@ -21,20 +21,50 @@ use shoal::net;
 use shoal::ring::{RingConfig, SyncMode};
 use shoal::sync::{Backoff, Liveness, MemberId};
 
-const USAGE: &str = "\
-mp_server options:
-  -p PORTMASK            ports to use, hexadecimal (default: all)
-  -n NUM_CLIENTS         number of client rings (default 1)
-  --dist rr|flow|prio:DSCP=CLIENT,...   how packets are spread over clients (default rr)
-  --ring-size N          client ring size, a power of two (default 4096)
-  --mbufs N              mbufs in the pool (default 16383)
-  --client-timeout MS    a live client that takes nothing from its non-empty ring for this long
-                         leaves the rotation until it does (default 1000)
-  --stats-interval MS    statistics period, 0 for none (default 1000)
-  --duration SECS        stop by itself after this long (default: run until SIGINT/SIGTERM)
-  --drain-timeout MS     how long clients get to drain their rings on stop (default 3000)
-  --wait-clients         receive nothing until all clients are connected
-  --poll                 busy-poll without idle back-off (benchmarks)";
+/// mp_server's options (after `--`).
+#[derive(clap::Parser, Debug)]
+#[command(
+    args_override_self = true,
+    name = "mp_server",
+    override_usage = "mp_server [EAL options] -- [OPTIONS]",
+    about = "client_server_mp's server: receives from the ports and spreads packets over client rings"
+)]
+struct Opts {
+    /// Ports to use, hexadecimal (default: all)
+    #[arg(short = 'p', value_name = "PORTMASK", value_parser = args::portmask)]
+    portmask: Option<u64>,
+    /// Number of client rings
+    #[arg(short = 'n', value_name = "NUM_CLIENTS", default_value_t = 1, value_parser = args::num::<usize>)]
+    num_clients: usize,
+    /// How packets are spread over clients: rr, flow or prio:DSCP=CLIENT,...
+    #[arg(long, value_name = "DIST", default_value = "rr", value_parser = Dist::parse)]
+    dist: Dist,
+    /// Client ring size, a power of two
+    #[arg(long, value_name = "N", default_value_t = cs::RING_SIZE, value_parser = args::num::<u32>)]
+    ring_size: u32,
+    /// Mbufs in the pool
+    #[arg(long, value_name = "N", default_value_t = 16383, value_parser = args::num::<u32>)]
+    mbufs: u32,
+    /// A live client that takes nothing from its non-empty ring for this long leaves the
+    /// rotation until it does
+    #[arg(long, value_name = "MS", default_value = "1000", value_parser = args::millis)]
+    client_timeout: Duration,
+    /// Statistics period, 0 for none
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = args::num::<u64>)]
+    stats_interval: u64,
+    /// Stop by itself after this long (default: run until SIGINT/SIGTERM)
+    #[arg(long, value_name = "SECS", value_parser = args::secs, allow_negative_numbers = true)]
+    duration: Option<Duration>,
+    /// How long clients get to drain their rings on stop
+    #[arg(long, value_name = "MS", default_value = "3000", value_parser = args::millis)]
+    drain_timeout: Duration,
+    /// Receive nothing until all clients are connected
+    #[arg(long)]
+    wait_clients: bool,
+    /// Busy-poll without idle back-off (benchmarks)
+    #[arg(long)]
+    poll: bool,
+}
 
 const BURST: usize = 32;
 
@@ -53,55 +83,28 @@ struct Config {
 }
 
 fn parse(args: &[String]) -> Result<Config, String> {
-    let mut c = Config {
-        portmask: u64::MAX,
-        num_clients: 1,
-        dist: Dist::RoundRobin,
-        ring_size: cs::RING_SIZE,
-        mbufs: 16383,
-        client_timeout: Duration::from_millis(1000),
-        stats_interval: Some(Duration::from_millis(1000)),
-        duration: None,
-        drain_timeout: Duration::from_millis(3000),
-        wait_clients: false,
-        poll: false,
+    let o: Opts = args::parse(args)?;
+    let c = Config {
+        portmask: o.portmask.unwrap_or(u64::MAX),
+        num_clients: o.num_clients,
+        dist: o.dist,
+        ring_size: o.ring_size,
+        mbufs: o.mbufs,
+        client_timeout: o.client_timeout,
+        stats_interval: (o.stats_interval > 0).then(|| Duration::from_millis(o.stats_interval)),
+        duration: o.duration,
+        drain_timeout: o.drain_timeout,
+        wait_clients: o.wait_clients,
+        poll: o.poll,
     };
-    let mut o = Opts::new(args);
-    while let Some(opt) = o.next_opt()? {
-        match opt.as_str() {
-            "-p" => {
-                let v = o.value("-p")?;
-                c.portmask = crate::args::parse_num(&format!("0x{}", v.trim_start_matches("0x")))
-                    .filter(|&m| m != 0)
-                    .ok_or_else(|| format!("invalid portmask {v:?}"))?;
-            }
-            "-n" => {
-                c.num_clients = o.num("-n")?;
-                if c.num_clients == 0 || c.num_clients > MAX_CLIENTS {
-                    return Err(format!("-n must be 1 to {MAX_CLIENTS}"));
-                }
-            }
-            "--dist" => c.dist = Dist::parse(&o.value("--dist")?)?,
-            "--ring-size" => {
-                c.ring_size = o.num("--ring-size")?;
-                if !c.ring_size.is_power_of_two() || c.ring_size < 2 {
-                    return Err("--ring-size must be a power of two".into());
-                }
-            }
-            "--mbufs" => c.mbufs = o.num("--mbufs")?,
-            "--client-timeout" => {
-                c.client_timeout = Duration::from_millis(o.num("--client-timeout")?)
-            }
-            "--stats-interval" => {
-                let ms: u64 = o.num("--stats-interval")?;
-                c.stats_interval = (ms > 0).then(|| Duration::from_millis(ms));
-            }
-            "--duration" => c.duration = Some(o.secs("--duration")?),
-            "--drain-timeout" => c.drain_timeout = Duration::from_millis(o.num("--drain-timeout")?),
-            "--wait-clients" => c.wait_clients = true,
-            "--poll" => c.poll = true,
-            other => return Err(format!("unknown option {other:?}")),
-        }
+    if c.portmask == 0 {
+        return Err(format!("invalid portmask {:#x}", c.portmask));
+    }
+    if c.num_clients == 0 || c.num_clients > MAX_CLIENTS {
+        return Err(format!("-n must be 1 to {MAX_CLIENTS}"));
+    }
+    if !c.ring_size.is_power_of_two() || c.ring_size < 2 {
+        return Err("--ring-size must be a power of two".into());
     }
     c.dist.check_clients(c.num_clients)?;
     Ok(c)
@@ -122,7 +125,7 @@ struct Client {
 
 /// Runs the server with a full command line (program name first); returns the exit status.
 pub fn main(args: Vec<String>) -> i32 {
-    let (eal, cfg) = crate::args::init(args, USAGE, parse);
+    let (eal, cfg) = args::init(args, &args::usage::<Opts>(), parse);
     match run(&eal, cfg) {
         Ok(()) => 0,
         Err(e) => {
@@ -235,6 +238,8 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
     }
     let telemetry =
         shoal::telemetry::Server::start(eal).map_err(|e| format!("telemetry socket: {e}"))?;
+    // Packet capture for `shoal dumpcap` (DPDK's pdump server in the primary).
+    let pdump = shoal::pdump::Server::start(eal).map_err(|e| format!("capture server: {e}"))?;
     let tinfo = info.clone();
     telemetry
         .registry()
@@ -356,6 +361,8 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
             }
         }
     }
+    // Captures end before the drain, so that the final pool count includes their clones.
+    drop(pdump);
     stop(eal, &info, &mut clients, &ports, &pool, cfg.drain_timeout);
     drop(telemetry);
     Ok(())

@@ -130,3 +130,41 @@ fn symmetric_mp_argument_errors_come_before_joining() {
         "Error: Invalid or missing port mask",
     );
 }
+
+#[test]
+fn help_works_before_and_after_the_separator() {
+    for bin in ALL {
+        let name = bin.rsplit('/').next().unwrap_or(bin);
+        for args in [&["--help"][..], &["--no-huge", "--", "--help"][..]] {
+            let g = Group::new("help");
+            let mut p = g.spawn(bin, args);
+            let code = p.wait_exit(T);
+            let out = p.output();
+            assert_eq!(code, Some(0), "{name} {args:?}:\n{out}");
+            assert!(out.contains("Usage:"), "{name} {args:?}:\n{out}");
+            assert!(out.contains(name), "{name} {args:?}:\n{out}");
+            assert!(p.stderr_lines().is_empty(), "{name} {args:?}:\n{out}");
+            assert!(
+                !shoal_testkit::runtime_dir(g.prefix()).exists(),
+                "{name} {args:?} created its runtime directory"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_application_options_are_one_line_and_status_2() {
+    for bin in ALL {
+        let mut args = vec!["--no-huge", "--", "--bogus"];
+        if bin == SYMMETRIC_MP {
+            args.extend_from_slice(&["-p", "0x3", "--proc-id", "0"]);
+        }
+        refused(bin, &args, "unexpected argument '--bogus'");
+    }
+    refused(
+        MP_SERVER,
+        &["--no-huge", "--", "-n", "x"],
+        "invalid -n \"x\"",
+    );
+    refused(MP_CLIENT, &["--no-huge", "--"], "a client id is required");
+}

@@ -16,91 +16,70 @@ use shoal::mbuf::MbufPool;
 use shoal_apps::cs::{self, cli, ctl, srv, SharedInfo};
 use shoal_apps::get;
 
-const USAGE: &str = "\
-usage: shoal demo [--clients N] [--duration SECS] [--dist rr|flow] [--kill-client]
-                  [--kill-server[=N]] [--vdev SPEC]... [--no-huge] [--file-prefix P] [--quiet]
-
-Starts mp_server and N mp_client processes (default 2) forwarding generated traffic
-(two net_gen ports unless --vdev is given), prints live statistics every second, and
-after --duration seconds (default 10) or Ctrl-C stops them and prints a summary.
---kill-client kills one client with SIGKILL halfway through and restarts it.
---kill-server kills the server with SIGKILL (N times, spread over the run) and starts
-mp_server --adopt, which takes the live group over: the clients carry on.";
-
+/// `shoal demo`'s options.
+#[derive(clap::Parser, Debug)]
+#[command(
+    args_override_self = true,
+    about = "The main job: mp_server and N mp_client processes forwarding generated traffic",
+    long_about = "Starts mp_server and N mp_client processes forwarding generated traffic (two net_gen \
+ports unless --vdev is given), prints live statistics every second, and after --duration \
+seconds or Ctrl-C stops them and prints a summary. --kill-server kills the server with SIGKILL \
+(N times, spread over the run) and starts mp_server --adopt, which takes the live group over: the \
+clients carry on."
+)]
 struct Opts {
+    /// Number of clients
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 2, value_parser = shoal_apps::args::num::<usize>)]
     clients: usize,
+    /// How long to run
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = shoal_apps::args::secs, allow_negative_numbers = true)]
     duration: Duration,
+    /// How the server spreads packets: rr, flow or prio:DSCP=CLIENT,...
+    #[arg(long, value_name = "DIST", default_value = "rr")]
     dist: String,
+    /// Kill one client with SIGKILL halfway through and restart it
+    #[arg(long)]
     kill_client: bool,
+    /// Kill the server with SIGKILL N times (default 1), spread over the run, and adopt the
+    /// group with a new mp_server --adopt each time
+    #[arg(long, value_name = "N", num_args = 0..=1, require_equals = true, default_value_t = 0, default_missing_value = "1", value_parser = shoal_apps::args::num::<usize>)]
     kill_server: usize,
+    /// A port for the server instead of the generators (repeatable)
+    #[arg(long = "vdev", value_name = "SPEC")]
     vdevs: Vec<String>,
+    /// Shared memory in /dev/shm rather than huge pages
+    #[arg(long)]
     no_huge: bool,
-    prefix: String,
+    /// The group's file prefix (default: shoal-demo-PID)
+    #[arg(long = "file-prefix", value_name = "P")]
+    prefix: Option<String>,
+    /// Print only the summary
+    #[arg(long)]
     quiet: bool,
 }
 
-fn parse(args: &[String]) -> Result<Opts, String> {
-    let mut o = Opts {
-        clients: 2,
-        duration: Duration::from_secs(10),
-        dist: "rr".into(),
-        kill_client: false,
-        kill_server: 0,
-        vdevs: Vec::new(),
-        no_huge: false,
-        prefix: format!("shoal-demo-{}", std::process::id()),
-        quiet: false,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (k, inline) = match a.split_once('=') {
-            Some((k, v)) => (k, Some(v.to_string())),
-            None => (a.as_str(), None),
-        };
-        let mut val = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or(format!("{name} needs a value"))
-        };
-        match k {
-            "--clients" | "-n" => {
-                o.clients = val(k)?.parse().map_err(|_| "bad --clients")?;
-                if o.clients == 0 || o.clients > cs::MAX_CLIENTS {
-                    return Err(format!("--clients must be 1 to {}", cs::MAX_CLIENTS));
-                }
-            }
-            "--duration" => {
-                let s: f64 = val(k)?.parse().map_err(|_| "bad --duration")?;
-                if !(s > 0.0 && s.is_finite()) {
-                    return Err("--duration must be above 0".into());
-                }
-                o.duration = Duration::from_secs_f64(s);
-            }
-            "--dist" => o.dist = val(k)?,
-            "--kill-client" => o.kill_client = true,
-            "--kill-server" => {
-                o.kill_server = match &inline {
-                    None => 1,
-                    Some(v) => v
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=10_000).contains(n))
-                        .ok_or(format!("invalid --kill-server={v} (1 to 10000)"))?,
-                }
-            }
-            "--vdev" => o.vdevs.push(val(k)?),
-            "--no-huge" => o.no_huge = true,
-            "--file-prefix" => o.prefix = val(k)?,
-            "--quiet" => o.quiet = true,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown option {other:?}")),
-        }
+impl Opts {
+    fn prefix(&self) -> String {
+        self.prefix
+            .clone()
+            .unwrap_or_else(|| format!("shoal-demo-{}", std::process::id()))
+    }
+}
+
+fn check(o: &Opts) -> Result<(), String> {
+    if o.kill_server > 10_000 {
+        return Err(format!(
+            "invalid --kill-server={} (1 to 10000)",
+            o.kill_server
+        ));
+    }
+    if o.clients == 0 || o.clients > cs::MAX_CLIENTS {
+        return Err(format!("--clients must be 1 to {}", cs::MAX_CLIENTS));
     }
     // What the server would refuse is refused here, before anything starts.
-    shoal::eal::parse_args(&server_args(&o)).map_err(|e| e.to_string())?;
+    shoal::eal::parse_args(&server_args(o)).map_err(|e| e.to_string())?;
     cs::Dist::parse(&o.dist)?.check_clients(o.clients)?;
-    Ok(o)
+    Ok(())
 }
 
 struct Procs {
@@ -130,7 +109,7 @@ fn eal_args(o: &Opts, lcore: usize, secondary: bool) -> Vec<String> {
         "-l".to_string(),
         lcore.to_string(),
         "--file-prefix".into(),
-        o.prefix.clone(),
+        o.prefix(),
         "--log-level".into(),
         "warning".into(),
     ];
@@ -202,17 +181,15 @@ fn spawn_client(o: &Opts, id: usize) -> std::io::Result<Child> {
 }
 
 pub(crate) fn run(args: &[String]) -> i32 {
-    let o = match parse(args) {
+    let mut o: Opts = match crate::parse_cmd("demo", args) {
         Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
-            return 2;
-        }
+        Err(code) => return code,
     };
+    o.prefix = Some(o.prefix());
+    if let Err(e) = check(&o) {
+        eprintln!("error: {e}\n\n{}", crate::usage_of::<Opts>("demo"));
+        return 2;
+    }
     match demo(&o) {
         Ok(()) => 0,
         Err(e) => {
@@ -250,14 +227,14 @@ fn demo(o: &Opts) -> Result<(), String> {
     };
     println!(
         "shoal demo: file prefix {:?}, server pid {}",
-        o.prefix,
+        o.prefix(),
         procs.server.id()
     );
     let eal = wait_until("the server start", Duration::from_secs(10), || {
         if let Ok(Some(st)) = procs.server.try_wait() {
             return Some(Err(format!("the server exited at start ({st})")));
         }
-        let eal = Eal::inspect(&o.prefix).ok()?;
+        let eal = Eal::inspect(&o.prefix()).ok()?;
         SharedInfo::lookup(&eal)
             .ok()
             .filter(|i| i.ready())

@@ -1,23 +1,76 @@
-//! `shoal info`: attach read-only to a running group and print it.
+//! `shoal info`: attach read-only to a running group and print it; with dpdk-proc-info's
+//! switches (`--stats`, `--xstats`, `--reset-stats`, `--show-ring[=NAME]`,
+//! `--show-mempool[=NAME]`, `-p PORTMASK`), only what they ask for.
 
 use shoal::eal::Eal;
 use shoal::telemetry::{snapshot, Snapshot};
 
+/// `shoal info`'s options.
+#[derive(clap::Parser, Debug)]
+#[command(
+    args_override_self = true,
+    about = "Print a running group: memory, memzones, rings, mempools, processes (DPDK's dpdk-proc-info)"
+)]
+struct Opts {
+    #[command(flatten)]
+    group: crate::GroupArgs,
+    /// Print the snapshot as JSON
+    #[arg(long)]
+    json: bool,
+    /// Ports the port switches apply to, hexadecimal (dpdk-proc-info's -p; default: all)
+    #[arg(short = 'p', value_name = "PORTMASK", value_parser = shoal_apps::args::portmask)]
+    portmask: Option<u64>,
+    /// Print the ports' statistics
+    #[arg(long)]
+    stats: bool,
+    /// Print the ports' extended statistics
+    #[arg(long)]
+    xstats: bool,
+    /// Zero the ports' statistics
+    #[arg(long = "reset-stats")]
+    reset_stats: bool,
+    /// Print the rings, or the ring NAME
+    #[arg(long = "show-ring", value_name = "NAME", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    show_ring: Option<String>,
+    /// Print the mempools, or the mempool NAME
+    #[arg(long = "show-mempool", value_name = "NAME", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    show_mempool: Option<String>,
+}
+
+impl Opts {
+    fn switches(&self) -> bool {
+        self.stats
+            || self.xstats
+            || self.reset_stats
+            || self.show_ring.is_some()
+            || self.show_mempool.is_some()
+    }
+}
+
 pub(crate) fn run(args: &[String]) -> i32 {
-    let opts = match crate::parse_group_opts(args) {
+    let opts: Opts = match crate::parse_cmd("info", args) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}\n\n{}", crate::USAGE);
-            return 2;
-        }
+        Err(code) => return code,
     };
-    let eal = match Eal::inspect(&opts.prefix) {
+    let eal = match Eal::inspect(&opts.group.prefix) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
             return 1;
         }
     };
+    if opts.switches() {
+        return match proc_info(&eal, &opts) {
+            Ok(text) => {
+                crate::print_out(&text);
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        };
+    }
     let snap = snapshot(&eal);
     if opts.json {
         println!(
@@ -28,6 +81,121 @@ pub(crate) fn run(args: &[String]) -> i32 {
         print!("{}", render(&snap));
     }
     0
+}
+
+/// What dpdk-proc-info's switches ask for, as text (or one JSON object with `--json`).
+fn proc_info(eal: &Eal, o: &Opts) -> Result<String, String> {
+    use std::fmt::Write;
+    let mask = o.portmask.unwrap_or(u64::MAX);
+    let picked = |id: u16| id < 64 && mask & (1 << id) != 0;
+    let mut out = String::new();
+    let mut json = serde_json::Map::new();
+    if o.stats || o.xstats {
+        let ports = shoal::ethdev::inspect_ports(eal).map_err(|e| e.to_string())?;
+        let ports: Vec<_> = ports.into_iter().filter(|p| picked(p.id.0)).collect();
+        if o.stats {
+            for p in &ports {
+                let s = &p.stats;
+                let _ = writeln!(
+                    out,
+                    "  ######################## NIC statistics for port {:<2} ########################",
+                    p.id
+                );
+                let _ = writeln!(out, "  {} ({}, {})", p.name, p.spec, p.state);
+                let _ = writeln!(
+                    out,
+                    "  RX-packets: {:<10} RX-errors:  {:<10} RX-bytes:  {:<10}",
+                    s.ipackets, s.ierrors, s.ibytes
+                );
+                let _ = writeln!(
+                    out,
+                    "  RX-missed:  {:<10} RX-nombuf:  {:<10}",
+                    s.imissed, s.rx_nombuf
+                );
+                let _ = writeln!(
+                    out,
+                    "  TX-packets: {:<10} TX-errors:  {:<10} TX-bytes:  {:<10}",
+                    s.opackets, s.oerrors, s.obytes
+                );
+            }
+            json.insert("stats".into(), serde_json::json!(ports));
+        }
+        if o.xstats {
+            let mut all = serde_json::Map::new();
+            for p in &ports {
+                let _ = writeln!(
+                    out,
+                    "###### NIC extended statistics for port {:<2} #########",
+                    p.id
+                );
+                let x = p.stats.xstats(shoal::ethdev::MAX_QUEUES);
+                for (k, v) in &x {
+                    let _ = writeln!(out, "{k}: {v}");
+                }
+                all.insert(
+                    p.id.to_string(),
+                    x.into_iter()
+                        .map(|(k, v)| (k, serde_json::json!(v)))
+                        .collect(),
+                );
+            }
+            json.insert("xstats".into(), serde_json::Value::Object(all));
+        }
+    }
+    if o.reset_stats {
+        let ports = shoal::ethdev::inspect_ports(eal).map_err(|e| e.to_string())?;
+        let mut reset = Vec::new();
+        for p in ports.iter().filter(|p| picked(p.id.0)) {
+            if shoal::ethdev::reset_port_stats(eal, p.id).map_err(|e| e.to_string())? {
+                let _ = writeln!(out, "port {}: statistics reset", p.id);
+                reset.push(p.id.0);
+            }
+        }
+        json.insert("reset".into(), serde_json::json!(reset));
+    }
+    let snap = (o.show_ring.is_some() || o.show_mempool.is_some()).then(|| snapshot(eal));
+    let pick = |list: &[serde_json::Value], name: &str, what: &str| {
+        let v: Vec<serde_json::Value> = list
+            .iter()
+            .filter(|r| name.is_empty() || r.get("name").and_then(|n| n.as_str()) == Some(name))
+            .cloned()
+            .collect();
+        if v.is_empty() && !name.is_empty() {
+            return Err(format!(
+                "no {what} named {name:?} in group {:?}",
+                o.group.prefix
+            ));
+        }
+        Ok(v)
+    };
+    if let (Some(name), Some(s)) = (&o.show_ring, &snap) {
+        let rings = pick(&s.rings, name, "ring")?;
+        for r in &rings {
+            let _ = writeln!(out, "  - Name ({})", field(r, "name"));
+            for (k, v) in r.as_object().into_iter().flatten() {
+                if k != "name" {
+                    let _ = writeln!(out, "  \\-- {k} ({v})");
+                }
+            }
+        }
+        json.insert("rings".into(), serde_json::json!(rings));
+    }
+    if let (Some(name), Some(s)) = (&o.show_mempool, &snap) {
+        let pools = pick(&s.mempools, name, "mempool")?;
+        for m in &pools {
+            let _ = writeln!(out, "  - Name: {}", field(m, "name"));
+            for (k, v) in m.as_object().into_iter().flatten() {
+                if k != "name" {
+                    let _ = writeln!(out, "  \\- {k}: {v}");
+                }
+            }
+        }
+        json.insert("mempools".into(), serde_json::json!(pools));
+    }
+    if o.json {
+        return Ok(serde_json::to_string_pretty(&json).expect("serialises") + "\n");
+    }
+    Ok(out)
 }
 
 fn mib(b: usize) -> String {

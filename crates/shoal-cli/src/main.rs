@@ -3,8 +3,12 @@
 //! ```text
 //! shoal info [--file-prefix P] [--json]     dump a running group (DPDK's dpdk-proc-info)
 //! ```
+//!
+//! Every command parses its options with clap (`shoal COMMAND --help`); `mp_server` and
+//! `mp_client` take the EAL's options as the binaries do.
 
 mod demo;
+mod dumpcap;
 mod info;
 mod reclaim;
 mod telemetry;
@@ -30,6 +34,8 @@ commands:
   telemetry [--file-prefix P] [CMD...]
                                     query the group's telemetry socket (`/` lists commands);
                                     with no CMD, read commands from stdin, one per line
+  dumpcap [--file-prefix P] -i PORT[:rx|:tx][,...] -w FILE [-c COUNT] [--duration S] [-s SNAPLEN]
+                                    capture a running group's ports into pcapng (dpdk-dumpcap)
   telemetry [--file-prefix P] --prometheus
                                     the group's counters in Prometheus' text format
   up FILE [--file-prefix P]         start the group FILE describes (TOML), restart what dies,
@@ -39,7 +45,9 @@ commands:
   down [FILE] [--file-prefix P]     stop a group under `shoal up`
   mp_server, mp_client [EAL options] -- [options]
                                     the client_server_mp sample programs
-  help                              this text";
+  help                              this text
+
+`shoal COMMAND --help` describes a command's options.";
 
 fn main() {
     shoal::eal::init_logging(Some("warning"));
@@ -53,6 +61,7 @@ fn main() {
         Some("up") => up::run_up(&args[1..]),
         Some("status") => up::run_status(&args[1..]),
         Some("down") => up::run_down(&args[1..]),
+        Some("dumpcap") => dumpcap::run(&args[1..]),
         // The sample server and client, so that `shoal demo` needs no other binary.
         Some(app @ ("mp_server" | "mp_client")) => {
             let argv: Vec<String> = std::iter::once(app.to_string())
@@ -80,45 +89,51 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Options common to the commands that look at a group.
-pub(crate) struct GroupOpts {
+/// `--file-prefix`, which every command that looks at a group takes.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct GroupArgs {
+    /// The group's file prefix (as the EAL's --file-prefix)
+    #[arg(long = "file-prefix", value_name = "P", default_value = "shoal", value_parser = file_prefix)]
     pub prefix: String,
-    pub json: bool,
 }
 
-/// Parses `--file-prefix P` / `--file-prefix=P` and `--json`; anything else is an error.
-pub(crate) fn parse_group_opts(args: &[String]) -> Result<GroupOpts, String> {
-    let (o, rest) = parse_group_opts_and_rest(args)?;
-    match rest.first() {
-        Some(s) => Err(format!("unknown option {s:?}")),
-        None => Ok(o),
-    }
+/// Value parser: a file prefix the EAL would take.
+fn file_prefix(p: &str) -> Result<String, String> {
+    shoal::eal::check_file_prefix(p)
+        .map(|()| p.to_string())
+        .map_err(|_| "1-64 characters: letters, digits, - _ .".to_string())
 }
 
-/// Like [`parse_group_opts`], but hands back the words that are not options. The prefix is
-/// checked as the EAL checks `--file-prefix`.
-pub(crate) fn parse_group_opts_and_rest(
+/// Parses the arguments of `shoal NAME` (those after NAME) into `T`. `--help` prints the
+/// command's help: `Err(0)`; a problem is one line on stderr, then the help: `Err(2)`.
+pub(crate) fn parse_cmd<T: clap::Parser + clap::CommandFactory>(
+    name: &str,
     args: &[String],
-) -> Result<(GroupOpts, Vec<String>), String> {
-    let mut rest = Vec::new();
-    let mut o = GroupOpts {
-        prefix: "shoal".into(),
-        json: false,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--json" => o.json = true,
-            "--file-prefix" => o.prefix = it.next().ok_or("--file-prefix needs a value")?.clone(),
-            s if s.starts_with("--file-prefix=") => {
-                o.prefix = s["--file-prefix=".len()..].to_string()
+) -> Result<T, i32> {
+    let argv = std::iter::once(format!("shoal {name}")).chain(args.iter().cloned());
+    T::try_parse_from(argv).map_err(|e| {
+        use clap::error::ErrorKind;
+        match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                print_out(&e.render().to_string());
+                0
             }
-            s if s.starts_with("--") => return Err(format!("unknown option {s:?}")),
-            s => rest.push(s.to_string()),
+            _ => {
+                eprintln!(
+                    "error: {}\n\n{}",
+                    shoal_apps::args::one_line(&e),
+                    usage_of::<T>(name)
+                );
+                2
+            }
         }
-    }
-    shoal::eal::check_file_prefix(&o.prefix).map_err(|e| e.to_string())?;
-    Ok((o, rest))
+    })
+}
+
+/// The help of `shoal NAME`.
+pub(crate) fn usage_of<T: clap::CommandFactory>(name: &str) -> String {
+    let help = T::command().bin_name(format!("shoal {name}")).render_help();
+    help.to_string().trim_end().to_string()
 }
 
 /// Writes to stdout, ignoring a closed pipe (`shoal info | head`).

@@ -4,30 +4,26 @@
 
 use shoal::eal::Eal;
 
+/// `shoal reclaim`'s options.
+#[derive(clap::Parser, Debug)]
+#[command(
+    args_override_self = true,
+    about = "Return the buffers of dead processes to their pools and free their slots (the primary also does it by itself)"
+)]
+struct Opts {
+    #[command(flatten)]
+    group: crate::GroupArgs,
+    /// Return the objects tagged with this process-table slot first
+    #[arg(long, value_name = "N")]
+    slot: Option<u32>,
+}
+
 pub(crate) fn run(args: &[String]) -> i32 {
-    let mut slot: Option<u32> = None;
-    let mut rest = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--slot" {
-            match it.next().and_then(|v| v.parse().ok()) {
-                Some(s) => slot = Some(s),
-                None => {
-                    eprintln!("error: --slot needs a slot number\n\n{}", crate::USAGE);
-                    return 2;
-                }
-            }
-        } else {
-            rest.push(a.clone());
-        }
-    }
-    let opts = match crate::parse_group_opts(&rest) {
+    let o: Opts = match crate::parse_cmd("reclaim", args) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}\n\n{}", crate::USAGE);
-            return 2;
-        }
+        Err(code) => return code,
     };
+    let (slot, opts) = (o.slot, o.group);
     let eal = match Eal::inspect(&opts.prefix) {
         Ok(e) => e,
         Err(e) => {

@@ -6,28 +6,29 @@ use std::io::BufRead;
 use serde_json::Value;
 use shoal::telemetry::Client;
 
+/// `shoal telemetry`'s options.
+#[derive(clap::Parser, Debug)]
+#[command(
+    args_override_self = true,
+    about = "Query the group's telemetry socket (`/` lists commands), or print its counters for Prometheus"
+)]
+struct Opts {
+    #[command(flatten)]
+    group: crate::GroupArgs,
+    /// Print the group's counters in Prometheus' text exposition format
+    #[arg(long, conflicts_with = "cmds")]
+    prometheus: bool,
+    /// Commands, e.g. /ethdev/stats,0; with none, read them from stdin, one per line
+    #[arg(value_name = "CMD")]
+    cmds: Vec<String>,
+}
+
 pub(crate) fn run(args: &[String]) -> i32 {
-    let prometheus = args.iter().any(|a| a == "--prometheus");
-    let args: Vec<String> = args
-        .iter()
-        .filter(|a| *a != "--prometheus")
-        .cloned()
-        .collect();
-    let (opts, cmds) = match crate::parse_group_opts_and_rest(&args) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}\n\n{}", crate::USAGE);
-            return 2;
-        }
+    let o: Opts = match crate::parse_cmd("telemetry", args) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
-    if prometheus && !cmds.is_empty() {
-        eprintln!(
-            "error: --prometheus takes no commands (got {:?})\n\n{}",
-            cmds[0],
-            crate::USAGE
-        );
-        return 2;
-    }
+    let (prometheus, cmds, opts) = (o.prometheus, o.cmds, o.group);
     let no_socket = |e: std::io::Error| {
         eprintln!(
             "error: no telemetry socket for file prefix {:?} ({e}); is its primary running?",

@@ -19,54 +19,32 @@ use shoal::telemetry::{snapshot, Snapshot};
 /// Kernel clock ticks per second in `/proc/<pid>/stat` (USER_HZ, fixed at 100 on Linux).
 const USER_HZ: f64 = 100.0;
 
+/// `shoal top`'s options.
+#[derive(clap::Parser, Debug)]
+#[command(
+    args_override_self = true,
+    about = "A live monitor of a running group: rates per port, pipeline, worker, ring, pool and process"
+)]
 struct Opts {
+    #[command(flatten)]
+    group: crate::GroupArgs,
+    /// Stop after N refreshes (default: until interrupted)
+    #[arg(short = 'n', long, value_name = "N", value_parser = shoal_apps::args::num::<u64>)]
     iterations: Option<u64>,
+    /// Time between refreshes
+    #[arg(long = "interval-ms", value_name = "MS", default_value = "1000", value_parser = shoal_apps::args::millis)]
     interval: Duration,
+    /// Plain frames one after another, even on a terminal (no cursor movement)
+    #[arg(long)]
     plain: bool,
 }
 
-fn parse(args: &[String]) -> Result<(Opts, Vec<String>), String> {
-    let mut o = Opts {
-        iterations: None,
-        interval: Duration::from_secs(1),
-        plain: false,
-    };
-    let mut rest = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "-n" | "--iterations" => {
-                o.iterations = Some(
-                    it.next()
-                        .and_then(|v| v.parse().ok())
-                        .filter(|&n| n > 0)
-                        .ok_or("--iterations needs a number above 0")?,
-                )
-            }
-            "--interval-ms" => {
-                let ms: u64 = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&ms| ms > 0)
-                    .ok_or("--interval-ms needs a number of milliseconds above 0")?;
-                o.interval = Duration::from_millis(ms);
-            }
-            "--plain" => o.plain = true,
-            _ => rest.push(a.clone()),
-        }
-    }
-    Ok((o, rest))
-}
-
 pub(crate) fn run(args: &[String]) -> i32 {
-    let (o, rest) = match parse(args) {
-        Ok(v) => v,
-        Err(e) => return usage(&e),
-    };
-    let opts = match crate::parse_group_opts(&rest) {
+    let o: Opts = match crate::parse_cmd("top", args) {
         Ok(o) => o,
-        Err(e) => return usage(&e),
+        Err(code) => return code,
     };
+    let opts = o.group.clone();
     let eal = match Eal::inspect(&opts.prefix) {
         Ok(e) => e,
         Err(e) => {
@@ -101,11 +79,6 @@ pub(crate) fn run(args: &[String]) -> i32 {
             return 0;
         }
     }
-}
-
-fn usage(msg: &str) -> i32 {
-    eprintln!("error: {msg}\n\n{}", crate::USAGE);
-    2
 }
 
 /// A snapshot and the processes' CPU time, taken at one moment.

@@ -153,7 +153,7 @@ fn every_command_checks_its_input_as_the_eal_does() {
         ),
         (
             &["mp_client", "--", "-n", "0", "--top", "x"],
-            "invalid number for --top",
+            "invalid --top \"x\"",
         ),
     ] {
         let mut all = args.to_vec();
@@ -255,6 +255,117 @@ fn reclaim_frees_a_dead_secondarys_slot_on_demand() {
     );
     p.send_line("quit");
     assert_eq!(p.wait_exit(T), Some(0), "{}", p.output());
+}
+
+#[test]
+fn every_command_answers_help() {
+    let g = Group::new("cli-help");
+    for cmd in ["info", "top", "reclaim", "telemetry", "demo", "dumpcap"] {
+        let mut p = g.spawn_raw(SHOAL, &[cmd, "--help"]);
+        assert_eq!(
+            p.wait_exit(T),
+            Some(0),
+            "shoal {cmd} --help:\n{}",
+            p.output()
+        );
+        let out = p.output();
+        assert!(out.contains(&format!("Usage: shoal {cmd}")), "{out}");
+        assert!(p.stderr_lines().is_empty(), "{out}");
+    }
+    for args in [&["mp_server", "--", "--help"][..], &["mp_client", "--help"]] {
+        let mut p = g.spawn_raw(SHOAL, args);
+        assert_eq!(p.wait_exit(T), Some(0), "shoal {args:?}:\n{}", p.output());
+        assert!(p.output().contains("Usage: mp_"), "{}", p.output());
+    }
+}
+
+/// `shoal info` with dpdk-proc-info's switches, on an mp_server that received a known number
+/// of packets from a capture file.
+#[test]
+fn proc_info_switches_show_and_reset_what_dpdk_proc_info_does() {
+    const N: usize = 50;
+    let dir = shoal_testkit::TempDir::new("proc-info");
+    let input = dir.join("in.pcap");
+    let mut w =
+        shoal::ethdev::pcap::PcapWriter::new(std::fs::File::create(&input).unwrap()).unwrap();
+    for i in 0..N {
+        let mut f = vec![0u8; 60 + i];
+        f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        w.write(i as u64, &f).unwrap();
+    }
+    w.into_inner().unwrap();
+    let g = Group::new("proc-info");
+    let vdev = format!(
+        "net_pcap0,rx_pcap={},tx_pcap={}",
+        input.display(),
+        dir.join("out.pcap").display()
+    );
+    let mut s = g.spawn(
+        SHOAL,
+        &[
+            "mp_server",
+            "-l",
+            "0",
+            "--no-huge",
+            "--vdev",
+            &vdev,
+            "--",
+            "-n",
+            "1",
+            "--stats-interval",
+            "0",
+        ],
+    );
+    s.wait_for("server ready", T);
+    let info = |args: &[&str]| -> (Option<i32>, String) {
+        let mut all = vec!["info", "--file-prefix", g.prefix()];
+        all.extend_from_slice(args);
+        let mut p = g.spawn_raw(SHOAL, &all);
+        let code = p.wait_exit(T);
+        (code, p.output())
+    };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let (code, out) = info(&a);
+        assert_eq!(code, Some(0), "{out}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    // Every packet of the file is received (and dropped: no client runs).
+    shoal_testkit::eventually("the file's packets received", T, || {
+        json(&["--stats"])["stats"][0]["stats"]["ipackets"] == N as u64
+    });
+    let (code, out) = info(&["--stats"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("NIC statistics for port 0"), "{out}");
+    assert!(out.contains(&format!("RX-packets: {N} ")), "{out}");
+    let x = json(&["--xstats", "-p", "1"]);
+    assert_eq!(x["xstats"]["0"]["rx_good_packets"], N as u64, "{x}");
+    assert_eq!(x["xstats"]["0"]["rx_q0_packets"], N as u64, "{x}");
+    let (code, out) = info(&["--reset-stats"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("port 0: statistics reset"), "{out}");
+    assert_eq!(json(&["--stats"])["stats"][0]["stats"]["ipackets"], 0);
+    let r = json(&["--show-ring=MProc_Client_RX_0"]);
+    assert_eq!(r["rings"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(r["rings"][0]["size"], 4096, "{r}");
+    let m = json(&["--show-mempool"]);
+    assert!(
+        m["mempools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "mbuf_pool"),
+        "{m}"
+    );
+    let (code, out) = info(&["--show-mempool=mbuf_pool"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Name: mbuf_pool"), "{out}");
+    let (code, out) = info(&["--show-ring=nope"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no ring named \"nope\""), "{out}");
+    let (code, out) = s.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out}");
 }
 
 /// `shoal info` lists the group's ports, with the mode the kernel bound AF_XDP sockets in

@@ -19,7 +19,7 @@
 //! | client_server_mp, F-Stack's packet dispatcher | [`dispatch`] |
 //!
 //! The modules import only downward: `sys` < `sync` < `memory` < `mp` < `group` < `memzone` <
-//! `ring`, `mempool` < `mbuf` < `ethdev` < `eal` < `telemetry` (`net` stands apart; `fault`,
+//! `ring`, `mempool` < `mbuf` < `ethdev` < `pdump` < `eal` < `telemetry` (`net` stands apart; `fault`,
 //! the fault-injection sites, sits on `sys`).
 //! A lower layer reaches a higher one only through what the higher one registered with the
 //! [`group::Group`] (reclaimers, the pools' object kinds).
@@ -80,6 +80,7 @@ pub mod mempool;
 pub mod memzone;
 pub mod mp;
 pub mod net;
+pub mod pdump;
 pub mod ring;
 pub mod sync;
 pub(crate) mod sys;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use shoal::eal::{Eal, ProcType};
 use shoal::memzone::Memzone;
 use shoal::mp::{Message, Mp};
-use shoal_apps::args::Opts;
+use shoal_apps::args;
 use shoal_apps::{bump, get, Lines};
 
 /// The sync request's name (lesson 8's `MSG_HELLO_REQUEST`).
@@ -23,13 +23,31 @@ const MZ_SHARED_INFO: &str = "ipc_shared_info";
 const REQUEST_COUNT: usize = 0;
 const ASYNC_REQUEST_COUNT: usize = 1;
 
-const USAGE: &str = "\
-ipc_hello options (primary = server, secondary = client):
-  --sync-interval SECS    client: seconds between sync requests (default 3)
-  --async-interval SECS   client: seconds between async requests (default 5)
-  --count N               client: stop after N of each (default: run until SIGINT)
-  --timeout MS            client: request timeout (default 5000)
-  --stats-interval SECS   server: seconds between statistics lines (default 3)";
+/// ipc_hello's options (after `--`).
+#[derive(clap::Parser, Debug)]
+#[command(
+    args_override_self = true,
+    name = "ipc_hello",
+    override_usage = "ipc_hello [EAL options] -- [OPTIONS]",
+    about = "Lesson 8's IPC hello pair (primary = server, secondary = client)"
+)]
+struct Opts {
+    /// Client: seconds between sync requests
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = args::secs, allow_negative_numbers = true)]
+    sync_interval: Duration,
+    /// Client: seconds between async requests
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = args::secs, allow_negative_numbers = true)]
+    async_interval: Duration,
+    /// Client: stop after N of each (default: run until SIGINT)
+    #[arg(long, value_name = "N", value_parser = args::num::<u64>)]
+    count: Option<u64>,
+    /// Client: request timeout
+    #[arg(long, value_name = "MS", default_value = "5000", value_parser = args::millis)]
+    timeout: Duration,
+    /// Server: seconds between statistics lines
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = args::secs, allow_negative_numbers = true)]
+    stats_interval: Duration,
+}
 
 struct Config {
     sync_every: Duration,
@@ -40,29 +58,18 @@ struct Config {
 }
 
 fn parse(args: &[String]) -> Result<Config, String> {
-    let mut c = Config {
-        sync_every: Duration::from_secs(3),
-        async_every: Duration::from_secs(5),
-        count: None,
-        timeout: Duration::from_secs(5),
-        stats_every: Duration::from_secs(3),
-    };
-    let mut o = Opts::new(args);
-    while let Some(opt) = o.next_opt()? {
-        match opt.as_str() {
-            "--sync-interval" => c.sync_every = o.secs("--sync-interval")?,
-            "--async-interval" => c.async_every = o.secs("--async-interval")?,
-            "--count" => c.count = Some(o.num("--count")?),
-            "--timeout" => c.timeout = Duration::from_millis(o.num("--timeout")?),
-            "--stats-interval" => c.stats_every = o.secs("--stats-interval")?,
-            other => return Err(format!("unknown option {other:?}")),
-        }
-    }
-    Ok(c)
+    let o: Opts = args::parse(args)?;
+    Ok(Config {
+        sync_every: o.sync_interval,
+        async_every: o.async_interval,
+        count: o.count,
+        timeout: o.timeout,
+        stats_every: o.stats_interval,
+    })
 }
 
 fn main() {
-    let (eal, cfg) = shoal_apps::args::init(std::env::args().collect(), USAGE, parse);
+    let (eal, cfg) = args::init(std::env::args().collect(), &args::usage::<Opts>(), parse);
     let r = match eal.proc_type() {
         ProcType::Primary => server(&eal, &cfg),
         ProcType::Secondary => client(&eal, &cfg),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use shoal::eal::{Eal, ProcType};
 use shoal::ring::{Ring, RingConfig, SyncMode};
 use shoal::sync::Backoff;
-use shoal_apps::args::Opts;
+use shoal_apps::args;
 use shoal_apps::now_ns;
 
 const PING: &str = "PING";
@@ -17,17 +17,41 @@ const PONG: &str = "PONG";
 /// Sequence number of the message that tells the responder to leave.
 const FIN: u64 = u64::MAX;
 
-const USAGE: &str = "\
-ring_pingpong options (primary = sender, secondary = responder):
-  --count N          pings to send (default 1000)
-  --interval USEC    pause between bursts (default 1000; 0 = back to back: the next burst
-                     leaves as soon as the last one's pongs are back, so nothing queues)
-  --burst N          pings per burst (default 1)
-  --ring-size N      ring size, a power of two (default 1024)
-  --timeout MS       how long to wait for the last pongs (default 1000)
-  --peer-timeout MS  how long the sender waits for a responder to attach (default 30000)
-  --verbose          print every RTT
-  --poll             busy-poll instead of backing off when idle (lowest RTT; costs a CPU)";
+/// ring_pingpong's options (after `--`).
+#[derive(clap::Parser, Debug)]
+#[command(
+    args_override_self = true,
+    name = "ring_pingpong",
+    override_usage = "ring_pingpong [EAL options] -- [OPTIONS]",
+    about = "Round-trip times through two rings (primary = sender, secondary = responder)"
+)]
+struct Opts {
+    /// Pings to send
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = args::num::<u64>)]
+    count: u64,
+    /// Pause between bursts, microseconds (0 = back to back: the next burst leaves as soon as
+    /// the last one's pongs are back, so nothing queues)
+    #[arg(long, value_name = "USEC", default_value = "1000", value_parser = args::micros)]
+    interval: Duration,
+    /// Pings per burst
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = args::num::<usize>)]
+    burst: usize,
+    /// Ring size, a power of two
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = args::num::<u32>)]
+    ring_size: u32,
+    /// How long to wait for the last pongs
+    #[arg(long, value_name = "MS", default_value = "1000", value_parser = args::millis)]
+    timeout: Duration,
+    /// How long the sender waits for a responder to attach
+    #[arg(long, value_name = "MS", default_value = "30000", value_parser = args::millis)]
+    peer_timeout: Duration,
+    /// Print every RTT
+    #[arg(long)]
+    verbose: bool,
+    /// Busy-poll instead of backing off when idle (lowest RTT; costs a CPU)
+    #[arg(long)]
+    poll: bool,
+}
 
 /// A ping or a pong.
 #[repr(C)]
@@ -49,48 +73,30 @@ struct Config {
 }
 
 fn parse(args: &[String]) -> Result<Config, String> {
-    let mut c = Config {
-        count: 1000,
-        interval: Duration::from_micros(1000),
-        burst: 1,
-        ring_size: 1024,
-        timeout: Duration::from_millis(1000),
-        peer_timeout: Duration::from_secs(30),
-        verbose: false,
-        poll: false,
-    };
-    let mut o = Opts::new(args);
-    while let Some(opt) = o.next_opt()? {
-        match opt.as_str() {
-            "--count" => c.count = o.num("--count")?,
-            "--interval" => c.interval = Duration::from_micros(o.num("--interval")?),
-            "--burst" => {
-                c.burst = o.num("--burst")?;
-                if c.burst == 0 || c.burst > 512 {
-                    return Err("--burst must be 1 to 512".into());
-                }
-            }
-            "--ring-size" => {
-                c.ring_size = o.num("--ring-size")?;
-                if !c.ring_size.is_power_of_two() || c.ring_size < 2 {
-                    return Err("--ring-size must be a power of two, 2 or more".into());
-                }
-            }
-            "--timeout" => c.timeout = Duration::from_millis(o.num("--timeout")?),
-            "--peer-timeout" => c.peer_timeout = Duration::from_millis(o.num("--peer-timeout")?),
-            "--verbose" => c.verbose = true,
-            "--poll" => c.poll = true,
-            other => return Err(format!("unknown option {other:?}")),
-        }
+    let o: Opts = args::parse(args)?;
+    if o.burst == 0 || o.burst > 512 {
+        return Err("--burst must be 1 to 512".into());
     }
-    if c.count == 0 || c.count == FIN {
+    if !o.ring_size.is_power_of_two() || o.ring_size < 2 {
+        return Err("--ring-size must be a power of two, 2 or more".into());
+    }
+    if o.count == 0 || o.count == FIN {
         return Err("--count must be at least 1".into());
     }
-    Ok(c)
+    Ok(Config {
+        count: o.count,
+        interval: o.interval,
+        burst: o.burst,
+        ring_size: o.ring_size,
+        timeout: o.timeout,
+        peer_timeout: o.peer_timeout,
+        verbose: o.verbose,
+        poll: o.poll,
+    })
 }
 
 fn main() {
-    let (eal, cfg) = shoal_apps::args::init(std::env::args().collect(), USAGE, parse);
+    let (eal, cfg) = args::init(std::env::args().collect(), &args::usage::<Opts>(), parse);
     let r = match eal.proc_type() {
         ProcType::Primary => sender(&eal, &cfg),
         ProcType::Secondary => responder(&eal, &cfg),

@@ -26,17 +26,22 @@ const POOL_SIZE: u32 = 1024;
 const POOL_CACHE: u32 = 32;
 
 const USAGE: &str = "\
-simple_mp has no application options. Commands on stdin:
+Commands on stdin:
   send <text>   send a message to the other process
   quit          leave
   help          this text";
 
+/// simple_mp takes no application options; `--help` tells the commands.
+#[derive(clap::Parser, Debug)]
+#[command(args_override_self = true, name = "simple_mp", about = "DPDK's simple_mp: messages between processes over two rings", after_help = USAGE)]
+struct Opts {}
+
 fn main() {
-    let (eal, ()) =
-        shoal_apps::args::init(std::env::args().collect(), USAGE, |app| match app.get(1) {
-            Some(a) => Err(format!("unexpected argument {a:?}")),
-            None => Ok(()),
-        });
+    let (eal, _) = shoal_apps::args::init(
+        std::env::args().collect(),
+        &shoal_apps::args::usage::<Opts>(),
+        shoal_apps::args::parse::<Opts>,
+    );
     if let Err(e) = run(&eal) {
         eprintln!("simple_mp: {e}");
         std::process::exit(1);

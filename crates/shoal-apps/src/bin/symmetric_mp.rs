@@ -23,14 +23,45 @@ const MBUF_CACHE_SIZE: u32 = 256;
 /// The pool's name (DPDK's _SMP_MBUF_POOL).
 const SMP_MBUF_POOL: &str = "SMP_MBUF_POOL";
 
-const APP_USAGE: &str =
-    "symmetric_mp [EAL options] -- -p <port mask> --num-procs <n> --proc-id <id>
-  -p PORTMASK          hexadecimal bitmask of the ports to use (an even number of them)
-  --num-procs N        number of processes (the primary makes one queue per process)
-  --proc-id ID         this process's id, 0 <= ID < N: it serves queue ID of every port
-  --busy-poll          never back off when idle (benchmarks)
-  --nb-mbufs N         mbufs of the pool the primary makes (default 16383; DPDK's sample: 65536)
-  --flow-log FILE      at exit, write the 5-tuples this process forwarded, one per line (tests)";
+/// symmetric_mp's options (after `--`), DPDK's.
+#[derive(clap::Parser, Debug)]
+#[command(
+    args_override_self = true,
+    name = "symmetric_mp",
+    about = "Peer processes, each serving its own queue of every port",
+    override_usage = "symmetric_mp [EAL options] -- -p <port mask> --num-procs <n> --proc-id <id>"
+)]
+struct Opts {
+    /// Hexadecimal bitmask of the ports to use (an even number of them)
+    #[arg(short = 'p', value_name = "PORTMASK", value_parser = shoal_apps::args::portmask)]
+    port_mask: Option<u64>,
+    /// Number of processes (the primary makes one queue per process)
+    #[arg(long, value_name = "N")]
+    num_procs: Option<u16>,
+    /// This process's id, 0 <= ID < N: it serves queue ID of every port
+    #[arg(long, value_name = "ID")]
+    proc_id: Option<u16>,
+    /// Never back off when idle (benchmarks)
+    #[arg(long)]
+    busy_poll: bool,
+    /// Mbufs of the pool the primary makes (DPDK's sample: 65536)
+    #[arg(long, value_name = "N", default_value_t = NB_MBUFS, value_parser = nb_mbufs)]
+    nb_mbufs: u32,
+    /// At exit, write the 5-tuples this process forwarded, one per line (tests)
+    #[arg(long, value_name = "FILE")]
+    flow_log: Option<String>,
+}
+
+fn nb_mbufs(v: &str) -> Result<u32, String> {
+    v.parse()
+        .ok()
+        .filter(|&n: &u32| n > 0)
+        .ok_or_else(|| "a number of mbufs, 1 or more".to_string())
+}
+
+fn app_usage() -> String {
+    shoal_apps::args::usage::<Opts>()
+}
 
 /// Leaves the group (a primary removes its segment and runtime files) and exits with status 1.
 fn bye(eal: &shoal::eal::Eal) -> ! {
@@ -47,7 +78,7 @@ fn leave_usage(eal: &shoal::eal::Eal, prog: &str, errmsg: &str) -> ! {
 /// DPDK's errors for the application's options (`smp_usage`), as an error line and the usage
 /// on stderr, with exit status 2 as every sample here.
 fn smp_usage(prog: &str, errmsg: &str) -> ! {
-    shoal_apps::args::usage_exit(prog, APP_USAGE, &format!("Error: {errmsg}"))
+    shoal_apps::args::usage_exit(prog, &app_usage(), &format!("Error: {errmsg}"))
 }
 
 struct Args {
@@ -60,59 +91,25 @@ struct Args {
 }
 
 fn parse_args(app: &[String]) -> Result<Args, String> {
-    let bad = || "Error: Cannot parse all command-line arguments".to_string();
-    let mut port_mask = 0;
-    let mut num_procs = None;
-    let mut proc_id = None;
-    let mut busy_poll = false;
-    let mut nb_mbufs = NB_MBUFS;
-    let mut flow_log = None;
-    let mut it = app.iter().skip(1);
-    while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let (name, inline) = match name {
-            n if n.starts_with("-p") && n.len() > 2 => ("-p", Some(n[2..].to_string())),
-            n => (n, inline),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(bad)
-        };
-        match name {
-            "-p" => {
-                let v = value()?;
-                let h = v.trim_start_matches("0x").trim_start_matches("0X");
-                port_mask = u64::from_str_radix(h, 16).unwrap_or(0);
-            }
-            "--num-procs" => num_procs = value()?.parse().ok(),
-            "--proc-id" => proc_id = value()?.parse().ok(),
-            "--busy-poll" => busy_poll = true,
-            "--nb-mbufs" => {
-                let v = value()?;
-                nb_mbufs = v.parse().ok().filter(|&n: &u32| n > 0).ok_or_else(|| {
-                    format!("Error: Invalid --nb-mbufs {v:?} (a number of mbufs, 1 or more)")
-                })?;
-            }
-            "--flow-log" => flow_log = Some(value()?),
-            _ => return Err(bad()),
-        }
-    }
-    let proc_id = proc_id.ok_or("Error: Invalid or missing proc-id parameter")?;
+    // DPDK's words for any option it cannot parse, then clap's detail.
+    let o: Opts = shoal_apps::args::parse(app).map_err(|e| match e.strip_prefix("invalid ") {
+        Some(what) => format!("Error: Invalid {what}"),
+        None => format!("Error: Cannot parse all command-line arguments ({e})"),
+    })?;
+    let proc_id = o
+        .proc_id
+        .ok_or("Error: Invalid or missing proc-id parameter")?;
+    let port_mask = o.port_mask.unwrap_or(0);
     if port_mask == 0 {
         return Err("Error: Invalid or missing port mask".into());
     }
     Ok(Args {
         port_mask,
-        num_procs,
+        num_procs: o.num_procs,
         proc_id,
-        busy_poll,
-        nb_mbufs,
-        flow_log,
+        busy_poll: o.busy_poll,
+        nb_mbufs: o.nb_mbufs,
+        flow_log: o.flow_log,
     })
 }
 
@@ -129,7 +126,7 @@ fn main() {
         .first()
         .cloned()
         .unwrap_or_else(|| "symmetric_mp".into());
-    let (eal, args) = shoal_apps::args::init(argv, APP_USAGE, parse_args);
+    let (eal, args) = shoal_apps::args::init(argv, &app_usage(), parse_args);
     let primary = eal.proc_type() == ProcType::Primary;
     let proc_id = args.proc_id;
     // Only the primary sizes the ports, so only it needs --num-procs; whether this process

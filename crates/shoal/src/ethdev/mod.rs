@@ -32,6 +32,7 @@
 //! Ports are configured and started by the primary before secondaries attach; a port stopped
 //! by the primary returns 0 from every burst in every process.
 
+pub mod capture;
 mod drivers;
 pub mod pcap;
 pub mod spec;
@@ -216,6 +217,8 @@ impl Drop for PortInner {
 }
 
 struct PortInner {
+    /// The capture ring, once the port was armed (released before `eal`).
+    tap: capture::TapSlot,
     id: PortId,
     name: String,
     kind: DriverKind,
@@ -282,6 +285,18 @@ impl Port {
             let bytes: u64 = batch.iter().skip(before).map(|m| m.pkt_len() as u64).sum();
             bump(&rxq.packets, n as u64);
             bump(&rxq.bytes, bytes);
+            // C1 (see `capture`): relaxed; a tap armed a moment ago is seen by a later burst.
+            if shared.ctl.capture.load(Ordering::Relaxed) & capture::RX != 0 {
+                let c = capture::clones(
+                    &self.inner.tap,
+                    &self.inner.group,
+                    batch,
+                    before,
+                    self.inner.id.0,
+                    capture::RX,
+                );
+                capture::push(&self.inner.tap, &self.inner.group, c, n);
+            }
         }
         n
     }
@@ -300,7 +315,34 @@ impl Port {
             q: &shared.txq[qi],
             members: &**self.inner.table.mapping(),
         };
-        self.inner.driver.tx_burst(qi, &cx, batch)
+        // C1 (see `capture`): relaxed, as for receive.
+        if shared.ctl.capture.load(Ordering::Relaxed) & capture::TX == 0 {
+            return self.inner.driver.tx_burst(qi, &cx, batch);
+        }
+        // Clones of everything offered; those of the packets the port did not take are freed.
+        let c = capture::clones(
+            &self.inner.tap,
+            &self.inner.group,
+            batch,
+            0,
+            self.inner.id.0,
+            capture::TX,
+        );
+        let n = self.inner.driver.tx_burst(qi, &cx, batch);
+        capture::push(&self.inner.tap, &self.inner.group, c, n);
+        n
+    }
+
+    /// Arms (or with 0, disarms) the capture taps of this port: [`capture::RX`],
+    /// [`capture::TX`]. Used by [`crate::pdump`] in the primary.
+    pub(crate) fn set_capture(&self, bits: u32) {
+        // C1 (see `capture`): Release, though the tap's lookup of the ring synchronises by itself.
+        self.shared().ctl.capture.store(bits, Ordering::Release);
+    }
+
+    /// The capture taps armed on this port.
+    pub fn capture_bits(&self) -> u32 {
+        self.shared().ctl.capture.load(Ordering::Relaxed)
     }
 
     /// The port's counters, summed over its queues. Kernel-backed ports fold in the drops
@@ -308,50 +350,13 @@ impl Port {
     pub fn stats(&self) -> PortStats {
         let shared = self.shared();
         self.inner.driver.refresh(shared);
-        let mut s = PortStats::default();
-        for q in &shared.rxq[..self.inner.nb_rxq as usize] {
-            let qs = QueueStats {
-                packets: q.packets.load(Ordering::Relaxed),
-                bytes: q.bytes.load(Ordering::Relaxed),
-                missed: q.missed.load(Ordering::Relaxed),
-                errors: q.errors.load(Ordering::Relaxed),
-            };
-            s.ipackets += qs.packets;
-            s.ibytes += qs.bytes;
-            s.imissed += qs.missed;
-            s.ierrors += qs.errors;
-            s.rx_nombuf += q.nombuf.load(Ordering::Relaxed);
-            s.rx_queues.push(qs);
-        }
-        for q in &shared.txq[..self.inner.nb_txq as usize] {
-            let qs = QueueStats {
-                packets: q.packets.load(Ordering::Relaxed),
-                bytes: q.bytes.load(Ordering::Relaxed),
-                missed: 0,
-                errors: q.errors.load(Ordering::Relaxed),
-            };
-            s.opackets += qs.packets;
-            s.obytes += qs.bytes;
-            s.oerrors += qs.errors;
-            s.tx_queues.push(qs);
-        }
-        s
+        stats_of(shared, self.inner.nb_rxq, self.inner.nb_txq)
     }
 
     /// Zeroes the port's counters (DPDK's `rte_eth_stats_reset`). Call it while no queue is
     /// being polled.
     pub fn reset_stats(&self) {
-        let shared = self.shared();
-        for q in shared.rxq.iter() {
-            for c in [&q.packets, &q.bytes, &q.missed, &q.errors, &q.nombuf] {
-                c.store(0, Ordering::Relaxed);
-            }
-        }
-        for q in shared.txq.iter() {
-            for c in [&q.packets, &q.bytes, &q.errors] {
-                c.store(0, Ordering::Relaxed);
-            }
-        }
+        reset_of(self.shared());
     }
 
     /// The port's MAC address.
@@ -438,6 +443,155 @@ impl Port {
         tracing::debug!(target: "shoal::ethdev", "port {} ({}) stopped", self.inner.id, self.inner.name);
         Ok(())
     }
+}
+
+/// A port's counters, summed over its first `nb_rxq`/`nb_txq` queues.
+fn stats_of(shared: &PortShared, nb_rxq: u16, nb_txq: u16) -> PortStats {
+    let mut s = PortStats::default();
+    for q in &shared.rxq[..(nb_rxq as usize).min(MAX_QUEUES)] {
+        let qs = QueueStats {
+            packets: q.packets.load(Ordering::Relaxed),
+            bytes: q.bytes.load(Ordering::Relaxed),
+            missed: q.missed.load(Ordering::Relaxed),
+            errors: q.errors.load(Ordering::Relaxed),
+        };
+        s.ipackets += qs.packets;
+        s.ibytes += qs.bytes;
+        s.imissed += qs.missed;
+        s.ierrors += qs.errors;
+        s.rx_nombuf += q.nombuf.load(Ordering::Relaxed);
+        s.rx_queues.push(qs);
+    }
+    for q in &shared.txq[..(nb_txq as usize).min(MAX_QUEUES)] {
+        let qs = QueueStats {
+            packets: q.packets.load(Ordering::Relaxed),
+            bytes: q.bytes.load(Ordering::Relaxed),
+            missed: 0,
+            errors: q.errors.load(Ordering::Relaxed),
+        };
+        s.opackets += qs.packets;
+        s.obytes += qs.bytes;
+        s.oerrors += qs.errors;
+        s.tx_queues.push(qs);
+    }
+    s
+}
+
+fn reset_of(shared: &PortShared) {
+    for q in shared.rxq.iter() {
+        for c in [&q.packets, &q.bytes, &q.missed, &q.errors, &q.nombuf] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+    for q in shared.txq.iter() {
+        for c in [&q.packets, &q.bytes, &q.errors] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+impl PortStats {
+    /// DPDK's generic extended statistics (`eth_dev_stats_strings` and the per-queue ones),
+    /// for the first `max_queues` queues: what `/ethdev/xstats` and `dpdk-proc-info --xstats`
+    /// show.
+    pub fn xstats(&self, max_queues: usize) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = [
+            ("rx_good_packets", self.ipackets),
+            ("tx_good_packets", self.opackets),
+            ("rx_good_bytes", self.ibytes),
+            ("tx_good_bytes", self.obytes),
+            ("rx_missed_errors", self.imissed),
+            ("rx_errors", self.ierrors),
+            ("tx_errors", self.oerrors),
+            ("rx_mbuf_allocation_errors", self.rx_nombuf),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (i, q) in self.rx_queues.iter().take(max_queues).enumerate() {
+            v.push((format!("rx_q{i}_packets"), q.packets));
+            v.push((format!("rx_q{i}_bytes"), q.bytes));
+            v.push((format!("rx_q{i}_errors"), q.errors));
+        }
+        for (i, q) in self.tx_queues.iter().take(max_queues).enumerate() {
+            v.push((format!("tx_q{i}_packets"), q.packets));
+            v.push((format!("tx_q{i}_bytes"), q.bytes));
+        }
+        v
+    }
+}
+
+/// A port as the port table describes it: what a tool that inspects a group without joining
+/// it (`shoal info --stats`) can see. No driver is attached, so kernel-side drops not yet
+/// folded in by a member are not counted.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PortView {
+    /// The port's number.
+    pub id: PortId,
+    /// Its `--vdev` device name.
+    pub name: String,
+    /// The `--vdev` spec it was made from.
+    pub spec: String,
+    /// "started", "stopped" or "configured".
+    pub state: &'static str,
+    /// Its counters.
+    pub stats: PortStats,
+}
+
+/// The group's ports, read from the port table (no driver attached, no IPC): for tools.
+///
+/// # Errors
+/// [`Error::Shared`] when the table cannot be read.
+pub fn inspect_ports(group: &impl AsRef<Group>) -> Result<Vec<PortView>, Error> {
+    let Some(region) = table_region(group.as_ref(), false)? else {
+        return Ok(Vec::new());
+    };
+    let table: &PortTable = region.get(0).expect("checked");
+    let configs = table.config.lock(&**region.mapping()).ports.to_vec();
+    let mut out = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let shared = &table.ports[i];
+        let st = match shared.ctl.state() {
+            state::STARTED => "started",
+            state::STOPPED => "stopped",
+            state::CONFIGURED => "configured",
+            _ => continue,
+        };
+        if c.used == 0 {
+            continue;
+        }
+        out.push(PortView {
+            id: PortId(i as u16),
+            name: cstr(&c.name).to_owned(),
+            spec: cstr(&c.spec).to_owned(),
+            state: st,
+            stats: stats_of(shared, c.nb_rxq, c.nb_txq),
+        });
+    }
+    Ok(out)
+}
+
+/// Zeroes the counters of port `id` through the port table (DPDK's `rte_eth_stats_reset`, as
+/// `dpdk-proc-info --reset-stats` does from outside). Returns false when there is no such port.
+///
+/// # Errors
+/// [`Error::Shared`] when the table cannot be read.
+pub fn reset_port_stats(group: &impl AsRef<Group>, id: PortId) -> Result<bool, Error> {
+    let Some(region) = table_region(group.as_ref(), false)? else {
+        return Ok(false);
+    };
+    let table: &PortTable = region.get(0).expect("checked");
+    let used = table.config.lock(&**region.mapping()).ports[..]
+        .get(id.0 as usize)
+        .is_some_and(|c| c.used != 0);
+    let Some(shared) = table.ports.get(id.0 as usize).filter(|_| used) else {
+        return Ok(false);
+    };
+    if shared.ctl.state() == state::FREE {
+        return Ok(false);
+    }
+    reset_of(shared);
+    Ok(true)
 }
 
 /// This membership's ports (the ethdev layer's state in its [`Group`]), so that [`ports`]
@@ -808,6 +962,7 @@ fn probe(group: &Group, conf: &PortConf) -> Result<Vec<Port>, Error> {
         shared.ctl.set_state(state::CONFIGURED);
         let port = Port {
             inner: Arc::new(PortInner {
+                tap: Default::default(),
                 id,
                 name: p.spec.name.clone(),
                 kind: p.spec.args.kind(),
@@ -913,6 +1068,7 @@ fn attach(group: &Group) -> Result<Vec<Port>, Error> {
         let mac = EthernetAddress(c.mac);
         out.push(Port {
             inner: Arc::new(PortInner {
+                tap: Default::default(),
                 id,
                 name,
                 kind: planned.spec.args.kind(),
@@ -986,6 +1142,7 @@ pub fn from_rings(
     let mac = EthernetAddress(drivers::local_mac(i as u16, 0x72));
     let port = Port {
         inner: Arc::new(PortInner {
+            tap: Default::default(),
             id: PortId(i as u16),
             name: name.to_owned(),
             kind: DriverKind::Ring,

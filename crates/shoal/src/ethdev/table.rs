@@ -87,7 +87,8 @@ pub(crate) struct PortCtl {
     pub link_up: AtomicU32,
     /// Bumped by every start, so that stale per-process state can be told apart.
     pub generation: AtomicU32,
-    pub _pad: AtomicU32,
+    /// Capture taps armed on this port ([`super::capture`]): bit 0 receive, bit 1 transmit.
+    pub capture: AtomicU32,
 }
 
 impl PortCtl {
@@ -183,7 +184,9 @@ const _: () = assert!(size_of::<RxqShared>() <= 128 && size_of::<TxqShared>() <=
 
 /// Layout hash of the port table, kept in the table itself.
 pub(crate) const SHARED_LAYOUT: u64 = layout_hash(&[
-    2,
+    3, // 3: PortCtl's fourth word holds the capture bits
+    size_of::<super::capture::Block>() as u64,
+    super::capture::WORDS as u64,
     size_of::<PortTable>() as u64,
     align_of::<PortTable>() as u64,
     size_of::<PortConfig>() as u64,

@@ -309,29 +309,12 @@ fn port_stats(port: &Port) -> Value {
 
 /// DPDK's generic extended statistics (`eth_dev_stats_strings` and the per-queue ones).
 fn port_xstats(port: &Port) -> Value {
-    let s = port.stats();
-    let mut m = Map::new();
-    for (k, v) in [
-        ("rx_good_packets", s.ipackets),
-        ("tx_good_packets", s.opackets),
-        ("rx_good_bytes", s.ibytes),
-        ("tx_good_bytes", s.obytes),
-        ("rx_missed_errors", s.imissed),
-        ("rx_errors", s.ierrors),
-        ("tx_errors", s.oerrors),
-        ("rx_mbuf_allocation_errors", s.rx_nombuf),
-    ] {
-        m.insert(k.into(), json!(v));
-    }
-    for (i, q) in s.rx_queues.iter().take(QUEUE_STAT_CNTRS).enumerate() {
-        m.insert(format!("rx_q{i}_packets"), json!(q.packets));
-        m.insert(format!("rx_q{i}_bytes"), json!(q.bytes));
-        m.insert(format!("rx_q{i}_errors"), json!(q.errors));
-    }
-    for (i, q) in s.tx_queues.iter().take(QUEUE_STAT_CNTRS).enumerate() {
-        m.insert(format!("tx_q{i}_packets"), json!(q.packets));
-        m.insert(format!("tx_q{i}_bytes"), json!(q.bytes));
-    }
+    let m: Map<String, Value> = port
+        .stats()
+        .xstats(QUEUE_STAT_CNTRS)
+        .into_iter()
+        .map(|(k, v)| (k, json!(v)))
+        .collect();
     Value::Object(m)
 }
 
