@@ -111,6 +111,8 @@ struct Program {
     map: OwnedFd,
     prog: OwnedFd,
     link: Mutex<Option<OwnedFd>>,
+    /// Holds the interface in promiscuous mode (as DPDK's samples ask) while it is open.
+    _promisc: Option<OwnedFd>,
 }
 
 pub(crate) struct AfXdp {
@@ -154,6 +156,7 @@ impl AfXdp {
         a: &DriverArgs,
         nb_rxq: u16,
         nb_txq: u16,
+        promisc: bool,
         shared: &PortShared,
     ) -> Result<AfXdp, String> {
         let (iface, start_queue, _) = args(a)?;
@@ -188,6 +191,14 @@ impl AfXdp {
             map,
             prog,
             link: Mutex::new(None),
+            _promisc: if promisc {
+                Some(
+                    xdp::promisc_socket(ifindex)
+                        .map_err(|e| format!("promiscuous mode on {iface:?}: {e}"))?,
+                )
+            } else {
+                None
+            },
         };
         program.attach(iface)?;
         let mut fds = Vec::new();

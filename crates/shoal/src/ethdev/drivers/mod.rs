@@ -125,8 +125,9 @@ pub(crate) fn probe(
             }
         }
         DriverArgs::AfXdp { .. } => {
-            let d = af_xdp::AfXdp::probe(eal, id.0, &p.spec.args, p.nb_rxq, p.nb_txq, shared)
-                .map_err(|e| driver_err(p, e))?;
+            let d =
+                af_xdp::AfXdp::probe(eal, id.0, &p.spec.args, p.nb_rxq, p.nb_txq, promisc, shared)
+                    .map_err(|e| driver_err(p, e))?;
             publish_fds(eal, id, &d.fds_arc());
             Made {
                 mac: EthernetAddress(d.mac()),
