@@ -90,7 +90,7 @@ impl DriverKind {
                 "qdisc_bypass",
             ],
             DriverKind::Tap => &["iface", "queues"],
-            DriverKind::AfXdp => &["iface", "start_queue", "queue_count"],
+            DriverKind::AfXdp => &["iface", "start_queue", "queue_count", "force_copy"],
         }
     }
 }
@@ -183,7 +183,7 @@ pub enum DriverArgs {
         /// Queue pairs when the application does not configure them.
         queues: Option<u16>,
     },
-    /// `net_af_xdp,iface=IF[,start_queue=Q][,queue_count=N]`.
+    /// `net_af_xdp,iface=IF[,start_queue=Q][,queue_count=N][,force_copy=0|1]`.
     AfXdp {
         /// The kernel interface.
         iface: String,
@@ -191,6 +191,8 @@ pub enum DriverArgs {
         start_queue: u16,
         /// Queues (default 1): the port's queue q is the interface's queue start_queue + q.
         queue_count: u16,
+        /// Bind in copy mode even where the driver has zero-copy (DPDK's `force_copy`).
+        force_copy: bool,
     },
 }
 
@@ -524,10 +526,15 @@ pub fn parse(spec: &str) -> Result<VdevSpec, Error> {
                 .map(|v| queues(spec, "queue_count", v))
                 .transpose()?
                 .unwrap_or(1);
+            let force_copy = match get("force_copy") {
+                Some(v) => flag(spec, "force_copy", v)?,
+                None => false,
+            };
             DriverArgs::AfXdp {
                 iface,
                 start_queue,
                 queue_count,
+                force_copy,
             }
         }
         DriverKind::Tap => DriverArgs::Tap {
@@ -687,13 +694,14 @@ mod tests {
         assert!(err("net_af_xdp0,iface=e,start_queue=300").contains("0 to 255"));
         assert!(err("net_af_xdp0,iface=e,busy_budget=1").contains("unknown argument"));
         assert_eq!(
-            parse("net_af_xdp0,iface=veth0,start_queue=2,queue_count=4")
+            parse("net_af_xdp0,iface=veth0,start_queue=2,queue_count=4,force_copy=1")
                 .unwrap()
                 .args,
             DriverArgs::AfXdp {
                 iface: "veth0".into(),
                 start_queue: 2,
-                queue_count: 4
+                queue_count: 4,
+                force_copy: true
             }
         );
         assert!(err("net_pcap0").contains("needs rx_pcap"));

@@ -124,13 +124,14 @@ pub(crate) struct AfXdp {
     program: Option<Program>,
 }
 
-fn args(a: &DriverArgs) -> Result<(&str, u16, u16), String> {
+fn args(a: &DriverArgs) -> Result<(&str, u16, bool), String> {
     match a {
         DriverArgs::AfXdp {
             iface,
             start_queue,
-            queue_count,
-        } => Ok((iface, *start_queue, *queue_count)),
+            force_copy,
+            ..
+        } => Ok((iface, *start_queue, *force_copy)),
         _ => Err("not an af_xdp spec".into()),
     }
 }
@@ -159,7 +160,7 @@ impl AfXdp {
         promisc: bool,
         shared: &PortShared,
     ) -> Result<AfXdp, String> {
-        let (iface, start_queue, _) = args(a)?;
+        let (iface, start_queue, force_copy) = args(a)?;
         let queues = nb_rxq.max(nb_txq);
         let ifindex =
             pk::if_index(iface).map_err(|e| format!("interface {iface:?} not found ({e})"))?;
@@ -238,6 +239,7 @@ impl AfXdp {
             step("tx ring", xdp::set_ring_size(f, RingKind::Tx, TX_FRAMES))?;
             // Zero-copy where the driver has it; veth and most virtual devices say EOPNOTSUPP.
             let bound = match zero_copy {
+                _ if force_copy => xdp::bind(f, ifindex, qid, false),
                 Some(false) => xdp::bind(f, ifindex, qid, false),
                 _ => xdp::bind(f, ifindex, qid, true).or_else(|e| {
                     if matches!(
