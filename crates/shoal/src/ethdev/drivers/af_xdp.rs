@@ -5,6 +5,12 @@
 //! the driver has it and in copy mode otherwise (veth); the mode is logged and kept in the
 //! port table for `shoal info`.
 //!
+//! Transmit queues beyond the device's queues (an application asking for one per client, as
+//! mp_server does, on a one-queue veth) send through a plain AF_PACKET socket instead; they
+//! never receive, and only receive queues' sockets are in the XSKMAP. While the primary lives
+//! it also holds the interface in promiscuous mode through an AF_PACKET membership, which the
+//! kernel drops when that socket closes.
+//!
 //! # Memory
 //! Each queue has its own UMEM: a page-aligned part of the memzone `xdp_umem_<port>` in the
 //! group's shared memory, registered by the primary. Its first [`RX_FRAMES`] frames of
