@@ -38,6 +38,12 @@ fn every_ping_gets_a_pong_and_percentiles_are_printed() {
     }
     // Per-ping lines when asked.
     sender.wait_for("pong 499 rtt", T);
+    // The floor under the RTT, measured in the same run on the two processes' CPUs.
+    let c2c = sender.wait_for("cache-line round trip", T);
+    assert!(
+        c2c.contains("(CPU 0 <-> CPU 1)") && c2c.contains("rtt p50 ="),
+        "{c2c}"
+    );
     assert_eq!(sender.wait_exit(T), Some(0), "{}", sender.output());
     assert_eq!(responder.wait_exit(T), Some(0), "{}", responder.output());
     assert!(
@@ -45,6 +51,35 @@ fn every_ping_gets_a_pong_and_percentiles_are_printed() {
         "{}",
         responder.output()
     );
+}
+
+#[test]
+fn back_to_back_pings_never_queue_behind_each_other() {
+    let g = Group::new("pp-b2b");
+    let mut sender = g.spawn(
+        BIN,
+        &[
+            "-l",
+            "0",
+            "--",
+            "--count",
+            "2000",
+            "--interval",
+            "0",
+            "--burst",
+            "2",
+        ],
+    );
+    sender.wait_for("waiting for a responder", T);
+    let mut responder = g.spawn(BIN, &["-l", "1", "--proc-type=secondary"]);
+    // With one burst in flight at a time the 1024-slot rings can never fill.
+    let line = sender.wait_for("sent ", T);
+    assert!(
+        line.contains("sent 2000, received 2000, lost 0 (0.00%), ring full 0"),
+        "{line}"
+    );
+    assert_eq!(sender.wait_exit(T), Some(0), "{}", sender.output());
+    assert_eq!(responder.wait_exit(T), Some(0), "{}", responder.output());
 }
 
 #[test]

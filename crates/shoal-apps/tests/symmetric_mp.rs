@@ -50,6 +50,19 @@ fn argument_errors_are_dpdks() {
             "Error: Cannot parse all command-line arguments",
         ),
         (
+            vec![
+                "-p",
+                "0x3",
+                "--num-procs",
+                "2",
+                "--proc-id",
+                "0",
+                "--nb-mbufs",
+                "0",
+            ],
+            "Error: Invalid --nb-mbufs \"0\"",
+        ),
+        (
             vec!["-p", "0x1", "--num-procs", "1", "--proc-id", "0"],
             "Application must use an even number of ports",
         ),
@@ -95,6 +108,49 @@ fn one_process_forwards_and_prints_its_counters_on_sigint() {
     let rx0 = counter(&out, 0, "RX");
     assert!(rx0 > 0, "{out}");
     assert_eq!(counter(&out, 1, "TX"), rx0, "{out}");
+}
+
+#[test]
+fn nb_mbufs_sizes_the_pool_and_every_mbuf_comes_back() {
+    let dir = TempDir::new("smp-nb");
+    let cap = dir.join("out.pcap");
+    let tx = format!("net_pcap1,tx_pcap={}", cap.display());
+    let g = Group::new("smp-nb");
+    let mut p = g.spawn(
+        BIN,
+        &[
+            "--no-huge",
+            "-m",
+            "64",
+            "-l",
+            "0",
+            "--vdev",
+            "net_null0",
+            "--vdev",
+            &tx,
+            "--",
+            "-p",
+            "0x3",
+            "--num-procs",
+            "1",
+            "--proc-id",
+            "0",
+            "--nb-mbufs",
+            "4095",
+        ],
+    );
+    p.wait_for(
+        "APP: SMP_MBUF_POOL: 4095 mbufs, cache 256, data room 2176; burst 32",
+        T,
+    );
+    p.wait_for("Finished Process Init", T);
+    eventually("frames in the capture", T, || records(&cap) >= 1);
+    let (code, out) = p.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out}");
+    let rx0 = counter(&out, 0, "RX");
+    assert!(rx0 > 0, "{out}");
+    assert_eq!(counter(&out, 1, "TX"), rx0, "{out}");
+    assert!(out.contains("pool in use 0"), "{out}");
 }
 
 /// Whole records in a capture that is being written (a record cut short at the end is not

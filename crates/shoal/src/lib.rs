@@ -7,6 +7,7 @@
 //! | DPDK                         | shoal                     |
 //! |------------------------------|---------------------------|
 //! | `rte_eal_init`, EAL options  | [`eal::Eal`]              |
+//! | the EAL's per-process state  | [`group::Group`]          |
 //! | `rte_memzone_*`              | [`memzone::Memzone`]      |
 //! | `rte_ring_*`                 | [`ring::Ring`]            |
 //! | `rte_mempool_*`              | [`mempool::Mempool`]      |
@@ -16,12 +17,19 @@
 //! | `rte_ether_hdr`, hashes      | [`net`]                   |
 //! | telemetry                    | [`telemetry`]             |
 //!
+//! The modules import only downward: `sys` < `sync` < `memory` < `mp` < `group` < `memzone` <
+//! `ring`, `mempool` < `mbuf` < `ethdev` < `eal` < `telemetry` (`net` stands apart; `fault`,
+//! the fault-injection sites, sits on `sys`).
+//! A lower layer reaches a higher one only through what the higher one registered with the
+//! [`group::Group`] (reclaimers, the pools' object kinds).
+//!
 //! Nothing in shared memory holds a raw pointer: shared structures refer to each other by
 //! offset, so every process may map a group's memory wherever the kernel puts it (ASLR stays on).
 
 pub mod eal;
 pub mod ethdev;
 pub mod fault;
+pub mod group;
 pub mod mbuf;
 pub mod memory;
 pub mod mempool;

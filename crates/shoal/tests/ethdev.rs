@@ -12,25 +12,44 @@ use shoal_testkit::{ports_eal, skip_or_fail, unique_prefix, TempDir};
 const T: Duration = Duration::from_secs(20);
 
 #[test]
-fn null_port_receives_zeroed_packets_and_counts_what_it_drops() {
-    let eal = ports_eal("null", &["net_null0", "net_null1,size=128"]);
+fn null_port_sets_lengths_only_unless_copy_and_counts_what_it_drops() {
+    let eal = ports_eal(
+        "null",
+        &["net_null0", "net_null1,size=128", "net_null2,copy=1"],
+    );
     let ports = ethdev::ports(&eal).unwrap();
-    assert_eq!(ports.len(), 2);
+    assert_eq!(ports.len(), 3);
     assert_eq!(ports[0].name(), "net_null0");
     assert_eq!(ports[0].driver(), DriverKind::Null);
     let mut b = MbufBatch::new();
     assert_eq!(ports[0].rx_burst(QueueId(0), &mut b, 32), 32);
+    assert!(b.iter().all(|m| m.data().len() == 64 && m.port() == 0));
+    // As DPDK's net_null, receive does not touch packet bytes: what a buffer held before is
+    // what the next packet in it shows.
+    for m in b.iter_mut() {
+        m.data_mut().expect("sole owner").fill(0xab);
+    }
+    drop(std::mem::take(&mut b));
+    assert_eq!(ports[0].rx_burst(QueueId(0), &mut b, 32), 32);
+    assert!(
+        b.iter().any(|m| m.data().iter().all(|&x| x == 0xab)),
+        "net_null wrote the bytes of packets it received"
+    );
+    drop(std::mem::take(&mut b));
+    // copy=1 copies its template (zeroes) into every packet, as DPDK's copy=1.
+    assert_eq!(ports[2].rx_burst(QueueId(0), &mut b, 32), 32);
     assert!(b
         .iter()
         .all(|m| m.data().len() == 64 && m.data().iter().all(|&x| x == 0)));
-    assert!(b.iter().all(|m| m.port() == 0));
+    assert_eq!(ports[2].tx_burst(QueueId(0), &mut b), 32);
+    assert_eq!(ports[0].rx_burst(QueueId(0), &mut b, 32), 32);
     assert_eq!(ports[1].rx_burst(QueueId(0), &mut b, 8), 8);
     assert_eq!(b.iter().last().unwrap().data().len(), 128);
     assert_eq!(ports[1].tx_burst(QueueId(0), &mut b), 40);
     assert!(b.is_empty());
     let s0 = ports[0].stats();
     let s1 = ports[1].stats();
-    assert_eq!((s0.ipackets, s0.ibytes), (32, 32 * 64));
+    assert_eq!((s0.ipackets, s0.ibytes), (96, 96 * 64));
     assert_eq!((s1.ipackets, s1.opackets), (8, 40));
     assert_eq!(s1.obytes, 32 * 64 + 8 * 128);
     // A queue that does not exist and a stopped port move nothing.
@@ -300,6 +319,7 @@ fn bad_vdev_specs_fail_with_clear_messages() {
         (&["net_gen0,flows=x"], "not a valid number"),
         (&["net_af_packet0"], "needs iface"),
         (&["net_null0", "net_null0"], "two --vdev specs"),
+        (&["net_null0,copy=2"], "must be 0 or 1"),
     ] {
         let mut args = vec!["test".to_string()];
         for s in specs {

@@ -20,7 +20,8 @@ const FIN: u64 = u64::MAX;
 const USAGE: &str = "\
 ring_pingpong options (primary = sender, secondary = responder):
   --count N          pings to send (default 1000)
-  --interval USEC    pause between bursts (default 1000; 0 = back to back)
+  --interval USEC    pause between bursts (default 1000; 0 = back to back: the next burst
+                     leaves as soon as the last one's pongs are back, so nothing queues)
   --burst N          pings per burst (default 1)
   --ring-size N      ring size, a power of two (default 1024)
   --timeout MS       how long to wait for the last pongs (default 1000)
@@ -122,6 +123,12 @@ fn sender(eal: &Eal, cfg: &Config) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let responder_cpu = eal
+        .processes()
+        .iter()
+        .find(|p| p.proc_type == "secondary" && p.alive)
+        .and_then(|p| p.lcores.first().copied())
+        .map(|l| eal.cpu_of(shoal::eal::LcoreId(l)));
     println!("responder attached; sending {} pings", cfg.count);
     let mut rtts: Vec<u64> = Vec::with_capacity(cfg.count as usize);
     let (mut sent, mut ring_full) = (0u64, 0u64);
@@ -147,7 +154,9 @@ fn sender(eal: &Eal, cfg: &Config) -> Result<(), String> {
         };
     let mut next_burst = Instant::now();
     while sent < cfg.count && !eal.should_quit() {
-        if Instant::now() >= next_burst {
+        // Back to back: one burst in flight at a time, so an RTT never includes queueing.
+        let idle = !cfg.interval.is_zero() || rtts.len() as u64 >= sent - ring_full;
+        if idle && Instant::now() >= next_burst {
             let n = (cfg.burst as u64).min(cfg.count - sent) as usize;
             let t = now_ns();
             let msgs: Vec<Msg> = (0..n as u64)
@@ -175,7 +184,7 @@ fn sender(eal: &Eal, cfg: &Config) -> Result<(), String> {
         seq: FIN,
         sent_ns: 0,
     });
-    report(sent, ring_full, &mut rtts);
+    let p50 = report(sent, ring_full, &mut rtts);
     // Give the responder a moment to see FIN and leave before the group goes away.
     let deadline = Instant::now() + Duration::from_secs(2);
     while eal
@@ -186,10 +195,32 @@ fn sender(eal: &Eal, cfg: &Config) -> Result<(), String> {
     {
         std::thread::sleep(Duration::from_millis(5));
     }
+    // The floor under the RTT, measured now on the same two CPUs (their placement on the host
+    // can change between runs, so a figure from another run says little).
+    let mine = eal.cpu_of(eal.main_lcore());
+    match responder_cpu {
+        Some(theirs) if theirs != mine => {
+            match shoal::eal::cache_line_round_trip(mine, theirs, 20_000) {
+                Ok(c2c) => {
+                    let c2c_us = c2c.as_nanos() as f64 / 1e3;
+                    print!("cache-line round trip us (CPU {mine} <-> CPU {theirs}): {c2c_us:.2}");
+                    match p50 {
+                        Some(p) if c2c_us > 0.0 => println!("; rtt p50 = {:.1}x that", p / c2c_us),
+                        _ => println!(),
+                    }
+                }
+                Err(e) => println!("cache-line round trip: not measured ({e})"),
+            }
+        }
+        _ => {
+            println!("cache-line round trip: not measured (sender and responder share CPU {mine})")
+        }
+    }
     Ok(())
 }
 
-fn report(sent: u64, ring_full: u64, rtts: &mut [u64]) {
+/// Prints the statistics; returns the p50 RTT in microseconds, if any pong came back.
+fn report(sent: u64, ring_full: u64, rtts: &mut [u64]) -> Option<f64> {
     let received = rtts.len() as u64;
     let loss = if sent == 0 {
         0.0
@@ -203,7 +234,7 @@ fn report(sent: u64, ring_full: u64, rtts: &mut [u64]) {
     );
     if rtts.is_empty() {
         println!("rtt: no pongs");
-        return;
+        return None;
     }
     rtts.sort_unstable();
     let pct = |p: f64| {
@@ -217,6 +248,7 @@ fn report(sent: u64, ring_full: u64, rtts: &mut [u64]) {
         pct(0.99),
         *rtts.last().unwrap() as f64 / 1e3
     );
+    Some(pct(0.50))
 }
 
 fn responder(eal: &Eal, cfg: &Config) -> Result<(), String> {

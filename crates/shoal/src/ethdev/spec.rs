@@ -24,7 +24,8 @@ pub const MIN_FRAME: usize = 14;
 #[serde(rename_all = "snake_case")]
 #[repr(u32)]
 pub enum DriverKind {
-    /// `net_null`: rx returns zeroed packets, tx frees and counts.
+    /// `net_null`: rx returns packets of a fixed length without touching their bytes, tx frees and
+    /// counts.
     Null = 1,
     /// `net_gen`: a traffic generator of varied 5-tuples.
     Gen = 2,
@@ -77,7 +78,7 @@ impl DriverKind {
 
     fn keys(self) -> &'static [&'static str] {
         match self {
-            DriverKind::Null => &["size", "queues"],
+            DriverKind::Null => &["size", "copy", "queues"],
             DriverKind::Gen => &["flows", "size", "rate", "queues", "seed"],
             DriverKind::Ring => &["queues", "size"],
             DriverKind::Pcap => &["rx_pcap", "tx_pcap", "infinite_rx"],
@@ -122,10 +123,14 @@ pub struct VdevSpec {
 /// Driver arguments, one variant per driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriverArgs {
-    /// `net_null[,size=B][,queues=N]`.
+    /// `net_null[,size=B][,copy=0|1][,queues=N]`.
     Null {
         /// Bytes of each received packet (default 64).
         size: u16,
+        /// `copy=1`: receive copies a template packet into each mbuf and transmit reads every
+        /// packet's bytes, as DPDK's `net_null` with `copy=1`; by default neither touches packet
+        /// bytes (only lengths are set), as DPDK's default.
+        copy: bool,
         /// Queue pairs when the application does not configure them (default 1).
         queues: Option<u16>,
     },
@@ -354,8 +359,14 @@ pub fn parse(spec: &str) -> Result<VdevSpec, Error> {
                     format!("size={size} must be {MIN_FRAME} to {MAX_FRAME}"),
                 ));
             }
+            let copy = match get("copy") {
+                None | Some("0") => false,
+                Some("1") => true,
+                Some(v) => return Err(bad(spec, format!("copy={v:?} must be 0 or 1"))),
+            };
             DriverArgs::Null {
                 size,
+                copy,
                 queues: opt_queues("queues")?,
             }
         }
@@ -565,6 +576,7 @@ mod tests {
             parse("net_null0").unwrap().args,
             DriverArgs::Null {
                 size: 64,
+                copy: false,
                 queues: None
             }
         );

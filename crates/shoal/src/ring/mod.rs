@@ -172,12 +172,6 @@ pub use named::RING_MZ_PREFIX;
 pub(crate) use named::{describe_all, ring_regions};
 pub use peek::{DequeueReservation, EnqueueReservation};
 
-/// Layout hash of the ring structures placed in shared memory.
-pub(crate) const SHARED_LAYOUT: u64 = crate::memory::layout_hash(&[
-    header::RING_LAYOUT as u64,
-    std::mem::size_of::<header::RingHeader>() as u64,
-]);
-
 use crate::memory::{Fresh, Region};
 use crate::sync::atomic::Ordering::Relaxed;
 use header::{Mem, RingHeader};
@@ -485,10 +479,12 @@ impl<T: Pod> Ring<T> {
     }
 
     /// A handle on the ring that [`Ring::init`] built in `region`, in this process or another.
+    /// Crate-private: `region` must be a ring's own zone (applications find rings by name,
+    /// [`Ring::lookup`]), so that a ring header is never laid over bytes viewed as another type.
     ///
     /// # Errors
     /// No ring header, another layout version, another element size, or a corrupt header.
-    pub fn attach(region: Region) -> Result<Self, Error> {
+    pub(crate) fn attach(region: Region) -> Result<Self, Error> {
         let attached = (|| {
             let mem = Mem::<T>::attach(region)?;
             let h = mem.hdr();

@@ -53,9 +53,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, TryLockError};
 
 use super::{Driver, RxCtx, TxCtx};
-use crate::eal::Eal;
 use crate::ethdev::spec::{DriverArgs, MIN_FRAME};
 use crate::ethdev::table::{bump, PortShared};
+use crate::group::Group;
 use crate::mbuf::MbufBatch;
 use crate::memory::Region;
 use crate::memzone::Memzone;
@@ -158,7 +158,7 @@ fn map_rings(fd: &OwnedFd) -> std::io::Result<(RxSide, TxSide)> {
 
 impl AfXdp {
     pub fn probe(
-        eal: &Eal,
+        group: &Group,
         port: u16,
         a: &DriverArgs,
         nb_rxq: u16,
@@ -174,7 +174,7 @@ impl AfXdp {
         let mtu = pk::if_mtu(iface).map_err(|e| format!("interface {iface:?}: {e}"))?;
         let max_len = (mtu as usize + 14).min(FRAME as usize);
         let zone = Memzone::reserve_aligned(
-            eal,
+            group,
             &umem_name(port),
             UMEM_PER_QUEUE * queues as usize,
             4096,
@@ -302,7 +302,7 @@ impl AfXdp {
             fds.push(fd);
         }
         let zero_copy = zero_copy.unwrap_or(false);
-        let mut d = Self::from_fds(eal, port, iface, mac, fds, zero_copy)?;
+        let mut d = Self::from_fds(group, port, iface, mac, fds, zero_copy)?;
         d.program = Some(program);
         if !pk::if_link_up(iface) {
             tracing::warn!(target: "shoal::ethdev", "interface {iface:?} is down or has no carrier; nothing will be received until it is up");
@@ -312,14 +312,14 @@ impl AfXdp {
     }
 
     fn from_fds(
-        eal: &Eal,
+        group: &Group,
         port: u16,
         iface: &str,
         mac: [u8; 6],
         fds: Vec<OwnedFd>,
         zero_copy: bool,
     ) -> Result<AfXdp, String> {
-        let zone = Memzone::lookup(eal, &umem_name(port))
+        let zone = Memzone::lookup(group, &umem_name(port))
             .map_err(|e| format!("finding the UMEM memzone: {e}"))?;
         let queues = fds
             .iter()
@@ -352,7 +352,7 @@ impl AfXdp {
     }
 
     pub fn attach(
-        eal: &Eal,
+        group: &Group,
         port: u16,
         a: &DriverArgs,
         fds: Vec<OwnedFd>,
@@ -365,7 +365,7 @@ impl AfXdp {
             .first()
             .map(|f| xdp::is_zero_copy(f.as_fd()).unwrap_or(false))
             .unwrap_or(false);
-        Self::from_fds(eal, port, iface, [0; 6], fds, zc)
+        Self::from_fds(group, port, iface, [0; 6], fds, zc)
     }
 
     pub fn mac(&self) -> [u8; 6] {
