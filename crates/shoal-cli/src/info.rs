@@ -125,6 +125,60 @@ pub(crate) fn render(s: &Snapshot) -> String {
             field(m, "in_use_by_slot")
         );
     }
+    let _ = writeln!(o, "\nports ({})", s.ports.len());
+    let _ = writeln!(
+        o,
+        "  {:>4} {:<16} {:<13} {:<17} {:<10} {:<9} {:>12} {:>12} {:>10} {:>10}",
+        "PORT", "NAME", "DRIVER", "MAC", "STATE", "MODE", "RX", "TX", "RX_DROP", "TX_DROP"
+    );
+    for p in &s.ports {
+        let n = |k: &str| p.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+        let mode = p.get("mode").and_then(|x| x.as_str()).unwrap_or("-");
+        let _ = writeln!(
+            o,
+            "  {:>4} {:<16} {:<13} {:<17} {:<10} {:<9} {:>12} {:>12} {:>10} {:>10}",
+            n("port"),
+            field(p, "name"),
+            field(p, "driver"),
+            field(p, "mac"),
+            field(p, "state"),
+            mode,
+            n("ipackets"),
+            n("opackets"),
+            n("imissed") + n("ierrors") + n("rx_nombuf"),
+            n("oerrors")
+        );
+    }
+    let _ = writeln!(o, "\npipelines ({})", s.pipelines.len());
+    for p in &s.pipelines {
+        let _ = writeln!(
+            o,
+            "  {:<20} {:<9} distributor {} ({}) rx {} enqueued {} dropped {} answered {}",
+            p.name,
+            p.state,
+            p.distributor_pid,
+            p.distributor_liveness,
+            p.rx,
+            p.enqueued(),
+            p.dropped(),
+            p.answered
+        );
+        for w in &p.workers {
+            let _ = writeln!(
+                o,
+                "    worker {:<3} pid {:<8} {:<7} {} rx {} tx {} ring {} taken back {} starts {}",
+                w.id,
+                w.pid,
+                w.liveness,
+                if w.live { "live" } else { "down" },
+                w.rx,
+                w.tx,
+                w.ring_count,
+                w.taken_back,
+                w.starts
+            );
+        }
+    }
     let _ = writeln!(o, "\nprocesses ({})", s.processes.len());
     let _ = writeln!(
         o,
@@ -159,28 +213,6 @@ pub(crate) fn render(s: &Snapshot) -> String {
         let _ = writeln!(
             o,
             "  * pid in another PID namespace (liveness does not depend on pids)"
-        );
-    }
-    let _ = writeln!(o, "\nports ({})", s.ports.len());
-    let _ = writeln!(
-        o,
-        "  {:>4} {:<20} {:<14} {:>5} {:>5} {:<17} {:<10} {:<9} {:>12} {:>12}",
-        "ID", "NAME", "DRIVER", "RXQ", "TXQ", "MAC", "STATE", "MODE", "IPACKETS", "OPACKETS"
-    );
-    for p in &s.ports {
-        let _ = writeln!(
-            o,
-            "  {:>4} {:<20} {:<14} {:>5} {:>5} {:<17} {:<10} {:<9} {:>12} {:>12}",
-            p.id,
-            p.name,
-            p.driver,
-            p.rx_queues,
-            p.tx_queues,
-            p.mac,
-            p.state,
-            p.mode.unwrap_or("-"),
-            p.ipackets,
-            p.opackets
         );
     }
     o

@@ -18,8 +18,11 @@ commands:
                                     the main job: a server and clients forwarding generated
                                     traffic, live statistics, a summary (demo --help)
   info [--file-prefix P] [--json]   print a running group: memory, memzones, rings, mempools, processes
-  top [--file-prefix P] [--iterations N] [--interval-ms MS]
-                                    the same, refreshed live
+  top [--file-prefix P] [--iterations N] [--interval-ms MS] [--plain]
+                                    a live monitor: packet and byte rates per port and per
+                                    worker of every pipeline, drops by cause, ring fill, pool
+                                    use, processes' liveness and CPU (plain text when stdout
+                                    is not a terminal, or with --plain)
   reclaim [--file-prefix P] [--slot N]
                                     return the buffers of dead processes to their pools and
                                     free their slots (the primary also does it by itself)

@@ -16,6 +16,7 @@
 //! | `rte_eth_*`, vdev drivers    | [`ethdev`]                |
 //! | `rte_ether_hdr`, hashes      | [`net`]                   |
 //! | telemetry                    | [`telemetry`]             |
+//! | client_server_mp, F-Stack's packet dispatcher | [`dispatch`] |
 //!
 //! The modules import only downward: `sys` < `sync` < `memory` < `mp` < `group` < `memzone` <
 //! `ring`, `mempool` < `mbuf` < `ethdev` < `eal` < `telemetry` (`net` stands apart; `fault`,
@@ -25,7 +26,50 @@
 //!
 //! Nothing in shared memory holds a raw pointer: shared structures refer to each other by
 //! offset, so every process may map a group's memory wherever the kernel puts it (ASLR stays on).
+//!
+//! # Quick start: a two-process pipeline with your own dispatcher
+//!
+//! With `shoal = { path = "…/crates/shoal" }` in `Cargo.toml`, one program can be both sides:
+//! the primary reads the ports and dispatches, each secondary is a worker. Run it as
+//! `app --file-prefix demo -- distributor`, then `app --file-prefix demo -l 1
+//! --proc-type=secondary -- worker 0` (and `worker 1`). With no `--vdev`, the ports are two
+//! traffic generators. `shoal top --file-prefix demo` shows the pipeline live.
+//!
+//! ```no_run
+//! use shoal::dispatch::{Ctx, Distributor, Verdict, Worker};
+//! use shoal::ethdev::{self, PortConf};
+//! use shoal::mbuf::{Mbuf, MbufBatch, MbufPool};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let (eal, args) = shoal::eal::init_or_exit("app [EAL options] -- distributor | worker ID");
+//!     if args.get(1).map(String::as_str) == Some("distributor") {
+//!         let pool = MbufPool::create(&eal, "mbuf_pool", 8191, 256, 0, 2048 + 128)?;
+//!         let conf = PortConf { tx_queues: Some(3), pool: Some(pool.clone()), ..Default::default() };
+//!         let ports = ethdev::ports_with(&eal, &conf)?;
+//!         // Your dispatcher: a closure (or any type implementing `Dispatcher`).
+//!         let by_port = |m: &mut Mbuf, ctx: &Ctx<'_>| match ctx.live() {
+//!             [] => Verdict::Drop,
+//!             live => Verdict::Worker(live[m.pkt_len() as usize % live.len()]),
+//!         };
+//!         let mut d = Distributor::builder(&eal, "demo").workers(2).create(ports, pool, by_port)?;
+//!         d.run(false, |_| !eal.should_quit(), |event| println!("{event:?}"));
+//!         let stats = d.stop(std::time::Duration::from_secs(3));
+//!         println!("received {} dropped {}", stats.rx, stats.dropped());
+//!     } else {
+//!         let id: usize = args.get(2).ok_or("worker needs an id")?.parse()?;
+//!         let ports = ethdev::ports(&eal)?;
+//!         let mut w = Worker::attach(&eal, "demo", id)?;
+//!         let mut batch = MbufBatch::new();
+//!         // Batches until the distributor stops (or dies) and the ring is drained.
+//!         while let Some(_) = w.recv(&mut batch) {
+//!             w.tx_burst(&ports[0], &mut batch);
+//!         }
+//!     }
+//!     Ok(())
+//! }
+//! ```
 
+pub mod dispatch;
 pub mod eal;
 pub mod ethdev;
 pub mod fault;

@@ -449,7 +449,10 @@ struct PortList(Mutex<Option<Vec<Weak<PortInner>>>>);
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PortInfo {
     /// Port number.
+    #[serde(rename = "port")]
     pub id: u16,
+    /// The `--vdev` spec it was made from.
+    pub spec: String,
     /// Device name.
     pub name: String,
     /// Driver name (DPDK's).
@@ -467,8 +470,20 @@ pub struct PortInfo {
     pub mode: Option<&'static str>,
     /// Packets received, all queues.
     pub ipackets: u64,
+    /// Bytes received.
+    pub ibytes: u64,
+    /// Frames the receive queues had no room for.
+    pub imissed: u64,
+    /// Frames received in error (malformed, too short).
+    pub ierrors: u64,
+    /// Receives that found no free mbuf.
+    pub rx_nombuf: u64,
     /// Packets sent, all queues.
     pub opackets: u64,
+    /// Bytes sent.
+    pub obytes: u64,
+    /// Packets the transmit queues refused.
+    pub oerrors: u64,
 }
 
 /// The group's ports as its port table lists them (empty when it has none).
@@ -500,8 +515,22 @@ pub fn table_info(group: &impl AsRef<Group>) -> Vec<PortInfo> {
             }
             _ => None,
         };
+        // Statistics: relaxed loads of one-writer counters, summed over the queues.
+        let rx = |f: fn(&table::RxqShared) -> &crate::sync::atomic::AtomicU64| -> u64 {
+            sh.rxq[..nrx]
+                .iter()
+                .map(|q| f(q).load(Ordering::Relaxed))
+                .sum()
+        };
+        let tx = |f: fn(&table::TxqShared) -> &crate::sync::atomic::AtomicU64| -> u64 {
+            sh.txq[..ntx]
+                .iter()
+                .map(|q| f(q).load(Ordering::Relaxed))
+                .sum()
+        };
         out.push(PortInfo {
             id: i as u16,
+            spec: cstr(&c.spec).to_owned(),
             name: cstr(&c.name).to_owned(),
             driver: kind.map_or("unknown", DriverKind::name).to_owned(),
             rx_queues: c.nb_rxq,
@@ -513,14 +542,14 @@ pub fn table_info(group: &impl AsRef<Group>) -> Vec<PortInfo> {
                 _ => "configured",
             },
             mode,
-            ipackets: sh.rxq[..nrx]
-                .iter()
-                .map(|q| q.packets.load(Ordering::Relaxed))
-                .sum(),
-            opackets: sh.txq[..ntx]
-                .iter()
-                .map(|q| q.packets.load(Ordering::Relaxed))
-                .sum(),
+            ipackets: rx(|q| &q.packets),
+            ibytes: rx(|q| &q.bytes),
+            imissed: rx(|q| &q.missed),
+            ierrors: rx(|q| &q.errors),
+            rx_nombuf: rx(|q| &q.nombuf),
+            opackets: tx(|q| &q.packets),
+            obytes: tx(|q| &q.bytes),
+            oerrors: tx(|q| &q.errors),
         });
     }
     out
@@ -596,6 +625,16 @@ fn default_queues(spec: &VdevSpec) -> Option<u16> {
         DriverArgs::AfXdp { queue_count, .. } => Some(*queue_count),
         DriverArgs::Pcap { rx, .. } => Some(rx.len().max(1) as u16),
     }
+}
+
+/// One JSON object per port of the group ([`PortInfo`]), read from the port table without
+/// attaching to the ports: what the snapshot (`shoal info`, `shoal top`, telemetry) shows for
+/// every port, whoever polls it.
+pub(crate) fn describe_all(group: &impl AsRef<Group>) -> Vec<serde_json::Value> {
+    table_info(group)
+        .iter()
+        .filter_map(|p| serde_json::to_value(p).ok())
+        .collect()
 }
 
 /// The port table, created when `create` and it does not exist yet.

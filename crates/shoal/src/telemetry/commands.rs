@@ -125,6 +125,11 @@ pub(crate) fn register_all(reg: &Registry, eal: &Eal, stats: &Arc<ServerStats>) 
             Box::new(|e, _| serde_json::to_value(e.processes()).unwrap_or(Value::Null)),
         ),
         (
+            "/shoal/pipelines",
+            "Counters of every pipeline (shoal::dispatch) of the group. Takes no parameters",
+            Box::new(|e, _| serde_json::to_value(crate::dispatch::list(e)).unwrap_or(Value::Null)),
+        ),
+        (
             "/shoal/audit",
             "Owner-tag audit of a mempool or mbuf pool. Parameters: pool_name",
             Box::new(audit),

@@ -47,8 +47,10 @@ pub struct Snapshot {
     pub mempools: Vec<serde_json::Value>,
     /// Processes.
     pub processes: Vec<ProcessInfo>,
-    /// Ports, from the port table.
-    pub ports: Vec<crate::ethdev::PortInfo>,
+    /// Ports and their counters, summed over queues ([`crate::ethdev::PortInfo`]).
+    pub ports: Vec<serde_json::Value>,
+    /// Pipelines ([`crate::dispatch`]) and their counters.
+    pub pipelines: Vec<crate::dispatch::PipelineStats>,
 }
 
 /// Gathers a snapshot of the group `eal` belongs to (or inspects).
@@ -70,6 +72,7 @@ pub fn snapshot(eal: &Eal) -> Snapshot {
         mempools: crate::mempool::describe_all(eal.group(), &memzones),
         memzones,
         processes: eal.processes(),
-        ports: crate::ethdev::table_info(eal),
+        ports: crate::ethdev::describe_all(eal),
+        pipelines: crate::dispatch::list(eal),
     }
 }

@@ -1,0 +1,223 @@
+//! `shoal::dispatch` with real ports and, for liveness, real worker processes (the test binary
+//! re-executed as a secondary).
+
+use std::time::{Duration, Instant};
+
+use shoal::dispatch::{Ctx, Distributor, Error, Verdict, Worker, WorkerEvent};
+use shoal::ethdev::{self, PortConf};
+use shoal::mbuf::{Mbuf, MbufBatch, MbufPool};
+use shoal_testkit::{child_or, child_prefix, init, ports_eal, Group};
+
+const T: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_dispatcher_may_answer_and_drop_and_every_packet_is_counted() {
+    let eal = ports_eal("disp-ans", &["net_gen0,flows=8", "net_gen1,flows=8"]);
+    let pool = MbufPool::create(&eal, "dpool", 4095, 0, 0, 2048 + 128).unwrap();
+    let conf = PortConf {
+        tx_queues: Some(2),
+        pool: Some(pool.clone()),
+        ..Default::default()
+    };
+    let ports = ethdev::ports_with(&eal, &conf).unwrap();
+    let mut n = 0u64;
+    let sut = move |_: &mut Mbuf, ctx: &Ctx<'_>| {
+        n += 1;
+        match n % 4 {
+            0 => Verdict::Answer(ctx.port()),
+            1 => Verdict::Drop,
+            2 => Verdict::Worker(7), // no such worker: dropped, counted
+            _ => Verdict::Worker(0),
+        }
+    };
+    let mut d = Distributor::builder(&eal, "ans")
+        .workers(1)
+        .ring_size(1024)
+        .create(ports, pool.clone(), sut)
+        .unwrap();
+    let mut w = Worker::attach(&eal, "ans", 0).unwrap();
+    let mut events = Vec::new();
+    d.check(&mut events);
+    assert_eq!(
+        events,
+        vec![WorkerEvent::Joined {
+            id: 0,
+            pid: std::process::id() as u64
+        }]
+    );
+    let mut b = MbufBatch::new();
+    let deadline = Instant::now() + T;
+    while d.stats().rx < 4000 {
+        assert!(Instant::now() < deadline, "{:?}", d.stats());
+        d.poll(&mut events);
+        while w.recv(&mut b).is_some_and(|n| n > 0) {
+            b.clear();
+        }
+    }
+    drop(w); // leaves: the distributor need not wait for it
+    let s = d.stop(Duration::from_secs(5));
+    assert_eq!(s.unaccounted(), 0, "{s:?}");
+    assert!(
+        s.answered > 0 && s.drop_by_dispatcher > 0 && s.drop_bad_verdict > 0,
+        "{s:?}"
+    );
+    let w0 = &s.workers[0];
+    assert_eq!(w0.enqueued, w0.rx + w0.taken_back, "{s:?}");
+    assert_eq!(s.state, "stopped");
+    assert_eq!(pool.in_use_count(), 0);
+}
+
+#[test]
+fn joining_errors_say_what_is_wrong() {
+    let eal = ports_eal("disp-err", &["net_null0"]);
+    let err = Worker::attach(&eal, "nope", 0).unwrap_err();
+    assert!(matches!(err, Error::Counters { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is a distributor of that name running?"),
+        "{err}"
+    );
+    let pool = MbufPool::create(&eal, "epool", 511, 0, 0, 2048).unwrap();
+    let ports = ethdev::ports(&eal).unwrap();
+    let b = || Distributor::builder(&eal, "errs");
+    let rr = shoal::dispatch::RoundRobin::default;
+    assert!(matches!(
+        b().workers(0).create(ports.clone(), pool.clone(), rr()),
+        Err(Error::BadWorkerCount(0))
+    ));
+    assert!(matches!(
+        b().ring_size(1000)
+            .create(ports.clone(), pool.clone(), rr()),
+        Err(Error::BadRingSize(1000))
+    ));
+    assert!(matches!(
+        b().create(vec![], pool.clone(), rr()),
+        Err(Error::NoPorts)
+    ));
+    assert!(matches!(
+        Distributor::builder(&eal, "bad/name").create(ports.clone(), pool.clone(), rr()),
+        Err(Error::BadName(_))
+    ));
+    let _d = b()
+        .workers(2)
+        .create(ports.clone(), pool.clone(), rr())
+        .unwrap();
+    assert!(matches!(
+        b().create(ports, pool.clone(), rr()),
+        Err(Error::Counters { .. })
+    ));
+    let err = Worker::attach(&eal, "errs", 2).unwrap_err();
+    assert!(
+        matches!(err, Error::NoSuchWorker { id: 2, workers: 2 }),
+        "{err}"
+    );
+}
+
+const TAKEOVER: &str = "a_live_workers_id_is_refused_and_a_dead_ones_is_taken_over";
+
+/// A worker process: role `w<lcore>`.
+fn worker_child(role: &str) {
+    let lcore = role.trim_start_matches('w');
+    let eal = init(
+        &child_prefix(),
+        &["--no-huge", "--proc-type=secondary", "-l", lcore],
+    )
+    .unwrap();
+    match Worker::attach(&eal, "take", 0) {
+        Ok(mut w) => {
+            println!("attached start {}", w.starts());
+            let mut b = MbufBatch::new();
+            while w.recv(&mut b).is_some() {
+                b.clear();
+            }
+            println!("left");
+        }
+        Err(e) => println!("refused: {e}"),
+    }
+}
+
+#[test]
+fn a_live_workers_id_is_refused_and_a_dead_ones_is_taken_over() {
+    child_or!(worker_child);
+    let g = Group::new("disp-take");
+    let eal = init(
+        g.prefix(),
+        &["--no-huge", "-l", "0", "--vdev", "net_gen0,rate=20000"],
+    )
+    .unwrap();
+    let pool = MbufPool::create(&eal, "tpool", 4095, 0, 0, 2048 + 128).unwrap();
+    let conf = PortConf {
+        tx_queues: Some(2),
+        pool: Some(pool.clone()),
+        ..Default::default()
+    };
+    let ports = ethdev::ports_with(&eal, &conf).unwrap();
+    let mut d = Distributor::builder(&eal, "take")
+        .create(ports, pool.clone(), shoal::dispatch::FlowHash)
+        .unwrap();
+    let mut first = g.spawn_self(TAKEOVER, "w1", &[]);
+    first.wait_for("attached start 1", T);
+    let mut second = g.spawn_self(TAKEOVER, "w2", &[]);
+    assert_eq!(second.wait_exit(T), Some(0));
+    let out = second.output();
+    assert!(
+        out.contains("refused: worker 0 is already running"),
+        "{out}"
+    );
+
+    // Packets flow to the first, which is then killed: its ring is taken back, its id free.
+    let mut events = Vec::new();
+    let until = |d: &mut Distributor<_>,
+                 events: &mut Vec<WorkerEvent>,
+                 what: &str,
+                 f: &dyn Fn(&WorkerEvent) -> bool| {
+        let deadline = Instant::now() + T;
+        loop {
+            d.poll(events);
+            if events.iter().any(f) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no {what}: {events:?}");
+            std::thread::yield_now();
+        }
+    };
+    until(&mut d, &mut events, "join", &|e| {
+        matches!(e, WorkerEvent::Joined { id: 0, .. })
+    });
+    let deadline = Instant::now() + T;
+    while d.stats().workers[0].enqueued < 1000 {
+        assert!(Instant::now() < deadline, "{:?}", d.stats());
+        d.poll(&mut events);
+    }
+    first.kill9();
+    until(&mut d, &mut events, "death", &|e| {
+        matches!(e, WorkerEvent::Died { id: 0, .. })
+    });
+    let mut third = g.spawn_self(TAKEOVER, "w3", &[]);
+    third.wait_for("attached start 2", T);
+    events.clear();
+    until(&mut d, &mut events, "rejoin", &|e| {
+        matches!(e, WorkerEvent::Joined { id: 0, .. })
+    });
+    let before = d.stats().workers[0].rx;
+    let deadline = Instant::now() + T;
+    while d.stats().workers[0].rx <= before {
+        assert!(Instant::now() < deadline, "{:?}", d.stats());
+        d.poll(&mut events);
+    }
+    let s = d.stop(T);
+    assert_eq!(third.wait_exit(T), Some(0));
+    assert!(third.output().contains("left"));
+    assert_eq!(s.unaccounted(), 0, "{s:?}");
+    let w = &s.workers[0];
+    assert_eq!(w.starts, 2);
+    assert_eq!(w.ring_count, 0);
+    // The killed worker may have died between taking a burst and counting it.
+    assert!(w.enqueued >= w.rx + w.taken_back, "{s:?}");
+    assert!(
+        w.enqueued - (w.rx + w.taken_back) <= shoal::mbuf::MAX_BURST as u64,
+        "{s:?}"
+    );
+    eal.reap_dead();
+    assert_eq!(pool.in_use_count(), 0);
+}
