@@ -120,6 +120,9 @@ fn af_xdp_receives_what_tcpreplay_sends_and_sends_what_the_peer_receives() {
     );
     assert!(ports[0].link_up());
     assert_eq!(ports[0].mac().to_string(), ns.read_sys("xa", "address"));
+    // Promiscuous while the port lives (IFF_PROMISC, 0x100), as DPDK's samples ask.
+    let flags = u32::from_str_radix(ns.read_sys("xa", "flags").trim_start_matches("0x"), 16);
+    assert_eq!(flags.map(|f| f & 0x100), Ok(0x100));
     // Real tool in, shoal out: every frame, malformed ones included, arrives intact and in
     // order.
     ns.tcpreplay("xb", &file).unwrap();
@@ -236,6 +239,12 @@ fn af_xdp_program_is_detached_at_stop_and_an_occupied_interface_is_refused() {
     drop(ports);
     drop(eal);
     eventually("the program to go with the port", T, || !has_xdp(&ns, "za"));
+    let flags = u32::from_str_radix(ns.read_sys("za", "flags").trim_start_matches("0x"), 16);
+    assert_eq!(
+        flags.map(|f| f & 0x100),
+        Ok(0),
+        "still promiscuous after the port went"
+    );
 }
 
 /// A 60-byte frame carrying sequence number `seq` (EtherType 0x88b5, local experimental).

@@ -95,7 +95,7 @@ impl DriverKind {
                 "qdisc_bypass",
             ],
             DriverKind::Tap => &["iface", "queues"],
-            DriverKind::AfXdp => &["iface", "start_queue", "queue_count"],
+            DriverKind::AfXdp => &["iface", "start_queue", "queue_count", "force_copy"],
             DriverKind::Memif => &[
                 "role",
                 "socket",
@@ -202,7 +202,7 @@ pub enum DriverArgs {
         /// Queue pairs when the application does not configure them.
         queues: Option<u16>,
     },
-    /// `net_af_xdp,iface=IF[,start_queue=Q][,queue_count=N]`.
+    /// `net_af_xdp,iface=IF[,start_queue=Q][,queue_count=N][,force_copy=0|1]`.
     AfXdp {
         /// The kernel interface.
         iface: String,
@@ -210,6 +210,8 @@ pub enum DriverArgs {
         start_queue: u16,
         /// Queues (default 1): the port's queue q is the interface's queue start_queue + q.
         queue_count: u16,
+        /// Bind in copy mode even where the driver has zero-copy (DPDK's `force_copy`).
+        force_copy: bool,
     },
     /// `net_memif,role=server|client,socket=PATH[,socket-abstract=yes|no][,id=N][,secret=S]
     /// [,rsize=LOG2][,bsize=BYTES][,queues=N]`, as DPDK's `net_memif`.
@@ -572,10 +574,15 @@ pub fn parse(spec: &str) -> Result<VdevSpec, Error> {
                 .map(|v| queues(spec, "queue_count", v))
                 .transpose()?
                 .unwrap_or(1);
+            let force_copy = match get("force_copy") {
+                Some(v) => flag(spec, "force_copy", v)?,
+                None => false,
+            };
             DriverArgs::AfXdp {
                 iface,
                 start_queue,
                 queue_count,
+                force_copy,
             }
         }
         DriverKind::Tap => DriverArgs::Tap {
@@ -835,13 +842,14 @@ mod tests {
         assert!(err("net_af_xdp0,iface=e,start_queue=300").contains("0 to 255"));
         assert!(err("net_af_xdp0,iface=e,busy_budget=1").contains("unknown argument"));
         assert_eq!(
-            parse("net_af_xdp0,iface=veth0,start_queue=2,queue_count=4")
+            parse("net_af_xdp0,iface=veth0,start_queue=2,queue_count=4,force_copy=1")
                 .unwrap()
                 .args,
             DriverArgs::AfXdp {
                 iface: "veth0".into(),
                 start_queue: 2,
-                queue_count: 4
+                queue_count: 4,
+                force_copy: true
             }
         );
         assert!(err("net_pcap0").contains("needs rx_pcap"));

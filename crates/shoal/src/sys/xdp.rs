@@ -270,6 +270,28 @@ pub(crate) fn packet_tx_socket(ifindex: u32) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// An AF_PACKET socket that holds interface `ifindex` in promiscuous mode while it is open
+/// (PACKET_MR_PROMISC membership: counted by the kernel and undone when the socket closes, by
+/// exit or death).
+pub(crate) fn promisc_socket(ifindex: u32) -> io::Result<OwnedFd> {
+    let fd = packet_tx_socket(ifindex)?;
+    // SAFETY: packet_mreq is a plain C struct; all-zero is valid.
+    let mut mr: libc::packet_mreq = unsafe { std::mem::zeroed() };
+    mr.mr_ifindex = ifindex as i32;
+    mr.mr_type = libc::PACKET_MR_PROMISC as u16;
+    // SAFETY: a valid packet_mreq and its size.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            (&mr as *const libc::packet_mreq).cast(),
+            std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
+        )
+    })?;
+    Ok(fd)
+}
+
 /// The address family of socket `fd` (SO_DOMAIN): AF_XDP or AF_PACKET here.
 pub(crate) fn socket_domain(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
     let mut v: libc::c_int = 0;

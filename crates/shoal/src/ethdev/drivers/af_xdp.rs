@@ -5,6 +5,12 @@
 //! the driver has it and in copy mode otherwise (veth); the mode is logged and kept in the
 //! port table for `shoal info`.
 //!
+//! Transmit queues beyond the device's queues (an application asking for one per client, as
+//! mp_server does, on a one-queue veth) send through a plain AF_PACKET socket instead; they
+//! never receive, and only receive queues' sockets are in the XSKMAP. While the primary lives
+//! it also holds the interface in promiscuous mode through an AF_PACKET membership, which the
+//! kernel drops when that socket closes.
+//!
 //! # Memory
 //! Each queue has its own UMEM: a page-aligned part of the memzone `xdp_umem_<port>` in the
 //! group's shared memory, registered by the primary. Its first [`RX_FRAMES`] frames of
@@ -111,6 +117,8 @@ struct Program {
     map: OwnedFd,
     prog: OwnedFd,
     link: Mutex<Option<OwnedFd>>,
+    /// Holds the interface in promiscuous mode (as DPDK's samples ask) while it is open.
+    _promisc: Option<OwnedFd>,
 }
 
 pub(crate) struct AfXdp {
@@ -122,13 +130,14 @@ pub(crate) struct AfXdp {
     program: Option<Program>,
 }
 
-fn args(a: &DriverArgs) -> Result<(&str, u16, u16), String> {
+fn args(a: &DriverArgs) -> Result<(&str, u16, bool), String> {
     match a {
         DriverArgs::AfXdp {
             iface,
             start_queue,
-            queue_count,
-        } => Ok((iface, *start_queue, *queue_count)),
+            force_copy,
+            ..
+        } => Ok((iface, *start_queue, *force_copy)),
         _ => Err("not an af_xdp spec".into()),
     }
 }
@@ -154,9 +163,10 @@ impl AfXdp {
         a: &DriverArgs,
         nb_rxq: u16,
         nb_txq: u16,
+        promisc: bool,
         shared: &PortShared,
     ) -> Result<AfXdp, String> {
-        let (iface, start_queue, _) = args(a)?;
+        let (iface, start_queue, force_copy) = args(a)?;
         let queues = nb_rxq.max(nb_txq);
         let ifindex =
             pk::if_index(iface).map_err(|e| format!("interface {iface:?} not found ({e})"))?;
@@ -188,6 +198,14 @@ impl AfXdp {
             map,
             prog,
             link: Mutex::new(None),
+            _promisc: if promisc {
+                Some(
+                    xdp::promisc_socket(ifindex)
+                        .map_err(|e| format!("promiscuous mode on {iface:?}: {e}"))?,
+                )
+            } else {
+                None
+            },
         };
         program.attach(iface)?;
         let mut fds = Vec::new();
@@ -227,6 +245,7 @@ impl AfXdp {
             step("tx ring", xdp::set_ring_size(f, RingKind::Tx, TX_FRAMES))?;
             // Zero-copy where the driver has it; veth and most virtual devices say EOPNOTSUPP.
             let bound = match zero_copy {
+                _ if force_copy => xdp::bind(f, ifindex, qid, false),
                 Some(false) => xdp::bind(f, ifindex, qid, false),
                 _ => xdp::bind(f, ifindex, qid, true).or_else(|e| {
                     if matches!(

@@ -134,8 +134,16 @@ pub(crate) fn probe(
             }
         }
         DriverArgs::AfXdp { .. } => {
-            let d = af_xdp::AfXdp::probe(group, id.0, &p.spec.args, p.nb_rxq, p.nb_txq, shared)
-                .map_err(|e| driver_err(p, e))?;
+            let d = af_xdp::AfXdp::probe(
+                group,
+                id.0,
+                &p.spec.args,
+                p.nb_rxq,
+                p.nb_txq,
+                promisc,
+                shared,
+            )
+            .map_err(|e| driver_err(p, e))?;
             publish_fds(group, id, &d.fds_arc());
             Made {
                 mac: EthernetAddress(d.mac()),
