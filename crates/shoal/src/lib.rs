@@ -41,7 +41,7 @@
 //!         let ports = ethdev::ports_with(&eal, &conf)?;
 //!         // Your dispatcher: a closure (or any type implementing `Dispatcher`).
 //!         let by_port = |m: &mut Mbuf, ctx: &Ctx<'_>| match ctx.live() {
-//!             [] => Verdict::Drop,
+//!             [] => Verdict::NoWorker,
 //!             live => Verdict::Worker(live[m.pkt_len() as usize % live.len()]),
 //!         };
 //!         let mut d = Distributor::builder(&eal, "demo").workers(2).create(ports, pool, by_port)?;
