@@ -20,6 +20,9 @@
 #   stop_pids GRACE PID...      SIGINT, then SIGKILL after GRACE seconds, then reap
 #   wait_for_line FILE REGEX SECONDS
 #                               wait until FILE has a line matching REGEX (status 1 on timeout)
+#   symmetric_pair SECONDS DIR CMD0... ::: CMD1...
+#                               two symmetric_mp peers (DPDK's or shoal's) on one window; prints
+#                               "AGG_PPS PPS0 PPS1 DROPS" (see below)
 #
 # Everything that can block takes a timeout. Messages go to stderr; results to stdout.
 
@@ -267,4 +270,83 @@ wait_for_line() {
     [ "$SECONDS" -lt "$end" ] || return 1
     sleep 0.1
   done
+}
+
+# Prints a timestamp (seconds since the epoch, µs) before every line read.
+_stamp_lines() {
+  local line
+  while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done
+}
+
+# symmetric_pair SECONDS DIR CMD0... ::: CMD1...: runs the symmetric_mp peer CMD0 (the primary,
+# proc-id 0), then, once it says "lcore N using queue 0", CMD1 (proc-id 1); once CMD1 says
+# "using queue 1" it lets both forward for SECONDS, then sends SIGINT to both at one moment. DPDK's
+# sample and shoal's print the same lines on SIGINT ("Port P: RX - n, TX - n, Drop - n" per port),
+# so both are measured alike: each process's rate is its packets sent (TX summed over its ports)
+# over its own forwarding time, from its time-stamped "using queue" line to its "Exiting on
+# signal" line (the moment it took the signal and read its counters); prints
+# "AGG_PPS PPS0 PPS1 DROPS" (AGG_PPS = PPS0 + PPS1). The logs are DIR/proc0.log and DIR/proc1.log.
+# SYM_PIDS holds the processes while they run (for a caller's clean-up). Status 1 on failure.
+SYM_PIDS=()
+symmetric_pair() {
+  local secs=$1 dir=$2 i
+  shift 2
+  local cmd0=() cmd1=()
+  while [ $# -gt 0 ] && [ "$1" != ":::" ]; do cmd0+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  cmd1=("$@")
+  if [ "${#cmd0[@]}" -eq 0 ] || [ "${#cmd1[@]}" -eq 0 ]; then
+    bench_log "symmetric_pair SECONDS DIR CMD0... ::: CMD1..."
+    return 2
+  fi
+  local log0=$dir/proc0.log log1=$dir/proc1.log t_stop
+  : >"$log0"
+  : >"$log1"
+  timeout $((secs + 60)) stdbuf -oL "${cmd0[@]}" > >(_stamp_lines >"$log0") 2>&1 &
+  SYM_PIDS=("$!")
+  if ! wait_for_line "$log0" 'using queue 0 ' 30; then
+    bench_log "proc-id 0 did not start; its log:"
+    tail -n 15 "$log0" >&2
+    stop_pids 3 "${SYM_PIDS[@]}"
+    SYM_PIDS=()
+    return 1
+  fi
+  timeout $((secs + 60)) stdbuf -oL "${cmd1[@]}" > >(_stamp_lines >"$log1") 2>&1 &
+  SYM_PIDS+=("$!")
+  if ! wait_for_line "$log1" 'using queue 1 ' 30; then
+    bench_log "proc-id 1 did not start; its log:"
+    tail -n 15 "$log1" >&2
+    stop_pids 3 "${SYM_PIDS[@]}"
+    SYM_PIDS=()
+    return 1
+  fi
+  sleep "$secs"
+  t_stop=$EPOCHREALTIME
+  # Both at once (each `timeout` leads its process group), then the usual grace and reaping.
+  kill -INT -- "-${SYM_PIDS[0]}" "-${SYM_PIDS[1]}" 2>/dev/null || true
+  stop_pids 5 "${SYM_PIDS[@]}"
+  SYM_PIDS=()
+  # The counts are printed on SIGINT; the time-stamping reader may still be writing them.
+  for i in 0 1; do
+    if ! wait_for_line "$dir/proc$i.log" 'Port [0-9]+: RX - [0-9]+, TX - [0-9]+, Drop - [0-9]+' 5; then
+      bench_log "proc-id $i printed no counts; its log:"
+      tail -n 15 "$dir/proc$i.log" >&2
+      return 1
+    fi
+  done
+  sleep 0.2
+  awk -v stop="$t_stop" '
+    FNR == 1 { f++ }
+    / using queue [0-9]+ / && !(f in ready) { ready[f] = $1 }
+    / Exiting on signal / && !(f in end) { end[f] = $1 }
+    / Port [0-9]+: RX - [0-9]+, TX - [0-9]+, Drop - [0-9]+/ {
+      v = $0; sub(/.*TX - /, "", v); sub(/,.*/, "", v); tx[f] += v
+      d = $0; sub(/.*Drop - /, "", d); drop += d + 0
+    }
+    END {
+      if (f != 2 || !(1 in ready) || !(2 in ready) || !(1 in tx) || !(2 in tx)) exit 1
+      for (i = 1; i <= 2; i++) if (!(i in end)) end[i] = stop
+      p0 = tx[1] / (end[1] - ready[1]); p1 = tx[2] / (end[2] - ready[2])
+      printf "%.0f %.0f %.0f %d\n", p0 + p1, p0, p1, drop
+    }' "$log0" "$log1"
 }

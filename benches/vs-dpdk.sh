@@ -8,9 +8,12 @@
 #   benches/vs-dpdk.sh ring          # ring_perf_autotest vs benches/src/bin/ring_perf.rs
 #   benches/vs-dpdk.sh client_server # DPDK's client_server_mp vs shoal's mp_server/mp_client
 #   benches/vs-dpdk.sh ipc           # rte_mp_* (benches/dpdk/mp_perf.sh) vs benches/src/bin/mp_perf.rs
+#   benches/vs-dpdk.sh symmetric     # DPDK's symmetric_mp vs shoal's, 2 processes on 2 net_null ports
 #   benches/vs-dpdk.sh af_packet     # dpdk-testpmd's net_af_packet vs shoal's, on veth pairs (vs-dpdk-af_packet.sh)
+#   benches/vs-dpdk.sh af_xdp        # dpdk-testpmd's net_af_xdp vs shoal's (and shoal's af_packet), on veth pairs (vs-dpdk-af_xdp.sh)
 #
-# client_server and ipc are described above run_client_server and run_ipc below.
+# client_server, symmetric and ipc are described above run_client_server, run_symmetric and
+# run_ipc below.
 #   benches/vs-dpdk.sh mempool       # mempool_perf_autotest's loop vs benches/src/bin/mempool_perf.rs
 #
 # mempool: dpdk-test's mempool_perf_autotest runs every case for 5 s (about an hour in all, with
@@ -34,10 +37,19 @@
 # Environment: PAIRS (default 5), BUDGET seconds after which no new pair starts (default 1200),
 # RUN_TIMEOUT seconds per run (default 240), QUIET_WAIT, OTHERS_MAX, MIN_RUNS, KEEP_LOGS=1 keeps
 # the raw logs (their directory is printed on stderr).
+#
+# Every run's JSON lines are also kept (keep_results, at the end) in target/vs-dpdk/NAME.jsonl
+# (RESULTS=FILE or RESULTS_DIR=DIR elsewhere), where benches/report finds them.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
+# The settings given in the environment, for the record kept with the results.
+RUN_ENV=""
+for v in PAIRS BUDGET RUN_TIMEOUT QUIET_WAIT OTHERS_MAX BUSY_MAX MIN_RUNS MEMPOOL_SECS MEMPOOL_DPDK \
+    CS_SECONDS IPC_REQUESTS SMP_SECONDS SMP_MBUFS ROUNDS SECS; do
+    [ -n "${!v:-}" ] && RUN_ENV+="$v=${!v} "
+done
 PAIRS_GIVEN=${PAIRS:-}
 PAIRS=${PAIRS:-5}
 BUDGET=${BUDGET:-1200}
@@ -61,6 +73,9 @@ cleanup() {
         rm -rf "/var/run/dpdk/$p" "${XDG_RUNTIME_DIR:-/nonexistent}/dpdk/$p" 2>/dev/null || true
     done
     for p in "${live_pids[@]:-}"; do
+        [ -n "$p" ] && stop_pids 2 "$p"
+    done
+    for p in "${SYM_PIDS[@]:-}"; do
         [ -n "$p" ] && stop_pids 2 "$p"
     done
     for p in "${shoal_prefixes[@]:-}"; do
@@ -673,6 +688,99 @@ run_client_server() {
     printf '%s' "$out" | summary_line client_server -
 }
 
+# shoal_smp_run SECONDS RUN: one run of two shoal symmetric_mp peers (proc-id 0, the primary, on
+# CPU 0; proc-id 1 on CPU 1) on two net_null ports with one queue per process, --busy-poll (DPDK's
+# sample always polls) and a pool of SMP_MBUFS mbufs (DPDK's NB_MBUFS). Measured as DPDK's side
+# (symmetric_pair in lib.sh); prints the primary's configuration line as JSON, then
+# {"side":"shoal","pps":N,"pps_procs":[N0,N1],"drops":N,"placement":...}.
+shoal_smp_run() {
+    local secs=$1 run=$2 bin=$root/target/release/symmetric_mp
+    local prefix="vsy-$$-$run" dir="$work/shoal-smp-$run" before after busy tag res cfg
+    shoal_prefixes+=("$prefix")
+    mkdir -p "$dir"
+    before=$(placement)
+    cpu_busy_begin
+    if ! symmetric_pair "$secs" "$dir" \
+        "$bin" -l 0 --proc-type=primary --file-prefix "$prefix" --vdev net_null0 --vdev net_null1 \
+        -- -p 0x3 --num-procs 2 --proc-id 0 --busy-poll --nb-mbufs "$SMP_MBUFS" \
+        ::: "$bin" -l 1 --proc-type=secondary --file-prefix "$prefix" \
+        -- -p 0x3 --num-procs 2 --proc-id 1 --busy-poll >"$dir/result"; then
+        shoal_cleanup "$prefix"
+        return 1
+    fi
+    busy=$(cpu_busy_pct)
+    after=$(placement)
+    shoal_cleanup "$prefix"
+    # "APP: SMP_MBUF_POOL: N mbufs, cache C, data room D; burst B"
+    cfg=$(sed -n 's/.*APP: SMP_MBUF_POOL: \([0-9]*\) mbufs, cache \([0-9]*\), data room \([0-9]*\); burst \([0-9]*\).*/\4 \1 \2 \3/p' "$dir/proc0.log")
+    # shellcheck disable=SC2086
+    set -- $cfg
+    [ $# -eq 4 ] && printf '{"side":"shoal","config":{"burst":%s,"nb_mbufs":%s,"cache":%s,"data_room":%s,"rx_ring":"none (net_null has no descriptor ring)","tx_ring":"none","queues_per_port":2,"lcores":"proc-id 0: -l 0, proc-id 1: -l 1","ports":"net_null0, net_null1","busy_poll":"yes (--busy-poll)"}}\n' "$@"
+    res=$(cat "$dir/result")
+    # shellcheck disable=SC2086
+    set -- $res
+    tag=$before
+    [ "$before" = "$after" ] || tag=mixed
+    printf '{"side":"shoal","pps":%s,"pps_procs":[%s,%s],"drops":%s,"placement":"%s","placement_before":"%s","placement_after":"%s","busy_pct":%s,"seconds":%s}\n' \
+        "$1" "$2" "$3" "$4" "$tag" "$before" "$after" "$busy" "$secs"
+}
+
+# symmetric: aggregate forwarding rate (packets/s) of two symmetric_mp processes on two net_null
+# ports, one queue per process per port, proc-id 0 (the primary) on CPU 0 and proc-id 1 on CPU 1:
+# DPDK's own sample (benches/dpdk/symmetric_mp.sh) against shoal's, the same burst (32), pool
+# (SMP_MBUFS, default DPDK's 65536), cache (256) and data room. Both configurations are printed
+# first (JSON lines with "config"). Each process's rate is its packets sent over its forwarding
+# time (SMP_SECONDS, default 5, once both are up); the ratio is shoal's sum / DPDK's sum. About
+# (2 x SMP_SECONDS + 15) s per pair.
+run_symmetric() {
+    local pairs=${PAIRS_GIVEN:-3} secs=${SMP_SECONDS:-5} i line out="" said_shoal="" said_dpdk=""
+    SMP_MBUFS=${SMP_MBUFS:-65536}
+    ensure_free_hugepages 512 || exit 1
+    build_release -p shoal-apps --bin symmetric_mp || { log "cannot build symmetric_mp"; exit 1; }
+    c2c_bin >/dev/null || exit 1
+    : >"$work/smp.jsonl"
+    for i in $(seq 1 "$pairs"); do
+        if [ "$SECONDS" -ge "$BUDGET" ]; then
+            log "time budget of ${BUDGET}s spent after $((i - 1)) pairs"
+            break
+        fi
+        QUIET_WAIT=${QUIET_WAIT:-20} wait_quiet >/dev/null
+        log "symmetric pair $i/$pairs: dpdk"
+        if timeout -k 10 $((secs + 90)) "$here/dpdk/symmetric_mp.sh" "$secs" 1 \
+            >"$work/dpdk-smp-$i.out" 2>>"$work/dpdk-smp.err" &&
+            line=$(grep '^{"side":"dpdk","pps"' "$work/dpdk-smp-$i.out"); then
+            if [ -z "$said_dpdk" ]; then
+                grep '"config"' "$work/dpdk-smp-$i.out" | sed 's/^{/{"bench":"symmetric_mp",/' || true
+                said_dpdk=1
+            fi
+            log "  $line"
+            keep_run "$line" "dpdk run $i" && echo "$line" >>"$work/smp.jsonl"
+        else
+            log "dpdk run $i failed:"
+            tail -n 8 "$work/dpdk-smp.err" >&2
+        fi
+        QUIET_WAIT=${QUIET_WAIT:-20} wait_quiet >/dev/null
+        log "symmetric pair $i/$pairs: shoal"
+        shoal_smp_run "$secs" "$i" >"$work/shoal-smp-$i.json" || true
+        if [ -z "$said_shoal" ] && grep -q '"config"' "$work/shoal-smp-$i.json"; then
+            grep '"config"' "$work/shoal-smp-$i.json" | sed 's/^{/{"bench":"symmetric_mp",/'
+            said_shoal=1
+        fi
+        if line=$(grep '^{"side":"shoal","pps"' "$work/shoal-smp-$i.json"); then
+            log "  $line"
+            keep_run "$line" "shoal run $i" && echo "$line" >>"$work/smp.jsonl"
+        else
+            log "shoal run $i failed"
+        fi
+    done
+    local place s d ns nd
+    while read -r place s d ns nd; do
+        out+=$(json_line_runs symmetric_mp "2 processes, 2 net_null ports, aggregate" pps "$s" "$d" higher "$place" "$ns" "$nd")$'\n'
+    done < <(medians "$work/smp.jsonl" pps -)
+    printf '%s' "$out"
+    printf '%s' "$out" | summary_line symmetric_mp -
+}
+
 # Prints CPU affinity of every thread of PID and of its descendants (stderr).
 log_affinity() {
     local pid=$1 t kids k
@@ -779,14 +887,45 @@ run_ipc() {
     printf '%s' "$out" | summary_line ipc -
 }
 
+# keep_results NAME CMD...: runs CMD with its output shown and also written to a file; when it
+# succeeded with at least one compared case, stores that output, headed by a line describing the
+# run ({"meta":{"name":..,"date":..,"commit":..,"command":..}}), in $RESULTS (default
+# $RESULTS_DIR/NAME.jsonl, RESULTS_DIR defaulting to target/vs-dpdk) and a dated copy beside it,
+# for benches/report. A run that compared nothing leaves the previous results alone.
+keep_results() {
+    local name=$1 rc=0 out="$work/final.jsonl" dir file stamp commit
+    shift
+    # A group, so that the redirection (and the tee that $! names) belongs to this shell also
+    # when CMD is a program, and waiting for the tee means the file is whole.
+    { "$@"; } > >(tee "$out") || rc=$?
+    wait "${!:-}" 2>/dev/null || true
+    if [ "$rc" -ne 0 ] || ! grep -q '"ratio":[0-9]' "$out"; then
+        log "no compared case (status $rc): results not kept"
+        return "$rc"
+    fi
+    dir=${RESULTS_DIR:-$root/target/vs-dpdk}
+    file=${RESULTS:-$dir/$name.jsonl}
+    stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
+    mkdir -p "$(dirname "$file")" || return 0
+    {
+        printf '{"meta":{"name":"%s","date":"%s","commit":"%s","command":"%s"}}\n' "$name" "$stamp" "$commit" "${RUN_ENV}benches/vs-dpdk.sh $name"
+        grep '^{' "$out"
+    } >"$file.tmp" && mv "$file.tmp" "$file"
+    [ -n "${RESULTS:-}" ] || cp "$file" "$dir/$name-${stamp//:/}.jsonl"
+    log "results kept in $file (benches/report turns them into tables and a chart)"
+}
+
 case "${1:-}" in
-ring) run_ring ;;
-mempool) run_mempool ;;
-client_server) run_client_server ;;
-ipc) run_ipc ;;
-af_packet) exec "$here/vs-dpdk-af_packet.sh" ;;
+ring) keep_results ring run_ring ;;
+mempool) keep_results mempool run_mempool ;;
+client_server) keep_results client_server run_client_server ;;
+symmetric) keep_results symmetric run_symmetric ;;
+ipc) keep_results ipc run_ipc ;;
+af_packet) keep_results af_packet "$here/vs-dpdk-af_packet.sh" ;;
+af_xdp) keep_results af_xdp "$here/vs-dpdk-af_xdp.sh" ;;
 *)
-    echo "usage: $0 ring|mempool|client_server|ipc|af_packet" >&2
+    echo "usage: $0 ring|mempool|client_server|symmetric|ipc|af_packet|af_xdp" >&2
     exit 2
     ;;
 esac

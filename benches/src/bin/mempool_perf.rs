@@ -315,7 +315,7 @@ fn run(eal: &Eal, o: &Opts) {
                     std::thread::sleep(Duration::from_micros(200));
                 }
                 seen = worker.go.load(Ordering::Acquire);
-                let (pool, c) = current.lock().unwrap().expect("a case");
+                let (pool, c) = current.lock().unwrap().clone().expect("a case");
                 barrier.wait();
                 let r = per_lcore(&pool, c.keep, c.get, c.put, o.secs);
                 worker.rate.store(r.to_bits(), Ordering::Relaxed);
@@ -370,12 +370,12 @@ fn run(eal: &Eal, o: &Opts) {
                 if k % 2 == 1 {
                     order.reverse();
                 }
-                for &(tracked, pool) in order {
+                for (tracked, pool) in order.iter().map(|&(t, p)| (*t, p.clone())) {
                     assert_eq!(pool.avail_count(), size, "mempool is not full");
                     let rate = if c.cores == 1 {
                         per_lcore(&pool, c.keep, c.get, c.put, o.secs)
                     } else {
-                        *current.lock().unwrap() = Some((pool, c));
+                        *current.lock().unwrap() = Some((pool.clone(), c));
                         round += 1;
                         worker.go.store(round, Ordering::Release);
                         barrier.wait();

@@ -132,9 +132,10 @@ pub struct SharedInfo {
 impl SharedInfo {
     /// Reserves it (the server).
     pub fn create(eal: &Eal) -> Result<SharedInfo, shoal::memzone::Error> {
-        let mz = Memzone::reserve(eal, SHARED_INFO_NAME, Lines::bytes(LINES))?;
+        let mz =
+            Memzone::reserve_aligned(eal, SHARED_INFO_NAME, Lines::bytes(LINES), Lines::ALIGN)?;
         Ok(SharedInfo {
-            lines: Lines::new(mz.region().clone()),
+            lines: Lines::new(mz)?,
         })
     }
 
@@ -142,7 +143,7 @@ impl SharedInfo {
     pub fn lookup(eal: &Eal) -> Result<SharedInfo, shoal::memzone::Error> {
         let mz = Memzone::lookup(eal, SHARED_INFO_NAME)?;
         Ok(SharedInfo {
-            lines: Lines::new(mz.region().clone()),
+            lines: Lines::new(mz)?,
         })
     }
 

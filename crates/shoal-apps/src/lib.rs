@@ -6,7 +6,7 @@ pub mod client;
 pub mod cs;
 pub mod server;
 
-use shoal::memory::Region;
+use shoal::memzone::{Memzone, TypedZone};
 use shoal::sync::atomic::{AtomicU64, Ordering};
 use shoal::sync::CachePadded;
 
@@ -20,7 +20,7 @@ pub type Line = CachePadded<[AtomicU64; COUNTERS_PER_LINE]>;
 /// writer's statistics in its own cache lines, so writers never share a line).
 #[derive(Debug, Clone)]
 pub struct Lines {
-    region: Region,
+    lines: TypedZone<Line>,
 }
 
 impl Lines {
@@ -29,14 +29,20 @@ impl Lines {
         n * std::mem::size_of::<Line>()
     }
 
-    /// Views a region as lines.
-    pub fn new(region: Region) -> Lines {
-        Lines { region }
+    /// Alignment to reserve the memzone with.
+    pub const ALIGN: usize = std::mem::align_of::<Line>();
+
+    /// Views a memzone (reserved with [`Lines::ALIGN`]) as lines.
+    ///
+    /// # Errors
+    /// The zone cannot be viewed as lines (see [`Memzone::typed`]).
+    pub fn new(mz: Memzone) -> Result<Lines, shoal::memzone::Error> {
+        Ok(Lines { lines: mz.typed()? })
     }
 
     /// Number of lines.
     pub fn len(&self) -> usize {
-        self.region.len() / std::mem::size_of::<Line>()
+        self.lines.len()
     }
 
     /// True when there are none.
@@ -46,8 +52,8 @@ impl Lines {
 
     /// Line `i`. Panics when `i` is out of range (a programming error: indices are ours).
     pub fn line(&self, i: usize) -> &Line {
-        self.region
-            .get(i * std::mem::size_of::<Line>())
+        self.lines
+            .get(i)
             .unwrap_or_else(|| panic!("counter line {i} out of range ({})", self.len()))
     }
 }

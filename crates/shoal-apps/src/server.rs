@@ -142,7 +142,7 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
         rx_queues: Some(1),
         // Queue 0 is the server's; client n sends on queue n + 1.
         tx_queues: Some(cfg.num_clients as u16 + 1),
-        pool: Some(pool),
+        pool: Some(pool.clone()),
         default_vdevs: vec!["net_gen0".into(), "net_gen1".into()],
         ..Default::default()
     };

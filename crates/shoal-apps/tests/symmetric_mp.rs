@@ -50,6 +50,19 @@ fn argument_errors_are_dpdks() {
             "Error: Cannot parse all command-line arguments",
         ),
         (
+            vec![
+                "-p",
+                "0x3",
+                "--num-procs",
+                "2",
+                "--proc-id",
+                "0",
+                "--nb-mbufs",
+                "0",
+            ],
+            "Error: Invalid --nb-mbufs \"0\"",
+        ),
+        (
             vec!["-p", "0x1", "--num-procs", "1", "--proc-id", "0"],
             "Application must use an even number of ports",
         ),
@@ -95,6 +108,49 @@ fn one_process_forwards_and_prints_its_counters_on_sigint() {
     let rx0 = counter(&out, 0, "RX");
     assert!(rx0 > 0, "{out}");
     assert_eq!(counter(&out, 1, "TX"), rx0, "{out}");
+}
+
+#[test]
+fn nb_mbufs_sizes_the_pool_and_every_mbuf_comes_back() {
+    let dir = TempDir::new("smp-nb");
+    let cap = dir.join("out.pcap");
+    let tx = format!("net_pcap1,tx_pcap={}", cap.display());
+    let g = Group::new("smp-nb");
+    let mut p = g.spawn(
+        BIN,
+        &[
+            "--no-huge",
+            "-m",
+            "64",
+            "-l",
+            "0",
+            "--vdev",
+            "net_null0",
+            "--vdev",
+            &tx,
+            "--",
+            "-p",
+            "0x3",
+            "--num-procs",
+            "1",
+            "--proc-id",
+            "0",
+            "--nb-mbufs",
+            "4095",
+        ],
+    );
+    p.wait_for(
+        "APP: SMP_MBUF_POOL: 4095 mbufs, cache 256, data room 2176; burst 32",
+        T,
+    );
+    p.wait_for("Finished Process Init", T);
+    eventually("frames in the capture", T, || records(&cap) >= 1);
+    let (code, out) = p.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out}");
+    let rx0 = counter(&out, 0, "RX");
+    assert!(rx0 > 0, "{out}");
+    assert_eq!(counter(&out, 1, "TX"), rx0, "{out}");
+    assert!(out.contains("pool in use 0"), "{out}");
 }
 
 /// Whole records in a capture that is being written (a record cut short at the end is not
@@ -341,4 +397,136 @@ fn random_kills_of_a_peer_lose_no_buffer() {
     let (code, out0) = p0.stop(libc::SIGINT, T);
     assert_eq!(code, Some(0), "{out0}");
     assert!(out0.contains("pool in use 0"), "{out0}");
+}
+
+/// True when `ip link` shows an XDP program on `iface` in the namespace.
+fn has_xdp(ns: &NetNs, iface: &str) -> bool {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", &ns.name, "ip", "link", "show", "dev", iface,
+        ])
+        .output()
+        .expect("ip link");
+    assert!(out.status.success(), "ip link show {iface} failed");
+    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+}
+
+/// Two symmetric_mp processes, the primary and a secondary, each on its own queue of two
+/// 2-queue AF_XDP ports (veth pairs with two queues each): the secondary receives and sends on
+/// its queues itself, the two see disjoint flows, and everything sent from the namespace comes
+/// out of the other pair. Then the primary dies by SIGKILL and its XDP programs go with it.
+#[test]
+fn two_peers_share_af_xdp_queues_and_the_program_dies_with_the_primary() {
+    let Some(ns) = NetNs::new("smpx") else { return };
+    if !require_tool("tcpreplay") {
+        return;
+    }
+    for (a, b) in [("a0", "b0"), ("a1", "b1")] {
+        ns.exec(&[
+            "ip",
+            "link",
+            "add",
+            a,
+            "numtxqueues",
+            "2",
+            "numrxqueues",
+            "2",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b,
+            "numtxqueues",
+            "2",
+            "numrxqueues",
+            "2",
+        ])
+        .unwrap();
+        ns.exec(&["ip", "link", "set", a, "up"]).unwrap();
+        ns.exec(&["ip", "link", "set", b, "up"]).unwrap();
+    }
+    let dir = TempDir::new("smpx");
+    let cap = dir.join("in.pcap");
+    let sent = make_capture(&cap, 64);
+    assert!(sent >= 200, "capture has {sent} frames");
+    let g = Group::new("smpx");
+    let logs: Vec<_> = (0..2).map(|i| dir.join(&format!("flows{i}"))).collect();
+    let spawn = |id: u16, lcore: &str, primary: bool| {
+        let log = logs[id as usize].to_str().unwrap().to_string();
+        let id_s = id.to_string();
+        let mut args: Vec<&str> = vec![
+            "netns",
+            "exec",
+            &ns.name,
+            BIN,
+            "--no-huge",
+            "-m",
+            "64",
+            "-l",
+            lcore,
+            "--file-prefix",
+            g.prefix(),
+            "--log-level",
+            "warning",
+        ];
+        if primary {
+            args.extend([
+                "--vdev",
+                "net_af_xdp0,iface=a0,queue_count=2",
+                "--vdev",
+                "net_af_xdp1,iface=a1,queue_count=2",
+            ]);
+        } else {
+            args.extend(["--proc-type", "secondary"]);
+        }
+        args.extend([
+            "--",
+            "-p",
+            "0x3",
+            "--num-procs",
+            "2",
+            "--proc-id",
+            &id_s,
+            "--flow-log",
+            &log,
+        ]);
+        g.spawn_raw("ip", &args)
+    };
+    let mut p0 = spawn(0, "0", true);
+    p0.wait_for("Finished Process Init", T);
+    assert!(has_xdp(&ns, "a0") && has_xdp(&ns, "a1"));
+    let mut p1 = spawn(1, "1", false);
+    p1.wait_for("Finished Process Init", T);
+    ns.tcpreplay("b0", &cap).unwrap();
+    eventually("b1 to receive every frame", T, || {
+        ns.rx_packets("b1") >= sent
+    });
+    let (c1, out1) = p1.stop(libc::SIGINT, T);
+    assert_eq!(c1, Some(0), "{out1}");
+    let (rx1, tx1) = (counter(&out1, 0, "RX"), counter(&out1, 1, "TX"));
+    // The primary is killed, not stopped: its share is what b1 got beyond the secondary's.
+    p0.kill9();
+    eventually("the XDP programs to go with the primary", T, || {
+        !has_xdp(&ns, "a0") && !has_xdp(&ns, "a1")
+    });
+    println!(
+        "secondary: rx {rx1} tx {tx1}; sent {sent}; b1 got {}",
+        ns.rx_packets("b1")
+    );
+    assert!(
+        rx1 > 0 && rx1 < sent,
+        "the secondary gets a share: {rx1} of {sent}"
+    );
+    assert_eq!(tx1, rx1, "the secondary sends all it receives");
+    assert_eq!(ns.rx_packets("b1"), sent);
+    let f1: BTreeSet<String> = std::fs::read_to_string(&logs[1])
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert!(
+        !f1.is_empty() && f1.len() < 64,
+        "{} flows on the secondary",
+        f1.len()
+    );
 }

@@ -125,26 +125,6 @@ pub(crate) fn render(s: &Snapshot) -> String {
             field(m, "in_use_by_slot")
         );
     }
-    let _ = writeln!(o, "\nports ({})", s.ports.len());
-    let _ = writeln!(
-        o,
-        "  {:>4} {:<16} {:<10} {:>12} {:>12} {:>10} {:>10}",
-        "PORT", "NAME", "STATE", "RX", "TX", "RX_DROP", "TX_DROP"
-    );
-    for p in &s.ports {
-        let n = |k: &str| p.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
-        let _ = writeln!(
-            o,
-            "  {:>4} {:<16} {:<10} {:>12} {:>12} {:>10} {:>10}",
-            n("port"),
-            field(p, "name"),
-            field(p, "state"),
-            n("ipackets"),
-            n("opackets"),
-            n("imissed") + n("ierrors") + n("rx_nombuf"),
-            n("oerrors")
-        );
-    }
     let _ = writeln!(o, "\npipelines ({})", s.pipelines.len());
     for p in &s.pipelines {
         let _ = writeln!(
@@ -209,6 +189,28 @@ pub(crate) fn render(s: &Snapshot) -> String {
         let _ = writeln!(
             o,
             "  * pid in another PID namespace (liveness does not depend on pids)"
+        );
+    }
+    let _ = writeln!(o, "\nports ({})", s.ports.len());
+    let _ = writeln!(
+        o,
+        "  {:>4} {:<20} {:<14} {:>5} {:>5} {:<17} {:<10} {:<9} {:>12} {:>12}",
+        "ID", "NAME", "DRIVER", "RXQ", "TXQ", "MAC", "STATE", "MODE", "IPACKETS", "OPACKETS"
+    );
+    for p in &s.ports {
+        let _ = writeln!(
+            o,
+            "  {:>4} {:<20} {:<14} {:>5} {:>5} {:<17} {:<10} {:<9} {:>12} {:>12}",
+            p.id,
+            p.name,
+            p.driver,
+            p.rx_queues,
+            p.tx_queues,
+            p.mac,
+            p.state,
+            p.mode.unwrap_or("-"),
+            p.ipackets,
+            p.opackets
         );
     }
     o

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use shoal::dispatch::PipelineStats;
 use shoal::eal::Eal;
+use shoal::ethdev::PortInfo;
 use shoal::telemetry::{snapshot, Snapshot};
 
 /// Kernel clock ticks per second in `/proc/<pid>/stat` (USER_HZ, fixed at 100 on Linux).
@@ -266,14 +267,7 @@ fn render(prev: &Sample, cur: &Sample, frame: u64) -> String {
 }
 
 /// Every port of the group, from the port table: whoever polls it.
-fn ports(o: &mut String, cur: &[serde_json::Value], prev: &[serde_json::Value], secs: f64) {
-    let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
-    let drops = |v: &serde_json::Value| {
-        ["imissed", "ierrors", "rx_nombuf", "oerrors"]
-            .iter()
-            .map(|k| num(v, k))
-            .sum::<u64>()
-    };
+fn ports(o: &mut String, cur: &[PortInfo], prev: &[PortInfo], secs: f64) {
     let _ = writeln!(o, "\nports ({}), busiest first", cur.len());
     let _ = writeln!(
         o,
@@ -289,30 +283,30 @@ fn ports(o: &mut String, cur: &[serde_json::Value], prev: &[serde_json::Value], 
         "RX_TOTAL",
         "TX_TOTAL"
     );
+    let drops = |p: &PortInfo| p.rx_drops + p.oerrors;
     let mut rows: Vec<(f64, String)> = cur
         .iter()
         .map(|p| {
-            let before = prev.iter().find(|q| q.get("port") == p.get("port"));
-            let rate = |k: &str| per_sec(num(p, k), before.map_or(num(p, k), |b| num(b, k)), secs);
-            let dr = per_sec(drops(p), before.map_or(drops(p), drops), secs);
-            let rx = rate("ipackets");
+            let b = prev.iter().find(|q| q.id == p.id);
+            let rate = |f: fn(&PortInfo) -> u64| per_sec(f(p), b.map_or(f(p), f), secs);
+            let rx = rate(|p| p.ipackets);
             let row = format!(
                 "  {:>4} {:<16} {:<10} {:>11.1} {:>9.3} {:>11.1} {:>9.3} {:>9.1} {:>12} {:>12}",
-                num(p, "port"),
-                p.get("name").and_then(|x| x.as_str()).unwrap_or("?"),
-                p.get("state").and_then(|x| x.as_str()).unwrap_or("?"),
+                p.id,
+                p.name,
+                p.state,
                 rx,
-                rate("ibytes") * 8.0 / 1e6,
-                rate("opackets"),
-                rate("obytes") * 8.0 / 1e6,
-                dr,
-                num(p, "ipackets"),
-                num(p, "opackets"),
+                rate(|p| p.ibytes) * 8.0 / 1e6,
+                rate(|p| p.opackets),
+                rate(|p| p.obytes) * 8.0 / 1e6,
+                rate(drops),
+                p.ipackets,
+                p.opackets,
             );
             (rx, row)
         })
         .collect();
-    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     for (_, r) in rows {
         let _ = writeln!(o, "{r}");
     }

@@ -256,3 +256,64 @@ fn reclaim_frees_a_dead_secondarys_slot_on_demand() {
     p.send_line("quit");
     assert_eq!(p.wait_exit(T), Some(0), "{}", p.output());
 }
+
+/// `shoal info` lists the group's ports, with the mode the kernel bound AF_XDP sockets in
+/// (copy on veth, which has no zero-copy).
+#[test]
+fn info_lists_ports_and_the_af_xdp_mode() {
+    let Some(ns) = shoal_testkit::netns::NetNs::new("infox") else {
+        return;
+    };
+    ns.veth("xa", "xb").unwrap();
+    let g = Group::new("infox");
+    let smp = sibling("symmetric_mp");
+    let mut p = g.spawn_raw(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &ns.name,
+            &smp,
+            "-l",
+            "0",
+            "--no-huge",
+            "-m",
+            "64",
+            "--file-prefix",
+            g.prefix(),
+            "--log-level",
+            "warning",
+            "--vdev",
+            "net_af_xdp0,iface=xa",
+            "--vdev",
+            "net_null1",
+            "--",
+            "-p",
+            "0x3",
+            "--num-procs",
+            "1",
+            "--proc-id",
+            "0",
+        ],
+    );
+    p.wait_for("Finished Process Init", T);
+    let mut info = g.spawn_raw(SHOAL, &["info", "--file-prefix", g.prefix()]);
+    assert_eq!(info.wait_exit(T), Some(0), "{}", info.output());
+    let text = info.output();
+    let port = text
+        .lines()
+        .find(|l| l.contains("net_af_xdp0"))
+        .unwrap_or_else(|| panic!("no net_af_xdp0 line in:\n{text}"));
+    assert!(
+        port.contains("net_af_xdp ") && port.contains(" copy ") && port.contains("started"),
+        "{port}"
+    );
+    assert!(text.contains("ports (2)"), "{text}");
+    let mut json = g.spawn_raw(SHOAL, &["info", "--file-prefix", g.prefix(), "--json"]);
+    assert_eq!(json.wait_exit(T), Some(0));
+    let v: serde_json::Value = serde_json::from_str(&json.output()).expect("valid JSON");
+    assert_eq!(v["ports"][0]["mode"], "copy", "{v}");
+    assert_eq!(v["ports"][1]["driver"], "net_null", "{v}");
+    let (code, out) = p.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out}");
+}

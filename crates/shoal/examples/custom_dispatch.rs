@@ -47,14 +47,15 @@ fn distributor(eal: &Eal, secs: Option<u64>) -> Result<(), Box<dyn Error>> {
     let pool = MbufPool::create(eal, "mbuf_pool", 8191, 256, 0, 2048 + 128)?;
     let conf = PortConf {
         tx_queues: Some(3), // queue 0 for answers, one per worker
-        pool: Some(pool),
+        pool: Some(pool.clone()),
         default_vdevs: vec!["net_gen0,rate=10000".into(), "net_gen1,rate=10000".into()],
         ..Default::default()
     };
     let ports = ethdev::ports_with(eal, &conf)?;
-    let mut d = Distributor::builder(eal, "custom")
-        .workers(2)
-        .create(ports, pool, by_udp_port)?;
+    let mut d =
+        Distributor::builder(eal, "custom")
+            .workers(2)
+            .create(ports, pool.clone(), by_udp_port)?;
     println!("distributor ready: pipeline {:?}, 2 workers", d.name());
     let end = secs.map(|s| Instant::now() + Duration::from_secs(s));
     d.run(

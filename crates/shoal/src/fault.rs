@@ -107,6 +107,14 @@ pub const SITES: &[(&str, &str)] = &[
         "HTS multi-consumer ring: values read, tail not yet published",
     ),
     (
+        "xdp.rx.recorded",
+        "AF_XDP receive: frames copied and fill slots written, burst recorded, nothing published",
+    ),
+    (
+        "xdp.rx.filled",
+        "AF_XDP receive: fill ring published, rx ring not yet handed back",
+    ),
+    (
         "memzone.locked",
         "metadata lock held while reserving a memzone",
     ),
@@ -115,6 +123,12 @@ pub const SITES: &[(&str, &str)] = &[
         "process table: slot taken (CLAIMING), lcores not yet recorded",
     ),
 ];
+
+/// True for the sites of AF_XDP ports (`xdp.*`), walked by `crates/shoal/tests/ethdev_af_xdp.rs`
+/// on a veth pair.
+pub fn is_port_site(site: &str) -> bool {
+    site.starts_with("xdp.")
+}
 
 /// True for the sites of multi-thread ring operations (`ring.mp*`, `ring.mc*`).
 pub fn is_multi_thread_ring_site(site: &str) -> bool {

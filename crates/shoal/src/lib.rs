@@ -7,6 +7,7 @@
 //! | DPDK                         | shoal                     |
 //! |------------------------------|---------------------------|
 //! | `rte_eal_init`, EAL options  | [`eal::Eal`]              |
+//! | the EAL's per-process state  | [`group::Group`]          |
 //! | `rte_memzone_*`              | [`memzone::Memzone`]      |
 //! | `rte_ring_*`                 | [`ring::Ring`]            |
 //! | `rte_mempool_*`              | [`mempool::Mempool`]      |
@@ -16,6 +17,12 @@
 //! | `rte_ether_hdr`, hashes      | [`net`]                   |
 //! | telemetry                    | [`telemetry`]             |
 //! | client_server_mp, F-Stack's packet dispatcher | [`dispatch`] |
+//!
+//! The modules import only downward: `sys` < `sync` < `memory` < `mp` < `group` < `memzone` <
+//! `ring`, `mempool` < `mbuf` < `ethdev` < `eal` < `dispatch` < `telemetry` (`net` stands apart; `fault`,
+//! the fault-injection sites, sits on `sys`).
+//! A lower layer reaches a higher one only through what the higher one registered with the
+//! [`group::Group`] (reclaimers, the pools' object kinds).
 //!
 //! Nothing in shared memory holds a raw pointer: shared structures refer to each other by
 //! offset, so every process may map a group's memory wherever the kernel puts it (ASLR stays on).
@@ -37,7 +44,7 @@
 //!     let (eal, args) = shoal::eal::init_or_exit("app [EAL options] -- distributor | worker ID");
 //!     if args.get(1).map(String::as_str) == Some("distributor") {
 //!         let pool = MbufPool::create(&eal, "mbuf_pool", 8191, 256, 0, 2048 + 128)?;
-//!         let conf = PortConf { tx_queues: Some(3), pool: Some(pool), ..Default::default() };
+//!         let conf = PortConf { tx_queues: Some(3), pool: Some(pool.clone()), ..Default::default() };
 //!         let ports = ethdev::ports_with(&eal, &conf)?;
 //!         // Your dispatcher: a closure (or any type implementing `Dispatcher`).
 //!         let by_port = |m: &mut Mbuf, ctx: &Ctx<'_>| match ctx.live() {
@@ -66,6 +73,7 @@ pub mod dispatch;
 pub mod eal;
 pub mod ethdev;
 pub mod fault;
+pub mod group;
 pub mod mbuf;
 pub mod memory;
 pub mod mempool;

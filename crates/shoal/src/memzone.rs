@@ -13,7 +13,7 @@
 //!
 //! **Attachments.** Every region handed out by a reservation or a lookup carries an attachment,
 //! counted in the entry and released when the last clone of that region (a [`Memzone`], a
-//! [`crate::ring::Ring`], a pool's view) is dropped. [`Memzone::free`] refuses a zone that is
+//! a ring handle, a pool's view) is dropped. [`Memzone::free`] refuses a zone that is
 //! attached anywhere, in this process or another, so its bytes are never handed to a new zone
 //! while an old view can still touch them. A process that dies keeps its attachments: such a
 //! zone is not freed again (the memory stays reserved, which is safe).
@@ -25,9 +25,10 @@
 use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
 use std::sync::Arc;
 
-use crate::eal::Eal;
+use crate::group::Group;
 use crate::memory::header::{MemzoneEntry, MemzoneTable, SegmentHeader, MAX_MEMZONES};
 use crate::memory::{Fresh, MemzoneKind, Region, MEMZONE_NAMESIZE};
+use crate::sync::Shared;
 use crate::sync::{Liveness, MemberId, Members};
 use crate::sys;
 
@@ -72,6 +73,20 @@ pub enum Error {
     /// A zero-length memzone was asked for.
     #[error("memzone length must be non-zero")]
     ZeroLength,
+    /// A zone that belongs to a layer (a ring, a pool, a table) was asked for a typed view.
+    #[error("memzone {0:?} holds a ring, a pool or a table: use that object's handle")]
+    NotPlain(String),
+    /// The zone is bound to another type than the one asked for.
+    #[error("memzone {name:?} was first viewed as another type than {ty}; a zone holds one type")]
+    OtherType {
+        /// The zone.
+        name: String,
+        /// The type asked for.
+        ty: &'static str,
+    },
+    /// The zone's start is not aligned for the type asked for.
+    #[error("memzone {0:?} is not aligned for that type (reserve it with that alignment)")]
+    Misaligned(String),
     /// Views of the zone are still alive (in this process or others).
     #[error("memzone {name:?} is still attached {attached} times (drop the handles on it first)")]
     InUse {
@@ -80,6 +95,70 @@ pub enum Error {
         /// Live attachments.
         attached: u32,
     },
+}
+
+/// A plain memzone bound to one type `T` ([`Memzone::typed`]): derefs to its values.
+pub struct TypedZone<T> {
+    zone: Memzone,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for TypedZone<T> {
+    fn clone(&self) -> Self {
+        TypedZone {
+            zone: self.zone.clone(),
+            _t: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for TypedZone<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedZone")
+            .field("zone", &self.zone)
+            .field("type", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+impl<T: Shared> TypedZone<T> {
+    /// The memzone.
+    pub fn zone(&self) -> &Memzone {
+        &self.zone
+    }
+}
+
+impl<T: Shared> std::ops::Deref for TypedZone<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: the zone was bound to `T` when this handle was made.
+        unsafe { slice_of(&self.zone.region) }
+    }
+}
+
+/// The bytes of `region` as `len / size_of::<T>()` values of `T`.
+///
+/// # Safety
+/// `region` is a plain zone bound to `T` (its type word, under the metadata lock), and its
+/// start is aligned for `T`.
+unsafe fn slice_of<T: Shared>(region: &Region) -> &[T] {
+    let n = region.len() / std::mem::size_of::<T>();
+    // SAFETY: the region is in bounds of a mapping it keeps alive (and its attachment keeps
+    // the zone from being freed) for as long as it is borrowed; aligned (the caller's
+    // contract, checked by `bind`); `T: Shared` makes every bit pattern valid and allows only
+    // interior, synchronised mutation, so shared references are sound while other processes
+    // write; and the zone's bytes are bound to `T` alone in every process, so no other type
+    // overlays them.
+    unsafe { std::slice::from_raw_parts(region.as_ptr().cast::<T>(), n) }
+}
+
+/// The word a plain zone's type is recorded as: a hash of `T`'s name, size and alignment.
+fn type_word<T>() -> u64 {
+    let name = std::any::type_name::<T>();
+    let mut facts: Vec<u64> = name.bytes().map(u64::from).collect();
+    facts.push(std::mem::size_of::<T>() as u64);
+    facts.push(std::mem::align_of::<T>() as u64);
+    crate::memory::layout_hash(&facts) | 1
 }
 
 /// Default memzone alignment: a cache line.
@@ -290,30 +369,32 @@ fn place(table: &MemzoneTable, heap: (u64, u64), len: u64, align: u64) -> Result
 
 impl Memzone {
     /// Reserves `len` bytes named `name`, aligned to a cache line, zeroed.
-    pub fn reserve(eal: &Eal, name: &str, len: usize) -> Result<Memzone, Error> {
-        Self::reserve_aligned(eal, name, len, DEFAULT_ALIGN)
+    pub fn reserve(group: &impl AsRef<Group>, name: &str, len: usize) -> Result<Memzone, Error> {
+        let group = group.as_ref();
+        Self::reserve_aligned(group, name, len, DEFAULT_ALIGN)
     }
 
     /// Reserves `len` bytes aligned to `align` (a power of two), zeroed.
     pub fn reserve_aligned(
-        eal: &Eal,
+        group: &impl AsRef<Group>,
         name: &str,
         len: usize,
         align: usize,
     ) -> Result<Memzone, Error> {
-        Self::reserve_kind(eal, name, len, align, MemzoneKind::Plain)
+        let group = group.as_ref();
+        Self::reserve_kind(group, name, len, align, MemzoneKind::Plain)
     }
 
     /// Reserves a zeroed zone that is published at once (its contents, all zero, are valid
     /// for the `Shared` types that will be read from it).
     pub(crate) fn reserve_kind(
-        eal: &Eal,
+        group: &Group,
         name: &str,
         len: usize,
         align: usize,
         kind: MemzoneKind,
     ) -> Result<Memzone, Error> {
-        let (res, fresh) = Self::reserve_fresh(eal, name, len, align, kind)?;
+        let (res, fresh) = Self::reserve_fresh(group, name, len, align, kind)?;
         res.publish();
         Ok(Memzone {
             name: name.to_owned(),
@@ -325,13 +406,13 @@ impl Memzone {
     /// Reserves a zeroed zone that lookups do not see until the returned [`Reservation`] is
     /// published; the creator fills it through the [`Fresh`] region meanwhile.
     pub(crate) fn reserve_fresh(
-        eal: &Eal,
+        group: &Group,
         name: &str,
         len: usize,
         align: usize,
         kind: MemzoneKind,
     ) -> Result<(Reservation, Fresh), Error> {
-        Self::reserve_fresh_in(&eal.whole(), name, len, align, kind)
+        Self::reserve_fresh_in(group.whole(), name, len, align, kind)
     }
 
     /// [`Memzone::reserve_fresh`] in the segment `whole` (offset 0 = its header).
@@ -391,6 +472,7 @@ impl Memzone {
                 creator_pid: sys::getpid(),
                 attached: 0,
                 creator: members.me().raw(),
+                elt_type: 0,
             };
             let attachment = Attachment::new(whole, &mut table, idx);
             (idx, offset, attachment)
@@ -419,19 +501,20 @@ impl Memzone {
 
     /// Finds a published memzone by name. A zone still being built by its creator is not
     /// found.
-    pub fn lookup(eal: &Eal, name: &str) -> Result<Memzone, Error> {
+    pub fn lookup(group: &impl AsRef<Group>, name: &str) -> Result<Memzone, Error> {
+        let group = group.as_ref();
         check_name(name)?;
-        let whole = eal.whole();
+        let whole = group.whole();
         let (region, kind) = {
             // A-pub: taking the lock pairs with the creator's release after publishing.
-            let mut table = eal.header().memzones.lock(&**whole.mapping());
+            let mut table = group.header().memzones.lock(&**whole.mapping());
             let (idx, e) =
                 find_published(&table, name).ok_or_else(|| Error::NotFound(name.to_owned()))?;
             let (offset, len, kind) = (e.offset as usize, e.len as usize, e.kind);
             let Some(region) = whole.sub(offset, len) else {
                 return Err(Error::NotFound(name.to_owned()));
             };
-            let attachment = Attachment::new(&whole, &mut table, idx);
+            let attachment = Attachment::new(whole, &mut table, idx);
             (region.with_attachment(attachment), kind)
         };
         Ok(Memzone {
@@ -446,14 +529,16 @@ impl Memzone {
     ///
     /// # Errors
     /// [`Error::NotFound`], or [`Error::InUse`] while the zone is attached.
-    pub fn free(eal: &Eal, name: &str) -> Result<(), Error> {
+    pub fn free(group: &impl AsRef<Group>, name: &str) -> Result<(), Error> {
+        let group = group.as_ref();
         check_name(name)?;
-        free_where(&eal.whole(), name, 0, || ())
+        free_where(group.whole(), name, 0, || ())
     }
 
     /// Every memzone of the group, by offset.
-    pub fn list(eal: &Eal) -> Vec<MemzoneInfo> {
-        let table = eal.header().memzones.lock(&**eal.whole().mapping());
+    pub fn list(group: &impl AsRef<Group>) -> Vec<MemzoneInfo> {
+        let group = group.as_ref();
+        let table = group.header().memzones.lock(&**group.whole().mapping());
         let mut v: Vec<MemzoneInfo> = table
             .entries
             .iter()
@@ -474,9 +559,78 @@ impl Memzone {
         self.kind
     }
 
-    /// Its bytes.
+    /// Its bytes. Reading them as values goes through [`Memzone::as_slice`], which binds the
+    /// zone to one type.
     pub fn region(&self) -> &Region {
         &self.region
+    }
+
+    /// The zone's bytes as `len / size_of::<T>()` values of `T` (shared memory: interior
+    /// mutability only, so `&[T]` is what every process gets). A plain zone is bound to the
+    /// first type it is viewed as, in any process of the group, for as long as it lives: a
+    /// view of another type is refused, since two types over the same bytes (a `u64` counter
+    /// read as two `u32`s, a lock word read as data) would be undefined behaviour. Zones that
+    /// hold rings, pools or internal tables belong to their layers and cannot be viewed.
+    ///
+    /// # Errors
+    /// [`Error::NotPlain`], [`Error::OtherType`], [`Error::Misaligned`], or
+    /// [`Error::NotFound`] when the zone was freed meanwhile.
+    pub fn as_slice<T: Shared>(&self) -> Result<&[T], Error> {
+        self.bind::<T>()?;
+        // SAFETY: bound to `T` just above (see `TypedZone::deref`).
+        Ok(unsafe { slice_of(&self.region) })
+    }
+
+    /// As [`Memzone::as_slice`], keeping the binding in a handle that derefs to `[T]` without
+    /// asking the table again.
+    ///
+    /// # Errors
+    /// As [`Memzone::as_slice`].
+    pub fn typed<T: Shared>(self) -> Result<TypedZone<T>, Error> {
+        self.bind::<T>()?;
+        Ok(TypedZone {
+            zone: self,
+            _t: std::marker::PhantomData,
+        })
+    }
+
+    /// Binds the zone to `T` (or checks that it is bound to `T`).
+    fn bind<T: Shared>(&self) -> Result<(), Error> {
+        let size = std::mem::size_of::<T>();
+        if self.kind != MemzoneKind::Plain {
+            return Err(Error::NotPlain(self.name.clone()));
+        }
+        if size == 0 || !(self.region.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
+            return Err(Error::Misaligned(self.name.clone()));
+        }
+        let want = type_word::<T>();
+        let map = self.region.mapping().clone();
+        let whole =
+            Region::new(map.clone(), 0, map.len()).ok_or(Error::NotFound(self.name.clone()))?;
+        let hdr: &SegmentHeader = whole.get(0).ok_or(Error::NotFound(self.name.clone()))?;
+        {
+            let mut table = hdr.memzones.lock(&*map);
+            let e = table
+                .entries
+                .iter_mut()
+                .find(|e| {
+                    e.used == state::PUBLISHED
+                        && e.offset == self.region.offset() as u64
+                        && e.name_str() == self.name
+                })
+                .ok_or(Error::NotFound(self.name.clone()))?;
+            match e.elt_type {
+                0 => e.elt_type = want,
+                t if t == want => {}
+                _ => {
+                    return Err(Error::OtherType {
+                        name: self.name.clone(),
+                        ty: std::any::type_name::<T>(),
+                    })
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Length in bytes.
@@ -496,9 +650,10 @@ impl Memzone {
 }
 
 /// Bytes of the heap in use by memzones, and the heap's size.
-pub fn usage(eal: &Eal) -> (usize, usize) {
-    let used: u64 = Memzone::list(eal).iter().map(|m| m.len).sum();
-    let heap = eal.memory_len() - crate::memory::header::heap_start();
+pub fn usage(group: &impl AsRef<Group>) -> (usize, usize) {
+    let group = group.as_ref();
+    let used: u64 = Memzone::list(group).iter().map(|m| m.len).sum();
+    let heap = group.memory_len() - crate::memory::header::heap_start();
     (used as usize, heap)
 }
 
@@ -530,6 +685,11 @@ pub(crate) fn free_where(
     e.attached = 0;
     tracing::debug!(target: "shoal::memzone", "freed {name:?}");
     Ok(())
+}
+
+/// The memzone attachment `region` was made with, if any.
+pub(crate) fn attachment_of(region: &Region) -> Option<Arc<Attachment>> {
+    region.attachment()?.clone().downcast::<Attachment>().ok()
 }
 
 /// A new attachment of the published entry `idx` of kind `kind`: its region, counted.

@@ -16,7 +16,7 @@ fn a_dispatcher_may_answer_and_drop_and_every_packet_is_counted() {
     let pool = MbufPool::create(&eal, "dpool", 4095, 0, 0, 2048 + 128).unwrap();
     let conf = PortConf {
         tx_queues: Some(2),
-        pool: Some(pool),
+        pool: Some(pool.clone()),
         ..Default::default()
     };
     let ports = ethdev::ports_with(&eal, &conf).unwrap();
@@ -33,7 +33,7 @@ fn a_dispatcher_may_answer_and_drop_and_every_packet_is_counted() {
     let mut d = Distributor::builder(&eal, "ans")
         .workers(1)
         .ring_size(1024)
-        .create(ports, pool, sut)
+        .create(ports, pool.clone(), sut)
         .unwrap();
     let mut w = Worker::attach(&eal, "ans", 0).unwrap();
     let mut events = Vec::new();
@@ -82,24 +82,28 @@ fn joining_errors_say_what_is_wrong() {
     let b = || Distributor::builder(&eal, "errs");
     let rr = shoal::dispatch::RoundRobin::default;
     assert!(matches!(
-        b().workers(0).create(ports.clone(), pool, rr()),
+        b().workers(0).create(ports.clone(), pool.clone(), rr()),
         Err(Error::BadWorkerCount(0))
     ));
     assert!(matches!(
-        b().ring_size(1000).create(ports.clone(), pool, rr()),
+        b().ring_size(1000)
+            .create(ports.clone(), pool.clone(), rr()),
         Err(Error::BadRingSize(1000))
     ));
     assert!(matches!(
-        b().create(vec![], pool, rr()),
+        b().create(vec![], pool.clone(), rr()),
         Err(Error::NoPorts)
     ));
     assert!(matches!(
-        Distributor::builder(&eal, "bad/name").create(ports.clone(), pool, rr()),
+        Distributor::builder(&eal, "bad/name").create(ports.clone(), pool.clone(), rr()),
         Err(Error::BadName(_))
     ));
-    let _d = b().workers(2).create(ports.clone(), pool, rr()).unwrap();
+    let _d = b()
+        .workers(2)
+        .create(ports.clone(), pool.clone(), rr())
+        .unwrap();
     assert!(matches!(
-        b().create(ports, pool, rr()),
+        b().create(ports, pool.clone(), rr()),
         Err(Error::Counters { .. })
     ));
     let err = Worker::attach(&eal, "errs", 2).unwrap_err();
@@ -144,12 +148,12 @@ fn a_live_workers_id_is_refused_and_a_dead_ones_is_taken_over() {
     let pool = MbufPool::create(&eal, "tpool", 4095, 0, 0, 2048 + 128).unwrap();
     let conf = PortConf {
         tx_queues: Some(2),
-        pool: Some(pool),
+        pool: Some(pool.clone()),
         ..Default::default()
     };
     let ports = ethdev::ports_with(&eal, &conf).unwrap();
     let mut d = Distributor::builder(&eal, "take")
-        .create(ports, pool, shoal::dispatch::FlowHash)
+        .create(ports, pool.clone(), shoal::dispatch::FlowHash)
         .unwrap();
     let mut first = g.spawn_self(TAKEOVER, "w1", &[]);
     first.wait_for("attached start 1", T);

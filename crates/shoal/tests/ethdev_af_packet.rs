@@ -12,6 +12,7 @@ use shoal::net::{parse_frame, FlowKey};
 use shoal_testkit::netns::{self, NetNs};
 use shoal_testkit::ports_eal;
 use shoal_testkit::require_tool;
+use shoal_testkit::{child_prefix, role, Group as TestGroup};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -267,4 +268,80 @@ fn tap_port_talks_to_the_kernel() {
         .count();
     assert!(arp >= 1, "no ARP request seen: {got:?}");
     drop(ports);
+}
+
+#[test]
+fn one_process_polls_an_af_packet_queue_and_a_survivor_takes_over_a_dead_one() {
+    const TEST: &str = "one_process_polls_an_af_packet_queue_and_a_survivor_takes_over_a_dead_one";
+    if role().as_deref() == Some("poller") {
+        // A secondary polling queue 0 of the primary's port, through the sockets it passed.
+        let eal = shoal_testkit::init(&child_prefix(), &["--proc-type=secondary"]).unwrap();
+        let ports = ethdev::ports(&eal).unwrap();
+        let mut total = 0;
+        let mut b = MbufBatch::new();
+        total += ports[0].rx_burst(QueueId(0), &mut b, 32);
+        println!("polling");
+        loop {
+            let mut b = MbufBatch::new();
+            let n = ports[0].rx_burst(QueueId(0), &mut b, 32);
+            if n > 0 {
+                total += n;
+                println!("got {total}");
+            } else {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+    let Some(ns) = NetNs::new("afpxp") else {
+        return;
+    };
+    if !require_tool("tcpreplay") {
+        return;
+    }
+    ns.veth("va", "vb").unwrap();
+    ns.enter().unwrap();
+    let (first, first_frames) = capture("xp1", 60, 10, false);
+    let (second, second_frames) = capture("xp2", 40, 10, false);
+    let g = TestGroup::new("afpxp");
+    let eal = shoal_testkit::init(g.prefix(), &["--vdev", "net_af_packet0,iface=va"]).unwrap();
+    let port = ethdev::ports(&eal).unwrap().remove(0);
+    // The secondary polls first: the queue is its own while it lives.
+    let mut child = g.spawn_self(TEST, "poller", &[]);
+    child.wait_for("polling", T);
+    ns.tcpreplay("vb", &first).unwrap();
+    let mut mine = 0;
+    let line = format!("got {}", first_frames.len());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let reader = std::thread::scope(|s| {
+        let poll = s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut b = MbufBatch::new();
+                mine += port.rx_burst(QueueId(0), &mut b, 32);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        });
+        let seen = child.wait_for(&line, T);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        poll.join().unwrap();
+        seen
+    });
+    assert!(reader.contains(&line), "{reader}");
+    assert_eq!(
+        mine, 0,
+        "the primary received from a queue another process owns"
+    );
+    // Killed, the owner leaves its id in the queue's owner word; the primary finds it dead
+    // and takes the queue over, resuming where the dead one stopped.
+    child.kill9();
+    ns.tcpreplay("vb", &second).unwrap();
+    let got: Vec<Vec<u8>> = drain(&port, second_frames.len(), T)
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(
+        got, second_frames,
+        "the survivor receives every later frame, in order"
+    );
+    let _ = std::fs::remove_file(first);
+    let _ = std::fs::remove_file(second);
 }

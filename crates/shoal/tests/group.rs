@@ -73,12 +73,12 @@ fn run_child(role: &str) {
 }
 
 fn read_byte(z: &Memzone, i: usize) -> u8 {
-    let b: &AtomicU8 = z.region().get(i).expect("in the zone");
+    let b: &AtomicU8 = &z.as_slice::<AtomicU8>().expect("a zone of bytes")[i];
     b.load(Ordering::Relaxed)
 }
 
 fn write_byte(z: &Memzone, i: usize, v: u8) {
-    let b: &AtomicU8 = z.region().get(i).expect("in the zone");
+    let b: &AtomicU8 = &z.as_slice::<AtomicU8>().expect("a zone of bytes")[i];
     b.store(v, Ordering::Relaxed)
 }
 
@@ -310,6 +310,42 @@ fn a_dead_process_slot_is_found_and_freed() {
         &[("SHOAL_TEST_ARGS", "-l 5")],
     );
     again.wait_for("attached", T);
+}
+
+/// A dead process's lcores pass to a new process only after the reaper has emptied their
+/// caches and freed its slot: a new holder attached before that would share the caches with the
+/// reaper (and lose what it cached when the reaper empties them).
+#[test]
+fn a_dead_process_lcore_is_given_out_only_after_it_is_reaped() {
+    child_or!(run_child);
+    let g = Group::new("reap-lc");
+    let prefix = g.prefix().to_string();
+    let eal = init(&prefix, &["-l", "0"]).unwrap();
+    for _ in 0..3 {
+        let mut c = g.spawn_self(
+            "a_dead_process_lcore_is_given_out_only_after_it_is_reaped",
+            "secondary",
+            &[("SHOAL_TEST_ARGS", "-l 5")],
+        );
+        c.wait_for("attached", T);
+        let pid = c.pid();
+        c.kill9();
+        c.wait_exit(T);
+        let mut next = g.spawn_self(
+            "a_dead_process_lcore_is_given_out_only_after_it_is_reaped",
+            "secondary",
+            &[("SHOAL_TEST_ARGS", "-l 5")],
+        );
+        next.wait_for("attached", T);
+        assert!(
+            eal.processes().iter().all(|p| p.pid != pid),
+            "lcore 5 was given to pid {} while dead pid {pid} still held it: {:?}",
+            next.pid(),
+            eal.processes()
+        );
+        next.kill9();
+        next.wait_exit(T);
+    }
 }
 
 #[test]

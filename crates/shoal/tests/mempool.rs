@@ -3,7 +3,9 @@
 //! hand-over and the audit.
 
 use shoal::eal::{Eal, LcoreId};
-use shoal::mempool::{flags, Error, Mempool, MempoolConfig, ObjIdx, PoolObj, CACHE_MAX_SIZE};
+use shoal::mempool::{
+    flags, Error, Mempool, MempoolConfig, ObjIdx, PoolObj, PoolObjs, CACHE_MAX_SIZE,
+};
 use shoal_testkit::solo_eal;
 
 #[test]
@@ -336,6 +338,8 @@ fn free_refuses_a_pool_in_use() {
         pool.free(&eal),
         Err(Error::InUse { in_use: 1, .. })
     ));
+    // The object still names its pool.
+    let pool = o.pool();
     drop(o);
     pool.free(&eal).unwrap();
     assert_eq!(
@@ -436,4 +440,35 @@ fn two_lcores_bulk_32_without_cache() {
         work();
     });
     assert_eq!(pool.avail_count(), 2047);
+}
+
+#[test]
+fn no_handle_of_this_process_outlives_a_freed_pool() {
+    let eal = solo_eal("mphandles", &["-l", "0"]);
+    let pool = Mempool::create(&eal, "h", MempoolConfig::new(15, 64)).unwrap();
+    // A clone, or an object table (even empty), is a handle: the free is refused while it
+    // lives, so it can never be used on memory a later zone took over.
+    let clone = pool.clone();
+    let other = pool.clone();
+    let refused = other.free(&eal);
+    assert!(
+        matches!(refused, Err(Error::HandlesAlive { others: 2, .. })),
+        "{refused:?}"
+    );
+    let table = PoolObjs::new(&clone);
+    drop(clone);
+    let pool2 = table.pool();
+    drop(pool);
+    let refused = pool2.free(&eal);
+    assert!(
+        matches!(refused, Err(Error::HandlesAlive { others: 1, .. })),
+        "{refused:?}"
+    );
+    let last = table.pool();
+    drop(table);
+    last.free(&eal).expect("the last handle frees the pool");
+    assert_eq!(
+        Mempool::lookup(&eal, "h").unwrap_err(),
+        Error::NotFound("h".into())
+    );
 }

@@ -61,8 +61,8 @@ fn lookups_never_see_a_ring_or_pool_before_it_is_complete() {
                     Err(ring::Error::Memzone(memzone::Error::NotFound(_))) => {
                         // The zone itself is not visible either.
                         let zone = Memzone::lookup(&eal, &format!("RG_r{i}"));
-                        if let Ok(z) = zone {
-                            let r = Ring::<u64>::attach(z.region().clone())
+                        if zone.is_ok() {
+                            let r = Ring::<u64>::lookup(&eal, &format!("r{i}"))
                                 .expect("a published ring zone holds a complete ring");
                             break r;
                         }
@@ -168,4 +168,37 @@ fn a_zone_attached_by_another_process_is_not_freed() {
     child.wait_for("dropped", T);
     assert_eq!(child.wait_exit(T), Some(0));
     Ring::<u64>::free(&eal, "held").unwrap();
+}
+
+#[test]
+fn a_plain_zone_holds_one_type_for_every_view_in_every_mapping() {
+    use shoal::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering::Relaxed};
+    let prefix = unique_prefix("mztype");
+    let eal = init(&prefix, &[]);
+    let mz = Memzone::reserve(&eal, "counters", 64).expect("reserve");
+    let wide = mz
+        .as_slice::<AtomicU64>()
+        .expect("the first view binds the zone");
+    assert_eq!(wide.len(), 8);
+    wide[0].store(u64::MAX, Relaxed);
+    let narrow = mz.as_slice::<AtomicU32>();
+    assert!(
+        matches!(narrow, Err(memzone::Error::OtherType { .. })),
+        "{narrow:?}"
+    );
+    // The binding lives in the segment: another mapping of it (an inspector's) is held to it.
+    let other = Eal::inspect(&prefix).expect("inspect");
+    let again = Memzone::lookup(&other, "counters").expect("lookup");
+    let half = again.as_slice::<AtomicU16>();
+    assert!(
+        matches!(half, Err(memzone::Error::OtherType { .. })),
+        "{half:?}"
+    );
+    let same = again.as_slice::<AtomicU64>().expect("the same type");
+    assert_eq!(same[0].load(Relaxed), u64::MAX);
+    // Zones that belong to a layer (a ring's) cannot be viewed at all.
+    let _ring = Ring::<u64>::create(&eal, "owned", &RingConfig::new(64)).expect("ring");
+    let rz = Memzone::lookup(&eal, "RG_owned").expect("the ring's zone");
+    let r = rz.as_slice::<AtomicU64>();
+    assert!(matches!(r, Err(memzone::Error::NotPlain(_))), "{r:?}");
 }

@@ -27,8 +27,9 @@ fn counters(eal: &Eal) -> Memzone {
 
 fn seen_slot(mz: &Memzone, tag: u64) -> &AtomicU32 {
     let (p, i) = (tag >> 32, tag & 0xffff_ffff);
-    mz.region()
-        .get::<AtomicU32>(((p * PER + i) * 4) as usize)
+    mz.as_slice::<AtomicU32>()
+        .expect("a zone of counters")
+        .get((p * PER + i) as usize)
         .expect("tag in range")
 }
 

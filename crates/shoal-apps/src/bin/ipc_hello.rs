@@ -86,8 +86,9 @@ fn text(m: &Message) -> String {
 }
 
 fn server(eal: &Eal, cfg: &Config) -> Result<(), String> {
-    let mz = Memzone::reserve(eal, MZ_SHARED_INFO, Lines::bytes(1)).map_err(|e| e.to_string())?;
-    let counters = Lines::new(mz.region().clone());
+    let mz = Memzone::reserve_aligned(eal, MZ_SHARED_INFO, Lines::bytes(1), Lines::ALIGN)
+        .map_err(|e| e.to_string())?;
+    let counters = Lines::new(mz).map_err(|e| e.to_string())?;
     let mp = mp(eal)?;
     for (name, tag, idx) in [
         (MSG_HELLO_REQUEST, "SYNC", REQUEST_COUNT),

@@ -76,7 +76,7 @@ fn run(eal: &Eal) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let recv_lcore = eal.lcores().get(1).copied().unwrap_or(eal.main_lcore());
     let receiver = {
-        let (stop, pool, eal) = (stop.clone(), pool, eal.clone());
+        let (stop, pool, eal) = (stop.clone(), pool.clone(), eal.clone());
         std::thread::Builder::new()
             .name("simple_mp-recv".into())
             .spawn(move || receive(&eal, &recv, &pool, recv_lcore.0, &stop))

@@ -29,6 +29,7 @@ const APP_USAGE: &str =
   --num-procs N        number of processes (the primary makes one queue per process)
   --proc-id ID         this process's id, 0 <= ID < N: it serves queue ID of every port
   --busy-poll          never back off when idle (benchmarks)
+  --nb-mbufs N         mbufs of the pool the primary makes (default 16383; DPDK's sample: 65536)
   --flow-log FILE      at exit, write the 5-tuples this process forwarded, one per line (tests)";
 
 /// Leaves the group (a primary removes its segment and runtime files) and exits with status 1.
@@ -54,6 +55,7 @@ struct Args {
     num_procs: Option<u16>,
     proc_id: u16,
     busy_poll: bool,
+    nb_mbufs: u32,
     flow_log: Option<String>,
 }
 
@@ -63,6 +65,7 @@ fn parse_args(app: &[String]) -> Result<Args, String> {
     let mut num_procs = None;
     let mut proc_id = None;
     let mut busy_poll = false;
+    let mut nb_mbufs = NB_MBUFS;
     let mut flow_log = None;
     let mut it = app.iter().skip(1);
     while let Some(arg) = it.next() {
@@ -89,6 +92,12 @@ fn parse_args(app: &[String]) -> Result<Args, String> {
             "--num-procs" => num_procs = value()?.parse().ok(),
             "--proc-id" => proc_id = value()?.parse().ok(),
             "--busy-poll" => busy_poll = true,
+            "--nb-mbufs" => {
+                let v = value()?;
+                nb_mbufs = v.parse().ok().filter(|&n: &u32| n > 0).ok_or_else(|| {
+                    format!("Error: Invalid --nb-mbufs {v:?} (a number of mbufs, 1 or more)")
+                })?;
+            }
             "--flow-log" => flow_log = Some(value()?),
             _ => return Err(bad()),
         }
@@ -102,6 +111,7 @@ fn parse_args(app: &[String]) -> Result<Args, String> {
         num_procs,
         proc_id,
         busy_poll,
+        nb_mbufs,
         flow_log,
     })
 }
@@ -131,7 +141,7 @@ fn main() {
         let pool = shoal::mbuf::MbufPool::create(
             &eal,
             SMP_MBUF_POOL,
-            NB_MBUFS,
+            args.nb_mbufs,
             MBUF_CACHE_SIZE,
             0,
             2048 + 128,
@@ -140,6 +150,11 @@ fn main() {
             eprintln!("EAL: Error - exiting with code: 1\n  Cause: Cannot get memory pool for buffers ({e})");
             bye(&eal)
         });
+        println!(
+            "APP: {SMP_MBUF_POOL}: {} mbufs, cache {MBUF_CACHE_SIZE}, data room {}; burst {PKT_BURST}",
+            args.nb_mbufs,
+            2048 + 128
+        );
         ethdev::ports_with(
             &eal,
             &PortConf {

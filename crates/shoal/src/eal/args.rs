@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::Error;
+use crate::group::LcoreId;
 use crate::memory::MAX_LCORES;
 
 /// `--proc-type`.
@@ -16,16 +17,6 @@ pub enum ProcTypeArg {
     Secondary,
     /// Secondary when a live primary holds the group's lock, primary otherwise.
     Auto,
-}
-
-/// An lcore id: names a slot (per-lcore caches, statistics), not a CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub struct LcoreId(pub u32);
-
-impl std::fmt::Display for LcoreId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
 }
 
 /// Parsed EAL options.

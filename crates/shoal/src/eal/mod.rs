@@ -23,9 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use args::{check_file_prefix, parse as parse_args, EalArgs, LcoreId, ProcTypeArg, USAGE};
-pub use lcore::{cache_line_round_trip, lcore_id, LcoreError};
-pub(crate) use lcore::{lcore_in, member_id};
+pub use crate::group::{lcore_id, Group, LcoreId, ProcType};
+pub use args::{check_file_prefix, parse as parse_args, EalArgs, ProcTypeArg, USAGE};
+pub use lcore::{cache_line_round_trip, LcoreError};
 pub use proctable::ProcessInfo;
 pub use runtime::runtime_dir;
 
@@ -44,34 +44,6 @@ const ATTACH_WAIT: Duration = Duration::from_secs(3);
 const SERVICE_PERIOD: Duration = Duration::from_millis(100);
 /// Exit status of a secondary whose primary died.
 pub const EXIT_PRIMARY_DIED: i32 = 3;
-
-/// The role a process plays in its group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProcType {
-    /// Created the group's memory.
-    Primary,
-    /// Attached to a primary's memory.
-    Secondary,
-}
-
-impl ProcType {
-    pub(crate) fn as_u32(self) -> u32 {
-        match self {
-            ProcType::Primary => 1,
-            ProcType::Secondary => 2,
-        }
-    }
-}
-
-impl std::fmt::Display for ProcType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ProcType::Primary => "primary",
-            ProcType::Secondary => "secondary",
-        })
-    }
-}
 
 /// Errors of EAL initialisation.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +102,17 @@ pub enum Error {
         /// The lcore.
         lcore: u32,
         /// The process holding it.
+        pid: u32,
+    },
+    /// An lcore asked for is still held by a process that died and has not been reaped yet
+    /// (its per-lcore caches may hold its buffers), and no live primary reaps it in time.
+    #[error(
+        "lcore {lcore} is still held by process {pid}, which died and was not reaped (no live primary reaps it; `shoal reclaim` can)"
+    )]
+    LcoreOfDeadProcess {
+        /// The lcore.
+        lcore: u32,
+        /// The dead process that held it.
         pid: u32,
     },
     /// Every lcore id is taken.
@@ -200,6 +183,8 @@ struct Inner {
     whole: Region,
     /// Our slot in the process table; None for an inspector (`shoal info`).
     slot: Option<u32>,
+    /// The group context the lower layers work in (it holds the IPC channel).
+    group: Group,
     lcores: Vec<LcoreId>,
     args: EalArgs,
     config: Mutex<Option<ConfigFile>>,
@@ -211,8 +196,6 @@ struct Inner {
     /// What the application asked to run when that happens.
     on_primary_death: Arc<Mutex<Option<PrimaryDeathHook>>>,
     service: Mutex<Option<JoinHandle<()>>>,
-    /// The group's IPC channel (None for an inspector).
-    mp: Option<crate::mp::Mp>,
 }
 
 impl std::fmt::Debug for Eal {
@@ -550,6 +533,9 @@ impl Eal {
             file_prefix: prefix.to_owned(),
             ..Default::default()
         };
+        let whole =
+            Region::new(seg.mapping().clone(), 0, seg.mapping().len()).expect("whole mapping");
+        let group = Self::make_group(&whole, ProcType::Secondary, None, seg.path(), &args, None);
         Ok(Eal {
             inner: Arc::new(Inner {
                 proc_type: ProcType::Secondary,
@@ -557,10 +543,10 @@ impl Eal {
                 segment_path: seg.path().to_owned(),
                 backing: seg.backing(),
                 map: seg.mapping().clone(),
-                whole: Region::new(seg.mapping().clone(), 0, seg.mapping().len())
-                    .expect("whole mapping"),
+                whole,
                 dir,
                 slot: None,
+                group,
                 lcores: Vec::new(),
                 args,
                 config: Mutex::new(None),
@@ -569,7 +555,6 @@ impl Eal {
                 primary_gone: Arc::new(AtomicBool::new(false)),
                 on_primary_death: Arc::new(Mutex::new(None)),
                 service: Mutex::new(None),
-                mp: None,
             }),
         })
     }
@@ -600,7 +585,9 @@ impl Eal {
         // process's objects would strand those already marked as being returned, and a
         // secondary may be killed while it starts. Dead members' lcores do not block the claim.
         if proc_type == ProcType::Primary {
-            reap(&map, hdr, &whole, &dir);
+            // A reaper's context: no slot yet, so what it touches is attributed to nobody.
+            let reaper = Self::make_group(&whole, proc_type, None, seg.path(), &args, None);
+            reap(&reaper, &dir);
         }
         let claimed = proctable::claim(&map, hdr, proc_type, &args.lcores);
         if let Some(m) = map.membership() {
@@ -635,10 +622,12 @@ impl Eal {
         let mp = match mp {
             Ok(mp) => mp,
             Err(e) => {
-                proctable::release(&map, hdr, &whole, slot);
+                let g = Self::make_group(&whole, proc_type, Some(slot), seg.path(), &args, None);
+                proctable::release(&g, slot);
                 return Err(Error::Ipc(e));
             }
         };
+        let group = Self::make_group(&whole, proc_type, Some(slot), seg.path(), &args, Some(mp));
         let eal = Eal {
             inner: Arc::new(Inner {
                 proc_type,
@@ -649,6 +638,7 @@ impl Eal {
                 whole: whole.clone(),
                 dir,
                 slot: Some(slot),
+                group,
                 lcores,
                 args,
                 config: Mutex::new(cfg),
@@ -657,7 +647,6 @@ impl Eal {
                 primary_gone: Arc::new(AtomicBool::new(false)),
                 on_primary_death: Arc::new(Mutex::new(None)),
                 service: Mutex::new(None),
-                mp: Some(mp),
             }),
         };
         eal.start_service();
@@ -673,6 +662,7 @@ impl Eal {
     fn start_service(&self) {
         let stop = self.inner.stop.clone();
         let map = self.inner.map.clone();
+        let group = self.inner.group.clone();
         let slot = self.inner.slot.expect("member process");
         let proc_type = self.inner.proc_type;
         let prefix = self.inner.prefix.clone();
@@ -689,8 +679,7 @@ impl Eal {
         let handle = std::thread::Builder::new()
             .name("shoal-service".into())
             .spawn(move || {
-                let whole = Region::new(map.clone(), 0, map.len()).expect("whole mapping");
-                let hdr: &SegmentHeader = whole.get(0).expect("header");
+                let hdr: &SegmentHeader = group.header();
                 let mut tick = 0u64;
                 while !stop.load(StdOrdering::Relaxed) {
                     proctable::beat(hdr, slot);
@@ -707,7 +696,7 @@ impl Eal {
                         }
                     }
                     if proc_type == ProcType::Primary && tick.is_multiple_of(2) {
-                        reap(&map, hdr, &whole, &dir);
+                        reap(&group, &dir);
                     }
                     tick += 1;
                     std::thread::sleep(SERVICE_PERIOD);
@@ -720,11 +709,6 @@ impl Eal {
     pub(crate) fn header(&self) -> &SegmentHeader {
         // The mapping holds a header: checked when it was created or attached.
         self.inner.whole.get(0).expect("segment header")
-    }
-
-    /// The whole segment as a region.
-    pub(crate) fn whole(&self) -> Region {
-        self.inner.whole.clone()
     }
 
     /// Primary or secondary.
@@ -792,7 +776,13 @@ impl Eal {
     /// The group's IPC channel (DPDK's `rte_mp_*`), started at init with the runtime dir and
     /// this process's role. `None` for an inspector ([`Eal::inspect`]).
     pub fn mp(&self) -> Option<&crate::mp::Mp> {
-        self.inner.mp.as_ref()
+        self.inner.group.mp()
+    }
+
+    /// The group context this process's objects are created and found in. Functions of the
+    /// lower layers take `&eal` for it (`Eal` is `AsRef<Group>`).
+    pub fn group(&self) -> &Group {
+        &self.inner.group
     }
 
     /// The primary's pid.
@@ -820,12 +810,7 @@ impl Eal {
     /// Finds processes that died without leaving, returns their buffers to their pools and
     /// frees their slots and lcores. The primary does this by itself a few times a second.
     pub fn reap_dead(&self) -> Vec<ProcessInfo> {
-        reap(
-            &self.inner.map,
-            self.header(),
-            &self.whole(),
-            &self.inner.dir,
-        )
+        reap(&self.inner.group, &self.inner.dir)
     }
 
     /// True once SIGINT or SIGTERM arrived (with handlers installed: [`setup_process`]), or
@@ -897,6 +882,39 @@ impl Eal {
     }
 }
 
+impl AsRef<Group> for Eal {
+    fn as_ref(&self) -> &Group {
+        &self.inner.group
+    }
+}
+
+impl Eal {
+    /// The group context for `whole`, with the object kinds of every layer registered: what a
+    /// member (or a reaper) of the group returns a dead member's objects through.
+    fn make_group(
+        whole: &Region,
+        proc_type: ProcType,
+        slot: Option<u32>,
+        segment: &Path,
+        args: &EalArgs,
+        mp: Option<crate::mp::Mp>,
+    ) -> Group {
+        let group = Group::new(crate::group::Parts {
+            whole: whole.clone(),
+            proc_type,
+            slot,
+            segment_path: segment.to_owned(),
+            vdevs: args.vdevs.clone(),
+            mp,
+        });
+        // Order matters: mbufs first tell the pools how to reclaim them, then the pools
+        // register the reclaimer that returns every object by its owner tag.
+        crate::mbuf::register(&group);
+        crate::mempool::register(&group);
+        group
+    }
+}
+
 impl Inner {
     /// Leaves the group: IPC and the service thread stop, the slot and lcores are released,
     /// and a primary removes the runtime files and the segment. Runs once (`left`).
@@ -904,7 +922,7 @@ impl Inner {
         if self.left.swap(true, StdOrdering::AcqRel) {
             return;
         }
-        if let Some(mp) = &self.mp {
+        if let Some(mp) = self.group.mp() {
             mp.shutdown();
         }
         self.stop.store(true, StdOrdering::Relaxed);
@@ -912,9 +930,8 @@ impl Inner {
             let _ = h.join();
         }
         let Some(slot) = self.slot else { return };
-        let whole = Region::new(self.map.clone(), 0, self.map.len()).expect("whole mapping");
-        let hdr: &SegmentHeader = whole.get(0).expect("header");
-        proctable::release(&self.map, hdr, &whole, slot);
+        proctable::release(&self.group, slot);
+        self.group.end_lcores();
         if self.proc_type == ProcType::Primary {
             runtime::clear_stale(&self.dir);
             let _ = std::fs::remove_file(&self.segment_path);
@@ -935,8 +952,8 @@ impl Drop for Inner {
 
 /// Reaps dead members (see `proctable::reap_dead`), logs each, and removes its IPC socket,
 /// named by its own pid and slot.
-fn reap(map: &Mapping, hdr: &SegmentHeader, whole: &Region, dir: &Path) -> Vec<ProcessInfo> {
-    let reaped = proctable::reap_dead(map, hdr, whole);
+fn reap(group: &Group, dir: &Path) -> Vec<ProcessInfo> {
+    let reaped = proctable::reap_dead(group);
     for p in &reaped {
         tracing::warn!(target: "shoal::eal", "process {} ({}) died; its slot {} and lcores {:?} were freed", p.pid, p.proc_type, p.slot, p.lcores);
         let _ = std::fs::remove_file(dir.join(crate::mp::secondary_socket_name(p.pid, p.slot)));

@@ -8,8 +8,9 @@
 //! A kill at each step leaves:
 //! - after the lock byte, before `CLAIMING`: a free slot whose byte is free again (nothing);
 //! - in `CLAIMING` (lcores not yet recorded): a slot that the reaper frees (its byte is free);
-//! - `LIVE`: a dead member that the reaper finds by its free byte, whose objects it returns by
-//!   their owner tags before it frees the slot;
+//! - `LIVE`: a dead member that the reaper finds by its free byte, whose objects it returns
+//!   through the reclaimers the owning layers registered with the [`Group`] (by their owner
+//!   tags) before it frees the slot;
 //! - during reaping (`DEAD`), a reaper's own death: the slot stays `DEAD` and the next reaper
 //!   finishes the job (reclaiming by tag is idempotent).
 //!
@@ -17,8 +18,9 @@
 //! kept for display, with the PID namespace they belong to.
 
 use super::{Error, LcoreId, ProcType};
+use crate::group::Group;
 use crate::memory::header::{slot_state, ProcSlot, SegmentHeader};
-use crate::memory::{Mapping, Region, MAX_LCORES, MAX_PROCS};
+use crate::memory::{Mapping, MAX_LCORES, MAX_PROCS};
 use crate::sync::atomic::Ordering;
 use crate::sync::{Liveness, MemberId, Members};
 use crate::sys;
@@ -172,7 +174,24 @@ pub(crate) fn claim(
 ) -> Result<(u32, Vec<LcoreId>), Error> {
     let slot = take_slot(map, hdr, proc_type)?;
     let s = &hdr.procs[slot as usize];
-    match claim_lcores(map, hdr, slot, wanted) {
+    // An lcore of a dead process is free only once the primary's reaper has returned what its
+    // caches hold and cleared its slot (every 200 ms): until then the caches are the dead
+    // process's, and a new holder would share them with the reaper. Wait for that, as long as
+    // a primary lives to do it.
+    let deadline = std::time::Instant::now() + REAP_WAIT;
+    let result = loop {
+        match claim_lcores(map, hdr, slot, wanted) {
+            Err(Error::LcoreOfDeadProcess { .. })
+                if std::time::Instant::now() < deadline
+                    && map.liveness(MemberId::from_raw(hdr.primary_id.load(Ordering::Acquire)))
+                        == Liveness::Alive =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => break r,
+        }
+    };
+    match result {
         Ok(lcores) => Ok((slot, lcores)),
         Err(e) => {
             let _guard = hdr.memzones.lock(map);
@@ -181,6 +200,10 @@ pub(crate) fn claim(
         }
     }
 }
+
+/// How long a joining process waits for the primary's reaper to free the lcores of a dead
+/// process it asked for (the reaper runs every 200 ms; a loaded machine delays it).
+const REAP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn claim_lcores(
     map: &Mapping,
@@ -191,17 +214,22 @@ fn claim_lcores(
     let _guard = hdr.memzones.lock(map);
     let mut taken = [0u64; MAX_LCORES / 64];
     let mut owner = [0u32; MAX_LCORES];
+    let mut dead = [0u64; MAX_LCORES / 64];
     for (i, s) in hdr.procs.iter().enumerate() {
-        if i == slot as usize || s.state.load(Ordering::Acquire) != slot_state::LIVE {
+        // DEAD: a reaper is at work on the slot; its lcores are not free until it is FREE.
+        let state = s.state.load(Ordering::Acquire);
+        if i == slot as usize || (state != slot_state::LIVE && state != slot_state::DEAD) {
             continue;
         }
-        // A dead member's lcores are free already: the reaper is about to clear them.
-        if map.liveness(member_of(i, s)) == Liveness::Dead {
-            continue;
-        }
+        // A dead member's lcores are taken until the reaper has emptied their caches and
+        // cleared the slot: a new holder would share the caches with the reaper.
+        let gone = state == slot_state::DEAD || map.liveness(member_of(i, s)) == Liveness::Dead;
         let pid = s.pid.load(Ordering::Relaxed);
         for l in lcores_of(s) {
             taken[l as usize / 64] |= 1 << (l % 64);
+            if gone {
+                dead[l as usize / 64] |= 1 << (l % 64);
+            }
             owner[l as usize] = pid;
         }
     }
@@ -212,12 +240,22 @@ fn claim_lcores(
         vec![LcoreId(free)]
     } else {
         for (l, _) in wanted {
-            if taken[l.0 as usize / 64] & (1 << (l.0 % 64)) != 0 {
+            let bit = 1 << (l.0 % 64);
+            if taken[l.0 as usize / 64] & bit != 0 && dead[l.0 as usize / 64] & bit == 0 {
                 return Err(Error::LcoreInUse {
                     lcore: l.0,
                     pid: owner[l.0 as usize],
                 });
             }
+        }
+        if let Some((l, _)) = wanted
+            .iter()
+            .find(|(l, _)| dead[l.0 as usize / 64] & (1 << (l.0 % 64)) != 0)
+        {
+            return Err(Error::LcoreOfDeadProcess {
+                lcore: l.0,
+                pid: owner[l.0 as usize],
+            });
         }
         wanted.iter().map(|(l, _)| *l).collect()
     };
@@ -244,18 +282,22 @@ pub(crate) fn beat(hdr: &SegmentHeader, slot: u32) {
 }
 
 /// Releases our own slot on a clean exit, returning what we still hold to the pools.
-pub(crate) fn release(map: &Mapping, hdr: &SegmentHeader, whole: &Region, slot: u32) {
+pub(crate) fn release(group: &Group, slot: u32) {
+    let map = &**group.whole().mapping();
+    let hdr = group.header();
     let Some(s) = hdr.procs.get(slot as usize) else {
         return;
     };
-    crate::mempool::reclaim_slot(whole, slot, false);
+    group.reclaim(slot, false);
     let _guard = hdr.memzones.lock(map);
     drop_slot(map, s, slot);
 }
 
 /// Finds slots whose processes are provably gone, returns their buffers and frees the slots. A
 /// slot whose liveness cannot be decided is left alone.
-pub(crate) fn reap_dead(map: &Mapping, hdr: &SegmentHeader, whole: &Region) -> Vec<ProcessInfo> {
+pub(crate) fn reap_dead(group: &Group) -> Vec<ProcessInfo> {
+    let map = &**group.whole().mapping();
+    let hdr = group.header();
     let now = sys::monotonic_ns();
     let mut reaped = Vec::new();
     for (i, s) in hdr.procs.iter().enumerate() {
@@ -278,7 +320,7 @@ pub(crate) fn reap_dead(map: &Mapping, hdr: &SegmentHeader, whole: &Region) -> V
         let mut p = info(map, i, s, now);
         p.alive = false;
         p.liveness = Liveness::Dead;
-        crate::mempool::reclaim_slot(whole, i as u32, true);
+        group.reclaim(i as u32, true);
         let _guard = hdr.memzones.lock(map);
         // Another reaper may have finished the slot meanwhile.
         if s.state.load(Ordering::Acquire) == slot_state::DEAD

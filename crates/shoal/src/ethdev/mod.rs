@@ -26,6 +26,7 @@
 //! | `net_pcap` | rx: the capture, loaded by the primary into a memzone, with a shared cursor; tx: the file, opened by each process with `O_APPEND`, one `write` per burst | shared memory / its own fd |
 //! | `net_af_packet` | one AF_PACKET socket per queue, both TPACKET rings mmapped; ring cursors in the table | the primary passes the sockets over IPC (`SCM_RIGHTS`); the secondary maps the same rings |
 //! | `net_tap` | one TAP queue fd per queue | the primary passes the fds over IPC |
+//! | `net_af_xdp` | one AF_XDP socket per queue, its four rings mmapped; UMEM in a memzone; ring indices in the socket's own mapping | the primary passes the sockets over IPC; the secondary maps their rings and the UMEM memzone |
 //!
 //! Ports are configured and started by the primary before secondaries attach; a port stopped
 //! by the primary returns 0 from every burst in every process.
@@ -42,7 +43,7 @@ use std::time::Duration;
 pub use spec::{DriverArgs, DriverKind, GenSize, VdevSpec, MAX_QUEUES, PORT_NAMESIZE};
 pub use table::MAX_PORTS;
 
-use crate::eal::{Eal, ProcType};
+use crate::group::{Group, ProcType};
 use crate::mbuf::{MbufBatch, MbufPool, MbufRing};
 use crate::memory::{MemzoneKind, Region};
 use crate::memzone::Memzone;
@@ -51,8 +52,6 @@ use crate::sync::atomic::Ordering;
 use crate::sync::Members;
 use drivers::{Driver, RxCtx, TxCtx};
 use table::{bump, cstr, set_cstr, state, PortConfig, PortShared, PortTable, TABLE_NAME};
-
-pub(crate) use table::SHARED_LAYOUT;
 
 /// A port number, as DPDK's `port_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -205,6 +204,16 @@ pub struct Port {
     inner: Arc<PortInner>,
 }
 
+impl Drop for PortInner {
+    fn drop(&mut self) {
+        if let Some(table) = self.table.get::<PortTable>(0) {
+            if let Some(shared) = table.ports.get(self.id.0 as usize) {
+                self.driver.release(shared, &**self.table.mapping());
+            }
+        }
+    }
+}
+
 struct PortInner {
     id: PortId,
     name: String,
@@ -212,7 +221,7 @@ struct PortInner {
     mac: EthernetAddress,
     nb_rxq: u16,
     nb_txq: u16,
-    eal: Eal,
+    group: Group,
     table: Region,
     pool: MbufPool,
     driver: Box<dyn Driver>,
@@ -265,6 +274,7 @@ impl Port {
             q: rxq,
             pool: &self.inner.pool,
             port: self.inner.id.0,
+            members: &**self.inner.table.mapping(),
         };
         let n = self.inner.driver.rx_burst(qi, &cx, batch, max);
         if n > 0 {
@@ -285,7 +295,10 @@ impl Port {
         if qi >= self.inner.nb_txq as usize || !shared.ctl.is_started() || batch.is_empty() {
             return 0;
         }
-        let cx = TxCtx { q: &shared.txq[qi] };
+        let cx = TxCtx {
+            q: &shared.txq[qi],
+            members: &**self.inner.table.mapping(),
+        };
         self.inner.driver.tx_burst(qi, &cx, batch)
     }
 
@@ -372,7 +385,7 @@ impl Port {
 
     /// The pool receive queues allocate from.
     pub fn pool(&self) -> MbufPool {
-        self.inner.pool
+        self.inner.pool.clone()
     }
 
     /// True when the link is up (kernel interfaces: IFF_UP and IFF_RUNNING).
@@ -395,9 +408,14 @@ impl Port {
     /// # Errors
     /// [`Error::NotPrimary`] in a secondary.
     pub fn start(&self) -> Result<(), Error> {
-        if self.inner.eal.proc_type() != ProcType::Primary {
+        if self.inner.group.proc_type() != ProcType::Primary {
             return Err(Error::NotPrimary("start a port"));
         }
+        self.inner.driver.started().map_err(|why| Error::Driver {
+            port: self.inner.name.clone(),
+            driver: self.inner.kind,
+            why,
+        })?;
         let ctl = &self.shared().ctl;
         ctl.generation.fetch_add(1, Ordering::Relaxed);
         ctl.set_state(state::STARTED);
@@ -411,38 +429,146 @@ impl Port {
     /// # Errors
     /// [`Error::NotPrimary`] in a secondary.
     pub fn stop(&self) -> Result<(), Error> {
-        if self.inner.eal.proc_type() != ProcType::Primary {
+        if self.inner.group.proc_type() != ProcType::Primary {
             return Err(Error::NotPrimary("stop a port"));
         }
         self.shared().ctl.set_state(state::STOPPED);
+        self.inner.driver.stopped();
         tracing::debug!(target: "shoal::ethdev", "port {} ({}) stopped", self.inner.id, self.inner.name);
         Ok(())
     }
 }
 
-/// This process's ports of each group, so that [`ports`] called twice returns the same
-/// handles (kernel sockets and mappings are made once per process).
-static REGISTRY: Mutex<Vec<(std::path::PathBuf, Vec<Weak<PortInner>>)>> = Mutex::new(Vec::new());
+/// This membership's ports (the ethdev layer's state in its [`Group`]), so that [`ports`]
+/// called twice returns the same handles (kernel sockets and mappings are made once per
+/// process). `None` until the ports were probed or attached.
+#[derive(Default)]
+struct PortList(Mutex<Option<Vec<Weak<PortInner>>>>);
 
-/// The ports this process already has for `eal`'s group, without probing or attaching (None
-/// when it has none): what telemetry reports.
-pub(crate) fn registered(eal: &Eal) -> Option<Vec<Port>> {
-    let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    let (_, ports) = reg.iter().find(|(p, _)| p == eal.segment_path())?;
-    ports
+/// One port as the port table describes it, read without attaching to it (`shoal info`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PortInfo {
+    /// Port number.
+    pub id: u16,
+    /// Device name.
+    pub name: String,
+    /// Driver name (DPDK's).
+    pub driver: String,
+    /// Receive and transmit queues.
+    pub rx_queues: u16,
+    /// Transmit queues.
+    pub tx_queues: u16,
+    /// MAC address.
+    pub mac: String,
+    /// configured, started or stopped.
+    pub state: &'static str,
+    /// How the driver moves frames, where it has a choice (`net_af_xdp`: `copy` or
+    /// `zero-copy`, as the kernel bound its sockets).
+    pub mode: Option<&'static str>,
+    /// Packets received, all queues.
+    pub ipackets: u64,
+    /// Packets sent, all queues.
+    pub opackets: u64,
+    /// Bytes received, all queues.
+    pub ibytes: u64,
+    /// Bytes sent, all queues.
+    pub obytes: u64,
+    /// Receive drops, all queues: missed (ring full), bad frames, no free mbuf.
+    pub rx_drops: u64,
+    /// Packets the driver took and could not send, all queues.
+    pub oerrors: u64,
+}
+
+/// The group's ports as its port table lists them (empty when it has none).
+pub fn table_info(group: &impl AsRef<Group>) -> Vec<PortInfo> {
+    let Ok(Some(region)) = table_region(group.as_ref(), false) else {
+        return Vec::new();
+    };
+    let table: &PortTable = region.get(0).expect("checked");
+    let configs: Vec<PortConfig> = table.config.lock(&**region.mapping()).ports.to_vec();
+    let mut out = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let sh = &table.ports[i];
+        let st = sh.ctl.state();
+        if c.used == 0 || st == state::FREE {
+            continue;
+        }
+        let kind = DriverKind::from_u32(c.driver);
+        let (nrx, ntx) = (
+            (c.nb_rxq as usize).min(MAX_QUEUES),
+            (c.nb_txq as usize).min(MAX_QUEUES),
+        );
+        let mode = match kind {
+            Some(DriverKind::AfXdp) => {
+                match sh.txq[0].drv[drivers::af_xdp::W_MODE].load(Ordering::Relaxed) {
+                    2 => Some("zero-copy"),
+                    1 => Some("copy"),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        out.push(PortInfo {
+            id: i as u16,
+            name: cstr(&c.name).to_owned(),
+            driver: kind.map_or("unknown", DriverKind::name).to_owned(),
+            rx_queues: c.nb_rxq,
+            tx_queues: c.nb_txq,
+            mac: EthernetAddress(c.mac).to_string(),
+            state: match st {
+                state::STARTED => "started",
+                state::STOPPED => "stopped",
+                _ => "configured",
+            },
+            mode,
+            ipackets: sh.rxq[..nrx]
+                .iter()
+                .map(|q| q.packets.load(Ordering::Relaxed))
+                .sum(),
+            opackets: sh.txq[..ntx]
+                .iter()
+                .map(|q| q.packets.load(Ordering::Relaxed))
+                .sum(),
+            ibytes: sh.rxq[..nrx]
+                .iter()
+                .map(|q| q.bytes.load(Ordering::Relaxed))
+                .sum(),
+            obytes: sh.txq[..ntx]
+                .iter()
+                .map(|q| q.bytes.load(Ordering::Relaxed))
+                .sum(),
+            rx_drops: sh.rxq[..nrx]
+                .iter()
+                .map(|q| {
+                    q.missed.load(Ordering::Relaxed)
+                        + q.errors.load(Ordering::Relaxed)
+                        + q.nombuf.load(Ordering::Relaxed)
+                })
+                .sum(),
+            oerrors: sh.txq[..ntx]
+                .iter()
+                .map(|q| q.errors.load(Ordering::Relaxed))
+                .sum(),
+        });
+    }
+    out
+}
+
+/// The ports this process already has in `group`, without probing or attaching (None when it
+/// has none): what telemetry reports.
+pub(crate) fn registered(group: &Group) -> Option<Vec<Port>> {
+    let list = group.state::<PortList>();
+    let reg = list.0.lock().unwrap_or_else(|e| e.into_inner());
+    reg.as_ref()?
         .iter()
         .map(|w| w.upgrade().map(|inner| Port { inner }))
         .collect()
 }
 
-fn register(eal: &Eal, ports: &[Port]) {
-    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    reg.retain(|(_, v)| v.iter().any(|w| w.strong_count() > 0));
-    reg.retain(|(p, _)| p != eal.segment_path());
-    reg.push((
-        eal.segment_path().to_owned(),
-        ports.iter().map(|p| Arc::downgrade(&p.inner)).collect(),
-    ));
+fn register(group: &Group, ports: &[Port]) {
+    let list = group.state::<PortList>();
+    *list.0.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some(ports.iter().map(|p| Arc::downgrade(&p.inner)).collect());
 }
 
 /// The group's ports. In the primary: probes every `--vdev` spec, configures each port with
@@ -453,28 +579,30 @@ fn register(eal: &Eal, ports: &[Port]) {
 /// # Errors
 /// A bad spec, a driver that cannot set its port up, or (secondary) a port whose file
 /// descriptors the primary could not pass.
-pub fn ports(eal: &Eal) -> Result<Vec<Port>, Error> {
-    ports_with(eal, &PortConf::default())
+pub fn ports(group: &impl AsRef<Group>) -> Result<Vec<Port>, Error> {
+    let group = group.as_ref();
+    ports_with(group, &PortConf::default())
 }
 
 /// As [`ports`], with the primary's port configuration given.
 ///
 /// # Errors
 /// As [`ports`]; also [`Error::BadQueueCount`].
-pub fn ports_with(eal: &Eal, conf: &PortConf) -> Result<Vec<Port>, Error> {
-    if let Some(p) = registered(eal) {
+pub fn ports_with(group: &impl AsRef<Group>, conf: &PortConf) -> Result<Vec<Port>, Error> {
+    let group = group.as_ref();
+    if let Some(p) = registered(group) {
         return Ok(p);
     }
-    let ports = match eal.proc_type() {
-        ProcType::Primary => probe(eal, conf)?,
+    let ports = match group.proc_type() {
+        ProcType::Primary => probe(group, conf)?,
         ProcType::Secondary => {
-            if !eal.vdevs().is_empty() {
+            if !group.vdevs().is_empty() {
                 tracing::warn!(target: "shoal::ethdev", "--vdev is ignored in a secondary process: it uses the primary's ports");
             }
-            attach(eal)?
+            attach(group)?
         }
     };
-    register(eal, &ports);
+    register(group, &ports);
     Ok(ports)
 }
 
@@ -493,80 +621,47 @@ fn default_queues(spec: &VdevSpec) -> Option<u16> {
         | DriverArgs::Ring { queues, .. }
         | DriverArgs::Tap { queues, .. } => *queues,
         DriverArgs::AfPacket { qpairs, .. } => Some(*qpairs),
+        DriverArgs::AfXdp { queue_count, .. } => Some(*queue_count),
         DriverArgs::Pcap { rx, .. } => Some(rx.len().max(1) as u16),
     }
 }
 
-/// One JSON object per port of the group (id, name, driver spec, state, counters summed over
-/// its queues), read from the port table without attaching to the ports: what the snapshot
-/// (`shoal info`, `shoal top`, telemetry) shows for every port, whoever polls it.
-pub(crate) fn describe_all(eal: &Eal) -> Vec<serde_json::Value> {
-    let Ok(Some(region)) = table_region(eal, false) else {
-        return Vec::new();
-    };
-    let Some(table) = region.get::<PortTable>(0) else {
-        return Vec::new();
-    };
-    let configs: Vec<PortConfig> = {
-        let cfgs = table.config.lock(&**region.mapping());
-        cfgs.ports.to_vec()
-    };
-    let sum = |it: &mut dyn Iterator<Item = u64>| it.sum::<u64>();
-    let mut out = Vec::new();
-    for (i, c) in configs.iter().enumerate() {
-        let shared = &table.ports[i];
-        let st = shared.ctl.state();
-        if c.used == 0 || st == state::FREE {
-            continue;
-        }
-        // Queue counts come from the table: bound them by what it can hold.
-        let rxq = &shared.rxq[..(c.nb_rxq as usize).min(MAX_QUEUES)];
-        let txq = &shared.txq[..(c.nb_txq as usize).min(MAX_QUEUES)];
-        // Statistics: relaxed loads of one-writer counters.
-        let ld = |a: &crate::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        out.push(serde_json::json!({
-            "port": i,
-            "name": cstr(&c.name),
-            "spec": cstr(&c.spec),
-            "state": match st {
-                state::CONFIGURED => "configured",
-                state::STARTED => "started",
-                state::STOPPED => "stopped",
-                _ => "?",
-            },
-            "rx_queues": rxq.len(),
-            "tx_queues": txq.len(),
-            "ipackets": sum(&mut rxq.iter().map(|q| ld(&q.packets))),
-            "ibytes": sum(&mut rxq.iter().map(|q| ld(&q.bytes))),
-            "imissed": sum(&mut rxq.iter().map(|q| ld(&q.missed))),
-            "ierrors": sum(&mut rxq.iter().map(|q| ld(&q.errors))),
-            "rx_nombuf": sum(&mut rxq.iter().map(|q| ld(&q.nombuf))),
-            "opackets": sum(&mut txq.iter().map(|q| ld(&q.packets))),
-            "obytes": sum(&mut txq.iter().map(|q| ld(&q.bytes))),
-            "oerrors": sum(&mut txq.iter().map(|q| ld(&q.errors))),
-        }));
-    }
-    out
-}
-
 /// The port table, created when `create` and it does not exist yet.
-fn table_region(eal: &Eal, create: bool) -> Result<Option<Region>, Error> {
+fn table_region(group: &Group, create: bool) -> Result<Option<Region>, Error> {
     let size = std::mem::size_of::<PortTable>();
-    let mz = match Memzone::lookup(eal, TABLE_NAME) {
+    let mz = match Memzone::lookup(group, TABLE_NAME) {
         Ok(mz) => mz,
         Err(crate::memzone::Error::NotFound(_)) if !create => return Ok(None),
         Err(crate::memzone::Error::NotFound(_)) => {
-            Memzone::reserve_kind(eal, TABLE_NAME, size, 128, MemzoneKind::Internal)
-                .map_err(|e| e.to_string())
-                .map_err(shared_err("creating the port table"))?
+            let (res, fresh) =
+                Memzone::reserve_fresh(group, TABLE_NAME, size, 128, MemzoneKind::Internal)
+                    .map_err(|e| e.to_string())
+                    .map_err(shared_err("creating the port table"))?;
+            // The zone is zeroed (a valid empty table); only the layout word is written, before
+            // any other process can see the table.
+            let mut fresh = fresh;
+            let off = std::mem::offset_of!(PortTable, layout);
+            if !fresh.write(off, &table::SHARED_LAYOUT.to_le_bytes()) {
+                return Err(shared_err("creating the port table")("too small".into()));
+            }
+            res.publish();
+            let region = fresh.publish();
+            return Ok(Some(region));
         }
         Err(e) => return Err(shared_err("finding the port table")(e.to_string())),
     };
     let region = mz.region().clone();
-    if region.get::<PortTable>(0).is_none() {
+    let Some(table) = region.get::<PortTable>(0) else {
         return Err(shared_err("the port table")(format!(
             "memzone {TABLE_NAME:?} has {} bytes, {size} expected",
             region.len()
+        )));
+    };
+    let theirs = table.layout.load(crate::sync::atomic::Ordering::Relaxed);
+    if theirs != table::SHARED_LAYOUT {
+        return Err(shared_err("the port table")(format!(
+            "layout {theirs:#018x} differs from this binary's {:#018x}; rebuild both from the same source",
+            table::SHARED_LAYOUT
         )));
     }
     Ok(Some(region))
@@ -619,14 +714,14 @@ fn release_slot(table: &PortTable, m: &dyn Members, i: usize) {
 /// Name of the default receive pool.
 pub const DEFAULT_POOL: &str = "eth_rx_pool";
 
-fn probe(eal: &Eal, conf: &PortConf) -> Result<Vec<Port>, Error> {
+fn probe(group: &Group, conf: &PortConf) -> Result<Vec<Port>, Error> {
     let mut planned = Vec::new();
-    let specs = if eal.vdevs().is_empty() {
+    let specs = if group.vdevs().is_empty() {
         &conf.default_vdevs[..]
     } else {
-        eal.vdevs()
+        group.vdevs()
     };
-    if eal.vdevs().is_empty() && !specs.is_empty() {
+    if group.vdevs().is_empty() && !specs.is_empty() {
         tracing::info!(target: "shoal::ethdev", "no --vdev given; using {}", specs.join(" "));
     }
     for text in specs {
@@ -658,27 +753,27 @@ fn probe(eal: &Eal, conf: &PortConf) -> Result<Vec<Port>, Error> {
     if planned.is_empty() {
         return Ok(Vec::new());
     }
-    let region = table_region(eal, true)?.expect("created");
+    let region = table_region(group, true)?.expect("created");
     let pool = match &conf.pool {
-        Some(p) => *p,
+        Some(p) => p.clone(),
         None => {
             let queues: u32 = planned.iter().map(|p| p.nb_rxq as u32).sum();
             // Enough for every queue's burst in flight plus what sits in rings and caches.
             let n = (queues * 2048).clamp(4096, 32768) - 1;
-            MbufPool::create(eal, DEFAULT_POOL, n, 256, 0, 2048 + 128)
+            MbufPool::create(group, DEFAULT_POOL, n, 256, 0, 2048 + 128)
                 .map_err(|e| e.to_string())
                 .map_err(shared_err(format!("creating mbuf pool {DEFAULT_POOL:?}")))?
         }
     };
     let table: &PortTable = region.get(0).expect("checked");
     // The fd-passing action is in place before any secondary can see a port.
-    drivers::register_fd_action(eal, &region)?;
+    drivers::register_fd_action(group, &region)?;
     let mut out = Vec::new();
     for p in planned {
         let i = claim_slot(table, &**region.mapping(), &p.spec.name)?;
         let id = PortId(i as u16);
         let shared = &table.ports[i];
-        let made = match drivers::probe(eal, id, &p, !conf.no_promiscuous, shared) {
+        let made = match drivers::probe(group, id, &p, !conf.no_promiscuous, shared) {
             Ok(m) => m,
             Err(e) => {
                 release_slot(table, &**region.mapping(), i);
@@ -705,9 +800,9 @@ fn probe(eal: &Eal, conf: &PortConf) -> Result<Vec<Port>, Error> {
                 mac: made.mac,
                 nb_rxq: p.nb_rxq,
                 nb_txq: p.nb_txq,
-                eal: eal.clone(),
+                group: group.clone(),
                 table: region.clone(),
-                pool,
+                pool: pool.clone(),
                 driver: made.driver,
             }),
         };
@@ -722,8 +817,8 @@ fn probe(eal: &Eal, conf: &PortConf) -> Result<Vec<Port>, Error> {
 /// How long a secondary waits for the primary's answer with a port's fds.
 const FD_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn attach(eal: &Eal) -> Result<Vec<Port>, Error> {
-    let Some(region) = table_region(eal, false)? else {
+fn attach(group: &Group) -> Result<Vec<Port>, Error> {
+    let Some(region) = table_region(group, false)? else {
         return Ok(Vec::new());
     };
     let table: &PortTable = region.get(0).expect("checked");
@@ -753,14 +848,14 @@ fn attach(eal: &Eal) -> Result<Vec<Port>, Error> {
         let nb_rxq = c.nb_rxq.clamp(1, MAX_QUEUES as u16);
         let nb_txq = c.nb_txq.clamp(1, MAX_QUEUES as u16);
         let pool_name = cstr(&c.pool).to_owned();
-        let pool = MbufPool::lookup(eal, &pool_name)
+        let pool = MbufPool::lookup(group, &pool_name)
             .map_err(|e| e.to_string())
             .map_err(shared_err(format!(
                 "port {name}: finding mbuf pool {pool_name:?}"
             )))?;
         let id = PortId(i as u16);
         let fds: Vec<OwnedFd> = if spec.args.kind().uses_fds() {
-            drivers::request_fds(eal, id, &name, FD_TIMEOUT)?
+            drivers::request_fds(group, id, &name, FD_TIMEOUT)?
         } else {
             Vec::new()
         };
@@ -770,7 +865,7 @@ fn attach(eal: &Eal) -> Result<Vec<Port>, Error> {
             nb_rxq,
             nb_txq,
         };
-        let driver = drivers::attach(eal, id, &planned, c, fds, &table.ports[i])?;
+        let driver = drivers::attach(group, id, &planned, c, fds, &table.ports[i])?;
         let mac = EthernetAddress(c.mac);
         out.push(Port {
             inner: Arc::new(PortInner {
@@ -780,7 +875,7 @@ fn attach(eal: &Eal) -> Result<Vec<Port>, Error> {
                 mac,
                 nb_rxq,
                 nb_txq,
-                eal: eal.clone(),
+                group: group.clone(),
                 table: region.clone(),
                 pool,
                 driver,
@@ -798,13 +893,14 @@ fn attach(eal: &Eal) -> Result<Vec<Port>, Error> {
 /// # Errors
 /// [`Error::NotPrimary`], [`Error::BadQueueCount`], or table errors.
 pub fn from_rings(
-    eal: &Eal,
+    group: &impl AsRef<Group>,
     name: &str,
     rx: &[MbufRing],
     tx: &[MbufRing],
     pool: &MbufPool,
 ) -> Result<Port, Error> {
-    if eal.proc_type() != ProcType::Primary {
+    let group = group.as_ref();
+    if group.proc_type() != ProcType::Primary {
         return Err(Error::NotPrimary("create a port"));
     }
     for (what, n) in [("rx", rx.len()), ("tx", tx.len())] {
@@ -822,7 +918,7 @@ pub fn from_rings(
             why: format!("a port name has 1 to {} bytes", PORT_NAMESIZE - 1),
         });
     }
-    let region = table_region(eal, true)?.expect("created");
+    let region = table_region(group, true)?.expect("created");
     let table: &PortTable = region.get(0).expect("checked");
     let i = claim_slot(table, &**region.mapping(), name)?;
     {
@@ -852,17 +948,17 @@ pub fn from_rings(
             mac,
             nb_rxq: rx.len() as u16,
             nb_txq: tx.len() as u16,
-            eal: eal.clone(),
+            group: group.clone(),
             table: region.clone(),
-            pool: *pool,
+            pool: pool.clone(),
             driver: drivers::ring::from_rings(rx.to_vec(), tx.to_vec()),
         }),
     };
     shared.ctl.set_state(state::CONFIGURED);
     port.reset_stats();
     port.start()?;
-    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, v)) = reg.iter_mut().find(|(p, _)| p == eal.segment_path()) {
+    let list = group.state::<PortList>();
+    if let Some(v) = list.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
         v.push(Arc::downgrade(&port.inner));
     }
     Ok(port)

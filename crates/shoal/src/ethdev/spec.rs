@@ -37,6 +37,8 @@ pub enum DriverKind {
     AfPacket = 5,
     /// `net_tap`: a kernel TAP interface this port creates.
     Tap = 6,
+    /// `net_af_xdp`: a kernel interface through AF_XDP sockets.
+    AfXdp = 7,
 }
 
 impl DriverKind {
@@ -49,10 +51,10 @@ impl DriverKind {
             DriverKind::Pcap => "net_pcap",
             DriverKind::AfPacket => "net_af_packet",
             DriverKind::Tap => "net_tap",
+            DriverKind::AfXdp => "net_af_xdp",
         }
     }
 
-    #[allow(dead_code)]
     pub(crate) fn from_u32(v: u32) -> Option<DriverKind> {
         Some(match v {
             1 => DriverKind::Null,
@@ -61,13 +63,17 @@ impl DriverKind {
             4 => DriverKind::Pcap,
             5 => DriverKind::AfPacket,
             6 => DriverKind::Tap,
+            7 => DriverKind::AfXdp,
             _ => return None,
         })
     }
 
     /// True for drivers whose queues are kernel file descriptors (passed to secondaries).
     pub fn uses_fds(self) -> bool {
-        matches!(self, DriverKind::AfPacket | DriverKind::Tap)
+        matches!(
+            self,
+            DriverKind::AfPacket | DriverKind::Tap | DriverKind::AfXdp
+        )
     }
 
     fn keys(self) -> &'static [&'static str] {
@@ -85,6 +91,7 @@ impl DriverKind {
                 "qdisc_bypass",
             ],
             DriverKind::Tap => &["iface", "queues"],
+            DriverKind::AfXdp => &["iface", "start_queue", "queue_count"],
         }
     }
 }
@@ -181,6 +188,15 @@ pub enum DriverArgs {
         /// Queue pairs when the application does not configure them.
         queues: Option<u16>,
     },
+    /// `net_af_xdp,iface=IF[,start_queue=Q][,queue_count=N]`.
+    AfXdp {
+        /// The kernel interface.
+        iface: String,
+        /// First interface queue the port uses (default 0).
+        start_queue: u16,
+        /// Queues (default 1): the port's queue q is the interface's queue start_queue + q.
+        queue_count: u16,
+    },
 }
 
 impl DriverArgs {
@@ -193,11 +209,14 @@ impl DriverArgs {
             DriverArgs::Pcap { .. } => DriverKind::Pcap,
             DriverArgs::AfPacket { .. } => DriverKind::AfPacket,
             DriverArgs::Tap { .. } => DriverKind::Tap,
+            DriverArgs::AfXdp { .. } => DriverKind::AfXdp,
         }
     }
 }
 
 const DRIVERS: &[(&str, DriverKind)] = &[
+    ("net_af_xdp", DriverKind::AfXdp),
+    ("eth_af_xdp", DriverKind::AfXdp),
     ("net_af_packet", DriverKind::AfPacket),
     ("eth_af_packet", DriverKind::AfPacket),
     ("net_pcap", DriverKind::Pcap),
@@ -274,7 +293,7 @@ pub fn parse(spec: &str) -> Result<VdevSpec, Error> {
             bad(
                 spec,
                 format!(
-                    "unknown driver in {name:?} (known: net_null, net_gen, net_ring, net_pcap, net_af_packet, net_tap)"
+                    "unknown driver in {name:?} (known: net_null, net_gen, net_ring, net_pcap, net_af_packet, net_af_xdp, net_tap)"
                 ),
             )
         })?;
@@ -498,6 +517,30 @@ pub fn parse(spec: &str) -> Result<VdevSpec, Error> {
                 qdisc_bypass,
             }
         }
+        DriverKind::AfXdp => {
+            let iface = get("iface")
+                .ok_or_else(|| bad(spec, "net_af_xdp needs iface=NAME"))
+                .and_then(|v| iface_name(spec, "iface", v))?;
+            let start_queue = match get("start_queue") {
+                Some(v) => num::<u16>(spec, "start_queue", v)?,
+                None => 0,
+            };
+            if start_queue > 255 {
+                return Err(bad(
+                    spec,
+                    format!("start_queue={start_queue} must be 0 to 255"),
+                ));
+            }
+            let queue_count = get("queue_count")
+                .map(|v| queues(spec, "queue_count", v))
+                .transpose()?
+                .unwrap_or(1);
+            DriverArgs::AfXdp {
+                iface,
+                start_queue,
+                queue_count,
+            }
+        }
         DriverKind::Tap => DriverArgs::Tap {
             iface: get("iface")
                 .map(|v| iface_name(spec, "iface", v))
@@ -651,6 +694,20 @@ mod tests {
         assert!(err("net_af_packet0,iface=e,qpairs=17").contains("1 to 16"));
         assert!(err("net_af_packet0,iface=e,blocksz=5000").contains("power of two"));
         assert!(err("net_af_packet0,iface=e,framecnt=3").contains("multiple"));
+        assert!(err("net_af_xdp0").contains("needs iface"));
+        assert!(err("net_af_xdp0,iface=e,queue_count=0").contains("1 to 16"));
+        assert!(err("net_af_xdp0,iface=e,start_queue=300").contains("0 to 255"));
+        assert!(err("net_af_xdp0,iface=e,busy_budget=1").contains("unknown argument"));
+        assert_eq!(
+            parse("net_af_xdp0,iface=veth0,start_queue=2,queue_count=4")
+                .unwrap()
+                .args,
+            DriverArgs::AfXdp {
+                iface: "veth0".into(),
+                start_queue: 2,
+                queue_count: 4
+            }
+        );
         assert!(err("net_pcap0").contains("needs rx_pcap"));
         assert!(err("net_pcap0,tx_pcap=x,infinite_rx=1").contains("needs rx_pcap"));
         assert!(err("net_pcap0,rx_pcap=x,infinite_rx=2").contains("0 or 1"));

@@ -162,6 +162,9 @@ pub(crate) struct PortShared {
 pub(crate) struct PortTable {
     pub config: CachePadded<ShmMutex<PortConfigs>>,
     pub ports: [PortShared; MAX_PORTS],
+    /// [`SHARED_LAYOUT`] of the binary that made the table, written before the table's
+    /// memzone is published and checked by every process that attaches to it.
+    pub layout: AtomicU64,
 }
 
 // SAFETY: repr(C); atomics only, every bit pattern valid.
@@ -178,9 +181,9 @@ unsafe impl Shared for PortTable {}
 #[cfg(not(loom))] // loom atomics are larger; only the real build pins the layout
 const _: () = assert!(size_of::<RxqShared>() <= 128 && size_of::<TxqShared>() <= 128);
 
-/// Layout hash of the port table (part of the segment's layout version).
+/// Layout hash of the port table, kept in the table itself.
 pub(crate) const SHARED_LAYOUT: u64 = layout_hash(&[
-    1,
+    2,
     size_of::<PortTable>() as u64,
     align_of::<PortTable>() as u64,
     size_of::<PortConfig>() as u64,
@@ -192,6 +195,7 @@ pub(crate) const SHARED_LAYOUT: u64 = layout_hash(&[
     offset_of!(TxqShared, drv) as u64,
     MAX_PORTS as u64,
     MAX_QUEUES as u64,
+    offset_of!(PortTable, layout) as u64,
 ]);
 
 /// Reads a NUL-padded name.

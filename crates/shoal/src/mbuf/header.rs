@@ -18,7 +18,7 @@ use std::ptr::{addr_of, addr_of_mut, NonNull};
 
 use super::{Mbuf, MbufIdx};
 use crate::memory::Shared;
-use crate::mempool::{Group, PoolInner};
+use crate::mempool::{PoolInner, PoolViews};
 use crate::sync::atomic::{AtomicU16, Ordering::Acquire};
 
 /// "No mbuf" in `next` and `attached`.
@@ -236,7 +236,7 @@ pub(crate) fn resolve(via: &'static PoolInner, raw: u32) -> Option<Seg> {
 
 /// The segment `raw` names in `group`.
 #[inline]
-pub(crate) fn resolve_in(group: &'static Group, raw: u32) -> Option<Seg> {
+pub(crate) fn resolve_in(group: &'static PoolViews, raw: u32) -> Option<Seg> {
     seg_in(group.pool(MbufIdx(raw).pool_id())?, raw)
 }
 

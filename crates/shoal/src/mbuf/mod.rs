@@ -99,14 +99,14 @@ mod tests;
 
 use std::mem::ManuallyDrop;
 
-use crate::eal::Eal;
-use crate::mempool::{self, kind, Group, Mempool, MempoolConfig, PoolInner};
+use crate::group::Group;
+use crate::mempool::{self, kind, Mempool, MempoolConfig, PoolInner, PoolViews};
 use crate::sync::atomic::Ordering::{AcqRel, Relaxed};
+use crate::sync::MemberId;
 use header::{Seg, NONE};
 
 pub use batch::{MbufBatch, MAX_BURST};
 pub use header::HDR_SIZE;
-pub(crate) use ring::release_dead_sides;
 pub use ring::MbufRing;
 
 /// Headroom left before the data of a fresh mbuf (DPDK's `RTE_PKTMBUF_HEADROOM`).
@@ -122,8 +122,53 @@ pub const MAX_SEGS: u16 = u16::MAX;
 /// `port` of an mbuf that came from no port (DPDK's `RTE_MBUF_PORT_INVALID`).
 pub const PORT_INVALID: u16 = u16::MAX;
 
-/// Layout hash of the mbuf structures placed in shared memory.
-pub(crate) const SHARED_LAYOUT: u64 = crate::memory::layout_hash(&header::LAYOUT_FACTS);
+/// The mbuf layout word, written into every mbuf pool's private area and checked when a
+/// process attaches to the pool.
+pub(crate) const MBUF_LAYOUT: u64 = crate::memory::layout_hash(&header::LAYOUT_FACTS);
+
+/// Bytes of an mbuf pool's private area: data room (u16), private size (u16), 4 spare bytes,
+/// [`MBUF_LAYOUT`] (u64), all little endian.
+const POOL_PRIV_LEN: usize = 16;
+
+/// The mbuf layer's hooks in the pools (see `mempool::ObjectKind`).
+struct MbufKind;
+
+impl mempool::ObjectKind for MbufKind {
+    fn kind(&self) -> u32 {
+        kind::MBUF
+    }
+
+    fn check(&self, p: &[u8], elt_size: u32) -> Result<(u16, u16), &'static str> {
+        if p.len() < POOL_PRIV_LEN {
+            return Err("mbuf pool without its private area");
+        }
+        let layout = u64::from_le_bytes(p[8..16].try_into().expect("8 bytes"));
+        if layout != MBUF_LAYOUT {
+            return Err("mbuf pool built by a binary with another mbuf layout; rebuild both from the same source");
+        }
+        let room = u16::from_le_bytes([p[0], p[1]]);
+        let privsz = u16::from_le_bytes([p[2], p[3]]);
+        if HDR_SIZE + privsz as usize + room as usize > elt_size as usize {
+            return Err("mbuf pool whose mbufs do not fit its objects");
+        }
+        Ok((room, privsz))
+    }
+
+    fn settle_dead(&self, views: &'static PoolViews, dead: MemberId, dead_tag: u32) {
+        ring::release_dead_sides(views, &views.whole, dead, dead_tag);
+    }
+
+    fn reclaim_object(&self, p: &'static PoolInner, i: u32) -> bool {
+        reclaim_object(p, i)
+    }
+}
+
+/// Registers the mbuf layer with `group`: how pools of mbufs are checked and how a dead
+/// member's mbufs (in rings of mbufs, shared by clones) are reclaimed. The EAL does it for
+/// every group it joins; the mbuf layer's own entry points do it too.
+pub(crate) fn register(group: &Group) {
+    mempool::register_kind(group, &MbufKind);
+}
 
 /// Offload flags (`ol_flags`), DPDK's `RTE_MBUF_F_*` bits.
 pub mod ol_flags {
@@ -195,10 +240,12 @@ impl MbufIdx {
     }
 }
 
-/// A pool of mbufs (DPDK's `rte_pktmbuf_pool_create`). Cheap to copy.
-#[derive(Clone, Copy)]
+/// A pool of mbufs (DPDK's `rte_pktmbuf_pool_create`). Cheap to clone; counted like a
+/// [`Mempool`] handle, so that none outlives the pool ([`MbufPool::free`]).
+#[derive(Clone)]
 pub struct MbufPool {
     inner: &'static PoolInner,
+    handle: Mempool,
 }
 
 impl std::fmt::Debug for MbufPool {
@@ -249,14 +296,15 @@ impl MbufPool {
     /// [`Error::PrivSizeUnaligned`], or the mempool's errors (cache too big, name taken, no
     /// room).
     pub fn create(
-        eal: &Eal,
+        group: &impl AsRef<Group>,
         name: &str,
         n: u32,
         cache_size: u32,
         priv_size: u16,
         data_room: u16,
     ) -> Result<MbufPool, Error> {
-        Self::create_with_flags(eal, name, n, cache_size, priv_size, data_room, 0)
+        let group = group.as_ref();
+        Self::create_with_flags(group, name, n, cache_size, priv_size, data_room, 0)
     }
 
     /// [`MbufPool::create`] with mempool [`mempool::flags`].
@@ -264,7 +312,7 @@ impl MbufPool {
     /// # Errors
     /// As [`MbufPool::create`].
     pub fn create_with_flags(
-        eal: &Eal,
+        group: &impl AsRef<Group>,
         name: &str,
         n: u32,
         cache_size: u32,
@@ -272,13 +320,15 @@ impl MbufPool {
         data_room: u16,
         flags: u32,
     ) -> Result<MbufPool, Error> {
-        let group = mempool::group(eal);
+        let group = group.as_ref();
+        register(group);
+        let group = mempool::views(group);
         Self::create_in(group, name, n, cache_size, priv_size, data_room, flags)
     }
 
     /// [`MbufPool::create_with_flags`] in the segment of `group`.
     fn create_in(
-        group: &'static Group,
+        group: &'static PoolViews,
         name: &str,
         n: u32,
         cache_size: u32,
@@ -293,9 +343,10 @@ impl MbufPool {
         let cfg = MempoolConfig::new(n, elt)
             .cache_size(cache_size)
             .flags(flags);
-        let mut privdata = [0u8; 8];
+        let mut privdata = [0u8; POOL_PRIV_LEN];
         privdata[..2].copy_from_slice(&data_room.to_le_bytes());
         privdata[2..4].copy_from_slice(&priv_size.to_le_bytes());
+        privdata[8..16].copy_from_slice(&MBUF_LAYOUT.to_le_bytes());
         // The pool id is the memzone index, known only once the zone exists: the initialiser
         // writes the object index and `self_idx` is completed below.
         let mut init = |obj: &mut [u8], i: u32| {
@@ -312,15 +363,17 @@ impl MbufPool {
             s.set_priv_size(priv_size);
             s.set_self_idx(MbufIdx::new(inner.index, i).0);
         }
-        Ok(MbufPool { inner })
+        MbufPool::hold(inner, name)
     }
 
     /// Finds an mbuf pool created by any process of the group.
     ///
     /// # Errors
     /// The mempool's lookup errors, or [`mempool::Error::WrongKind`] for a plain mempool.
-    pub fn lookup(eal: &Eal, name: &str) -> Result<MbufPool, Error> {
-        let inner = mempool::lookup_pool(eal, name)?;
+    pub fn lookup(group: &impl AsRef<Group>, name: &str) -> Result<MbufPool, Error> {
+        let group = group.as_ref();
+        register(group);
+        let inner = mempool::lookup_pool(group, name)?;
         if inner.kind != kind::MBUF {
             return fail(Error::Mempool(mempool::Error::WrongKind {
                 name: name.to_owned(),
@@ -328,15 +381,21 @@ impl MbufPool {
                 use_instead: "Mempool::lookup",
             }));
         }
-        Ok(MbufPool { inner })
+        MbufPool::hold(inner, name)
+    }
+
+    fn hold(inner: &'static PoolInner, name: &str) -> Result<MbufPool, Error> {
+        let handle = Mempool::hold(inner)
+            .ok_or_else(|| Error::Mempool(mempool::Error::NotFound(name.to_owned())))?;
+        Ok(MbufPool { inner, handle })
     }
 
     /// Frees the pool; refused while mbufs are in use.
     ///
     /// # Errors
     /// As [`Mempool::free`].
-    pub fn free(self, eal: &Eal) -> Result<(), Error> {
-        Ok(mempool::free_pool(eal, self.inner)?)
+    pub fn free(self, group: &impl AsRef<Group>) -> Result<(), Error> {
+        Ok(self.handle.free_last(group.as_ref())?)
     }
 
     /// Allocates an mbuf: one empty segment with [`HEADROOM`] bytes of headroom (DPDK's
@@ -429,7 +488,7 @@ impl MbufPool {
     }
 
     /// The counters of `lcore`'s cache.
-    pub fn cache_stats(&self, lcore: crate::eal::LcoreId) -> mempool::CacheStats {
+    pub fn cache_stats(&self, lcore: crate::group::LcoreId) -> mempool::CacheStats {
         self.mempool().cache_stats(lcore)
     }
 
@@ -446,7 +505,7 @@ impl MbufPool {
 
 /// Claims the chain whose head is `raw` (every segment must be in flight).
 #[inline]
-pub(crate) fn claim_chain(group: &'static Group, raw: MbufIdx) -> Option<Mbuf> {
+pub(crate) fn claim_chain(group: &'static PoolViews, raw: MbufIdx) -> Option<Mbuf> {
     let head = header::resolve_in(group, raw.0)?;
     if head.self_idx() != raw.0 || !head.pool.claim_in_flight(head.idx) {
         return None;
@@ -853,6 +912,7 @@ impl Mbuf {
     pub fn pool(&self) -> MbufPool {
         MbufPool {
             inner: self.seg.pool,
+            handle: Mempool::from_inner(self.seg.pool),
         }
     }
 

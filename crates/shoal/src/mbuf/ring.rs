@@ -6,9 +6,9 @@ use std::cell::{Cell, RefCell};
 use super::batch::MAX_BURST;
 use super::header::Seg;
 use super::{claim_chain, Error, Mbuf, MbufBatch, MbufIdx};
-use crate::eal::Eal;
+use crate::group::Group;
 use crate::memory::Region;
-use crate::mempool::{group, Group};
+use crate::mempool::{views, PoolViews};
 use crate::ring::{Consumer, Producer, Ring, RingConfig};
 use crate::sync::{MemberId, Members};
 
@@ -19,7 +19,7 @@ use crate::sync::{MemberId, Members};
 /// is used by one thread at a time; clone it for another.
 pub struct MbufRing {
     ring: Ring<MbufIdx>,
-    group: &'static Group,
+    group: &'static PoolViews,
     prod: RefCell<Option<Producer<MbufIdx>>>,
     cons: RefCell<Option<Consumer<MbufIdx>>>,
     refused: Cell<u64>,
@@ -42,7 +42,7 @@ impl Clone for MbufRing {
 }
 
 impl MbufRing {
-    fn wrap(mut ring: Ring<MbufIdx>, group: &'static Group) -> MbufRing {
+    fn wrap(mut ring: Ring<MbufIdx>, group: &'static PoolViews) -> MbufRing {
         // Mbufs of a dead process's operation that a waiter of this process repairs (values
         // that never reached the ring, or that a dead consumer had reserved): those still in
         // flight go back to their pool; those the dead process held go back with its tag.
@@ -64,23 +64,39 @@ impl MbufRing {
     ///
     /// # Errors
     /// The ring's configuration errors, or the memzone's (name taken, no room).
-    pub fn create(eal: &Eal, name: &str, cfg: RingConfig) -> Result<MbufRing, Error> {
-        let ring = Ring::<MbufIdx>::create(eal, name, &cfg)?;
-        Ok(MbufRing::wrap(ring, group(eal)))
+    pub fn create(
+        group: &impl AsRef<Group>,
+        name: &str,
+        cfg: RingConfig,
+    ) -> Result<MbufRing, Error> {
+        let group = group.as_ref();
+        let ring = Ring::<MbufIdx>::create(group, name, &cfg)?;
+        Ok(MbufRing::wrap(ring, {
+            super::register(group);
+            views(group)
+        }))
     }
 
     /// Finds a ring of mbufs created by any process of the group ([`Ring::lookup`]).
     ///
     /// # Errors
     /// No such ring, or it holds no 4-byte values.
-    pub fn lookup(eal: &Eal, name: &str) -> Result<MbufRing, Error> {
-        let ring = Ring::<MbufIdx>::lookup(eal, name)?;
-        Ok(MbufRing::wrap(ring, group(eal)))
+    pub fn lookup(group: &impl AsRef<Group>, name: &str) -> Result<MbufRing, Error> {
+        let group = group.as_ref();
+        let ring = Ring::<MbufIdx>::lookup(group, name)?;
+        Ok(MbufRing::wrap(ring, {
+            super::register(group);
+            views(group)
+        }))
     }
 
     /// Wraps a ring of [`MbufIdx`] made some other way.
-    pub fn from_ring(eal: &Eal, ring: Ring<MbufIdx>) -> MbufRing {
-        MbufRing::wrap(ring, group(eal))
+    pub fn from_ring(group: &impl AsRef<Group>, ring: Ring<MbufIdx>) -> MbufRing {
+        let group = group.as_ref();
+        MbufRing::wrap(ring, {
+            super::register(group);
+            views(group)
+        })
     }
 
     /// The underlying ring (counts, info).
@@ -254,7 +270,7 @@ fn set_in_flight(seg: Seg) {
 /// reaper returns them to their pools), a receive cut short returns them to the ring (in
 /// flight, where they still are). Returns how many mbufs moved.
 pub(crate) fn release_dead_sides(
-    group: &'static Group,
+    group: &'static PoolViews,
     whole: &Region,
     dead: MemberId,
     dead_tag: u32,
@@ -276,8 +292,7 @@ pub(crate) fn release_dead_sides(
                         continue;
                     };
                     for s in super::chain_iter(head) {
-                        s.pool
-                            .move_tag(s.idx, crate::mempool::tag::IN_FLIGHT, dead_tag);
+                        s.pool.unsend(s.idx, dead_tag);
                     }
                 } else {
                     drop(claim_chain(group, *v));
@@ -292,17 +307,16 @@ pub(crate) fn release_dead_sides(
             let Some(vals) = ring.release_dead_side(prod, dead, me) else {
                 continue;
             };
-            let (from, to) = if prod {
-                (crate::mempool::tag::IN_FLIGHT, dead_tag)
-            } else {
-                (dead_tag, crate::mempool::tag::IN_FLIGHT)
-            };
             for v in &vals {
                 let Some(head) = super::header::resolve_in(group, v.0) else {
                     continue;
                 };
                 for s in super::chain_iter(head) {
-                    s.pool.move_tag(s.idx, from, to);
+                    if prod {
+                        s.pool.unsend(s.idx, dead_tag);
+                    } else {
+                        s.pool.unreceive(s.idx, dead_tag);
+                    }
                 }
             }
             if !vals.is_empty() {

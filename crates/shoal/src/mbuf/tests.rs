@@ -13,7 +13,16 @@ fn pools(room: u16) -> (MbufPool, MbufPool) {
     let whole = Region::new(Mapping::heap(len), 0, len).expect("heap segment");
     // SAFETY: the heap block was just allocated; nothing else has seen it.
     unsafe { SegmentHeader::init(&whole, 0, 4096, crate::sys::getpid(), 0) };
-    let group = mempool::group_of(&whole).expect("group");
+    let group = crate::group::Group::new(crate::group::Parts {
+        whole,
+        proc_type: crate::group::ProcType::Primary,
+        slot: None,
+        segment_path: Default::default(),
+        vdevs: Vec::new(),
+        mp: None,
+    });
+    register(&group);
+    let group = mempool::views(&group);
     let direct = MbufPool::create_in(group, "direct", 15, 0, 8, room, 0).expect("pool");
     let clones = MbufPool::create_in(group, "clones", 15, 0, 0, 0, 0).expect("clone pool");
     (direct, clones)

@@ -50,7 +50,7 @@ impl MemzoneKind {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MemzoneEntry {
-    /// `crate::memzone::state`: free, reserved (being built), published or cancelled.
+    /// The memzone layer's state word: free, reserved (being built), published or cancelled.
     pub used: u32,
     pub kind: u32,
     pub name: [u8; MEMZONE_NAMESIZE],
@@ -64,6 +64,10 @@ pub(crate) struct MemzoneEntry {
     /// The creator's member id (raw), so that a reservation it left unpublished when it died
     /// can be taken back.
     pub creator: u64,
+    /// For a plain zone, the type its bytes were first viewed as through the public typed
+    /// view (a hash of the type's name, size and alignment); 0 while never viewed. Every later
+    /// view must be of the same type, so no two types ever overlay the same bytes.
+    pub elt_type: u64,
 }
 
 /// The memzone registry, guarded by the header's metadata lock.
@@ -212,11 +216,13 @@ pub const fn layout_hash(facts: &[u64]) -> u64 {
     h
 }
 
-/// The layout version of everything this binary places in shared memory. A secondary built
-/// with a different one refuses to attach. Each module that places structures in shared memory
-/// contributes its own hash.
+/// The layout version of the segment's own structures (this header, the memzone table, the
+/// process table). A secondary built with a different one refuses to attach. The objects that
+/// live in memzones carry layout words of their own, checked when a process attaches to one
+/// (a ring's `RING_LAYOUT`, a mempool's header, an mbuf pool's private area, the port table),
+/// so that this module knows nothing of the layers above it.
 pub const LAYOUT_VERSION: u64 = layout_hash(&[
-    2, // format generation: bump on semantic changes that keep sizes
+    3, // format generation: bump on semantic changes that keep sizes
     size_of::<SegmentHeader>() as u64,
     align_of::<SegmentHeader>() as u64,
     size_of::<MemzoneEntry>() as u64,
@@ -226,8 +232,4 @@ pub const LAYOUT_VERSION: u64 = layout_hash(&[
     MAX_MEMZONES as u64,
     MAX_PROCS as u64,
     MAX_LCORES as u64,
-    crate::ring::SHARED_LAYOUT,
-    crate::mempool::SHARED_LAYOUT,
-    crate::mbuf::SHARED_LAYOUT,
-    crate::ethdev::SHARED_LAYOUT,
 ]);

@@ -1,12 +1,11 @@
 //! Shared memory: segments (hugetlbfs or /dev/shm), the header at offset 0, regions and the
-//! [`Shared`] marker for types that live in shared memory.
+//! re-exported [`Shared`] marker (defined in [`crate::sync`]) for types that live in shared memory.
 
 mod region;
 
-pub use region::{AnyBits, Fresh, Mapping, Region, Shared};
-/// The crate behind [`AnyBits`], for `#[derive(zerocopy::FromBytes)]` with
-/// `#[zerocopy(crate = "shoal::memory::zerocopy")]`.
-pub use zerocopy;
+/// Kept here too, where the marker used to live: [`crate::sync::Shared`] and its check.
+pub use crate::sync::{zerocopy, AnyBits, Shared};
+pub use region::{Fresh, Mapping, Region};
 
 pub(crate) mod header;
 pub(crate) mod members;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::header::SegmentHeader;
 use super::members::Membership;
-use crate::sync::{Liveness, Local, MemberId, Members};
+use crate::sync::{Liveness, Local, MemberId, Members, Shared};
 use crate::sys;
 
 enum Backing {
@@ -146,14 +146,15 @@ impl Drop for Mapping {
 }
 
 /// A range of bytes inside a [`Mapping`] (a memzone's bytes, typically). Cloning is cheap and
-/// keeps the mapping alive, and the memzone attachment it was made with (see
-/// [`crate::memzone`]): a zone is not freed while any clone of one of its regions lives.
+/// keeps the mapping alive, and whatever token the region was made with (a memzone's
+/// attachment, which keeps the zone from being freed while any clone of one of its regions
+/// lives). The token is opaque here: the layer that made it gives it its meaning.
 #[derive(Clone)]
 pub struct Region {
     map: Arc<Mapping>,
     offset: usize,
     len: usize,
-    attachment: Option<Arc<crate::memzone::Attachment>>,
+    attachment: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Region {
@@ -186,13 +187,16 @@ impl Region {
     }
 
     /// The same region, keeping `attachment` alive as long as any clone of it.
-    pub(crate) fn with_attachment(mut self, attachment: Arc<crate::memzone::Attachment>) -> Self {
+    pub(crate) fn with_attachment(
+        mut self,
+        attachment: Arc<dyn std::any::Any + Send + Sync>,
+    ) -> Self {
         self.attachment = Some(attachment);
         self
     }
 
-    /// The memzone attachment that keeps the zone from being freed, if the region has one.
-    pub(crate) fn attachment(&self) -> Option<&Arc<crate::memzone::Attachment>> {
+    /// The token the region was made with, if it has one.
+    pub(crate) fn attachment(&self) -> Option<&Arc<dyn std::any::Any + Send + Sync>> {
         self.attachment.as_ref()
     }
 
@@ -236,7 +240,14 @@ impl Region {
 
     /// A shared reference to a `T` at `offset` inside the region, checked for bounds and
     /// alignment.
-    pub fn get<T: Shared>(&self, offset: usize) -> Option<&T> {
+    ///
+    /// Crate-private: bounds, alignment and bit validity are checked, but nothing here stops
+    /// two types from being laid over the same bytes (mixed-size atomics, or a lock-guarded
+    /// plain value over words others access atomically), which would be undefined behaviour.
+    /// Inside the crate each layer views only the zones it made, as the type it made them
+    /// with; applications go through `Memzone::as_slice` (in the memzone layer), which binds a zone
+    /// to one type.
+    pub(crate) fn get<T: Shared>(&self, offset: usize) -> Option<&T> {
         let end = offset.checked_add(std::mem::size_of::<T>())?;
         if end > self.len {
             return None;
@@ -354,8 +365,9 @@ impl Fresh {
         self.region.offset()
     }
 
-    /// A shared reference to a `T` at `offset` (see [`Region::get`]).
-    pub fn get<T: Shared>(&self, offset: usize) -> Option<&T> {
+    /// A shared reference to a `T` at `offset` (see `Region::get`, crate-private for the
+    /// same reason).
+    pub(crate) fn get<T: Shared>(&self, offset: usize) -> Option<&T> {
         self.region.get(offset)
     }
 
@@ -409,98 +421,3 @@ impl Fresh {
         self.region
     }
 }
-
-/// Types that may live in memory shared between processes.
-///
-/// Every bit pattern must be a valid value: a peer that died mid-write, or one that scribbles,
-/// must not make a read undefined behaviour. That part is checked by the compiler rather than
-/// promised: `Shared` requires [`AnyBits`], which is zerocopy's `FromBytes`, and that can only
-/// be derived (`#[derive(zerocopy::FromBytes)]`), which fails for a `bool`, an enum, a
-/// reference or a pointer anywhere inside the type.
-///
-/// ```
-/// use shoal::memory::Shared;
-/// use shoal::sync::atomic::AtomicU64;
-///
-/// #[derive(shoal::memory::zerocopy::FromBytes)]
-/// #[zerocopy(crate = "shoal::memory::zerocopy")]
-/// #[repr(C)]
-/// struct Counters {
-///     hits: AtomicU64,
-///     misses: AtomicU64,
-/// }
-/// // SAFETY: repr(C), atomics only, no process-local values.
-/// unsafe impl Shared for Counters {}
-/// ```
-///
-/// A field whose type has invalid bit patterns does not compile, whether the check is derived
-/// or skipped:
-///
-/// ```compile_fail
-/// use shoal::sync::atomic::AtomicU64;
-///
-/// #[derive(shoal::memory::zerocopy::FromBytes)]
-/// #[zerocopy(crate = "shoal::memory::zerocopy")]
-/// #[repr(C)]
-/// struct Port {
-///     up: bool, // 2..=255 are not bools
-///     packets: AtomicU64,
-/// }
-/// ```
-/// ```compile_fail
-/// use shoal::sync::atomic::AtomicU32;
-///
-/// #[repr(u32)]
-/// enum State { Free = 0, Live = 1 }
-/// #[repr(C)]
-/// struct Slot {
-///     state: State, // a peer can write 7 here
-///     pid: AtomicU32,
-/// }
-/// // SAFETY: claimed, but Slot is not FromBytes, so this impl is refused.
-/// unsafe impl shoal::memory::Shared for Slot {}
-/// ```
-///
-/// # Safety
-/// Beyond the checked bit validity: implementors must be `#[repr(C)]`, contain no file
-/// descriptors, offsets into this process's memory or other process-local values, and mutate
-/// only through atomics or `UnsafeCell` with documented synchronisation (plain fields are
-/// written before the object is published and never after).
-pub unsafe trait Shared: Sync + AnyBits {}
-
-/// "Every bit pattern is a valid value": zerocopy's `FromBytes`, which only its derive can
-/// implement. (Under `cfg(loom)`, whose atomics are not `FromBytes` and never sit in real shared
-/// memory, every type qualifies.)
-#[cfg(not(loom))]
-pub trait AnyBits: zerocopy::FromBytes {}
-#[cfg(not(loom))]
-impl<T: zerocopy::FromBytes + ?Sized> AnyBits for T {}
-
-/// "Every bit pattern is a valid value" (no check under `cfg(loom)`, where nothing is mapped).
-#[cfg(loom)]
-pub trait AnyBits {}
-#[cfg(loom)]
-impl<T: ?Sized> AnyBits for T {}
-
-#[cfg(not(loom))]
-mod shared_atomics {
-    use super::Shared;
-    use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize};
-    // SAFETY: atomics of plain integers: no pointers, every bit pattern valid, interior
-    // mutability only through atomic operations.
-    unsafe impl Shared for AtomicU8 {}
-    // SAFETY: as above.
-    unsafe impl Shared for AtomicU16 {}
-    // SAFETY: as above.
-    unsafe impl Shared for AtomicU32 {}
-    // SAFETY: as above.
-    unsafe impl Shared for AtomicU64 {}
-    // SAFETY: as above.
-    unsafe impl Shared for AtomicUsize {}
-}
-
-// SAFETY: an array of Shared values is repr(C)-compatible, pointer-free and valid for every bit
-// pattern when its elements are.
-unsafe impl<T: Shared, const N: usize> Shared for [T; N] {}
-// SAFETY: CachePadded is repr(C, align(128)) around a Shared value; padding bytes are never read.
-unsafe impl<T: Shared> Shared for crate::sync::CachePadded<T> {}

@@ -39,7 +39,7 @@ const _: () = assert!(crate::memory::header::MAX_MEMZONES <= 1 << (32 - OBJ_BITS
 pub(crate) mod kind {
     /// Plain objects ([`crate::mempool::PoolObj`]).
     pub const PLAIN: u32 = 1;
-    /// Packet buffers ([`crate::mbuf::Mbuf`]).
+    /// Packet buffers (mbufs; the mbuf layer registers this kind with each group).
     pub const MBUF: u32 = 2;
 }
 
@@ -113,6 +113,8 @@ pub(crate) struct MempoolHeader {
     pub zone_len: u64,
     /// Objects lost to a failed flush (only after corruption); for the audit.
     pub lost: AtomicU64,
+    /// [`LAYOUT`] of the binary that built the pool; checked at attach.
+    pub layout: u64,
 }
 
 #[cfg(not(loom))] // loom atomics are larger; only the real build pins the layout
@@ -245,6 +247,11 @@ impl MempoolHeader {
             0 => return Err("the pool is still being created"),
             _ => return Err("not a mempool (bad magic)"),
         }
+        if h.layout != LAYOUT {
+            return Err(
+                "built by a binary with another mempool layout; rebuild both from the same source",
+            );
+        }
         let geo = Geometry::new(
             h.size,
             h.elt_size,
@@ -288,14 +295,18 @@ impl MempoolHeader {
     }
 }
 
-/// Layout facts of the mempool structures, for the segment's layout version.
-pub(crate) const LAYOUT_FACTS: [u64; 12] = [
+/// The mempool layout word, written into every pool's header and checked at attach.
+pub(crate) const LAYOUT: u64 = crate::memory::layout_hash(&LAYOUT_FACTS);
+
+/// Layout facts of the mempool structures.
+const LAYOUT_FACTS: [u64; 13] = [
     size_of::<MempoolHeader>() as u64,
     align_of::<MempoolHeader>() as u64,
     offset_of!(MempoolHeader, uid) as u64,
     offset_of!(MempoolHeader, size) as u64,
     offset_of!(MempoolHeader, off_store) as u64,
     offset_of!(MempoolHeader, lost) as u64,
+    offset_of!(MempoolHeader, layout) as u64,
     size_of::<CacheHeader>() as u64,
     offset_of!(CacheHeader, flushes) as u64,
     CACHE_MAX_SIZE as u64,

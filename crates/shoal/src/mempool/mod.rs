@@ -41,7 +41,7 @@
 //! and `put_bulk` copy indices between the table and the lcore cache and nothing else.
 //!
 //! **Caches.** A thread registered as an lcore (the EAL's main thread, or one registered with
-//! [`Eal::register_thread`]) uses its lcore's cache; other threads use the common store
+//! `Eal::register_thread`) uses its lcore's cache; other threads use the common store
 //! directly, as in DPDK. The cache rules are DPDK 22.11's (`pool.rs`). Like DPDK, counts of
 //! available objects include what sits in caches.
 //!
@@ -52,7 +52,7 @@
 //! its caches; [`reclaim`] does the same on demand (`shoal reclaim`). What was in flight is not the dead process's
 //! any more: the process that dequeues it owns it. Two windows remain, both a few instructions
 //! wide: a process killed between taking indices out of a ring and claiming them (in
-//! [`crate::mbuf::MbufRing::dequeue_burst`] or between a dequeue and [`Mempool::from_raw`])
+//! an mbuf ring's `dequeue_burst` or between a dequeue and [`Mempool::from_raw`])
 //! leaves those objects in flight for ever, and one killed inside a store operation of its own
 //! may lose the objects of that operation. Neither corrupts a pool: the [`Mempool::audit`]
 //! reports such objects.
@@ -76,24 +76,50 @@ mod reclaim;
 mod registry;
 mod store;
 
-use crate::eal::Eal;
+use crate::group::Group;
 use crate::memory::{Fresh, MemzoneKind};
 use crate::memzone::{self, Memzone};
 use crate::sync::atomic::Ordering;
+use crate::sync::MemberId;
 use crate::sys;
 
-pub(crate) use layout::{kind, tag};
+pub(crate) use layout::kind;
 pub use layout::{CACHE_MAX_SIZE, MAX_OBJECTS, NAMESIZE};
 pub(crate) use pool::PoolInner;
 pub use pool::{PoolObj, PoolObjs};
-pub(crate) use reclaim::reclaim_slot;
 pub use reclaim::{reclaim, Audit, PoolUsage, SlotUsage};
-#[cfg(test)]
-pub(crate) use registry::group_of;
-pub(crate) use registry::{group, Group};
+pub(crate) use registry::{views, PoolViews};
 
-/// Layout hash of the mempool structures placed in shared memory.
-pub(crate) const SHARED_LAYOUT: u64 = crate::memory::layout_hash(&layout::LAYOUT_FACTS);
+/// What a layer that keeps its own objects in pools (mbufs) tells the pools about them. It
+/// registers one with each group ([`register_kind`]); a pool of a kind that has none
+/// registered is not attached to. The mempool layer calls these hooks and names no layer
+/// above it.
+pub(crate) trait ObjectKind: Send + Sync {
+    /// The pool kind (`kind::*`) it answers for.
+    fn kind(&self) -> u32;
+    /// Checks the private area a pool's creator wrote (`priv_area`, at most 64 bytes of it)
+    /// for objects of `elt_size` bytes, at attach; returns the two values the views keep for
+    /// that layer's data path (an mbuf pool's data room and private size).
+    fn check(&self, priv_area: &[u8], elt_size: u32) -> Result<(u16, u16), &'static str>;
+    /// Before the objects of the dead member `dead` are reclaimed by their owner tags (which
+    /// must then be exact): finishes or undoes what it left half done elsewhere (operations on
+    /// rings of these objects), moving tags through the pools' own methods.
+    fn settle_dead(&self, views: &'static PoolViews, dead: MemberId, dead_tag: u32);
+    /// What reclaiming object `i` of `p`, held by a dead member (its tag is `RECLAIMING`),
+    /// means: true to return it to its pool, false when it stays in use (by clones).
+    fn reclaim_object(&self, p: &'static PoolInner, i: u32) -> bool;
+}
+
+/// Registers an object kind with `group` (once per kind).
+pub(crate) fn register_kind(group: &Group, k: &'static dyn ObjectKind) {
+    group.state::<registry::Kinds>().add(k);
+}
+
+/// Registers the mempool layer's reclaimer with `group`: the process table returns a member's
+/// objects through it.
+pub(crate) fn register(group: &Group) {
+    group.add_reclaimer("mempool", std::sync::Arc::new(reclaim::PoolReclaimer));
+}
 
 /// Pool flags (DPDK's `RTE_MEMPOOL_F_*` values where DPDK has the flag).
 pub mod flags {
@@ -221,6 +247,14 @@ pub enum Error {
         /// Its process.
         pid: u32,
     },
+    /// Other handles of this process on the pool are alive.
+    #[error("mempool {name:?} still has {others} other handles in this process (clones, object tables); drop them before freeing it")]
+    HandlesAlive {
+        /// The pool.
+        name: String,
+        /// Handles besides the one freeing.
+        others: u32,
+    },
     /// No such process slot.
     #[error("no process slot {0}")]
     NoSuchSlot(u32),
@@ -249,20 +283,20 @@ pub(crate) fn kind_name(k: u32) -> &'static str {
 
 /// Builds a pool: the common part of [`Mempool::create`] and `MbufPool::create`.
 pub(crate) fn create_pool(
-    eal: &Eal,
+    group: &Group,
     name: &str,
     cfg: &MempoolConfig,
     pool_kind: u32,
     priv_data: &[u8],
     init: &mut dyn FnMut(&mut [u8], u32),
 ) -> Result<&'static PoolInner, Error> {
-    let group = registry::group(eal);
+    let group = registry::views(group);
     create_pool_in(group, name, cfg, pool_kind, priv_data, init)
 }
 
 /// [`create_pool`] in the segment of `group`.
 pub(crate) fn create_pool_in(
-    group: &'static Group,
+    group: &'static PoolViews,
     name: &str,
     cfg: &MempoolConfig,
     pool_kind: u32,
@@ -368,6 +402,7 @@ fn build(
             off_objs: geo.off_objs,
             zone_len: geo.zone_len,
             lost: Default::default(),
+            layout: layout::LAYOUT,
         },
     )
     .ok_or_else(|| unusable("memzone too small"))?;
@@ -413,16 +448,16 @@ fn build(
 }
 
 /// Finds a pool by name in any process of the group.
-pub(crate) fn lookup_pool(eal: &Eal, name: &str) -> Result<&'static PoolInner, Error> {
+pub(crate) fn lookup_pool(group: &Group, name: &str) -> Result<&'static PoolInner, Error> {
     let zname = zone_name(name)?;
-    let group = registry::group(eal);
-    let Some(index) = group.zone_index(&zname) else {
+    let views = registry::views(group);
+    let Some(index) = views.zone_index(&zname) else {
         return fail(Error::NotFound(name.to_owned()));
     };
-    match group.pool(index) {
+    match views.pool(index) {
         Some(p) => Ok(p),
         None => {
-            let why = Memzone::lookup(eal, &zname)
+            let why = Memzone::lookup(group, &zname)
                 .map_err(|e| e.to_string())
                 .and_then(|mz| {
                     layout::MempoolHeader::read(mz.region())
@@ -440,7 +475,7 @@ pub(crate) fn lookup_pool(eal: &Eal, name: &str) -> Result<&'static PoolInner, E
 }
 
 /// Frees a pool whose objects are all back (in the store or in caches).
-pub(crate) fn free_pool(eal: &Eal, p: &'static PoolInner) -> Result<(), Error> {
+pub(crate) fn free_pool(group: &Group, p: &'static PoolInner) -> Result<(), Error> {
     let in_use = p.size.saturating_sub(avail(p));
     if in_use > 0 {
         return fail(Error::InUse {
@@ -450,9 +485,9 @@ pub(crate) fn free_pool(eal: &Eal, p: &'static PoolInner) -> Result<(), Error> {
     }
     // This process's view holds one attachment, which may remain; any other (another
     // process's view, a Memzone handle) keeps the pool.
-    let mine = p.zone.attachment();
+    let mine = memzone::attachment_of(&p.zone);
     let allowed = u32::from(mine.is_some());
-    memzone::free_where(&eal.whole(), &format!("MP_{}", p.name), allowed, || {
+    memzone::free_where(group.whole(), &format!("MP_{}", p.name), allowed, || {
         p.hdr().magic.store(layout::MAGIC_FREED, Ordering::Release);
     })
     .map_err(|source| Error::Memzone {
@@ -471,10 +506,31 @@ pub(crate) fn avail(p: &PoolInner) -> u32 {
     (p.store_count() + p.cached_count()).min(p.size)
 }
 
-/// A handle on a mempool. Cheap to copy; every process of the group sees the same pool.
-#[derive(Clone, Copy)]
+/// Set in a view's handle count once a free took the last handle: no handle is made from the
+/// view again (a lookup finds the pool gone).
+const HANDLES_FREED: u32 = 1 << 31;
+
+/// A handle on a mempool; every process of the group sees the same pool. Cheap to clone, not
+/// `Copy`: this process's handles are counted on its view of the pool, and [`Mempool::free`]
+/// takes the last one, so no handle of this process outlives the pool it names.
 pub struct Mempool {
     inner: &'static PoolInner,
+}
+
+impl Clone for Mempool {
+    fn clone(&self) -> Self {
+        Mempool::from_inner(self.inner)
+    }
+}
+
+impl Drop for Mempool {
+    fn drop(&mut self) {
+        // Relaxed: a process-local count; the free that tests it is a compare-and-swap, and
+        // what a handle did before it dropped is ordered by whatever handed the pool over.
+        self.inner
+            .handles
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Mempool {
@@ -537,8 +593,13 @@ impl Mempool {
     /// [`Error::ZeroSize`], [`Error::TooManyObjects`], [`Error::CacheTooBig`] (more than
     /// [`CACHE_MAX_SIZE`] or more than `size / 1.5`), [`Error::InvalidFlags`],
     /// [`Error::BadName`], [`Error::Exists`], [`Error::Memzone`] (no room: grow `-m`).
-    pub fn create(eal: &Eal, name: &str, cfg: MempoolConfig) -> Result<Mempool, Error> {
-        Self::create_with(eal, name, cfg, |_, _| {})
+    pub fn create(
+        group: &impl AsRef<Group>,
+        name: &str,
+        cfg: MempoolConfig,
+    ) -> Result<Mempool, Error> {
+        let group = group.as_ref();
+        Self::create_with(group, name, cfg, |_, _| {})
     }
 
     /// Creates a pool and runs `init(object bytes, index)` once per object before anyone can
@@ -547,12 +608,14 @@ impl Mempool {
     /// # Errors
     /// As [`Mempool::create`].
     pub fn create_with(
-        eal: &Eal,
+        group: &impl AsRef<Group>,
         name: &str,
         cfg: MempoolConfig,
         mut init: impl FnMut(&mut [u8], u32),
     ) -> Result<Mempool, Error> {
-        create_pool(eal, name, &cfg, kind::PLAIN, &[], &mut init).map(|inner| Mempool { inner })
+        let group = group.as_ref();
+        let inner = create_pool(group, name, &cfg, kind::PLAIN, &[], &mut init)?;
+        Mempool::hold(inner).ok_or_else(|| Error::NotFound(name.to_owned()))
     }
 
     /// Finds a pool created by any process of the group.
@@ -560,8 +623,9 @@ impl Mempool {
     /// # Errors
     /// [`Error::NotFound`], [`Error::Unusable`] (still being created, or freed), or
     /// [`Error::WrongKind`] for a pool of mbufs (use `MbufPool::lookup`).
-    pub fn lookup(eal: &Eal, name: &str) -> Result<Mempool, Error> {
-        let inner = lookup_pool(eal, name)?;
+    pub fn lookup(group: &impl AsRef<Group>, name: &str) -> Result<Mempool, Error> {
+        let group = group.as_ref();
+        let inner = lookup_pool(group, name)?;
         if inner.kind != kind::PLAIN {
             return fail(Error::WrongKind {
                 name: name.to_owned(),
@@ -569,7 +633,7 @@ impl Mempool {
                 use_instead: "MbufPool::lookup",
             });
         }
-        Ok(Mempool { inner })
+        Mempool::hold(inner).ok_or_else(|| Error::NotFound(name.to_owned()))
     }
 
     /// Frees the pool (DPDK's `rte_mempool_free`). Refused while objects are in use (objects
@@ -577,16 +641,20 @@ impl Mempool {
     /// pool (it looked the pool up or received its objects; views last as long as their
     /// process), so the pool's memory is never reused under another process.
     ///
+    /// Other handles of this process on the pool (clones, object tables) must be dropped
+    /// first, so that none outlives the pool.
+    ///
     /// # Errors
-    /// [`Error::InUse`], or [`Error::Memzone`] when the memzone is already gone or still
-    /// attached elsewhere ([`memzone::Error::InUse`]).
-    pub fn free(self, eal: &Eal) -> Result<(), Error> {
-        free_pool(eal, self.inner)
+    /// [`Error::HandlesAlive`], [`Error::InUse`], or [`Error::Memzone`] when the memzone is
+    /// already gone or still attached elsewhere ([`memzone::Error::InUse`]).
+    pub fn free(self, group: &impl AsRef<Group>) -> Result<(), Error> {
+        self.free_last(group.as_ref())
     }
 
     /// Every pool of the group (mbuf pools included), for tools such as `shoal info`.
-    pub fn list(eal: &Eal) -> Vec<MempoolInfo> {
-        let group = registry::group(eal);
+    pub fn list(group: &impl AsRef<Group>) -> Vec<MempoolInfo> {
+        let group = group.as_ref();
+        let group = registry::views(group);
         group
             .pool_zones()
             .into_iter()
@@ -612,8 +680,53 @@ impl Mempool {
             .collect()
     }
 
+    /// A new handle on a view that some handle or object of this process already keeps from
+    /// being freed (an object of the pool, or another handle).
     pub(crate) fn from_inner(inner: &'static PoolInner) -> Mempool {
+        inner
+            .handles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Mempool { inner }
+    }
+
+    /// A new handle on a view found by a create or a lookup; `None` once a free took the
+    /// view's last handle.
+    pub(crate) fn hold(inner: &'static PoolInner) -> Option<Mempool> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut n = inner.handles.load(Relaxed);
+        loop {
+            if n & HANDLES_FREED != 0 {
+                return None;
+            }
+            match inner
+                .handles
+                .compare_exchange_weak(n, n + 1, Relaxed, Relaxed)
+            {
+                Ok(_) => return Some(Mempool { inner }),
+                Err(now) => n = now,
+            }
+        }
+    }
+
+    /// Frees the pool through its last handle in this process (`self`).
+    pub(crate) fn free_last(self, group: &Group) -> Result<(), Error> {
+        use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+        let p = self.inner;
+        // Take the last handle for the free: a lookup meanwhile finds the pool gone.
+        if let Err(n) = p
+            .handles
+            .compare_exchange(1, 1 | HANDLES_FREED, AcqRel, Relaxed)
+        {
+            return fail(Error::HandlesAlive {
+                name: p.name.clone(),
+                others: (n & !HANDLES_FREED).saturating_sub(1),
+            });
+        }
+        let freed = free_pool(group, p);
+        if freed.is_err() {
+            p.handles.fetch_and(!HANDLES_FREED, Relaxed);
+        }
+        freed
     }
 
     pub(crate) fn inner(&self) -> &'static PoolInner {
@@ -729,7 +842,7 @@ impl Mempool {
     }
 
     /// The counters of `lcore`'s cache.
-    pub fn cache_stats(&self, lcore: crate::eal::LcoreId) -> CacheStats {
+    pub fn cache_stats(&self, lcore: crate::group::LcoreId) -> CacheStats {
         let (len, fills, flushes) = self.inner.cache_stats(lcore.0);
         CacheStats {
             len,
@@ -782,10 +895,10 @@ impl ObjIdx {
 
 /// One JSON object per mempool of the group, for `shoal info` (name, size, available, in use).
 pub(crate) fn describe_all(
-    eal: &crate::eal::Eal,
+    group: &Group,
     _zones: &[crate::memzone::MemzoneInfo],
 ) -> Vec<serde_json::Value> {
-    Mempool::list(eal)
+    Mempool::list(group)
         .into_iter()
         .map(|m| {
             let by_slot: Vec<String> = m.in_use_by_slot.iter().map(|(s, n)| format!("{s}:{n}")).collect();

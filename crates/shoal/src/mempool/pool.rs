@@ -22,7 +22,7 @@
 use std::ptr::NonNull;
 
 use super::layout::{kind, tag, CacheHeader, MempoolHeader, CACHE_MAX_SIZE, MAGIC};
-use super::registry::Group;
+use super::registry::PoolViews;
 use super::store::Store;
 use super::{flags, Mempool, ObjIdx};
 use crate::memory::{Fresh, Region, MAX_LCORES};
@@ -31,7 +31,7 @@ use crate::sync::atomic::{AtomicU32, Ordering::Relaxed};
 /// A process's view of a pool. Made once per pool and process (see the registry) and never
 /// freed: object handles refer to it by `&'static`.
 pub(crate) struct PoolInner {
-    pub(crate) group: &'static Group,
+    pub(crate) group: &'static PoolViews,
     /// The group view's membership id, copied here for the data path (one load less); zeroed
     /// with the group's when the membership ends.
     pub(crate) member: std::sync::atomic::AtomicUsize,
@@ -56,6 +56,9 @@ pub(crate) struct PoolInner {
     /// Mbuf pools: bytes of each mbuf's private area.
     pub(crate) mbuf_priv: u16,
     pub(crate) tracked: bool,
+    /// Pool handles ([`Mempool`], mbuf pools, object tables) of this process on this view,
+    /// with [`HANDLES_FREED`] set once a free took the last one (see `PoolRef`).
+    pub(crate) handles: std::sync::atomic::AtomicU32,
     hdr: NonNull<MempoolHeader>,
     caches: NonNull<u8>,
     tags: NonNull<AtomicU32>,
@@ -137,29 +140,29 @@ fn copy_idx(dst: &mut [u32], src: &[u32]) {
 impl PoolInner {
     /// A view of the published pool in `zone` (memzone `index` of `group`).
     pub(crate) fn attach(
-        group: &'static Group,
+        group: &'static PoolViews,
         zone: Region,
         index: u32,
     ) -> Result<PoolInner, &'static str> {
         let h = MempoolHeader::read(&zone)?;
         let store_region = sub(&zone, h.off_store, h.store_len).ok_or("store out of zone")?;
         let store = Store::attach(store_region).ok_or("bad common store")?;
-        let (data_room, mbuf_priv) = if h.kind == kind::MBUF {
-            let mut p = [0u8; 4];
+        // Pools of a kind a layer above registered (mbufs) are checked by that layer; the two
+        // values it returns are kept for its data path.
+        let (data_room, mbuf_priv) = if h.kind == kind::PLAIN {
+            (0, 0)
+        } else {
+            let k = group
+                .kind(h.kind)
+                .ok_or("a pool of objects of a kind this process has not registered")?;
+            let mut p = vec![0u8; (h.priv_size as usize).min(64)];
             // SAFETY: the private area is written by the creator before the zone is published
             // and never after; the zone cannot be freed and reused while `zone` (an
             // attachment) lives.
-            if h.priv_size < 4 || !unsafe { zone.read(h.off_priv as usize, &mut p) } {
-                return Err("mbuf pool without its private area");
+            if !unsafe { zone.read(h.off_priv as usize, &mut p) } {
+                return Err("private area out of the zone");
             }
-            let room = u16::from_le_bytes([p[0], p[1]]);
-            let privsz = u16::from_le_bytes([p[2], p[3]]);
-            if crate::mbuf::HDR_SIZE + privsz as usize + room as usize > h.elt_size as usize {
-                return Err("mbuf pool whose mbufs do not fit its objects");
-            }
-            (room, privsz)
-        } else {
-            (0, 0)
+            k.check(&p, h.elt_size)?
         };
         let at = |off: u64| -> NonNull<u8> {
             // SAFETY: every offset was checked against zone_len <= zone.len() by `read`.
@@ -183,6 +186,7 @@ impl PoolInner {
             data_room,
             mbuf_priv,
             tracked: h.flags & flags::NO_OWNER_TAGS == 0,
+            handles: std::sync::atomic::AtomicU32::new(0),
             hdr: at(0).cast(),
             caches: at(h.off_caches),
             tags: at(h.off_tags).cast(),
@@ -249,7 +253,7 @@ impl PoolInner {
     /// has caches, and its store handles).
     #[inline]
     fn local_lcore(&self) -> Option<u32> {
-        crate::eal::lcore_in(self.member.load(Relaxed))
+        crate::group::lcore_in(self.member.load(Relaxed))
     }
 
     /// The owner tags the store keeps exact, for a tracked pool.
@@ -703,14 +707,19 @@ impl Drop for PoolObj {
 /// per object. Owned like [`PoolObj`]s: dropping the batch returns what it holds.
 pub struct PoolObjs {
     pool: &'static PoolInner,
-    idx: Vec<u32>,
+    /// `buf[..len]` are the objects held; the rest is initialised scratch that a get writes
+    /// into directly (no zeroing per get, as a `Vec` resize would do).
+    buf: Vec<u32>,
+    len: usize,
+    /// Keeps the pool from being freed while the table lives, even empty.
+    _handle: Mempool,
 }
 
 impl std::fmt::Debug for PoolObjs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PoolObjs")
             .field("pool", &self.pool.name)
-            .field("idx", &self.idx)
+            .field("idx", &self.indices())
             .finish()
     }
 }
@@ -725,20 +734,38 @@ impl PoolObjs {
     pub fn with_capacity(pool: &Mempool, n: usize) -> PoolObjs {
         PoolObjs {
             pool: pool.inner(),
-            idx: Vec::with_capacity(n),
+            buf: vec![0; n],
+            len: 0,
+            _handle: pool.clone(),
         }
+    }
+
+    /// Makes room for `n` more objects.
+    #[inline]
+    fn room(&mut self, n: usize) {
+        let want = self.len + n;
+        if want > self.buf.len() {
+            self.grow(want);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, want: usize) {
+        let to = want.max(self.buf.len() * 2).max(8);
+        self.buf.resize(to, 0);
     }
 
     /// Gets `n` objects from the pool, appended, or none at all (DPDK's
     /// `rte_mempool_get_bulk`).
     #[inline]
     pub fn get_bulk(&mut self, n: usize) -> bool {
-        let len = self.idx.len();
-        self.idx.resize(len + n, 0);
-        if self.pool.get_into(&mut self.idx[len..]) {
+        self.room(n);
+        let len = self.len;
+        if self.pool.get_into(&mut self.buf[len..len + n]) {
+            self.len = len + n;
             return true;
         }
-        self.idx.truncate(len);
         false
     }
 
@@ -746,28 +773,27 @@ impl PoolObjs {
     /// `rte_mempool_put_bulk`).
     #[inline]
     pub fn put_bulk(&mut self, n: usize) {
-        let len = self.idx.len();
+        let len = self.len;
         let n = n.min(len);
-        let tail = &self.idx[len - n..];
-        self.pool.put(tail);
-        self.idx.truncate(len - n);
+        self.pool.put(&self.buf[len - n..len]);
+        self.len = len - n;
     }
 
     /// Returns every object to the pool.
     pub fn clear(&mut self) {
-        self.put_bulk(self.idx.len());
+        self.put_bulk(self.len);
     }
 
     /// Objects held.
     #[inline]
     pub fn len(&self) -> usize {
-        self.idx.len()
+        self.len
     }
 
     /// True when empty.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.idx.is_empty()
+        self.len == 0
     }
 
     /// The pool.
@@ -777,26 +803,28 @@ impl PoolObjs {
 
     /// The bytes of the `i`th object.
     pub fn get(&self, i: usize) -> Option<&[u8]> {
-        let &o = self.idx.get(i)?;
+        let &o = self.indices().get(i)?;
         // SAFETY: the batch owns object o (< size: it came from the pool).
         Some(unsafe { self.pool.obj_bytes(o) })
     }
 
     /// The bytes of the `i`th object, writable.
     pub fn get_mut(&mut self, i: usize) -> Option<&mut [u8]> {
-        let &o = self.idx.get(i)?;
+        let &o = self.indices().get(i)?;
         // SAFETY: as in `get`; `&mut self` makes the slice unique in this process.
         Some(unsafe { self.pool.obj_bytes_mut(o) })
     }
 
     /// The objects' indices in their pool.
     pub fn indices(&self) -> &[u32] {
-        &self.idx
+        &self.buf[..self.len]
     }
 
     /// Takes the last object out as a handle of its own.
     pub fn pop(&mut self) -> Option<PoolObj> {
-        self.idx.pop().map(|i| PoolObj::new(self.pool, i))
+        let i = *self.indices().last()?;
+        self.len -= 1;
+        Some(PoolObj::new(self.pool, i))
     }
 
     /// Adds an object of the same pool; gives back one of another pool.
@@ -804,7 +832,9 @@ impl PoolObjs {
         if o.no != self.pool.no {
             return Err(o);
         }
-        self.idx.push(o.idx);
+        self.room(1);
+        self.buf[self.len] = o.idx;
+        self.len += 1;
         std::mem::forget(o);
         Ok(())
     }

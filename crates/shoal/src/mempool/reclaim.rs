@@ -1,11 +1,11 @@
 //! Who holds what: reclaiming a process's objects, per-process counts and the audit.
 
-use super::layout::{kind, tag};
+use super::layout::tag;
 use super::pool::PoolInner;
 use super::{registry, Error};
-use crate::eal::Eal;
+use crate::group::{Group, Reclaimer};
 use crate::memory::header::{slot_state, ProcSlot, SegmentHeader};
-use crate::memory::{Region, MAX_PROCS};
+use crate::memory::MAX_PROCS;
 use crate::sync::atomic::Ordering::Relaxed;
 use crate::sync::{Liveness, MemberId, Members};
 
@@ -269,16 +269,15 @@ pub(crate) fn audit(p: &'static PoolInner) -> Audit {
 /// For a dead process that is everything tagged with its slot and generation; for the calling
 /// process itself (leaving the group cleanly) only what sits in its caches, since objects in
 /// its hands belong to live handles that will return them. Returns (pool, objects) pairs.
-fn reclaim_in(whole: &Region, slot: u32) -> Vec<(String, u32)> {
+fn reclaim_in(group: &Group, slot: u32) -> Vec<(String, u32)> {
+    let whole = group.whole();
     let Some(hdr) = whole.get::<SegmentHeader>(0) else {
         return Vec::new();
     };
     let Some(ps) = hdr.procs.get(slot as usize) else {
         return Vec::new();
     };
-    let Some(group) = registry::group_of(whole) else {
-        return Vec::new();
-    };
+    let group = registry::views(group);
     let zones = group.pool_zones();
     if zones.is_empty() {
         return Vec::new();
@@ -288,11 +287,13 @@ fn reclaim_in(whole: &Region, slot: u32) -> Vec<(String, u32)> {
     let lcores = lcores_of(ps);
     let t = tag::held(slot, gen);
     if own {
-        registry::end_membership(whole, t);
+        group.end_membership();
     } else {
-        // Ring operations the dead member left half done are undone first, so that its
-        // objects' tags are exact before they are counted.
-        crate::mbuf::release_dead_sides(group, whole, MemberId::member(slot, gen), t);
+        // Operations the dead member left half done on the registered kinds' rings are
+        // undone first, so that its objects' tags are exact before they are counted.
+        for k in group.kinds() {
+            k.settle_dead(group, MemberId::member(slot, gen), t);
+        }
     }
     let mut out = Vec::new();
     for z in zones {
@@ -350,7 +351,11 @@ fn reclaim_dead(p: &'static PoolInner, lcores: &[u32], t: u32) -> u32 {
             {
                 continue;
             }
-            if p.kind != kind::MBUF || crate::mbuf::reclaim_object(p, i) {
+            let keep = match p.group.kind(p.kind) {
+                Some(k) => !k.reclaim_object(p, i),
+                None => false,
+            };
+            if !keep {
                 back.push(i);
             }
         }
@@ -362,17 +367,35 @@ fn reclaim_dead(p: &'static PoolInner, lcores: &[u32], t: u32) -> u32 {
     back.len() as u32
 }
 
-/// Called by the process table when a process died (`died`, by the reaper: a warning, since
-/// the objects were lost until now) or leaves by itself (what sat in its caches and hands: a
-/// debug note).
-pub(crate) fn reclaim_slot(whole: &Region, slot: u32, died: bool) {
-    let done = reclaim_in(whole, slot);
-    for (pool, n) in done {
-        if died {
-            tracing::warn!(target: "shoal::mempool", "returned {n} objects held by dead process slot {slot} to mempool {pool:?}");
-        } else {
-            tracing::debug!(target: "shoal::mempool", "returned {n} objects held by process slot {slot} to mempool {pool:?}");
-        }
+/// The owner-tag protocol as the layers above use it when they repair a dead member's
+/// operations on rings of their objects. The protocol has one home, this module and the tag
+/// moves of `pool.rs` (values in `layout.rs`); mbufs call into it and name no tag.
+impl PoolInner {
+    /// Object `i`, which a dead member was sending (in flight, not published), goes back to
+    /// the dead member (`dead_tag`), so that reclaiming returns it. False when its tag was not
+    /// "in flight".
+    pub(crate) fn unsend(&self, i: u32, dead_tag: u32) -> bool {
+        self.move_tag(i, tag::IN_FLIGHT, dead_tag)
+    }
+
+    /// Object `i`, which a dead member had taken out of a ring without publishing the
+    /// receive, goes back in flight (it is still in the ring). False when its tag was not the
+    /// dead member's.
+    pub(crate) fn unreceive(&self, i: u32, dead_tag: u32) -> bool {
+        self.move_tag(i, dead_tag, tag::IN_FLIGHT)
+    }
+}
+
+/// The mempool layer's reclaimer, registered with every group: the process table calls it
+/// when a process died (by the reaper) or leaves by itself (what sat in its caches).
+pub(crate) struct PoolReclaimer;
+
+impl Reclaimer for PoolReclaimer {
+    fn reclaim(&self, group: &Group, slot: u32, _died: bool) -> Vec<(String, u32)> {
+        reclaim_in(group, slot)
+            .into_iter()
+            .map(|(pool, n)| (format!("mempool {pool:?}"), n))
+            .collect()
     }
 }
 
@@ -383,9 +406,9 @@ pub(crate) fn reclaim_slot(whole: &Region, slot: u32, died: bool) {
 ///
 /// # Errors
 /// [`Error::NoSuchSlot`], or [`Error::SlotAlive`] when a live process holds the slot.
-pub fn reclaim(eal: &Eal, slot: u32) -> Result<Vec<(String, u32)>, Error> {
-    let whole = eal.whole();
-    let hdr = eal.header();
+pub fn reclaim(group: &impl AsRef<Group>, slot: u32) -> Result<Vec<(String, u32)>, Error> {
+    let group = group.as_ref();
+    let hdr = group.header();
     let Some(ps) = hdr.procs.get(slot as usize) else {
         return Err(Error::NoSuchSlot(slot));
     };
@@ -394,8 +417,8 @@ pub fn reclaim(eal: &Eal, slot: u32) -> Result<Vec<(String, u32)>, Error> {
     }
     let pid = ps.pid.load(Relaxed);
     let member = MemberId::member(slot, ps.generation.load(Relaxed));
-    if ps.state.load(Relaxed) != slot_state::FREE && eal.liveness(member) != Liveness::Dead {
+    if ps.state.load(Relaxed) != slot_state::FREE && group.liveness(member) != Liveness::Dead {
         return Err(Error::SlotAlive { slot, pid });
     }
-    Ok(reclaim_in(&whole, slot))
+    Ok(reclaim_in(group, slot))
 }

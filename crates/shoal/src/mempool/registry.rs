@@ -1,28 +1,34 @@
 //! This process's views of a group's pools.
 //!
-//! Object handles ([`super::PoolObj`], [`crate::mbuf::Mbuf`]) are as small as DPDK's object
-//! pointers: a `&'static` reference to the process-local view of their pool and an index. The
-//! views are therefore made once per pool and process and never freed (they keep the group's
-//! mapping alive for the life of the process, as DPDK keeps its memory mapped until exit), and
-//! a [`Group`] finds them by the pool's memzone index, which is the pool id carried by
-//! [`super::ObjIdx`] and [`crate::mbuf::MbufIdx`].
+//! Object handles ([`super::PoolObj`], mbufs) are as small as DPDK's object pointers: a
+//! `&'static` reference to the process-local view of their pool and an index. The views are
+//! therefore made once per pool and membership and never freed (they keep the group's mapping
+//! alive for the life of the process, as DPDK keeps its memory mapped until exit). A
+//! membership's views ([`PoolViews`]) are the mempool layer's state in its
+//! [`crate::group::Group`], and find a pool's view by the pool's memzone index, which is the
+//! pool id carried by [`super::ObjIdx`] and by mbuf indices.
+//!
+//! One table stays process-wide: `VIEWS`, which numbers every view the process makes so that a
+//! handle can carry a 32-bit number instead of a reference (8-byte handles, like DPDK's
+//! pointers). It is a numbering of leaked views, keyed by nothing else, and is only appended to.
 #![allow(unsafe_code)] // views are leaked boxes reached through AtomicPtr
 
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering as StdOrdering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::layout::tag;
 use super::pool::PoolInner;
-use crate::eal::Eal;
+use super::ObjectKind;
+use crate::group::Group;
 use crate::memory::header::{SegmentHeader, MAX_MEMZONES};
 use crate::memory::{MemzoneKind, Region};
 use crate::memzone::state;
 use crate::sync::atomic::Ordering;
 
 /// One membership of a group, as the pools see it.
-pub(crate) struct Group {
-    /// [`crate::eal::member_id`] of the membership while it lasts; 0 for a reclaimer's view and
-    /// once the membership ended (threads then stop using lcore caches).
+pub(crate) struct PoolViews {
+    /// The membership's lcore id ([`Group`]'s); 0 for a reclaimer's view and once the
+    /// membership ended (threads then stop using lcore caches).
     pub member: AtomicUsize,
     /// The whole segment (offset 0 = the segment header).
     pub whole: Region,
@@ -31,18 +37,40 @@ pub(crate) struct Group {
     /// Views by memzone index; null until first used.
     pools: Box<[AtomicPtr<PoolInner>]>,
     attach_lock: Mutex<()>,
+    /// The object kinds the layers above registered with the group (mbufs).
+    kinds: Arc<Kinds>,
 }
 
-impl std::fmt::Debug for Group {
+/// The object kinds registered with a group: the mempool layer's state in it.
+#[derive(Default)]
+pub(crate) struct Kinds(Mutex<Vec<&'static dyn ObjectKind>>);
+
+impl Kinds {
+    pub(crate) fn add(&self, k: &'static dyn ObjectKind) {
+        let mut ks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !ks.iter().any(|x| x.kind() == k.kind()) {
+            ks.push(k);
+        }
+    }
+
+    pub(crate) fn get(&self, kind: u32) -> Option<&'static dyn ObjectKind> {
+        let ks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        ks.iter().find(|x| x.kind() == kind).copied()
+    }
+
+    pub(crate) fn all(&self) -> Vec<&'static dyn ObjectKind> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl std::fmt::Debug for PoolViews {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Group")
+        f.debug_struct("PoolViews")
             .field("member", &self.member)
             .field("my_tag", &self.my_tag)
             .finish_non_exhaustive()
     }
 }
-
-static GROUPS: Mutex<Vec<&'static Group>> = Mutex::new(Vec::new());
 
 /// Views a process can make (over all groups and pools, for its lifetime).
 const MAX_VIEWS: usize = 1 << 16;
@@ -64,57 +92,47 @@ pub(crate) fn view(no: u32) -> &'static PoolInner {
     unsafe { &*p }
 }
 
-fn mapping_id(r: &Region) -> usize {
-    Arc::as_ptr(r.mapping()) as usize
+/// Where a group keeps its pool views.
+#[derive(Default)]
+struct ViewsSlot(OnceLock<&'static PoolViews>);
+
+/// The pool views of the membership `group` stands for, made on first use.
+pub(crate) fn views(group: &Group) -> &'static PoolViews {
+    let slot = group.state::<ViewsSlot>();
+    slot.0.get_or_init(|| {
+        let my_tag = match group.slot() {
+            Some(s) => {
+                let gen = group.header().procs[s as usize]
+                    .generation
+                    .load(Ordering::Relaxed);
+                tag::held(s, gen)
+            }
+            None => tag::UNATTRIBUTED,
+        };
+        let member = if group.slot().is_some() {
+            group.membership()
+        } else {
+            0
+        };
+        Box::leak(Box::new(PoolViews {
+            member: AtomicUsize::new(member),
+            whole: group.whole().clone(),
+            my_tag,
+            pools: (0..MAX_MEMZONES)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            attach_lock: Mutex::new(()),
+            kinds: group.state::<Kinds>(),
+        }))
+    })
 }
 
-fn find_or_make(whole: &Region, member: usize, my_tag: u32) -> &'static Group {
-    let mut groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-    let id = mapping_id(whole);
-    if let Some(g) = groups
-        .iter()
-        .find(|g| mapping_id(&g.whole) == id && g.my_tag == my_tag)
-    {
-        return g;
-    }
-    let g: &'static Group = Box::leak(Box::new(Group {
-        member: AtomicUsize::new(member),
-        whole: whole.clone(),
-        my_tag,
-        pools: (0..MAX_MEMZONES)
-            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-            .collect(),
-        attach_lock: Mutex::new(()),
-    }));
-    groups.push(g);
-    g
-}
-
-/// The membership `eal` stands for.
-pub(crate) fn group(eal: &Eal) -> &'static Group {
-    let whole = eal.whole();
-    let hdr = eal.header();
-    let my_tag = match eal.slot() {
-        Some(s) => {
-            let gen = hdr.procs[s as usize].generation.load(Ordering::Relaxed);
-            tag::held(s, gen)
-        }
-        None => tag::UNATTRIBUTED,
-    };
-    find_or_make(&whole, crate::eal::member_id(eal), my_tag)
-}
-
-/// Ends this process's membership `my_tag` of the group in `whole` for the data path: its
-/// threads stop using lcore caches (what they put goes to the common stores).
-pub(crate) fn end_membership(whole: &Region, my_tag: u32) {
-    let groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-    let id = mapping_id(whole);
-    for g in groups
-        .iter()
-        .filter(|g| mapping_id(&g.whole) == id && g.my_tag == my_tag)
-    {
-        g.member.store(0, StdOrdering::Relaxed);
-        for slot in g.pools.iter() {
+impl PoolViews {
+    /// Ends this membership for the data path: its threads stop using lcore caches (what they
+    /// put goes to the common stores).
+    pub(crate) fn end_membership(&self) {
+        self.member.store(0, StdOrdering::Relaxed);
+        for slot in self.pools.iter() {
             let p = slot.load(StdOrdering::Acquire);
             if !p.is_null() {
                 // SAFETY: non-null pointers in `pools` are leaked views, never freed.
@@ -122,24 +140,17 @@ pub(crate) fn end_membership(whole: &Region, my_tag: u32) {
             }
         }
     }
-}
 
-/// A view of the group in `whole` for a reclaimer: an existing membership of this process if
-/// there is one, else one whose objects are unattributed.
-pub(crate) fn group_of(whole: &Region) -> Option<&'static Group> {
-    let hdr: &SegmentHeader = whole.get(0)?;
-    let id = mapping_id(whole);
-    {
-        let groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(g) = groups.iter().find(|g| mapping_id(&g.whole) == id) {
-            return Some(g);
-        }
+    /// The object kind registered for pools of kind `kind`.
+    pub(crate) fn kind(&self, kind: u32) -> Option<&'static dyn ObjectKind> {
+        self.kinds.get(kind)
     }
-    let _ = hdr;
-    Some(find_or_make(whole, 0, tag::UNATTRIBUTED))
-}
 
-impl Group {
+    /// Every registered object kind.
+    pub(crate) fn kinds(&self) -> Vec<&'static dyn ObjectKind> {
+        self.kinds.all()
+    }
+
     pub(crate) fn header(&self) -> &SegmentHeader {
         self.whole.get(0).expect("segment header")
     }

@@ -13,8 +13,13 @@ use crate::sync::CachePadded;
 
 /// "shoalRNG", little endian: the first word of every ring header.
 pub(crate) const RING_MAGIC: u64 = u64::from_le_bytes(*b"shoalRNG");
-/// Bumped whenever [`RingHeader`]'s layout or the meaning of a field changes.
-pub(crate) const RING_LAYOUT: u32 = 2;
+/// The ring's layout word, written into every ring's header and checked at attach: a hash of
+/// [`RingHeader`]'s layout and a generation bumped whenever the meaning of a field changes.
+pub(crate) const RING_LAYOUT: u32 = crate::memory::layout_hash(&[
+    3,
+    size_of::<RingHeader>() as u64,
+    align_of::<RingHeader>() as u64,
+]) as u32;
 /// Alignment of the header, hence of the region that holds a ring.
 pub(super) const RING_ALIGN: usize = 128;
 /// Bytes kept free after the slots, so that the adjacent-line prefetcher does not pull the next

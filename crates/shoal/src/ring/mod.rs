@@ -40,7 +40,7 @@
 //! |------|-------|
 //! | `rte_ring_get_memsize_elem(esize, count)` | [`Ring::memsize`] |
 //! | `rte_ring_init(r, name, count, flags)` | [`Ring::init`] (on a [`Fresh`] region nobody else sees yet) |
-//! | `rte_ring_create_elem` / `rte_ring_lookup` | `Ring::create` / `Ring::lookup`, on top of [`Ring::init`] / [`Ring::attach`] |
+//! | `rte_ring_create_elem` / `rte_ring_lookup` | `Ring::create` / `Ring::lookup`, on top of [`Ring::init`] / `Ring::attach` |
 //! | `RING_F_SP_ENQ`, `RING_F_SC_DEQ`, `RING_F_MP_RTS_ENQ`, ... | [`RingConfig`] `prod` / `cons` = [`SyncMode`]; [`RingConfig::from_flags`] |
 //! | `RING_F_EXACT_SZ` | [`RingConfig::exact_size`] |
 //! | `rte_ring_enqueue(r, obj)` | [`Producer::enqueue`] `-> Result<(), Full>` |
@@ -139,7 +139,7 @@
 //! | R-hts1, R-hts0 / A-hts0 | HTS head CAS, HTS tail store | HTS wait for head == tail | the next operation of the side sees the previous one's effects |
 //! | R-hts0 / A1 | HTS tail store | other side's tail load | as R0 / A1 |
 //! | C0 / C1 | release of an SP/SC claim (handle drop) | claim CAS in [`Ring::producer`] / [`Ring::consumer`] | a new owner of a single side sees its predecessor's head (read `Relaxed` on the fast path) |
-//! | R-init / A-init | `magic` store in [`Ring::init`] | `magic` load in [`Ring::attach`] | a process that sees the magic sees the whole header |
+//! | R-init / A-init | `magic` store in [`Ring::init`] | `magic` load in `Ring::attach` | a process that sees the magic sees the whole header |
 //! | R-pub / A-pub | `Ring::create` publishes the memzone after [`Ring::init`] (metadata lock release) | `Ring::lookup`'s memzone lookup (lock acquire) | a lookup finds only complete rings: a zone still being built is "not found" |
 //! | E0 | `TRYING` record store, sequenced before R1 / R-rts1 / R-hts1 | A0 / A-rts1 / A-hts0 of a repairer | a repairer that sees a head (or HTS word) sees the records of the reservations that made it |
 //! | E1 | record stores (`TRYING`, `WRITTEN`, `READY`, `IDLE`: Release) | record loads of a repairer (Acquire) | `WRITTEN` and `READY` come with the slot writes before them (the repairer publishes them with its own release, R0 / R-rts0 / R-hts0); `IDLE` (and so the next `TRYING`) with the tail publication before it |
@@ -171,12 +171,6 @@ pub use handle::{Consumer, Producer};
 pub use named::RING_MZ_PREFIX;
 pub(crate) use named::{describe_all, ring_regions};
 pub use peek::{DequeueReservation, EnqueueReservation};
-
-/// Layout hash of the ring structures placed in shared memory.
-pub(crate) const SHARED_LAYOUT: u64 = crate::memory::layout_hash(&[
-    header::RING_LAYOUT as u64,
-    std::mem::size_of::<header::RingHeader>() as u64,
-]);
 
 use crate::memory::{Fresh, Region};
 use crate::sync::atomic::Ordering::Relaxed;
@@ -430,7 +424,7 @@ impl<T: Pod> Ring<T> {
 
     /// Builds an empty ring in `region` (which must be 128-byte aligned and at least
     /// [`Ring::memsize`] bytes) and returns a handle on it. This is the creator's side of
-    /// DPDK's `rte_ring_create`; others find the ring with [`Ring::attach`] on the region that
+    /// DPDK's `rte_ring_create`; others find the ring with `Ring::attach` on the region that
     /// [`Ring::region`] returns. The region is [`Fresh`]: nobody else can read the header
     /// while it is written.
     ///
@@ -485,10 +479,12 @@ impl<T: Pod> Ring<T> {
     }
 
     /// A handle on the ring that [`Ring::init`] built in `region`, in this process or another.
+    /// Crate-private: `region` must be a ring's own zone (applications find rings by name,
+    /// [`Ring::lookup`]), so that a ring header is never laid over bytes viewed as another type.
     ///
     /// # Errors
     /// No ring header, another layout version, another element size, or a corrupt header.
-    pub fn attach(region: Region) -> Result<Self, Error> {
+    pub(crate) fn attach(region: Region) -> Result<Self, Error> {
         let attached = (|| {
             let mem = Mem::<T>::attach(region)?;
             let h = mem.hdr();

@@ -3,7 +3,7 @@
 //! `RG_<name>`, and the ring list that `shoal info` prints.
 
 use super::{Error, Ring, RingConfig};
-use crate::eal::Eal;
+use crate::group::Group;
 use crate::memory::MemzoneKind;
 use crate::memzone::{Memzone, MemzoneInfo};
 use bytemuck::Pod;
@@ -19,12 +19,13 @@ impl<T: Pod> Ring<T> {
     ///
     /// # Errors
     /// Configuration errors (count, name), or the memzone's (name taken, no room).
-    pub fn create(eal: &Eal, name: &str, cfg: &RingConfig) -> Result<Self, Error> {
+    pub fn create(group: &impl AsRef<Group>, name: &str, cfg: &RingConfig) -> Result<Self, Error> {
+        let group = group.as_ref();
         let len = Self::memsize(cfg)?;
         super::check_name(name)?;
         let zone = format!("{RING_MZ_PREFIX}{name}");
         let (res, fresh) =
-            Memzone::reserve_fresh(eal, &zone, len, RING_ZONE_ALIGN, MemzoneKind::Ring)?;
+            Memzone::reserve_fresh(group, &zone, len, RING_ZONE_ALIGN, MemzoneKind::Ring)?;
         // The zone is published only once its header is complete; dropped unpublished (on an
         // error), it is given back.
         let ring = Self::init(fresh, name, cfg)?;
@@ -36,9 +37,10 @@ impl<T: Pod> Ring<T> {
     ///
     /// # Errors
     /// No such ring, or its element size is not `size_of::<T>()`.
-    pub fn lookup(eal: &Eal, name: &str) -> Result<Self, Error> {
+    pub fn lookup(group: &impl AsRef<Group>, name: &str) -> Result<Self, Error> {
+        let group = group.as_ref();
         super::check_name(name)?;
-        let mz = Memzone::lookup(eal, &format!("{RING_MZ_PREFIX}{name}"))?;
+        let mz = Memzone::lookup(group, &format!("{RING_MZ_PREFIX}{name}"))?;
         Self::attach(mz.region().clone())
     }
 
@@ -47,23 +49,24 @@ impl<T: Pod> Ring<T> {
     ///
     /// # Errors
     /// No such ring, or it is in use ([`crate::memzone::Error::InUse`]).
-    pub fn free(eal: &Eal, name: &str) -> Result<(), Error> {
+    pub fn free(group: &impl AsRef<Group>, name: &str) -> Result<(), Error> {
+        let group = group.as_ref();
         super::check_name(name)?;
-        Memzone::free(eal, &format!("{RING_MZ_PREFIX}{name}"))?;
+        Memzone::free(group, &format!("{RING_MZ_PREFIX}{name}"))?;
         Ok(())
     }
 }
 
 /// Under loom the header holds loom's atomics and cannot be read from shared memory.
 #[cfg(loom)]
-pub(crate) fn describe_all(_eal: &Eal, _zones: &[MemzoneInfo]) -> Vec<serde_json::Value> {
+pub(crate) fn describe_all(_group: &Group, _zones: &[MemzoneInfo]) -> Vec<serde_json::Value> {
     Vec::new()
 }
 
 /// One JSON object per ring of the group (name, size, capacity, count, modes), read from the
 /// ring headers without knowing their element types.
 #[cfg(not(loom))]
-pub(crate) fn describe_all(eal: &Eal, zones: &[MemzoneInfo]) -> Vec<serde_json::Value> {
+pub(crate) fn describe_all(group: &Group, zones: &[MemzoneInfo]) -> Vec<serde_json::Value> {
     use super::header::{RingHeader, RING_MAGIC};
     use super::SyncMode;
     use crate::sync::atomic::Ordering::{Acquire, Relaxed};
@@ -73,7 +76,7 @@ pub(crate) fn describe_all(eal: &Eal, zones: &[MemzoneInfo]) -> Vec<serde_json::
         .iter()
         .filter(|z| z.kind == MemzoneKind::Ring)
         .filter_map(|z| {
-            let mz = Memzone::lookup(eal, &z.name).ok()?;
+            let mz = Memzone::lookup(group, &z.name).ok()?;
             let h: &RingHeader = mz.region().get(0)?;
             // Pairs with the creator's release store of the magic: the description is complete.
             if h.meta.magic.load(Acquire) != RING_MAGIC {

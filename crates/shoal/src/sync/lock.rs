@@ -17,8 +17,8 @@ use std::cell::UnsafeCell;
 use std::time::{Duration, Instant};
 
 use super::atomic::{AtomicU64, Ordering};
+use super::Shared;
 use super::{Backoff, Liveness, MemberId, Members};
-use crate::memory::Shared;
 
 /// How long a waiter spins and sleeps before it starts asking whether the holder lives.
 const LIVENESS_AFTER: Duration = Duration::from_millis(2);
@@ -149,11 +149,11 @@ unsafe impl<T: Send + SharedPlain> Shared for ShmMutex<T> {}
 
 /// Plain data that may sit behind a [`ShmMutex`] in shared memory.
 ///
-/// Every bit pattern being valid is checked ([`crate::memory::AnyBits`], derived).
+/// Every bit pattern being valid is checked ([`super::AnyBits`], derived).
 ///
 /// # Safety
 /// `#[repr(C)]`, no pointers or process-local values.
-pub unsafe trait SharedPlain: crate::memory::AnyBits {}
+pub unsafe trait SharedPlain: super::AnyBits {}
 
 impl<T> ShmMutex<T> {
     /// Locks and returns a guard giving exclusive access (see [`OwnerLock::lock`]).

@@ -6,9 +6,14 @@
 
 mod lock;
 mod members;
+mod shared;
 
 pub use lock::{OwnerLock, SharedPlain, ShmGuard, ShmMutex};
 pub use members::{Liveness, Local, MemberId, Members, LOCAL_ME};
+pub use shared::{AnyBits, Shared};
+/// The crate behind [`AnyBits`], for `#[derive(zerocopy::FromBytes)]` with
+/// `#[zerocopy(crate = "shoal::sync::zerocopy")]`.
+pub use zerocopy;
 
 /// The atomic types shoal uses: `core`'s, or loom's under `cfg(loom)`.
 pub mod atomic {

@@ -5,6 +5,7 @@
 
 #[allow(dead_code)] // used by the af_packet and tap drivers as they land
 pub(crate) mod packet;
+pub(crate) mod xdp;
 
 use std::ffi::CString;
 use std::fs::File;

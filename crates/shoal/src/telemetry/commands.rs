@@ -264,7 +264,7 @@ fn heap_info(eal: &Eal, p: &str) -> Value {
 
 /// This process's ports (none before it has made or attached them).
 fn ports(eal: &Eal) -> Vec<Port> {
-    ethdev::registered(eal).unwrap_or_default()
+    ethdev::registered(eal.group()).unwrap_or_default()
 }
 
 fn with_port(eal: &Eal, p: &str, f: fn(&Port) -> Value) -> Value {
@@ -379,7 +379,7 @@ struct RingDesc {
 }
 
 fn rings(eal: &Eal) -> Vec<RingDesc> {
-    crate::ring::describe_all(eal, &Memzone::list(eal))
+    crate::ring::describe_all(eal.group(), &Memzone::list(eal))
         .into_iter()
         .filter_map(|raw| {
             let name = raw.get("name")?.as_str()?.to_owned();

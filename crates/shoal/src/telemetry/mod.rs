@@ -47,8 +47,8 @@ pub struct Snapshot {
     pub mempools: Vec<serde_json::Value>,
     /// Processes.
     pub processes: Vec<ProcessInfo>,
-    /// Ports and their counters, summed over queues.
-    pub ports: Vec<serde_json::Value>,
+    /// Ports, from the port table.
+    pub ports: Vec<crate::ethdev::PortInfo>,
     /// Pipelines ([`crate::dispatch`]) and their counters.
     pub pipelines: Vec<crate::dispatch::PipelineStats>,
 }
@@ -68,11 +68,11 @@ pub fn snapshot(eal: &Eal) -> Snapshot {
         heap_bytes: heap,
         metadata_lock_holder: holder,
         metadata_lock_recoveries: recoveries,
-        rings: crate::ring::describe_all(eal, &memzones),
-        mempools: crate::mempool::describe_all(eal, &memzones),
+        rings: crate::ring::describe_all(eal.group(), &memzones),
+        mempools: crate::mempool::describe_all(eal.group(), &memzones),
         memzones,
         processes: eal.processes(),
-        ports: crate::ethdev::describe_all(eal),
+        ports: crate::ethdev::table_info(eal),
         pipelines: crate::dispatch::list(eal),
     }
 }

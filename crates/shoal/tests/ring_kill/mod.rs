@@ -112,9 +112,7 @@ fn init(prefix: &str, extra: &[&str]) -> Eal {
 }
 
 fn counter(mz: &Memzone, i: u64) -> &AtomicU32 {
-    mz.region()
-        .get::<AtomicU32>((i * 4) as usize)
-        .expect("counter in range")
+    &mz.as_slice::<AtomicU32>().expect("a zone of counters")[i as usize]
 }
 
 /// The counter of value `v`: (producer - 1) * VMAX + sequence, or BAD.

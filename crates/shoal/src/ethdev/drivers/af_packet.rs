@@ -9,6 +9,16 @@
 //! Within a process each queue's receive and transmit rings sit behind a lock of their own,
 //! taken with `try_lock`: a second thread polling the same queue gets 0 packets instead of
 //! reading a block the first one is about to hand back to the kernel.
+//!
+//! Across processes, each queue's rings have one owner at a time, recorded in the queue's
+//! owner word in the port table (the member id of the process that polls it): the first
+//! process to poll a queue claims it with a compare-and-swap, and another process polling the
+//! same queue gets 0 packets (receive) or sends nothing (transmit) while the owner lives. The
+//! owner gives the queue up when its last handle on the port drops. A kill leaves the dead
+//! member's id in the word; the next process that polls the queue finds the owner dead by its
+//! liveness lock (checked once every `LIVENESS_EVERY` refused polls, not at each) and takes
+//! the queue over with a compare-and-swap from the dead id, resuming from the queue's ring
+//! position words (the kernel's block status words say which blocks are really ready).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, TryLockError};
@@ -17,7 +27,8 @@ use super::{Driver, RxCtx, TxCtx};
 use crate::ethdev::spec::{DriverArgs, MIN_FRAME};
 use crate::ethdev::table::{bump, PortShared};
 use crate::mbuf::MbufBatch;
-use crate::sync::atomic::Ordering;
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{Liveness, MemberId, Members};
 use crate::sys::packet::{
     self as pk, Fanout, PacketRing, PacketRx, PacketTx, QueueSocketOpts, RingLayout, TxFill,
 };
@@ -29,6 +40,11 @@ const W_OFFSET: usize = 1;
 const W_LEFT: usize = 2;
 /// Transmit queue word: next slot.
 const W_SLOT: usize = 0;
+/// Receive and transmit queue word: the member id of the process that owns the queue's ring
+/// (0 = none).
+const W_OWNER: usize = crate::ethdev::table::DRIVER_WORDS - 1;
+/// A process refused a queue asks whether its owner lives once every this many polls.
+const LIVENESS_EVERY: u32 = 256;
 
 /// Block retire timeout: a partly filled block reaches user space after at most this long.
 const RETIRE_MS: u32 = 1;
@@ -39,6 +55,45 @@ pub(crate) struct AfPacket {
     fds: Arc<Vec<OwnedFd>>,
     /// Per queue: the receive ring and the transmit ring, one user at a time each.
     rings: Vec<(Mutex<PacketRx>, Mutex<PacketTx>)>,
+    /// Per queue: polls refused because another process owns the receive and the transmit
+    /// ring (process-local; paces the liveness checks).
+    refused: Vec<(AtomicU32, AtomicU32)>,
+}
+
+/// Whether this process may use the ring whose owner word is `word`: it owns it already, or
+/// claims it now (free, or its owner is dead). `refused` paces the liveness checks.
+fn owns(word: &AtomicU64, members: &dyn Members, refused: &AtomicU32) -> bool {
+    let me = members.me();
+    if me.is_none() {
+        return false;
+    }
+    // A-own: pairs with R-own in `release` (and with the claim of whoever owned it before):
+    // the ring position words the previous owner wrote are visible to the new one.
+    let cur = word.load(Ordering::Acquire);
+    if cur == me.raw() {
+        return true;
+    }
+    if cur != 0 {
+        // Relaxed: a process-local count.
+        let n = refused.fetch_add(1, Ordering::Relaxed);
+        if !n.is_multiple_of(LIVENESS_EVERY)
+            || members.liveness(MemberId::from_raw(cur)) != Liveness::Dead
+        {
+            return false;
+        }
+        tracing::warn!(target: "shoal::ethdev", "af_packet queue owner {} is dead; taken over", MemberId::from_raw(cur));
+    }
+    word.compare_exchange(cur, me.raw(), Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+/// Gives up the ring whose owner word is `word`, if this process owns it.
+fn release(word: &AtomicU64, members: &dyn Members) {
+    let me = members.me();
+    if !me.is_none() {
+        // R-own: pairs with A-own in `owns`.
+        let _ = word.compare_exchange(me.raw(), 0, Ordering::Release, Ordering::Relaxed);
+    }
 }
 
 fn layout(args: &DriverArgs) -> Result<RingLayout, String> {
@@ -140,6 +195,9 @@ impl AfPacket {
         Ok(AfPacket {
             iface: iface.to_owned(),
             mac,
+            refused: (0..rings.len())
+                .map(|_| (AtomicU32::new(0), AtomicU32::new(0)))
+                .collect(),
             fds: Arc::new(fds),
             rings,
         })
@@ -166,9 +224,13 @@ impl AfPacket {
 
 impl Driver for AfPacket {
     fn rx_burst(&self, q: usize, cx: &RxCtx<'_>, batch: &mut MbufBatch, max: usize) -> usize {
-        let Some((rx, _)) = self.rings.get(q) else {
+        let (Some((rx, _)), Some((refused, _))) = (self.rings.get(q), self.refused.get(q)) else {
             return 0;
         };
+        // Another process polls the queue: nothing for us.
+        if !owns(&cx.q.drv[W_OWNER], cx.members, refused) {
+            return 0;
+        }
         // Another thread of this process is polling the queue: nothing for us.
         let mut ring = match rx.try_lock() {
             Ok(g) => g,
@@ -252,9 +314,15 @@ impl Driver for AfPacket {
     }
 
     fn tx_burst(&self, q: usize, cx: &TxCtx<'_>, batch: &mut MbufBatch) -> usize {
-        let (Some((_, tx)), Some(fd)) = (self.rings.get(q), self.fds.get(q)) else {
+        let (Some((_, tx)), Some(fd), Some((_, refused))) =
+            (self.rings.get(q), self.fds.get(q), self.refused.get(q))
+        else {
             return 0;
         };
+        // Another process sends on the queue: it keeps the packets.
+        if !owns(&cx.q.drv[W_OWNER], cx.members, refused) {
+            return 0;
+        }
         // Another thread of this process is sending on the queue: it keeps the packets.
         let mut ring = match tx.try_lock() {
             Ok(g) => g,
@@ -310,6 +378,17 @@ impl Driver for AfPacket {
 
     fn link_up(&self) -> bool {
         pk::if_link_up(&self.iface)
+    }
+
+    fn release(&self, port: &PortShared, members: &dyn Members) {
+        for q in 0..self.rings.len() {
+            if let Some(rxq) = port.rxq.get(q) {
+                release(&rxq.drv[W_OWNER], members);
+            }
+            if let Some(txq) = port.txq.get(q) {
+                release(&txq.drv[W_OWNER], members);
+            }
+        }
     }
 
     fn refresh(&self, port: &PortShared) {

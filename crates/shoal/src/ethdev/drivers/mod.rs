@@ -3,6 +3,7 @@
 //! (per-queue driver words) or in memzones and rings of its own.
 
 pub(crate) mod af_packet;
+pub(crate) mod af_xdp;
 pub(crate) mod gen;
 pub(crate) mod null;
 pub(crate) mod pcap;
@@ -16,10 +17,11 @@ use std::time::Duration;
 
 use super::table::{PortConfig, PortShared, RxqShared, TxqShared};
 use super::{DriverArgs, Error, Planned, PortId};
-use crate::eal::Eal;
+use crate::group::Group;
 use crate::mbuf::{MbufBatch, MbufPool};
 use crate::memory::Region;
 use crate::net::EthernetAddress;
+use crate::sync::Members;
 
 /// What a receive burst needs besides the driver.
 pub(crate) struct RxCtx<'a> {
@@ -30,12 +32,16 @@ pub(crate) struct RxCtx<'a> {
     pub pool: &'a MbufPool,
     /// The port number, stamped on each mbuf.
     pub port: u16,
+    /// The group's members: who this process is, and whether another one lives.
+    pub members: &'a dyn Members,
 }
 
 /// What a transmit burst needs besides the driver.
 pub(crate) struct TxCtx<'a> {
     /// The queue's shared block: the driver bumps `packets`, `bytes` and `errors`.
     pub q: &'a TxqShared,
+    /// The group's members: who this process is, and whether another one lives.
+    pub members: &'a dyn Members,
 }
 
 /// A port's driver in this process. Methods on one queue are called by one thread at a time.
@@ -50,6 +56,15 @@ pub(crate) trait Driver: Send + Sync {
     }
     /// Folds counters kept elsewhere (the kernel's) into the table.
     fn refresh(&self, _port: &PortShared) {}
+    /// Gives up whatever this process claimed in the port's shared block (queues it polls),
+    /// when its last handle on the port drops.
+    fn release(&self, _port: &PortShared, _members: &dyn Members) {}
+    /// The primary started the port (the driver attaches what it needs while started).
+    fn started(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// The primary stopped the port.
+    fn stopped(&self) {}
 }
 
 /// A port the primary made.
@@ -75,7 +90,7 @@ fn driver_err(p: &Planned, why: impl std::fmt::Display) -> Error {
 
 /// Sets a port up in the primary.
 pub(crate) fn probe(
-    eal: &Eal,
+    group: &Group,
     id: PortId,
     p: &Planned,
     promisc: bool,
@@ -96,14 +111,14 @@ pub(crate) fn probe(
         DriverArgs::Ring { size, .. } => Made {
             mac: EthernetAddress(local_mac(id.0, 0x72)),
             driver: Box::new(
-                ring::Ring::create(eal, &p.spec.name, p.nb_rxq.max(p.nb_txq), *size)
+                ring::Ring::create(group, &p.spec.name, p.nb_rxq.max(p.nb_txq), *size)
                     .map_err(|e| driver_err(p, e))?,
             ),
         },
         DriverArgs::Pcap { .. } => Made {
             mac: EthernetAddress(local_mac(id.0, 0x70)),
             driver: Box::new(
-                pcap::Pcap::probe(eal, id, &p.spec.args, p.nb_rxq, shared)
+                pcap::Pcap::probe(group, id, &p.spec.args, p.nb_rxq, shared)
                     .map_err(|e| driver_err(p, e))?,
             ),
         },
@@ -111,7 +126,16 @@ pub(crate) fn probe(
             let d =
                 af_packet::AfPacket::probe(&p.spec.args, p.nb_rxq.max(p.nb_txq), promisc, shared)
                     .map_err(|e| driver_err(p, e))?;
-            publish_fds(eal, id, &d.fds_arc());
+            publish_fds(group, id, &d.fds_arc());
+            Made {
+                mac: EthernetAddress(d.mac()),
+                driver: Box::new(d),
+            }
+        }
+        DriverArgs::AfXdp { .. } => {
+            let d = af_xdp::AfXdp::probe(group, id.0, &p.spec.args, p.nb_rxq, p.nb_txq, shared)
+                .map_err(|e| driver_err(p, e))?;
+            publish_fds(group, id, &d.fds_arc());
             Made {
                 mac: EthernetAddress(d.mac()),
                 driver: Box::new(d),
@@ -120,7 +144,7 @@ pub(crate) fn probe(
         DriverArgs::Tap { iface, .. } => {
             let name = iface.clone().unwrap_or_else(|| format!("dtap{}", id.0));
             let d = tap::Tap::probe(&name, p.nb_rxq.max(p.nb_txq)).map_err(|e| driver_err(p, e))?;
-            publish_fds(eal, id, &d.fds_arc());
+            publish_fds(group, id, &d.fds_arc());
             Made {
                 mac: EthernetAddress(local_mac(id.0, 0x74)),
                 driver: Box::new(d),
@@ -132,7 +156,7 @@ pub(crate) fn probe(
 
 /// Reaches a port the primary made, from a secondary.
 pub(crate) fn attach(
-    eal: &Eal,
+    group: &Group,
     id: PortId,
     p: &Planned,
     c: &PortConfig,
@@ -146,18 +170,21 @@ pub(crate) fn attach(
                 .map_err(|e| driver_err(p, e))?,
         ),
         DriverArgs::Ring { .. } if c.rx_rings[0][0] != 0 => {
-            Box::new(ring::attach_rings(eal, c).map_err(|e| driver_err(p, e))?)
+            Box::new(ring::attach_rings(group, c).map_err(|e| driver_err(p, e))?)
         }
         DriverArgs::Ring { .. } => Box::new(
-            ring::Ring::lookup(eal, &p.spec.name, p.nb_rxq.max(p.nb_txq))
+            ring::Ring::lookup(group, &p.spec.name, p.nb_rxq.max(p.nb_txq))
                 .map_err(|e| driver_err(p, e))?,
         ),
         DriverArgs::Pcap { .. } => Box::new(
-            pcap::Pcap::attach(eal, id, &p.spec.args, p.nb_rxq).map_err(|e| driver_err(p, e))?,
+            pcap::Pcap::attach(group, id, &p.spec.args, p.nb_rxq).map_err(|e| driver_err(p, e))?,
         ),
         DriverArgs::AfPacket { .. } => {
             Box::new(af_packet::AfPacket::attach(&p.spec.args, fds).map_err(|e| driver_err(p, e))?)
         }
+        DriverArgs::AfXdp { .. } => Box::new(
+            af_xdp::AfXdp::attach(group, id.0, &p.spec.args, fds).map_err(|e| driver_err(p, e))?,
+        ),
         DriverArgs::Tap { iface, .. } => {
             let name = iface.clone().unwrap_or_else(|| format!("dtap{}", id.0));
             Box::new(tap::Tap::attach(&name, fds))
@@ -170,21 +197,16 @@ pub(crate) const FD_ACTION: &str = "shoal_ethdev_fds";
 
 type FdMap = HashMap<u16, Weak<Vec<OwnedFd>>>;
 
-/// The fds of this process's kernel-backed ports, by group (segment path) and port.
-static FDS: Mutex<Vec<(std::path::PathBuf, Arc<Mutex<FdMap>>)>> = Mutex::new(Vec::new());
+/// The fds of this membership's kernel-backed ports, by port (a state of its [`Group`]).
+#[derive(Default)]
+struct Fds(Arc<Mutex<FdMap>>);
 
-fn fd_map(eal: &Eal) -> Arc<Mutex<FdMap>> {
-    let mut all = FDS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, m)) = all.iter().find(|(p, _)| p == eal.segment_path()) {
-        return m.clone();
-    }
-    let m = Arc::new(Mutex::new(HashMap::new()));
-    all.push((eal.segment_path().to_owned(), m.clone()));
-    m
+fn fd_map(group: &Group) -> Arc<Mutex<FdMap>> {
+    group.state::<Fds>().0.clone()
 }
 
-fn publish_fds(eal: &Eal, id: PortId, fds: &Arc<Vec<OwnedFd>>) {
-    fd_map(eal)
+fn publish_fds(group: &Group, id: PortId, fds: &Arc<Vec<OwnedFd>>) {
+    fd_map(group)
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(id.0, Arc::downgrade(fds));
@@ -193,11 +215,11 @@ fn publish_fds(eal: &Eal, id: PortId, fds: &Arc<Vec<OwnedFd>>) {
 /// Registers (once per group and process) the action that answers secondaries' requests for
 /// a port's fds: the request's parameter is the port number (2 bytes, little endian); the
 /// answer's is `ok` with the fds in queue order, or an error text.
-pub(crate) fn register_fd_action(eal: &Eal, _table: &Region) -> Result<(), Error> {
-    let Some(mp) = eal.mp() else {
+pub(crate) fn register_fd_action(group: &Group, _table: &Region) -> Result<(), Error> {
+    let Some(mp) = group.mp() else {
         return Ok(());
     };
-    let map = fd_map(eal);
+    let map = fd_map(group);
     let res = mp.action_register(FD_ACTION, move |msg, peer| {
         let answer = (|| {
             let id = u16::from_le_bytes(msg.param().get(..2)?.try_into().ok()?);
@@ -229,7 +251,7 @@ pub(crate) fn register_fd_action(eal: &Eal, _table: &Region) -> Result<(), Error
 
 /// Asks the primary for port `id`'s fds.
 pub(crate) fn request_fds(
-    eal: &Eal,
+    group: &Group,
     id: PortId,
     name: &str,
     timeout: Duration,
@@ -238,7 +260,7 @@ pub(crate) fn request_fds(
         port: name.to_owned(),
         why,
     };
-    let mp = eal
+    let mp = group
         .mp()
         .ok_or_else(|| fail("this process has no IPC channel".into()))?;
     let req =

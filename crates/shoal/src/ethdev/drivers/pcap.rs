@@ -19,11 +19,11 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::{Driver, RxCtx, TxCtx};
-use crate::eal::Eal;
 use crate::ethdev::pcap::{self as fmt, PcapReader};
 use crate::ethdev::spec::{DriverArgs, MIN_FRAME};
 use crate::ethdev::table::{bump, PortShared};
 use crate::ethdev::PortId;
+use crate::group::Group;
 use crate::mbuf::MbufBatch;
 use crate::memory::{MemzoneKind, Region};
 use crate::memzone::Memzone;
@@ -63,19 +63,19 @@ fn flow_queue(frame: &[u8], nq: u16) -> usize {
     }
 }
 
-fn store(eal: &Eal, name: &str, recs: &[Vec<u8>]) -> Result<Region, String> {
+fn store(group: &Group, name: &str, recs: &[Vec<u8>]) -> Result<Region, String> {
     let data: usize = recs.iter().map(|r| r.len()).sum();
     let len = HEADER + ENTRY * recs.len() + data;
     let what = |e: crate::memzone::Error| {
         format!("keeping {} captured packets ({len} bytes): {e}", recs.len())
     };
-    if Memzone::lookup(eal, name).is_ok() {
-        Memzone::free(eal, name).map_err(what)?;
+    if Memzone::lookup(group, name).is_ok() {
+        Memzone::free(group, name).map_err(what)?;
     }
     // Written while reserved, published complete, never written again: readers in every
     // process (`read_at`) then see the whole capture.
-    let (res, mut z) =
-        Memzone::reserve_fresh(eal, name, len.max(64), 64, MemzoneKind::Internal).map_err(what)?;
+    let (res, mut z) = Memzone::reserve_fresh(group, name, len.max(64), 64, MemzoneKind::Internal)
+        .map_err(what)?;
     let mut ok = z.write(0, &(recs.len() as u64).to_le_bytes());
     let mut off = HEADER + ENTRY * recs.len();
     for (i, rec) in recs.iter().enumerate() {
@@ -110,12 +110,13 @@ fn open_append(path: &Path) -> Result<File, String> {
 
 impl Pcap {
     pub fn probe(
-        eal: &Eal,
+        group: &impl AsRef<Group>,
         id: PortId,
         args: &DriverArgs,
         nb_rxq: u16,
         shared: &PortShared,
     ) -> Result<Pcap, String> {
+        let group = group.as_ref();
         let DriverArgs::Pcap {
             rx,
             tx,
@@ -152,7 +153,7 @@ impl Pcap {
         let mut regions = Vec::new();
         if !rx.is_empty() {
             for (q, recs) in per_q.iter().enumerate() {
-                regions.push(store(eal, &zone_name(id, q), recs)?);
+                regions.push(store(group, &zone_name(id, q), recs)?);
             }
         }
         for q in shared.rxq.iter() {
@@ -175,7 +176,13 @@ impl Pcap {
         })
     }
 
-    pub fn attach(eal: &Eal, id: PortId, args: &DriverArgs, nb_rxq: u16) -> Result<Pcap, String> {
+    pub fn attach(
+        group: &impl AsRef<Group>,
+        id: PortId,
+        args: &DriverArgs,
+        nb_rxq: u16,
+    ) -> Result<Pcap, String> {
+        let group = group.as_ref();
         let DriverArgs::Pcap {
             rx,
             tx,
@@ -188,7 +195,7 @@ impl Pcap {
         if !rx.is_empty() {
             for q in 0..nb_rxq.max(1) as usize {
                 let name = zone_name(id, q);
-                let mz = Memzone::lookup(eal, &name).map_err(|e| format!("{name}: {e}"))?;
+                let mz = Memzone::lookup(group, &name).map_err(|e| format!("{name}: {e}"))?;
                 regions.push(mz.region().clone());
             }
         }

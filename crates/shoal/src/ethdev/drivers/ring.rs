@@ -6,8 +6,8 @@
 use std::sync::{Arc, Mutex};
 
 use super::{Driver, RxCtx, TxCtx};
-use crate::eal::Eal;
 use crate::ethdev::table::{bump, cstr, PortConfig};
+use crate::group::Group;
 use crate::mbuf::{MbufBatch, MbufRing};
 use crate::ring::RingConfig;
 
@@ -29,11 +29,17 @@ fn ring_name(port: &str, q: u16) -> String {
 }
 
 impl Ring {
-    pub fn create(eal: &Eal, port: &str, queues: u16, size: u32) -> Result<Ring, String> {
+    pub fn create(
+        group: &impl AsRef<Group>,
+        port: &str,
+        queues: u16,
+        size: u32,
+    ) -> Result<Ring, String> {
+        let group = group.as_ref();
         let mut rings = Vec::new();
         for q in 0..queues {
             let name = ring_name(port, q);
-            let r = MbufRing::create(eal, &name, RingConfig::new(size))
+            let r = MbufRing::create(group, &name, RingConfig::new(size))
                 .map_err(|e| format!("creating ring {name:?}: {e}"))?;
             rings.push(r);
         }
@@ -44,12 +50,14 @@ impl Ring {
         })
     }
 
-    pub fn lookup(eal: &Eal, port: &str, queues: u16) -> Result<Ring, String> {
+    pub fn lookup(group: &impl AsRef<Group>, port: &str, queues: u16) -> Result<Ring, String> {
+        let group = group.as_ref();
         let mut rings = Vec::new();
         for q in 0..queues {
             let name = ring_name(port, q);
             rings.push(
-                MbufRing::lookup(eal, &name).map_err(|e| format!("finding ring {name:?}: {e}"))?,
+                MbufRing::lookup(group, &name)
+                    .map_err(|e| format!("finding ring {name:?}: {e}"))?,
             );
         }
         let rings = wrap(rings);
@@ -69,13 +77,13 @@ pub(crate) fn from_rings(rx: Vec<MbufRing>, tx: Vec<MbufRing>) -> Box<dyn Driver
 }
 
 /// The same port, from a secondary: the rings are found by the names in the table.
-pub(crate) fn attach_rings(eal: &Eal, c: &PortConfig) -> Result<Ring, String> {
+pub(crate) fn attach_rings(group: &Group, c: &PortConfig) -> Result<Ring, String> {
     let find = |names: &[[u8; crate::memory::MEMZONE_NAMESIZE]], n: u16| {
         names[..n as usize]
             .iter()
             .map(|b| {
                 let name = cstr(b);
-                MbufRing::lookup(eal, name).map_err(|e| format!("finding ring {name:?}: {e}"))
+                MbufRing::lookup(group, name).map_err(|e| format!("finding ring {name:?}: {e}"))
             })
             .collect::<Result<Vec<_>, String>>()
     };
