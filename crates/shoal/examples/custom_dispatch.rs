@@ -38,7 +38,7 @@ fn by_udp_port(m: &mut Mbuf, ctx: &Ctx<'_>) -> Verdict {
     match shoal::net::parse_frame(m.data()).ok().and_then(|i| i.tuple) {
         Some(t) if t.proto == 17 => Verdict::Worker(t.dst_port as usize % 2),
         Some(_) => dispatch::worker_for_hash(dispatch::flow_hash(m.data()), ctx.live())
-            .map_or(Verdict::Drop, Verdict::Worker),
+            .map_or(Verdict::NoWorker, Verdict::Worker),
         None => Verdict::Drop,
     }
 }

@@ -139,6 +139,9 @@ pub enum Verdict {
     Answer(PortId),
     /// Copy it to every live worker.
     AllWorkers,
+    /// No worker can take it (none is live): dropped, counted as such rather than as the
+    /// dispatcher's choice.
+    NoWorker,
 }
 
 /// What a dispatcher sees beside the packet.
@@ -193,7 +196,7 @@ pub struct RoundRobin {
 impl Dispatcher for RoundRobin {
     fn dispatch(&mut self, _: &mut Mbuf, ctx: &Ctx<'_>) -> Verdict {
         match ctx.live.len() {
-            0 => Verdict::Drop,
+            0 => Verdict::NoWorker,
             n => {
                 self.next = (self.next + 1) % n;
                 Verdict::Worker(ctx.live[self.next])
@@ -232,7 +235,7 @@ pub struct FlowHash;
 
 impl Dispatcher for FlowHash {
     fn dispatch(&mut self, pkt: &mut Mbuf, ctx: &Ctx<'_>) -> Verdict {
-        worker_for_hash(flow_hash(pkt.data()), ctx.live).map_or(Verdict::Drop, Verdict::Worker)
+        worker_for_hash(flow_hash(pkt.data()), ctx.live).map_or(Verdict::NoWorker, Verdict::Worker)
     }
 }
 
@@ -263,7 +266,7 @@ impl Dispatcher for DscpPriority {
             }
         }
         let hash = tuple.map(|t| t.symmetric().crc_hash(0)).unwrap_or(0);
-        worker_for_hash(hash, ctx.live).map_or(Verdict::Drop, Verdict::Worker)
+        worker_for_hash(hash, ctx.live).map_or(Verdict::NoWorker, Verdict::Worker)
     }
 }
 
@@ -647,6 +650,7 @@ impl<D: Dispatcher> Distributor<D> {
                 match self.dispatcher.dispatch(&mut m, &ctx) {
                     Verdict::Worker(w) => self.give_worker(w, m),
                     Verdict::Drop => bump(self.block.ctl(ctl::DROP_BY_DISPATCHER), 1),
+                    Verdict::NoWorker => bump(self.block.ctl(ctl::DROP_NO_WORKER), 1),
                     Verdict::AllWorkers => self.give_all(m),
                     Verdict::Answer(p) => self.answer(p, m),
                 }
