@@ -130,20 +130,28 @@ impl Server {
         if eal.proc_type() != ProcType::Primary {
             return Err(Error::Role("only the primary serves packet capture"));
         }
-        let ring = MbufRing::create(eal, capture::RING_NAME, RingConfig::new(RING_SIZE))
-            .map_err(|e| Error::Shared(format!("capture ring: {e}")))?;
-        let mz = Memzone::reserve_kind(
-            eal,
-            capture::CTL_NAME,
-            std::mem::size_of::<Block>(),
-            128,
-            MemzoneKind::Internal,
-        )
-        .map_err(|e| Error::Shared(format!("capture block: {e}")))?;
-        let block = mz.region().clone();
-        if block.get::<Block>(0).is_none() {
-            return Err(Error::Shared("capture block too small".into()));
-        }
+        // A primary that adopted a live group (`--adopt`) finds the dead primary's ring and
+        // block; the service below turns off a capture whose tool is gone and empties the ring.
+        let (ring, block) = match capture::lookup(eal) {
+            Some(found) => found,
+            None => {
+                let ring = MbufRing::create(eal, capture::RING_NAME, RingConfig::new(RING_SIZE))
+                    .map_err(|e| Error::Shared(format!("capture ring: {e}")))?;
+                let mz = Memzone::reserve_kind(
+                    eal,
+                    capture::CTL_NAME,
+                    std::mem::size_of::<Block>(),
+                    128,
+                    MemzoneKind::Internal,
+                )
+                .map_err(|e| Error::Shared(format!("capture block: {e}")))?;
+                let block = mz.region().clone();
+                if block.get::<Block>(0).is_none() {
+                    return Err(Error::Shared("capture block too small".into()));
+                }
+                (ring, block)
+            }
+        };
         let state = Arc::new(Mutex::new(State {
             ring,
             block,
