@@ -29,7 +29,7 @@ struct Opts {
     #[command(flatten)]
     group: crate::GroupArgs,
     /// Stop after N refreshes (default: until interrupted)
-    #[arg(short = 'n', long, value_name = "N", value_parser = shoal_apps::args::num::<u64>)]
+    #[arg(short = 'n', long, value_name = "N", value_parser = above_zero)]
     iterations: Option<u64>,
     /// Time between refreshes
     #[arg(long = "interval-ms", value_name = "MS", default_value = "1000", value_parser = shoal_apps::args::millis)]
@@ -37,6 +37,14 @@ struct Opts {
     /// Plain frames one after another, even on a terminal (no cursor movement)
     #[arg(long)]
     plain: bool,
+}
+
+/// Value parser: a count of 1 or more.
+fn above_zero(v: &str) -> Result<u64, String> {
+    match shoal_apps::args::num::<u64>(v)? {
+        0 => Err("a number above 0".into()),
+        n => Ok(n),
+    }
 }
 
 pub(crate) fn run(args: &[String]) -> i32 {
