@@ -19,6 +19,7 @@
 //! | S | worker stores `STATE` = running | distributor's liveness check | the worker's pid and member id |
 //!
 //! A kill leaves counters as they were: a counter is one word, and nothing else depends on it.
+#![allow(unsafe_code)] // declares the counter lines Shared (atomics only)
 
 use serde::Serialize;
 
@@ -30,7 +31,21 @@ use crate::sync::{CachePadded, Liveness, MemberId};
 
 /// Counters per line.
 pub(crate) const PER_LINE: usize = 16;
-type Line = CachePadded<[AtomicU64; PER_LINE]>;
+/// One line of counters, one writer each.
+#[cfg_attr(not(loom), derive(zerocopy::FromBytes))]
+#[repr(C)]
+struct Counters([AtomicU64; PER_LINE]);
+
+// SAFETY: repr(C), atomics only: every bit pattern is valid and all writes are atomic.
+unsafe impl crate::sync::Shared for Counters {}
+
+impl Counters {
+    fn at(&self, i: usize) -> &AtomicU64 {
+        &self.0[i]
+    }
+}
+
+type Line = CachePadded<Counters>;
 
 /// Most workers a pipeline has.
 pub const MAX_WORKERS: usize = 64;
@@ -155,16 +170,16 @@ impl Block {
     }
 
     pub(crate) fn ctl(&self, i: usize) -> &AtomicU64 {
-        &self.line(CTL_LINE)[i]
+        self.line(CTL_LINE).at(i)
     }
     pub(crate) fn port(&self, p: usize, i: usize) -> &AtomicU64 {
-        &self.line(port_line(p))[i]
+        self.line(port_line(p)).at(i)
     }
     pub(crate) fn worker(&self, w: usize, i: usize) -> &AtomicU64 {
-        &self.line(worker_line(w))[i]
+        self.line(worker_line(w)).at(i)
     }
     pub(crate) fn about(&self, w: usize, i: usize) -> &AtomicU64 {
-        &self.line(about_line(w))[i]
+        self.line(about_line(w)).at(i)
     }
 
     /// True once the distributor has published the pipeline.
