@@ -2,7 +2,10 @@
 //! one socket per queue pair. With several queues the sockets form a PACKET_FANOUT_HASH
 //! group, so the kernel spreads flows over the queues and keeps each flow on one of them.
 //!
-//! The primary opens the sockets; a secondary gets them over IPC and maps the same rings.
+//! The primary opens the sockets; a secondary gets them over IPC and maps the same rings. A
+//! primary adopting the group of a dead one gets them back the same way from a secondary that
+//! holds them (every holder answers for them), or opens new ones when none does. Sockets of
+//! queues past the receive queues are bound with protocol 0: they transmit and receive nothing.
 //! Where each queue stands in its rings (receive block, frame within it, next transmit slot)
 //! is kept in the queue's driver words in the port table, not in the process.
 //!
