@@ -130,32 +130,39 @@ impl Server {
         if eal.proc_type() != ProcType::Primary {
             return Err(Error::Role("only the primary serves packet capture"));
         }
-        // A primary that adopted a live group (`--adopt`) finds the dead primary's ring and
-        // block; the service below turns off a capture whose tool is gone and empties the ring.
-        let (ring, block) = match capture::lookup(eal) {
-            Some(found) => found,
-            None => {
-                let ring = MbufRing::create(eal, capture::RING_NAME, RingConfig::new(RING_SIZE))
-                    .map_err(|e| Error::Shared(format!("capture ring: {e}")))?;
-                let mz = Memzone::reserve_kind(
-                    eal,
-                    capture::CTL_NAME,
-                    std::mem::size_of::<Block>(),
-                    128,
-                    MemzoneKind::Internal,
-                )
-                .map_err(|e| Error::Shared(format!("capture block: {e}")))?;
-                let block = mz.region().clone();
-                if block.get::<Block>(0).is_none() {
-                    return Err(Error::Shared("capture block too small".into()));
-                }
-                (ring, block)
-            }
+        // A primary that adopted the group (`--adopt`) finds the dead primary's ring and block,
+        // and carries on its session numbering: a capture still running goes on, and the
+        // service stops it if its tool died meanwhile.
+        let adopted = eal.adopted();
+        let ring = if adopted {
+            MbufRing::lookup(eal, capture::RING_NAME)
+        } else {
+            MbufRing::create(eal, capture::RING_NAME, RingConfig::new(RING_SIZE))
+        }
+        .map_err(|e| Error::Shared(format!("capture ring: {e}")))?;
+        let mz = if adopted {
+            Memzone::lookup(eal, capture::CTL_NAME)
+        } else {
+            Memzone::reserve_kind(
+                eal,
+                capture::CTL_NAME,
+                std::mem::size_of::<Block>(),
+                128,
+                MemzoneKind::Internal,
+            )
+        }
+        .map_err(|e| Error::Shared(format!("capture block: {e}")))?;
+        let block = mz.region().clone();
+        let Some(b) = block.get::<Block>(0) else {
+            return Err(Error::Shared("capture block too small".into()));
         };
+        // Relaxed: the number only; the group lock taken by the adoption ordered the dead
+        // primary's writes before this load.
+        let session = b[word::SESSION].load(Ordering::Relaxed) as u32;
         let state = Arc::new(Mutex::new(State {
             ring,
             block,
-            session: 0,
+            session,
         }));
         let mp = eal
             .mp()

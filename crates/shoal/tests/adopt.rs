@@ -1,7 +1,8 @@
 //! A new primary adopts the live group of a dead one (`--adopt`), and a secondary with a
 //! `--primary-grace` carries on meanwhile and follows it. The members are this test binary
 //! re-executed in roles. Built with `--features fault-injection`, adopters are also killed at
-//! each adoption fault site first, and the next adopter recovers the group.
+//! each adoption fault site first, and the next adopter recovers the group. An af_packet port
+//! whose sockets no secondary holds is probed again by the adopter from the port table.
 
 use std::time::Duration;
 
@@ -35,7 +36,15 @@ fn roles(role: &str) {
     shoal::eal::setup_process(&[]);
     match role {
         "primary" => {
-            let eal = join(&["-l", "0"]).expect("primary");
+            // With SHOAL_TEST_VDEV, the primary also makes that port (the secondary never
+            // attaches to it: only the primary holds its sockets).
+            let vdev = std::env::var("SHOAL_TEST_VDEV").ok();
+            let mut args = vec!["-l", "0"];
+            if let Some(v) = &vdev {
+                args.extend(["--vdev", v.as_str()]);
+            }
+            let eal = join(&args).expect("primary");
+            let _ports = shoal::ethdev::ports(&eal).unwrap();
             let pool = MbufPool::create(&eal, "apool", 1023, 32, 0, DEFAULT_BUF_SIZE).unwrap();
             let rc = RingConfig {
                 prod: SyncMode::Sp,
@@ -109,6 +118,25 @@ fn roles(role: &str) {
                 b.clear();
             }
             println!("adopter leaving, in_use {}", pool.in_use_count());
+        }
+        "port-adopter" => {
+            let eal = join(&["-l", "0", "--adopt"]).expect("adopter");
+            let ports = shoal::ethdev::ports(&eal).unwrap();
+            let want: usize = std::env::var("SHOAL_TEST_WANT").unwrap().parse().unwrap();
+            println!("adopter has {} port(s)", ports.len());
+            let (mut b, mut got) = (MbufBatch::new(), 0);
+            while !eal.should_quit() {
+                got += ports[0].rx_burst(shoal::ethdev::QueueId(0), &mut b, 32);
+                b.clear();
+                if got >= want {
+                    println!("adopter received {got}");
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            while !eal.should_quit() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         other => panic!("unknown role {other}"),
     }
@@ -215,4 +243,59 @@ fn a_secondary_gives_up_when_no_primary_adopts_within_its_grace() {
         "{out}"
     );
     assert!(out.contains("stopped: absent true died true"), "{out}");
+}
+
+/// A capture of `n` distinct 60-byte frames of a local experimental EtherType.
+fn frames(path: &std::path::Path, n: u32) {
+    use shoal::ethdev::pcap::{file_header, push_record};
+    let mut out = file_header(2048).to_vec();
+    for i in 0..n {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+        f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
+        f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        f[14..18].copy_from_slice(&i.to_be_bytes());
+        push_record(&mut out, u64::from(i) * 1000, &f, 2048);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn an_adopter_probes_again_an_af_packet_port_whose_sockets_died_with_the_primary() {
+    child_or!(roles);
+    let Some(ns) = shoal_testkit::netns::NetNs::new("adopt-afp") else {
+        return;
+    };
+    if !shoal_testkit::require_tool("tcpreplay") {
+        return;
+    }
+    ns.veth("va", "vb").unwrap();
+    // The children start in the namespace.
+    ns.enter().unwrap();
+    let dir = shoal_testkit::TempDir::new("adopt-afp");
+    let file = dir.join("in.pcap");
+    frames(&file, 200);
+    let g = Group::new("adopt-afp");
+    let name = "an_adopter_probes_again_an_af_packet_port_whose_sockets_died_with_the_primary";
+    let vdev = [("SHOAL_TEST_VDEV", "net_af_packet0,iface=va")];
+    let mut primary = g.spawn_self(name, "primary", &vdev);
+    primary.wait_for("primary ready", T);
+    let mut sec = g.spawn_self(name, "secondary", &[]);
+    sec.wait_for("secondary holds 7", T);
+    primary.kill9();
+    sec.wait_for("primary absent", T);
+
+    let mut adopter = g.spawn_self(name, "port-adopter", &[("SHOAL_TEST_WANT", "200")]);
+    adopter.wait_for(
+        "adopting port net_af_packet0: no secondary holds its sockets; probing it again",
+        T,
+    );
+    adopter.wait_for("adopter has 1 port(s)", T);
+    ns.tcpreplay("vb", &file).unwrap();
+    adopter.wait_for("adopter received 200", T);
+    sec.wait_for(&format!("followed new primary {}", adopter.pid()), T);
+    let (code, out) = sec.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = adopter.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out}");
 }

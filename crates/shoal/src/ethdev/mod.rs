@@ -750,13 +750,13 @@ pub fn ports_with(group: &impl AsRef<Group>, conf: &PortConf) -> Result<Vec<Port
         return Ok(p);
     }
     let ports = match group.proc_type() {
-        ProcType::Primary if group.adopted() => adopt(group)?,
+        ProcType::Primary if group.adopted() => adopt(group, conf)?,
         ProcType::Primary => probe(group, conf)?,
         ProcType::Secondary => {
             if !group.vdevs().is_empty() {
                 tracing::warn!(target: "shoal::ethdev", "--vdev is ignored in a secondary process: it uses the primary's ports");
             }
-            attach(group)?
+            attach(group, None)?
         }
     };
     register(group, &ports);
@@ -987,10 +987,22 @@ fn probe(group: &Group, conf: &PortConf) -> Result<Vec<Port>, Error> {
 const FD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The ports of a group this primary adopted ([`Group::adopted`]): the dead primary's, as the
-/// port table describes them (this process's `--vdev` specs are not probed again). Ports whose
-/// driver needs file descriptors (kernel-backed) cannot be taken over yet: their descriptors
-/// died with the primary that opened them, and the secondaries that hold copies keep theirs.
-fn adopt(group: &Group) -> Result<Vec<Port>, Error> {
+/// port table describes them (this process's `--vdev` specs are not probed again).
+///
+/// A `net_af_packet` port's sockets outlive the primary that opened them while a secondary
+/// holds copies: the adopter asks the secondaries for them (every process that holds a
+/// port's fds answers the fd-passing action) and maps the same rings, so the queues' ring
+/// position words in the table stay valid and the frames the kernel queued meanwhile are
+/// still there. When no secondary holds them, the port is probed again from its spec in the
+/// table: new sockets, the queues' position words reset. Either way the adopter publishes
+/// the fds again for secondaries that join or attach later.
+///
+/// A kill of the adopter here changes nothing in the table but those position words (reset
+/// only for sockets nobody else holds); the next adopter asks or probes again.
+///
+/// `net_tap` and `net_af_xdp` ports are refused: a tap interface goes when its last fd
+/// closes, and an AF_XDP socket's UMEM and fill/completion rings are not re-bound here.
+fn adopt(group: &Group, conf: &PortConf) -> Result<Vec<Port>, Error> {
     if let Some(region) = table_region(group, false)? {
         let table: &PortTable = region.get(0).expect("checked");
         let cfgs = table.config.lock(&**region.mapping());
@@ -1000,11 +1012,12 @@ fn adopt(group: &Group) -> Result<Vec<Port>, Error> {
                 continue;
             }
             if let Ok(spec) = spec::parse(cstr(&c.spec)) {
-                if spec.args.kind().uses_fds() {
+                let kind = spec.args.kind();
+                if kind.uses_fds() && !matches!(spec.args, DriverArgs::AfPacket { .. }) {
                     return Err(Error::Driver {
                         port: cstr(&c.name).to_owned(),
-                        driver: spec.args.kind(),
-                        why: "a kernel-backed port cannot be adopted (its descriptors died with the primary); restart the group".into(),
+                        driver: kind,
+                        why: "this kernel-backed port cannot be adopted (its descriptors died with the primary); restart the group".into(),
                     });
                 }
             }
@@ -1013,14 +1026,19 @@ fn adopt(group: &Group) -> Result<Vec<Port>, Error> {
     if !group.vdevs().is_empty() {
         tracing::info!(target: "shoal::ethdev", "adopting the group's ports; --vdev is not probed again");
     }
-    attach(group)
+    attach(group, Some(conf))
 }
 
-fn attach(group: &Group) -> Result<Vec<Port>, Error> {
+/// Reaches the ports the primary made: a secondary's (`adopting` None), or an adopting
+/// primary's (see [`adopt`]).
+fn attach(group: &Group, adopting: Option<&PortConf>) -> Result<Vec<Port>, Error> {
     let Some(region) = table_region(group, false)? else {
         return Ok(Vec::new());
     };
     let table: &PortTable = region.get(0).expect("checked");
+    // Every process that holds a kernel-backed port's fds answers for them: secondaries
+    // serve an adopting primary, the primary serves the secondaries.
+    drivers::register_fd_action(group, &region)?;
     let configs: Vec<PortConfig> = {
         let cfgs = table.config.lock(&**region.mapping());
         cfgs.ports.to_vec()
@@ -1053,10 +1071,11 @@ fn attach(group: &Group) -> Result<Vec<Port>, Error> {
                 "port {name}: finding mbuf pool {pool_name:?}"
             )))?;
         let id = PortId(i as u16);
-        let fds: Vec<OwnedFd> = if spec.args.kind().uses_fds() {
-            drivers::request_fds(group, id, &name, FD_TIMEOUT)?
-        } else {
-            Vec::new()
+        let uses_fds = spec.args.kind().uses_fds();
+        let fds: Vec<OwnedFd> = match adopting {
+            _ if !uses_fds => Vec::new(),
+            None => drivers::request_fds(group, id, &name, FD_TIMEOUT)?,
+            Some(_) => drivers::request_fds_from_secondaries(group, id, &name, FD_TIMEOUT),
         };
         let planned = Planned {
             spec,
@@ -1064,7 +1083,17 @@ fn attach(group: &Group) -> Result<Vec<Port>, Error> {
             nb_rxq,
             nb_txq,
         };
-        let driver = drivers::attach(group, id, &planned, c, fds, &table.ports[i])?;
+        let driver = match adopting {
+            Some(conf) if uses_fds && fds.is_empty() => {
+                tracing::warn!(target: "shoal::ethdev", "adopting port {name}: no secondary holds its sockets; probing it again from {:?}", planned.spec_text);
+                drivers::probe(group, id, &planned, !conf.no_promiscuous, &table.ports[i])?.driver
+            }
+            Some(_) if uses_fds => {
+                tracing::info!(target: "shoal::ethdev", "adopting port {name}: took its {} sockets back from a secondary", fds.len());
+                drivers::attach(group, id, &planned, c, fds, &table.ports[i])?
+            }
+            _ => drivers::attach(group, id, &planned, c, fds, &table.ports[i])?,
+        };
         let mac = EthernetAddress(c.mac);
         out.push(Port {
             inner: Arc::new(PortInner {

@@ -202,6 +202,9 @@ pub(crate) struct QueueSocketOpts {
     pub qdisc_bypass: bool,
     /// Block retire timeout in milliseconds.
     pub retire_ms: u32,
+    /// Receive on the socket (bound for every protocol). False for a transmit-only queue:
+    /// bound with protocol 0, it gets no copy of the interface's frames.
+    pub receive: bool,
 }
 
 /// Opens one queue's AF_PACKET socket: TPACKET_V3, both rings, bound to the interface for
@@ -257,7 +260,11 @@ pub(crate) fn open_queue_socket(o: &QueueSocketOpts) -> io::Result<(OwnedFd, Opt
     // SAFETY: sockaddr_ll is a plain C struct; all-zero is valid.
     let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    sll.sll_protocol = if o.receive {
+        (libc::ETH_P_ALL as u16).to_be()
+    } else {
+        0
+    };
     sll.sll_ifindex = o.ifindex as i32;
     // SAFETY: sll is a valid sockaddr_ll of the size given.
     cvt(unsafe {

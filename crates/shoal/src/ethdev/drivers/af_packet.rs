@@ -2,7 +2,10 @@
 //! one socket per queue pair. With several queues the sockets form a PACKET_FANOUT_HASH
 //! group, so the kernel spreads flows over the queues and keeps each flow on one of them.
 //!
-//! The primary opens the sockets; a secondary gets them over IPC and maps the same rings.
+//! The primary opens the sockets; a secondary gets them over IPC and maps the same rings. A
+//! primary adopting the group of a dead one gets them back the same way from a secondary that
+//! holds them (every holder answers for them), or opens new ones when none does. Sockets of
+//! queues past the receive queues are bound with protocol 0: they transmit and receive nothing.
 //! Where each queue stands in its rings (receive block, frame within it, next transmit slot)
 //! is kept in the queue's driver words in the port table, not in the process.
 //!
@@ -120,7 +123,8 @@ fn layout(args: &DriverArgs) -> Result<RingLayout, String> {
 impl AfPacket {
     pub fn probe(
         args: &DriverArgs,
-        queues: u16,
+        nb_rxq: u16,
+        nb_txq: u16,
         promisc: bool,
         shared: &PortShared,
     ) -> Result<AfPacket, String> {
@@ -138,8 +142,13 @@ impl AfPacket {
         let mac = pk::if_hwaddr(iface).map_err(|e| format!("interface {iface:?}: {e}"))?;
         let mut fds = Vec::new();
         let mut group = None;
+        // One socket per queue pair; the sockets past the receive queues only transmit (the
+        // kernel hands them no frames, so none is lost to a ring nobody polls).
+        let queues = nb_rxq.max(nb_txq);
         for q in 0..queues {
-            let fanout = match (queues, group) {
+            let receive = q < nb_rxq;
+            let fanout = match (nb_rxq, group) {
+                _ if !receive => Fanout::None,
                 (1, _) => Fanout::None,
                 (_, None) => Fanout::New,
                 (_, Some(id)) => Fanout::Join(id),
@@ -151,6 +160,7 @@ impl AfPacket {
                 promisc,
                 qdisc_bypass: *qdisc_bypass,
                 retire_ms: RETIRE_MS,
+                receive,
             })
             .map_err(|e| {
                 let hint = if e.raw_os_error() == Some(libc::EPERM) {

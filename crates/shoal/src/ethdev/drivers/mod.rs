@@ -124,9 +124,8 @@ pub(crate) fn probe(
             ),
         },
         DriverArgs::AfPacket { .. } => {
-            let d =
-                af_packet::AfPacket::probe(&p.spec.args, p.nb_rxq.max(p.nb_txq), promisc, shared)
-                    .map_err(|e| driver_err(p, e))?;
+            let d = af_packet::AfPacket::probe(&p.spec.args, p.nb_rxq, p.nb_txq, promisc, shared)
+                .map_err(|e| driver_err(p, e))?;
             publish_fds(group, id, &d.fds_arc());
             Made {
                 mac: EthernetAddress(d.mac()),
@@ -196,7 +195,10 @@ pub(crate) fn attach(
             pcap::Pcap::attach(group, id, &p.spec.args, p.nb_rxq).map_err(|e| driver_err(p, e))?,
         ),
         DriverArgs::AfPacket { .. } => {
-            Box::new(af_packet::AfPacket::attach(&p.spec.args, fds).map_err(|e| driver_err(p, e))?)
+            let d = af_packet::AfPacket::attach(&p.spec.args, fds).map_err(|e| driver_err(p, e))?;
+            // Held here too: a primary adopting the group takes the sockets back from us.
+            publish_fds(group, id, &d.fds_arc());
+            Box::new(d)
         }
         DriverArgs::AfXdp { .. } => Box::new(
             af_xdp::AfXdp::attach(group, id.0, &p.spec.args, fds).map_err(|e| driver_err(p, e))?,
@@ -296,4 +298,37 @@ pub(crate) fn request_fds(
         return Err(fail(String::from_utf8_lossy(msg.param()).into_owned()));
     }
     Ok(msg.take_fds())
+}
+
+/// Asks every secondary for port `id`'s fds (a primary adopting the group): the first
+/// complete answer, or none when no secondary holds them.
+pub(crate) fn request_fds_from_secondaries(
+    group: &Group,
+    id: PortId,
+    name: &str,
+    timeout: Duration,
+) -> Vec<OwnedFd> {
+    let Some(mp) = group.mp() else {
+        return Vec::new();
+    };
+    let Ok(req) = crate::mp::Message::new(FD_ACTION, &id.0.to_le_bytes()) else {
+        return Vec::new();
+    };
+    let reply = match mp.request_sync(&req, timeout) {
+        Ok(r) => r,
+        // Secondaries without the action (no ports) or slow to answer: use the others'.
+        Err(crate::mp::Error::NoHandler { partial, .. })
+        | Err(crate::mp::Error::Timeout { partial, .. }) => *partial,
+        Err(e) => {
+            tracing::warn!(target: "shoal::ethdev", "port {name}: asking the secondaries for its sockets: {e}");
+            return Vec::new();
+        }
+    };
+    reply
+        .msgs
+        .into_iter()
+        .filter(|m| m.param() == b"ok")
+        .map(|mut m| m.take_fds())
+        .find(|f| !f.is_empty())
+        .unwrap_or_default()
 }
