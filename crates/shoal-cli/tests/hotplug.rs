@@ -150,7 +150,9 @@ fn attach_move_packets_detach_and_refuse() {
         &port_cmd(&g, &["attach", "net_pcap0,rx_pcap="]),
         "net_pcap0",
     );
-    refused(&port_cmd(&g, &["attach", "net_pcap0"]), "net_pcap0");
+    refused(&port_cmd(&g, &["attach", "net_pcap0"]), "rx_pcap");
+    let dup = format!("net_pcap0,tx_pcap={}", dir.join("dup.pcap").display());
+    refused(&port_cmd(&g, &["attach", &dup]), "exists already");
 
     // The retired number is never reused; a process started later sees the current set.
     let out = ok(&port_cmd(&g, &["attach", "net_ring1"]));

@@ -97,7 +97,7 @@ pub enum Error {
         why: String,
     },
     /// Two ports have the same name.
-    #[error("two --vdev specs name the device {0:?}")]
+    #[error("a port named {0:?} exists already")]
     DuplicateName(String),
     /// More ports than the table holds.
     #[error("at most {MAX_PORTS} ports")]
@@ -752,15 +752,18 @@ pub fn table_info(group: &impl AsRef<Group>) -> Vec<PortInfo> {
     out
 }
 
-/// The ports this process already has in `group`, without probing or attaching (None when it
-/// has none): what telemetry reports.
+/// The ports this process already has in `group` and still holds, without probing or
+/// attaching (None before the ports were probed or attached): what telemetry reports. A port
+/// whose every handle was dropped is left out ([`ports`] attaches it again in a secondary).
 pub(crate) fn registered(group: &Group) -> Option<Vec<Port>> {
     let list = group.state::<PortList>();
     let reg = list.0.lock().unwrap_or_else(|e| e.into_inner());
-    reg.as_ref()?
-        .iter()
-        .map(|w| w.upgrade().map(|inner| Port { inner }))
-        .collect()
+    Some(
+        reg.as_ref()?
+            .iter()
+            .filter_map(|w| w.upgrade().map(|inner| Port { inner }))
+            .collect(),
+    )
 }
 
 fn register(group: &Group, ports: &[Port]) {
@@ -1155,7 +1158,10 @@ pub fn detach(group: &impl AsRef<Group>, id: PortId) -> Result<String, Error> {
         table.ports[i].ctl.set_state(state::RETIRED);
         cstr(&c.name).to_owned()
     };
-    let mine = registered_any(group).into_iter().find(|p| p.id() == id);
+    let mine = registered(group)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.id() == id);
     if let Some(p) = &mine {
         p.inner.driver.stopped();
         p.inner.driver.retired();
@@ -1166,16 +1172,6 @@ pub fn detach(group: &impl AsRef<Group>, id: PortId) -> Result<String, Error> {
     }
     tracing::info!(target: "shoal::ethdev", "port {id} ({name}) detached");
     Ok(name)
-}
-
-/// The ports of this process still held by someone (as [`registered`], skipping dropped ones).
-fn registered_any(group: &Group) -> Vec<Port> {
-    let list = group.state::<PortList>();
-    let reg = list.0.lock().unwrap_or_else(|e| e.into_inner());
-    reg.iter()
-        .flatten()
-        .filter_map(|w| w.upgrade().map(|inner| Port { inner }))
-        .collect()
 }
 
 /// How long a secondary waits for the primary's answer with a port's fds.
