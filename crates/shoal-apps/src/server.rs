@@ -240,6 +240,8 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
         shoal::telemetry::Server::start(eal).map_err(|e| format!("telemetry socket: {e}"))?;
     // Packet capture for `shoal dumpcap` (DPDK's pdump server in the primary).
     let pdump = shoal::pdump::Server::start(eal).map_err(|e| format!("capture server: {e}"))?;
+    // Ports attached and detached at run time (`shoal port`, DPDK's hotplug_mp).
+    let hotplug = shoal::hotplug::Server::start(eal).map_err(|e| format!("hotplug server: {e}"))?;
     let tinfo = info.clone();
     telemetry
         .registry()
@@ -363,6 +365,7 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
     }
     // Captures end before the drain, so that the final pool count includes their clones.
     drop(pdump);
+    drop(hotplug);
     stop(eal, &info, &mut clients, &ports, &pool, cfg.drain_timeout);
     drop(telemetry);
     Ok(())

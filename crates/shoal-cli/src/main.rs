@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! shoal info [--file-prefix P] [--json]     dump a running group (DPDK's dpdk-proc-info)
+//! shoal port attach --file-prefix P VDEV     add a port to a running group (hotplug_mp)
 //! ```
 //!
 //! Every command parses its options with clap (`shoal COMMAND --help`); `mp_server` and
@@ -10,6 +11,7 @@
 mod demo;
 mod dumpcap;
 mod info;
+mod port;
 mod reclaim;
 mod telemetry;
 mod top;
@@ -36,6 +38,9 @@ commands:
                                     with no CMD, read commands from stdin, one per line
   dumpcap [--file-prefix P] -i PORT[:rx|:tx][,...] -w FILE [-c COUNT] [--duration S] [-s SNAPLEN]
                                     capture a running group's ports into pcapng (dpdk-dumpcap)
+  port attach|detach|list [--file-prefix P] [VDEV|PORT]
+                                    attach a port from a --vdev spec, detach one, or list
+                                    them, in a running group (DPDK's hotplug_mp)
   telemetry [--file-prefix P] --prometheus
                                     the group's counters in Prometheus' text format
   up FILE [--file-prefix P]         start the group FILE describes (TOML), restart what dies,
@@ -62,6 +67,7 @@ fn main() {
         Some("status") => up::run_status(&args[1..]),
         Some("down") => up::run_down(&args[1..]),
         Some("dumpcap") => dumpcap::run(&args[1..]),
+        Some("port") => port::run(&args[1..]),
         // The sample server and client, so that `shoal demo` needs no other binary.
         Some(app @ ("mp_server" | "mp_client")) => {
             let argv: Vec<String> = std::iter::once(app.to_string())

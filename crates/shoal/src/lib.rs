@@ -16,10 +16,11 @@
 //! | `rte_eth_*`, vdev drivers    | [`ethdev`]                |
 //! | `rte_ether_hdr`, hashes      | [`net`]                   |
 //! | telemetry                    | [`telemetry`]             |
+//! | `rte_dev_probe`/`rte_dev_remove` from any process (hotplug_mp) | [`hotplug`] |
 //! | client_server_mp, F-Stack's packet dispatcher | [`dispatch`] |
 //!
 //! The modules import only downward: `sys` < `sync` < `memory` < `mp` < `group` < `memzone` <
-//! `ring`, `mempool` < `mbuf` < `ethdev` < `pdump` < `eal` < `telemetry` (`net` stands apart; `fault`,
+//! `ring`, `mempool` < `mbuf` < `ethdev` < `pdump`, `hotplug` < `eal` < `telemetry` (`net` stands apart; `fault`,
 //! the fault-injection sites, sits on `sys`).
 //! A lower layer reaches a higher one only through what the higher one registered with the
 //! [`group::Group`] (reclaimers, the pools' object kinds).
@@ -74,6 +75,7 @@ pub mod eal;
 pub mod ethdev;
 pub mod fault;
 pub mod group;
+pub mod hotplug;
 pub mod mbuf;
 pub mod memory;
 pub mod mempool;

@@ -392,3 +392,58 @@ fn one_capture_is_split_over_queues_by_flow() {
     assert!(flows[0].is_disjoint(&flows[1]));
     assert!(!flows[0].is_empty() && !flows[1].is_empty());
 }
+
+#[test]
+fn hotplug_retires_a_detached_slot_and_never_reuses_it() {
+    use ethdev::{Error, PortId};
+    let eal = ports_eal("hotplug", &["net_null0"]);
+    let first = ethdev::ports(&eal).unwrap();
+    assert_eq!(first.len(), 1);
+    let ring = ethdev::attach_vdev(&eal, "net_ring0").unwrap();
+    assert_eq!(ring.id(), PortId(1));
+    assert!(ring.is_started());
+    let ids = |eal: &Eal| -> Vec<u16> {
+        ethdev::ports(eal)
+            .unwrap()
+            .iter()
+            .map(|p| p.id().0)
+            .collect()
+    };
+    assert_eq!(ids(&eal), [0, 1]);
+    // Packets left in the ring go back to the pool at detach.
+    let pool = ring.pool();
+    let before = pool.avail_count();
+    let mut b = MbufBatch::new();
+    assert!(pool.alloc_bulk(&mut b, 8));
+    assert_eq!(ring.tx_burst(QueueId(0), &mut b), 8);
+    assert_eq!(ethdev::detach(&eal, PortId(1)).unwrap(), "net_ring0");
+    assert_eq!(pool.avail_count(), before);
+    assert!(matches!(ring.check(), Err(Error::Detached(PortId(1)))));
+    assert!(matches!(ring.start(), Err(Error::Detached(PortId(1)))));
+    assert!(!ring.is_started());
+    assert!(matches!(
+        ethdev::detach(&eal, PortId(1)),
+        Err(Error::Detached(PortId(1)))
+    ));
+    assert!(matches!(
+        ethdev::port(&eal, PortId(1)),
+        Err(Error::Detached(PortId(1)))
+    ));
+    assert!(matches!(
+        ethdev::detach(&eal, PortId(7)),
+        Err(Error::NoSuchPort(PortId(7)))
+    ));
+    assert!(matches!(
+        ethdev::attach_vdev(&eal, "net_null0"),
+        Err(Error::DuplicateName(_))
+    ));
+    assert!(matches!(
+        ethdev::attach_vdev(&eal, "net_bogus0"),
+        Err(Error::BadSpec { .. })
+    ));
+    // A failed attach does not use up a slot; the retired one is skipped.
+    let again = ethdev::attach_vdev(&eal, "net_null1").unwrap();
+    assert_eq!(again.id(), PortId(2));
+    assert_eq!(ids(&eal), [0, 2]);
+    assert!(ethdev::table_info(&eal).iter().all(|p| p.id != 1));
+}

@@ -31,6 +31,22 @@
 //!
 //! Ports are configured and started by the primary before secondaries attach; a port stopped
 //! by the primary returns 0 from every burst in every process.
+//!
+//! # Hotplug
+//! The primary may add a port at run time ([`attach_vdev`], DPDK's `rte_dev_probe`) into a
+//! free slot of the table, or remove one ([`detach`], `rte_dev_remove`). A detached slot is
+//! *retired*: its state says so, every burst on it returns 0 in every process, [`port`] and
+//! [`Port::check`] refuse it with [`Error::Detached`], and it is never used again, so that a
+//! handle kept anywhere can never reach another port. A secondary sees the change the next time
+//! it calls [`ports`] (new ports attached, retired ones left out); a process started later sees
+//! the current set. [`crate::hotplug`] carries the requests of other processes to the primary.
+//!
+//! A kill of the primary while it attaches leaves the claimed slot in state FREE: every process
+//! skips it, and it stays unused (the table has [`MAX_PORTS`] slots for the group's life). A
+//! kill while it detaches leaves the state either STARTED or RETIRED (one store); the packets a
+//! retired `net_ring` port held are returned to their pool by the detaching primary, after the
+//! state store, so only a burst that passed its state check before that store can still land
+//! packets there.
 
 pub mod capture;
 mod drivers;
@@ -81,7 +97,7 @@ pub enum Error {
         why: String,
     },
     /// Two ports have the same name.
-    #[error("two --vdev specs name the device {0:?}")]
+    #[error("a port named {0:?} exists already")]
     DuplicateName(String),
     /// More ports than the table holds.
     #[error("at most {MAX_PORTS} ports")]
@@ -117,6 +133,12 @@ pub enum Error {
         /// The cause.
         why: String,
     },
+    /// No port has this number.
+    #[error("no port {0}")]
+    NoSuchPort(PortId),
+    /// The port was detached (hotplug); its number is not used again.
+    #[error("port {0} was detached")]
+    Detached(PortId),
     /// The secondary could not get a port's file descriptors from the primary.
     #[error("port {port}: could not get its file descriptors from the primary: {why}")]
     FdPassing {
@@ -404,7 +426,24 @@ impl Port {
         up
     }
 
-    /// True while the port is started.
+    /// True once the port was detached ([`detach`]).
+    pub fn is_detached(&self) -> bool {
+        self.shared().ctl.state() == state::RETIRED
+    }
+
+    /// `Ok` unless the port was detached ([`Error::Detached`]): what a process holding a handle
+    /// asks before it relies on the port.
+    ///
+    /// # Errors
+    /// [`Error::Detached`].
+    pub fn check(&self) -> Result<(), Error> {
+        if self.is_detached() {
+            return Err(Error::Detached(self.inner.id));
+        }
+        Ok(())
+    }
+
+    /// Whether the port is started (bursts move packets).
     pub fn is_started(&self) -> bool {
         self.shared().ctl.state() == state::STARTED
     }
@@ -417,6 +456,7 @@ impl Port {
         if self.inner.group.proc_type() != ProcType::Primary {
             return Err(Error::NotPrimary("start a port"));
         }
+        self.check()?;
         self.inner.driver.started().map_err(|why| Error::Driver {
             port: self.inner.name.clone(),
             driver: self.inner.kind,
@@ -438,6 +478,7 @@ impl Port {
         if self.inner.group.proc_type() != ProcType::Primary {
             return Err(Error::NotPrimary("stop a port"));
         }
+        self.check()?;
         self.shared().ctl.set_state(state::STOPPED);
         self.inner.driver.stopped();
         tracing::debug!(target: "shoal::ethdev", "port {} ({}) stopped", self.inner.id, self.inner.name);
@@ -555,6 +596,7 @@ pub fn inspect_ports(group: &impl AsRef<Group>) -> Result<Vec<PortView>, Error> 
             state::STARTED => "started",
             state::STOPPED => "stopped",
             state::CONFIGURED => "configured",
+            state::RETIRED => "detached",
             _ => continue,
         };
         if c.used == 0 {
@@ -652,7 +694,7 @@ pub fn table_info(group: &impl AsRef<Group>) -> Vec<PortInfo> {
     for (i, c) in configs.iter().enumerate() {
         let sh = &table.ports[i];
         let st = sh.ctl.state();
-        if c.used == 0 || st == state::FREE {
+        if c.used == 0 || st == state::FREE || st == state::RETIRED {
             continue;
         }
         let kind = DriverKind::from_u32(c.driver);
@@ -710,15 +752,18 @@ pub fn table_info(group: &impl AsRef<Group>) -> Vec<PortInfo> {
     out
 }
 
-/// The ports this process already has in `group`, without probing or attaching (None when it
-/// has none): what telemetry reports.
+/// The ports this process already has in `group` and still holds, without probing or
+/// attaching (None before the ports were probed or attached): what telemetry reports. A port
+/// whose every handle was dropped is left out ([`ports`] attaches it again in a secondary).
 pub(crate) fn registered(group: &Group) -> Option<Vec<Port>> {
     let list = group.state::<PortList>();
     let reg = list.0.lock().unwrap_or_else(|e| e.into_inner());
-    reg.as_ref()?
-        .iter()
-        .map(|w| w.upgrade().map(|inner| Port { inner }))
-        .collect()
+    Some(
+        reg.as_ref()?
+            .iter()
+            .filter_map(|w| w.upgrade().map(|inner| Port { inner }))
+            .collect(),
+    )
 }
 
 fn register(group: &Group, ports: &[Port]) {
@@ -747,7 +792,7 @@ pub fn ports(group: &impl AsRef<Group>) -> Result<Vec<Port>, Error> {
 pub fn ports_with(group: &impl AsRef<Group>, conf: &PortConf) -> Result<Vec<Port>, Error> {
     let group = group.as_ref();
     if let Some(p) = registered(group) {
-        return Ok(p);
+        return refresh(group, p);
     }
     let ports = match group.proc_type() {
         ProcType::Primary if group.adopted() => adopt(group, conf)?,
@@ -761,6 +806,47 @@ pub fn ports_with(group: &impl AsRef<Group>, conf: &PortConf) -> Result<Vec<Port
     };
     register(group, &ports);
     Ok(ports)
+}
+
+/// The ports this process has, brought up to date with the table: retired ones left out, and
+/// (in a secondary) ports the primary attached since then attached here too.
+fn refresh(group: &Group, mut have: Vec<Port>) -> Result<Vec<Port>, Error> {
+    let before = have.len();
+    have.retain(|p| !p.is_detached());
+    let mut changed = have.len() != before;
+    if group.proc_type() == ProcType::Secondary {
+        let known: Vec<usize> = have.iter().map(|p| p.id().0 as usize).collect();
+        let new = attach_slots(group, None, &|i| !known.contains(&i))?;
+        changed |= !new.is_empty();
+        have.extend(new);
+        have.sort_by_key(|p| p.id());
+    }
+    if changed {
+        register(group, &have);
+    }
+    Ok(have)
+}
+
+/// The port numbered `id`, attaching what the primary added since this process last asked.
+///
+/// # Errors
+/// [`Error::Detached`] for a detached port, [`Error::NoSuchPort`] when no port has the number;
+/// as [`ports`] otherwise.
+pub fn port(group: &impl AsRef<Group>, id: PortId) -> Result<Port, Error> {
+    let group = group.as_ref();
+    if let Some(p) = ports(group)?.into_iter().find(|p| p.id() == id) {
+        return Ok(p);
+    }
+    let retired = table_region(group, false)?.is_some_and(|r| {
+        r.get::<PortTable>(0)
+            .and_then(|t| t.ports.get(id.0 as usize))
+            .is_some_and(|sh| sh.ctl.state() == state::RETIRED)
+    });
+    Err(if retired {
+        Error::Detached(id)
+    } else {
+        Error::NoSuchPort(id)
+    })
 }
 
 /// Counts of a port about to be made.
@@ -838,11 +924,9 @@ fn table_region(group: &Group, create: bool) -> Result<Option<Region>, Error> {
 /// Takes a free slot of the table for `name`, under the table lock.
 fn claim_slot(table: &PortTable, m: &dyn Members, name: &str) -> Result<usize, Error> {
     let mut cfgs = table.config.lock(m);
-    if cfgs
-        .ports
-        .iter()
-        .any(|c| c.used != 0 && cstr(&c.name) == name)
-    {
+    if cfgs.ports.iter().enumerate().any(|(i, c)| {
+        c.used != 0 && table.ports[i].ctl.state() != state::RETIRED && cstr(&c.name) == name
+    }) {
         return Err(Error::DuplicateName(name.to_owned()));
     }
     let i = cfgs
@@ -893,27 +977,11 @@ fn probe(group: &Group, conf: &PortConf) -> Result<Vec<Port>, Error> {
         tracing::info!(target: "shoal::ethdev", "no --vdev given; using {}", specs.join(" "));
     }
     for text in specs {
-        let spec = spec::parse(text)?;
-        if planned.iter().any(|p: &Planned| p.spec.name == spec.name) {
-            return Err(Error::DuplicateName(spec.name));
+        let p = plan(text, conf)?;
+        if planned.iter().any(|q: &Planned| q.spec.name == p.spec.name) {
+            return Err(Error::DuplicateName(p.spec.name));
         }
-        let nb_rxq = conf.rx_queues.or(default_queues(&spec)).unwrap_or(1);
-        let nb_txq = conf.tx_queues.unwrap_or(nb_rxq);
-        for (what, n) in [("rx", nb_rxq), ("tx", nb_txq)] {
-            if n == 0 || n as usize > MAX_QUEUES {
-                return Err(Error::BadQueueCount {
-                    port: spec.name.clone(),
-                    what,
-                    n,
-                });
-            }
-        }
-        planned.push(Planned {
-            spec,
-            spec_text: text.clone(),
-            nb_rxq,
-            nb_txq,
-        });
+        planned.push(p);
     }
     if planned.len() > MAX_PORTS {
         return Err(Error::TooManyPorts);
@@ -933,54 +1001,177 @@ fn probe(group: &Group, conf: &PortConf) -> Result<Vec<Port>, Error> {
                 .map_err(shared_err(format!("creating mbuf pool {DEFAULT_POOL:?}")))?
         }
     };
-    let table: &PortTable = region.get(0).expect("checked");
     // The fd-passing action is in place before any secondary can see a port.
     drivers::register_fd_action(group, &region)?;
     let mut out = Vec::new();
     for p in planned {
-        let i = claim_slot(table, &**region.mapping(), &p.spec.name)?;
-        let id = PortId(i as u16);
-        let shared = &table.ports[i];
-        let made = match drivers::probe(group, id, &p, !conf.no_promiscuous, shared) {
-            Ok(m) => m,
-            Err(e) => {
-                release_slot(table, &**region.mapping(), i);
-                return Err(e);
-            }
-        };
-        {
-            let mut cfgs = table.config.lock(&**region.mapping());
-            let c = &mut cfgs.ports[i];
-            c.driver = p.spec.args.kind() as u32;
-            c.nb_rxq = p.nb_rxq;
-            c.nb_txq = p.nb_txq;
-            c.mac = made.mac.0;
-            c.primary_pid = std::process::id();
-            set_cstr(&mut c.spec, &p.spec_text);
-            set_cstr(&mut c.pool, pool.name());
-        }
-        shared.ctl.set_state(state::CONFIGURED);
-        let port = Port {
-            inner: Arc::new(PortInner {
-                tap: Default::default(),
-                id,
-                name: p.spec.name.clone(),
-                kind: p.spec.args.kind(),
-                mac: made.mac,
-                nb_rxq: p.nb_rxq,
-                nb_txq: p.nb_txq,
-                group: group.clone(),
-                table: region.clone(),
-                pool: pool.clone(),
-                driver: made.driver,
-            }),
-        };
-        port.reset_stats();
-        port.start()?;
-        tracing::info!(target: "shoal::ethdev", "port {} {} ({}): {} rx / {} tx queues, MAC {}", id, p.spec.name, p.spec.args.kind(), p.nb_rxq, p.nb_txq, made.mac);
-        out.push(port);
+        out.push(make_port(group, &region, p, &pool, !conf.no_promiscuous)?);
     }
     Ok(out)
+}
+
+/// Parses a `--vdev` spec and settles its queue counts.
+fn plan(text: &str, conf: &PortConf) -> Result<Planned, Error> {
+    let spec = spec::parse(text)?;
+    let nb_rxq = conf.rx_queues.or(default_queues(&spec)).unwrap_or(1);
+    let nb_txq = conf.tx_queues.unwrap_or(nb_rxq);
+    for (what, n) in [("rx", nb_rxq), ("tx", nb_txq)] {
+        if n == 0 || n as usize > MAX_QUEUES {
+            return Err(Error::BadQueueCount {
+                port: spec.name.clone(),
+                what,
+                n,
+            });
+        }
+    }
+    Ok(Planned {
+        spec,
+        spec_text: text.to_owned(),
+        nb_rxq,
+        nb_txq,
+    })
+}
+
+/// Claims a slot, probes the driver, writes the slot's configuration and starts the port.
+fn make_port(
+    group: &Group,
+    region: &Region,
+    p: Planned,
+    pool: &MbufPool,
+    promiscuous: bool,
+) -> Result<Port, Error> {
+    let table: &PortTable = region.get(0).expect("checked");
+    let i = claim_slot(table, &**region.mapping(), &p.spec.name)?;
+    let id = PortId(i as u16);
+    let shared = &table.ports[i];
+    let made = match drivers::probe(group, id, &p, promiscuous, shared) {
+        Ok(m) => m,
+        Err(e) => {
+            release_slot(table, &**region.mapping(), i);
+            return Err(e);
+        }
+    };
+    {
+        let mut cfgs = table.config.lock(&**region.mapping());
+        let c = &mut cfgs.ports[i];
+        c.driver = p.spec.args.kind() as u32;
+        c.nb_rxq = p.nb_rxq;
+        c.nb_txq = p.nb_txq;
+        c.mac = made.mac.0;
+        c.primary_pid = std::process::id();
+        set_cstr(&mut c.spec, &p.spec_text);
+        set_cstr(&mut c.pool, pool.name());
+    }
+    shared.ctl.set_state(state::CONFIGURED);
+    let port = Port {
+        inner: Arc::new(PortInner {
+            tap: Default::default(),
+            id,
+            name: p.spec.name.clone(),
+            kind: p.spec.args.kind(),
+            mac: made.mac,
+            nb_rxq: p.nb_rxq,
+            nb_txq: p.nb_txq,
+            group: group.clone(),
+            table: region.clone(),
+            pool: pool.clone(),
+            driver: made.driver,
+        }),
+    };
+    port.reset_stats();
+    port.start()?;
+    tracing::info!(target: "shoal::ethdev", "port {} {} ({}): {} rx / {} tx queues, MAC {}", id, p.spec.name, p.spec.args.kind(), p.nb_rxq, p.nb_txq, made.mac);
+    Ok(port)
+}
+
+/// Adds a port at run time from a `--vdev` spec (DPDK's `rte_dev_probe`): the primary probes
+/// it into a free slot of the table and starts it; every process sees it at its next [`ports`].
+/// Its receive queues allocate from the pool of the group's other ports (else
+/// [`DEFAULT_POOL`], made if missing). Primary only.
+///
+/// # Errors
+/// [`Error::NotPrimary`], [`Error::BadSpec`], [`Error::DuplicateName`],
+/// [`Error::TooManyPorts`], or the driver's error.
+pub fn attach_vdev(group: &impl AsRef<Group>, text: &str) -> Result<Port, Error> {
+    let group = group.as_ref();
+    if group.proc_type() != ProcType::Primary {
+        return Err(Error::NotPrimary("attach a port"));
+    }
+    let p = plan(text, &PortConf::default())?;
+    let region = table_region(group, true)?.expect("created");
+    let table: &PortTable = region.get(0).expect("checked");
+    let pool_name = {
+        let cfgs = table.config.lock(&**region.mapping());
+        cfgs.ports
+            .iter()
+            .enumerate()
+            .find(|(i, c)| {
+                c.used != 0 && c.pool[0] != 0 && table.ports[*i].ctl.state() != state::RETIRED
+            })
+            .map(|(_, c)| cstr(&c.pool).to_owned())
+    };
+    let pool = match pool_name {
+        Some(name) => MbufPool::lookup(group, &name)
+            .map_err(|e| e.to_string())
+            .map_err(shared_err(format!("finding mbuf pool {name:?}")))?,
+        None => match MbufPool::lookup(group, DEFAULT_POOL) {
+            Ok(p) => p,
+            Err(_) => MbufPool::create(group, DEFAULT_POOL, 4095, 256, 0, 2048 + 128)
+                .map_err(|e| e.to_string())
+                .map_err(shared_err(format!("creating mbuf pool {DEFAULT_POOL:?}")))?,
+        },
+    };
+    drivers::register_fd_action(group, &region)?;
+    let port = make_port(group, &region, p, &pool, true)?;
+    let list = group.state::<PortList>();
+    if let Some(v) = list.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        v.push(Arc::downgrade(&port.inner));
+    }
+    Ok(port)
+}
+
+/// Removes port `id` (DPDK's `rte_dev_remove`): its slot is retired, bursts on it return 0 in
+/// every process, [`ports`] leaves it out, [`port`] refuses it, and its number is never used
+/// again. Packets a `net_ring` port held go back to their pool. The primary's own handles stay
+/// valid (detached) until dropped. Primary only. Returns the port's name.
+///
+/// # Errors
+/// [`Error::NotPrimary`], [`Error::NoSuchPort`], [`Error::Detached`].
+pub fn detach(group: &impl AsRef<Group>, id: PortId) -> Result<String, Error> {
+    let group = group.as_ref();
+    if group.proc_type() != ProcType::Primary {
+        return Err(Error::NotPrimary("detach a port"));
+    }
+    let region = table_region(group, false)?.ok_or(Error::NoSuchPort(id))?;
+    let table: &PortTable = region.get(0).expect("checked");
+    let i = id.0 as usize;
+    let name = {
+        let cfgs = table.config.lock(&**region.mapping());
+        let c = cfgs.ports.get(i).ok_or(Error::NoSuchPort(id))?;
+        match table.ports[i].ctl.state() {
+            _ if c.used == 0 => return Err(Error::NoSuchPort(id)),
+            state::FREE => return Err(Error::NoSuchPort(id)),
+            state::RETIRED => return Err(Error::Detached(id)),
+            _ => {}
+        }
+        // Under the lock, so that two detaches of one port cannot both succeed.
+        table.ports[i].ctl.set_state(state::RETIRED);
+        cstr(&c.name).to_owned()
+    };
+    let mine = registered(group)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.id() == id);
+    if let Some(p) = &mine {
+        p.inner.driver.stopped();
+        p.inner.driver.retired();
+    }
+    let list = group.state::<PortList>();
+    if let Some(v) = list.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        v.retain(|w| w.upgrade().is_some_and(|p| p.id != id));
+    }
+    tracing::info!(target: "shoal::ethdev", "port {id} ({name}) detached");
+    Ok(name)
 }
 
 /// How long a secondary waits for the primary's answer with a port's fds.
@@ -1032,6 +1223,15 @@ fn adopt(group: &Group, conf: &PortConf) -> Result<Vec<Port>, Error> {
 /// Reaches the ports the primary made: a secondary's (`adopting` None), or an adopting
 /// primary's (see [`adopt`]).
 fn attach(group: &Group, adopting: Option<&PortConf>) -> Result<Vec<Port>, Error> {
+    attach_slots(group, adopting, &|_| true)
+}
+
+/// Attaches to the table's live ports whose slot `want` accepts.
+fn attach_slots(
+    group: &Group,
+    adopting: Option<&PortConf>,
+    want: &dyn Fn(usize) -> bool,
+) -> Result<Vec<Port>, Error> {
     let Some(region) = table_region(group, false)? else {
         return Ok(Vec::new());
     };
@@ -1045,7 +1245,8 @@ fn attach(group: &Group, adopting: Option<&PortConf>) -> Result<Vec<Port>, Error
     };
     let mut out = Vec::new();
     for (i, c) in configs.iter().enumerate() {
-        if c.used == 0 || table.ports[i].ctl.state() == state::FREE {
+        let st = table.ports[i].ctl.state();
+        if c.used == 0 || st == state::FREE || st == state::RETIRED || !want(i) {
             continue;
         }
         let name = cstr(&c.name).to_owned();

@@ -43,6 +43,9 @@ pub(crate) mod state {
     pub const STARTED: u32 = 2;
     /// Stopped by the primary: bursts return 0.
     pub const STOPPED: u32 = 3;
+    /// Detached (hotplug): bursts return 0, the slot is never used again, so that a handle
+    /// kept by any process can never reach another port.
+    pub const RETIRED: u32 = 4;
 }
 
 /// A port's configuration. Plain data behind the table lock.
@@ -184,7 +187,7 @@ const _: () = assert!(size_of::<RxqShared>() <= 128 && size_of::<TxqShared>() <=
 
 /// Layout hash of the port table, kept in the table itself.
 pub(crate) const SHARED_LAYOUT: u64 = layout_hash(&[
-    3, // 3: PortCtl's fourth word holds the capture bits
+    4, // 3: PortCtl's fourth word holds the capture bits; 4: the RETIRED state
     size_of::<super::capture::Block>() as u64,
     super::capture::WORDS as u64,
     size_of::<PortTable>() as u64,

@@ -66,6 +66,9 @@ pub(crate) trait Driver: Send + Sync {
     }
     /// The primary stopped the port.
     fn stopped(&self) {}
+    /// The primary detached the port (its state is already RETIRED): give back what it holds
+    /// that nobody will take any more (packets in its rings).
+    fn retired(&self) {}
 }
 
 /// A port the primary made.

@@ -94,6 +94,18 @@ pub(crate) fn attach_rings(group: &Group, c: &PortConfig) -> Result<Ring, String
 }
 
 impl Driver for Ring {
+    fn retired(&self) {
+        // The port is retired: no burst takes from these rings any more; what they hold goes
+        // back to the pool (the batch frees what it holds when dropped).
+        for r in self.rx.iter().chain(&self.tx) {
+            let r = r.lock().unwrap_or_else(|e| e.into_inner());
+            let mut batch = MbufBatch::new();
+            while r.dequeue_burst(&mut batch, crate::mbuf::MAX_BURST) > 0 {
+                batch.clear();
+            }
+        }
+    }
+
     fn rx_burst(&self, q: usize, cx: &RxCtx<'_>, batch: &mut MbufBatch, max: usize) -> usize {
         let Some(r) = self.rx.get(q) else { return 0 };
         let before = batch.len();
