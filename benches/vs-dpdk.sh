@@ -900,7 +900,7 @@ keep_results() {
     # when CMD is a program, and waiting for the tee means the file is whole.
     { "$@"; } > >(tee "$out") || rc=$?
     wait "${!:-}" 2>/dev/null || true
-    if [ "$rc" -ne 0 ] || ! grep -q '"ratio":[0-9]' "$out"; then
+    if [ "$rc" -ne 0 ] || ! grep -q '"ratio": \?[0-9]' "$out"; then
         log "no compared case (status $rc): results not kept"
         return "$rc"
     fi
