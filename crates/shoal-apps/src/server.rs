@@ -554,7 +554,10 @@ fn totals(info: &SharedInfo, ports: &[Port], n: usize) -> Totals {
         t.dropped += get(info.server(c, srv::DROP_FULL));
         t.client_tx += get(info.client(c, cs::cli::TX));
     }
-    t.dropped += get(info.ctl(ctl::DROP_NO_CLIENT)) + get(info.ctl(ctl::BCAST_COPY_FAIL));
+    // A failed broadcast copy is a copy that never existed: it is counted on its own
+    // (`bcast_copy_fail`), not among the dropped packets, so that received + copies made =
+    // delivered + dropped + taken back.
+    t.dropped += get(info.ctl(ctl::DROP_NO_CLIENT));
     t
 }
 

@@ -409,7 +409,9 @@ fn demo(o: &Opts) -> Result<(), String> {
     println!(
         "taken back      {flushed} (left in the rings of departed clients, returned to the pool)"
     );
-    let crashed = (rx + copies).saturating_sub(tx + drops + flushed);
+    // Copies that failed were never made: they are in `drops` but not in `copies`.
+    let failed = get(info.ctl(ctl::BCAST_COPY_FAIL));
+    let crashed = (rx + copies).saturating_sub(tx + drops.saturating_sub(failed) + flushed);
     println!(
         "in killed hands {crashed} (held by killed processes; returned to the pool by the reaper)"
     );
