@@ -246,29 +246,9 @@ impl Dist {
     }
 }
 
-/// True for ARP and IPv6 neighbour discovery frames (router/neighbour solicitation and
-/// advertisement, redirect), behind up to two VLAN tags: the frames F-Stack copies to every
-/// process. A few byte compares, so that round robin needs no full parse.
-pub fn is_neighbour_frame(data: &[u8]) -> bool {
-    let be16 = |o: usize| data.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let mut off = 12;
-    let mut ethertype = be16(off);
-    for _ in 0..2 {
-        if matches!(ethertype, Some(0x8100 | 0x88a8)) {
-            off += 4;
-            ethertype = be16(off);
-        }
-    }
-    let l3 = off + 2;
-    match ethertype {
-        Some(0x0806) => true,
-        // IPv6 whose next header is ICMPv6, of an ND type (133-137).
-        Some(0x86dd) => {
-            data.get(l3 + 6) == Some(&58) && matches!(data.get(l3 + 40), Some(133..=137))
-        }
-        _ => false,
-    }
-}
+/// ARP and IPv6 neighbour discovery frames, which the server copies to every client: the
+/// library's test ([`shoal::dispatch::is_neighbour_frame`]).
+pub use shoal::dispatch::is_neighbour_frame;
 
 /// Picks clients for packets.
 #[derive(Debug)]
