@@ -15,7 +15,11 @@
 //! under 80 ns one way, `far` up to 250 ns, `busy` above, when another process shares a CPU;
 //! `mixed` when the probes around a group disagree). Output: one JSON object per line.
 //!
-//! `ring_perf [--probe-only] [--no-probe] [--esize 8|16]`
+//! `ring_perf [--probe-only] [--no-probe] [--esize 8|16] [--one-core] [--mode sp|mp]`
+//!
+//! `--one-core` skips the two-core cases and `--mode` runs one sync mode's cases only (for
+//! counting instructions per case under `valgrind --tool=callgrind`, which runs threads one
+//! at a time).
 #![allow(unsafe_code)] // sched_setaffinity to pin the benchmark threads
 
 use std::hint::black_box;
@@ -180,28 +184,96 @@ fn check<T: Pod + PartialEq>(p: &mut Producer<T>, c: &mut Consumer<T>) {
     assert!(c.ring().is_empty());
 }
 
+// Each timed loop is a function of its own, not inlined, as each of DPDK's cases is: the
+// loop's registers are its own, and one case's code placement does not move another's.
+
+/// DPDK's `test_single_enqueue_dequeue`.
+#[inline(never)]
+fn time_single<T: Pod>(p: &mut Producer<T>, c: &mut Consumer<T>, iters: u64) -> Duration {
+    let v = T::zeroed();
+    let start = Instant::now();
+    for _ in 0..iters {
+        let _ = p.enqueue(black_box(v));
+        black_box(c.dequeue());
+    }
+    start.elapsed()
+}
+
+/// DPDK's `test_burst_bulk_enqueue_dequeue`, bulk API.
+#[inline(never)]
+fn time_bulk<T: Pod>(
+    p: &mut Producer<T>,
+    c: &mut Consumer<T>,
+    src: &[T],
+    dst: &mut [T],
+    iters: u64,
+) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let _ = p.enqueue_bulk(src);
+        let _ = c.dequeue_bulk(dst);
+    }
+    start.elapsed()
+}
+
+/// DPDK's `test_burst_bulk_enqueue_dequeue`, burst API.
+#[inline(never)]
+fn time_burst<T: Pod>(
+    p: &mut Producer<T>,
+    c: &mut Consumer<T>,
+    src: &[T],
+    dst: &mut [T],
+    iters: u64,
+) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        p.enqueue_burst(src);
+        c.dequeue_burst(dst);
+    }
+    start.elapsed()
+}
+
+/// DPDK's `test_empty_dequeue`.
+#[inline(never)]
+fn time_empty<T: Pod>(c: &mut Consumer<T>, dst: &mut [T], iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let _ = black_box(c.dequeue_bulk(dst));
+    }
+    start.elapsed()
+}
+
+/// The sync modes to run (`--mode sp|mp`, default both).
+fn modes() -> Vec<SyncMode> {
+    let args: Vec<String> = std::env::args().collect();
+    match args
+        .iter()
+        .position(|a| a == "--mode")
+        .and_then(|i| args.get(i + 1))
+    {
+        Some(m) if m == "sp" => vec![SyncMode::Sp],
+        Some(m) if m == "mp" => vec![SyncMode::Mp],
+        _ => vec![SyncMode::Sp, SyncMode::Mp],
+    }
+}
+
 fn one_core<T: Pod + PartialEq>(esize: usize, rows: &mut Vec<Row>) {
-    for mode in [SyncMode::Sp, SyncMode::Mp] {
+    for mode in modes() {
         let ring = make_ring::<T>(mode);
         let mut p = ring.producer().expect("producer");
         let mut c = ring.consumer().expect("consumer");
         check(&mut p, &mut c);
         // DPDK: test_single_enqueue_dequeue, 2^24 iterations.
         let iters = 1u64 << 24;
-        let v = T::zeroed();
-        let start = Instant::now();
-        for _ in 0..iters {
-            let _ = p.enqueue(black_box(v));
-            black_box(c.dequeue());
-        }
+        let d = time_single(&mut p, &mut c, iters);
         rows.push(Row {
             case: format!("{} single one-core {esize}B", mode_name(mode)),
             unit: "ns/elem",
-            ns: ns_per(start.elapsed(), iters),
+            ns: ns_per(d, iters),
         });
     }
     for (api, bulk) in [("burst", false), ("bulk", true)] {
-        for mode in [SyncMode::Sp, SyncMode::Mp] {
+        for mode in modes() {
             let ring = make_ring::<T>(mode);
             let mut p = ring.producer().expect("producer");
             let mut c = ring.consumer().expect("consumer");
@@ -212,19 +284,11 @@ fn one_core<T: Pod + PartialEq>(esize: usize, rows: &mut Vec<Row>) {
             let iters = 1u64 << 23;
             for bsz in BULK_SIZES {
                 let bsz = black_box(bsz);
-                let start = Instant::now();
-                if bulk {
-                    for _ in 0..iters {
-                        let _ = p.enqueue_bulk(&src[..bsz]);
-                        let _ = c.dequeue_bulk(&mut dst[..bsz]);
-                    }
+                let d = if bulk {
+                    time_bulk(&mut p, &mut c, &src[..bsz], &mut dst[..bsz], iters)
                 } else {
-                    for _ in 0..iters {
-                        p.enqueue_burst(&src[..bsz]);
-                        c.dequeue_burst(&mut dst[..bsz]);
-                    }
-                }
-                let d = start.elapsed();
+                    time_burst(&mut p, &mut c, &src[..bsz], &mut dst[..bsz], iters)
+                };
                 black_box(&dst);
                 rows.push(Row {
                     case: format!("{} {api} {bsz} one-core {esize}B", mode_name(mode)),
@@ -234,21 +298,18 @@ fn one_core<T: Pod + PartialEq>(esize: usize, rows: &mut Vec<Row>) {
             }
         }
     }
-    for mode in [SyncMode::Sp, SyncMode::Mp] {
+    for mode in modes() {
         let ring = make_ring::<T>(mode);
         let mut c = ring.consumer().expect("consumer");
         let mut dst = [T::zeroed(); MAX_BURST];
         // DPDK: test_empty_dequeue, 2^26 bulk dequeues of 8 from an empty ring.
         let iters = 1u64 << 26;
         let bsz = black_box(BULK_SIZES[0]);
-        let start = Instant::now();
-        for _ in 0..iters {
-            let _ = black_box(c.dequeue_bulk(&mut dst[..bsz]));
-        }
+        let d = time_empty(&mut c, &mut dst[..bsz], iters);
         rows.push(Row {
             case: format!("{} empty-dequeue bulk 8 one-core {esize}B", mode_name(mode)),
             unit: "ns/call",
-            ns: ns_per(start.elapsed(), iters),
+            ns: ns_per(d, iters),
         });
     }
 }
@@ -273,7 +334,7 @@ fn side_loop<T: Pod>(mut op: impl FnMut(&mut [T]) -> bool, bsz: usize, ready: &A
 
 fn two_cores<T: Pod + PartialEq + Send>(esize: usize, rows: &mut Vec<Row>) {
     for bsz in BULK_SIZES {
-        for mode in [SyncMode::Sp, SyncMode::Mp] {
+        for mode in modes() {
             let ring = make_ring::<T>(mode);
             let mut p = ring.producer().expect("producer");
             let mut c = ring.consumer().expect("consumer");
@@ -300,7 +361,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let has = |f: &str| args.iter().any(|a| a == f);
     if has("-h") || has("--help") {
-        println!("usage: ring_perf [--probe-only] [--no-probe] [--esize 8|16]");
+        println!("usage: ring_perf [--probe-only] [--no-probe] [--esize 8|16] [--one-core] [--mode sp|mp]");
         return;
     }
     let esizes: Vec<usize> = match args
@@ -331,7 +392,7 @@ fn main() {
     }
     let middle = if probe { probe_line("middle") } else { None };
     let mut two = Vec::new();
-    for &esize in &esizes {
+    for &esize in esizes.iter().filter(|_| !has("--one-core")) {
         match esize {
             16 => two_cores::<[u64; 2]>(16, &mut two),
             _ => two_cores::<u64>(8, &mut two),

@@ -97,43 +97,30 @@ pub(crate) fn carve(zone: &Fresh, off: u64, len: u64) -> Option<Fresh> {
     unsafe { zone.carve(off, len) }
 }
 
-/// Copies indices. Small copies are written as fixed-size blocks, which compile to a few moves
-/// (a copy loop would be turned into a call to `memcpy`, which costs more than the copy).
+/// Copies indices. Up to 63 are copied as two fixed-size blocks that overlap when `n` is not
+/// the block size (the first and the last `k` indices, for the `k` of `n`'s size class), which
+/// compile to a compare or two and a few moves; a copy loop would become a call to `memcpy`,
+/// which costs more than the copy at these sizes.
 #[inline(always)]
 fn copy_idx(dst: &mut [u32], src: &[u32]) {
     let n = src.len().min(dst.len());
-    if n == 1 {
-        dst[0] = src[0];
-        return;
+    let (d, s) = (&mut dst[..n], &src[..n]);
+    /// The first and the last `K` of `n >= K` indices.
+    #[inline(always)]
+    fn ends<const K: usize>(d: &mut [u32], s: &[u32]) {
+        let n = d.len();
+        d[..K].copy_from_slice(&s[..K]);
+        d[n - K..].copy_from_slice(&s[n - K..]);
     }
-    let (mut d, mut s) = (&mut dst[..n], &src[..n]);
-    if n > 63 {
-        d.copy_from_slice(s);
-        return;
-    }
-    // Blocks of 32, 16, 8, 4, 2 and 1: any n up to 63.
-    if d.len() >= 32 {
-        d[..32].copy_from_slice(&s[..32]);
-        (d, s) = (&mut d[32..], &s[32..]);
-    }
-    if d.len() >= 16 {
-        d[..16].copy_from_slice(&s[..16]);
-        (d, s) = (&mut d[16..], &s[16..]);
-    }
-    if d.len() >= 8 {
-        d[..8].copy_from_slice(&s[..8]);
-        (d, s) = (&mut d[8..], &s[8..]);
-    }
-    if d.len() >= 4 {
-        d[..4].copy_from_slice(&s[..4]);
-        (d, s) = (&mut d[4..], &s[4..]);
-    }
-    if d.len() >= 2 {
-        d[..2].copy_from_slice(&s[..2]);
-        (d, s) = (&mut d[2..], &s[2..]);
-    }
-    if let (Some(x), Some(&y)) = (d.first_mut(), s.first()) {
-        *x = y;
+    match n {
+        0 => {}
+        1 => d[0] = s[0],
+        2..=3 => ends::<2>(d, s),
+        4..=7 => ends::<4>(d, s),
+        8..=15 => ends::<8>(d, s),
+        16..=31 => ends::<16>(d, s),
+        32..=63 => ends::<32>(d, s),
+        _ => d.copy_from_slice(s),
     }
 }
 

@@ -333,7 +333,9 @@ impl<T: Pod> Ring<T> {
         if prod {
             (h.side(true), h.side(false), self.capacity, self.prod_mode)
         } else {
-            (h.side(false), h.side(true), 0, self.cons_mode)
+            let mut p = h.side(true);
+            p.may_hole = matches!(self.prod_mode, SyncMode::Mp | SyncMode::MpRts);
+            (h.side(false), p, 0, self.cons_mode)
         }
     }
 

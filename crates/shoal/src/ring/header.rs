@@ -84,6 +84,11 @@ pub(crate) struct Side<'a> {
     pub(super) ht: &'a HeadTail,
     /// Multi-thread sides: one reservation record per handle.
     pub(super) resv: &'a [Entry; MAX_RESV],
+    /// Whether this side's hole mask can be set: a producer side whose mode leaves holes
+    /// (`Mp`, `MpRts`; see `ring/resv.rs`). A consumer reads the mask only when this is set,
+    /// so a producer (whose `other` is a consumer side) and a consumer of single or HTS
+    /// producers never load it.
+    pub(super) may_hole: bool,
 }
 
 impl std::ops::Deref for Side<'_> {
@@ -177,11 +182,13 @@ impl RingHeader {
             Side {
                 ht: &self.prod,
                 resv: &self.prod_resv,
+                may_hole: true,
             }
         } else {
             Side {
                 ht: &self.cons,
                 resv: &self.cons_resv,
+                may_hole: false,
             }
         }
     }

@@ -128,9 +128,10 @@ fn sized<const H: bool>(
 /// fast path keeps nothing more live.
 #[inline(always)]
 fn holes<const H: bool>(other: Side<'_>) -> bool {
-    // H1: the hole mask is on the line of the tail just read; always 0 on a consumer side
-    // (the `other` of a producer).
-    !H && other.tail.holes.load(Relaxed) != 0
+    // H1: the hole mask is on the line of the tail just read; never set on a consumer side
+    // (the `other` of a producer) nor on a producer side of SP or HTS mode, which `may_hole`
+    // says without a load.
+    !H && other.may_hole && other.tail.holes.load(Relaxed) != 0
 }
 
 impl HeadTail {
