@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use shoal::dispatch::{self, PipelineStats};
 use shoal::eal::Eal;
-use shoal_apps::cs::{cli, SharedInfo};
-use shoal_apps::get;
+use shoal_apps::cs;
 use shoal_testkit::netns::NetNs;
 use shoal_testkit::{eventually, require_tool, Group, Proc, TempDir};
 
@@ -53,8 +53,16 @@ fn client(g: &Group, id: usize) -> Proc {
     c
 }
 
-fn forwarded(info: &SharedInfo) -> u64 {
-    (0..2).map(|c| get(info.client(c, cli::TX))).sum()
+/// The server's pipeline, as `shoal info` reads it.
+fn pipeline(eal: &Eal) -> PipelineStats {
+    dispatch::list(eal)
+        .into_iter()
+        .find(|p| p.name == cs::PIPELINE)
+        .expect("the server's pipeline")
+}
+
+fn forwarded(eal: &Eal) -> u64 {
+    pipeline(eal).workers.iter().map(|w| w.tx).sum()
 }
 
 #[test]
@@ -65,8 +73,7 @@ fn a_killed_server_is_adopted_and_its_clients_keep_running_and_lose_nothing() {
     let mut clients = [client(&g, 0), client(&g, 1)];
     let pids: Vec<u32> = clients.iter().map(Proc::pid).collect();
     let eal = Eal::inspect(g.prefix()).unwrap();
-    let info = SharedInfo::lookup(&eal).unwrap();
-    eventually("forwarding", T, || forwarded(&info) > 1000);
+    eventually("forwarding", T, || forwarded(&eal) > 1000);
     s1.kill9();
     for c in clients.iter_mut() {
         c.wait_for("carrying on for up to 60000 ms", T);
@@ -83,7 +90,7 @@ fn a_killed_server_is_adopted_and_its_clients_keep_running_and_lose_nothing() {
     );
     assert!(out.contains("--adopt"), "{out}");
 
-    let before = forwarded(&info);
+    let before = forwarded(&eal);
     let mut s2 = server(&g, &["--adopt"]);
     s2.wait_for(
         "server ready: 2 ports, 2 clients, dist RoundRobin (adopted the group)",
@@ -95,14 +102,17 @@ fn a_killed_server_is_adopted_and_its_clients_keep_running_and_lose_nothing() {
         c.wait_for(&format!("a new primary process (pid {})", s2.pid()), T);
     }
     eventually("forwarding after the adoption", T, || {
-        forwarded(&info) > before + 1000
+        forwarded(&eal) > before + 1000
     });
     for (c, pid) in clients.iter_mut().zip(&pids) {
         assert!(c.try_exit().is_none(), "{}", c.output());
         assert_eq!(c.pid(), *pid);
     }
-    assert_eq!(get(info.client(0, cli::STARTS)), 1);
-    assert_eq!(get(info.client(1, cli::STARTS)), 1);
+    let p = pipeline(&eal);
+    assert_eq!(p.workers[0].starts, 1);
+    assert_eq!(p.workers[1].starts, 1);
+    assert_eq!(p.adoptions, 1, "{p:?}");
+    assert!(p.adopted_first_burst_ns > 0, "{p:?}");
 
     // A graceful stop: the clients drain and leave, every buffer is back in the pool, the
     // killed server's included.

@@ -92,7 +92,7 @@ fn a_priority_for_a_client_that_does_not_exist_is_refused() {
     refused(
         MP_SERVER,
         &["--no-huge", "--", "--dist", "prio:10=5", "-n", "1"],
-        "client 5",
+        "worker 5",
     );
 }
 

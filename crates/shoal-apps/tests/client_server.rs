@@ -171,7 +171,7 @@ fn a_slow_client_drops_at_the_server_and_counts_still_add_up() {
     let mut s = server(&g, &GEN, &["-n", "2", "--ring-size", "256"]);
     let mut cs = vec![client(&g, 0, &[]), client(&g, 1, &["--delay-us", "2000"])];
     s.wait_for("Client process 1 connected", T);
-    s.wait_for("client 1 ring usage", T);
+    s.wait_for("worker 1 ring usage", T);
     s.wait_for_nth("Client  1: enqueued", 5, T);
     let (sout, _) = stop_all(&mut s, &mut cs);
     let (rx, copies, delivered, dropped, _, in_use) = final_line(&sout);
@@ -202,7 +202,7 @@ fn a_very_slow_live_client_is_never_declared_dead() {
     );
     let mut cs = vec![client(&g, 0, &[]), client(&g, 1, &["--delay-us", "200000"])];
     s.wait_for("Client process 1 connected", T);
-    s.wait_for("client 1 ring usage", T);
+    s.wait_for("worker 1 ring usage", T);
     // Two seconds of statistics: ten bursts of the slow client, far beyond 64 bursts' worth of
     // heartbeats at this speed.
     let before = s

@@ -11,10 +11,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use shoal::dispatch::{self, PipelineStats};
 use shoal::eal::Eal;
 use shoal::mbuf::MbufPool;
-use shoal_apps::cs::{self, cli, ctl, srv, SharedInfo};
-use shoal_apps::get;
+use shoal_apps::cs;
 
 /// `shoal demo`'s options.
 #[derive(clap::Parser, Debug)]
@@ -78,7 +78,7 @@ fn check(o: &Opts) -> Result<(), String> {
     }
     // What the server would refuse is refused here, before anything starts.
     shoal::eal::parse_args(&server_args(o)).map_err(|e| e.to_string())?;
-    cs::Dist::parse(&o.dist)?.check_clients(o.clients)?;
+    dispatch::from_spec(&o.dist, o.clients).map_err(|e| format!("--dist: {e}"))?;
     Ok(())
 }
 
@@ -235,12 +235,11 @@ fn demo(o: &Opts) -> Result<(), String> {
             return Some(Err(format!("the server exited at start ({st})")));
         }
         let eal = Eal::inspect(&o.prefix()).ok()?;
-        SharedInfo::lookup(&eal)
-            .ok()
-            .filter(|i| i.ready())
-            .map(|_| Ok(eal))
+        pipeline(&eal).map(|_| Ok(eal))
     })??;
-    let info = SharedInfo::lookup(&eal).map_err(|e| e.to_string())?;
+    // The server's counters (shoal::dispatch), as `shoal info` reads them.
+    let info = || pipeline(&eal).unwrap_or_default();
+    let live = |c: usize| info().workers.get(c).is_some_and(|w| w.live);
     let pool = MbufPool::lookup(&eal, cs::MBUF_POOL_NAME).map_err(|e| e.to_string())?;
     let baseline = pool.in_use_count();
     for id in 0..o.clients {
@@ -249,9 +248,7 @@ fn demo(o: &Opts) -> Result<(), String> {
             .push(spawn_client(o, id).map_err(|e| format!("cannot start client {id}: {e}"))?);
     }
     wait_until("all clients connecting", Duration::from_secs(10), || {
-        (0..o.clients)
-            .all(|c| get(info.server(c, srv::LIVE)) == 1)
-            .then_some(())
+        (0..o.clients).all(live).then_some(())
     })?;
     println!(
         "{} clients connected; forwarding for {:.0} s (Ctrl-C to stop early)",
@@ -280,7 +277,7 @@ fn demo(o: &Opts) -> Result<(), String> {
             wait_until(
                 "the server noticing the dead client",
                 Duration::from_secs(5),
-                || (get(info.server(victim, srv::LIVE)) == 0).then_some(()),
+                || (!live(victim)).then_some(()),
             )?;
             println!(">>> the server took client {victim} out of the rotation; restarting it");
             procs.clients[victim] = spawn_client(o, victim).map_err(|e| e.to_string())?;
@@ -291,7 +288,7 @@ fn demo(o: &Opts) -> Result<(), String> {
                 >= o.duration * (server_kills as u32 + 1) / (o.kill_server as u32 + 1)
         {
             server_kills += 1;
-            let adoptions = get(info.ctl(ctl::ADOPTIONS));
+            let adoptions = info().adoptions;
             let old = procs.server.id();
             let kill_ns = shoal::eal::monotonic_ns();
             let _ = procs.server.kill();
@@ -305,10 +302,9 @@ fn demo(o: &Opts) -> Result<(), String> {
                     if let Ok(Some(st)) = procs.server.try_wait() {
                         return Some(Err(format!("the adopting server exited ({st})")));
                     }
-                    let t = info
-                        .ctl(ctl::ADOPTED_FIRST_FWD_NS)
-                        .load(shoal::sync::atomic::Ordering::Acquire);
-                    (get(info.ctl(ctl::ADOPTIONS)) > adoptions && t > kill_ns).then_some(Ok(t))
+                    let p = info();
+                    let t = p.adopted_first_burst_ns;
+                    (p.adoptions > adoptions && t > kill_ns).then_some(Ok(t))
                 },
             )??;
             let pause = first - kill_ns;
@@ -322,7 +318,7 @@ fn demo(o: &Opts) -> Result<(), String> {
             }
         }
         if let Some(t) = restarted_at {
-            if get(info.server(victim, srv::LIVE)) == 1 {
+            if live(victim) {
                 println!(
                     ">>> client {victim} is back ({:.0} ms after restart)",
                     t.elapsed().as_secs_f64() * 1e3
@@ -331,19 +327,19 @@ fn demo(o: &Opts) -> Result<(), String> {
             }
         }
         if last.0.elapsed() >= Duration::from_secs(1) {
-            let (rx, tx) = totals(&info);
+            let p = info();
+            let (rx, tx) = totals(&p);
             let dt = last.0.elapsed().as_secs_f64();
             if !o.quiet {
-                let per: Vec<String> = (0..o.clients)
-                    .map(|c| {
+                let per: Vec<String> = p
+                    .workers
+                    .iter()
+                    .map(|w| {
                         format!(
-                            "c{c} {}{}",
-                            human(get(info.client(c, cli::TX))),
-                            if get(info.server(c, srv::LIVE)) == 1 {
-                                ""
-                            } else {
-                                " (down)"
-                            }
+                            "c{} {}{}",
+                            w.id,
+                            human(w.tx),
+                            if w.live { "" } else { " (down)" }
                         )
                     })
                     .collect();
@@ -352,7 +348,7 @@ fn demo(o: &Opts) -> Result<(), String> {
                     start.elapsed().as_secs_f64(),
                     (rx - last.1) as f64 / dt / 1e6,
                     (tx - last.2) as f64 / dt / 1e6,
-                    dropped(&info),
+                    dropped(&p),
                     pool.in_use_count(),
                     per.join("  ")
                 );
@@ -375,7 +371,8 @@ fn demo(o: &Opts) -> Result<(), String> {
             println!("client {id} exited with {cc:?}");
         }
     }
-    let (rx, tx) = totals(&info);
+    let p = info();
+    let (rx, tx) = totals(&p);
     let in_use = pool.in_use_count();
     println!("\n==== shoal demo summary ====");
     println!(
@@ -392,36 +389,33 @@ fn demo(o: &Opts) -> Result<(), String> {
         "forwarded       {tx} packets ({:.3} Mpps)",
         tx as f64 / elapsed.as_secs_f64() / 1e6
     );
-    let copies = get(info.ctl(ctl::BCAST_COPIES));
-    let drops = dropped(&info);
-    let flushed = sum_srv(&info, o.clients, srv::FLUSHED);
+    let copies = p.neighbour_copies;
+    let drops = dropped(&p);
+    let flushed: u64 = p.workers.iter().map(|w| w.taken_back).sum();
     println!(
         "broadcast       {} ARP/ND frames copied to every client ({copies} extra copies)",
-        get(info.ctl(ctl::BCAST_FRAMES))
+        p.neighbour_frames
     );
     println!(
         "dropped         {drops} (client ring full {}, no live client {}, copy failed {}, port refused {})",
-        sum_srv(&info, o.clients, srv::DROP_FULL),
-        get(info.ctl(ctl::DROP_NO_CLIENT)),
-        get(info.ctl(ctl::BCAST_COPY_FAIL)),
-        (0..o.clients).map(|c| get(info.client(c, cli::TX_DROP))).sum::<u64>()
+        p.workers.iter().map(|w| w.drop_ring_full).sum::<u64>(),
+        p.drop_no_worker,
+        p.copy_fail,
+        p.workers.iter().map(|w| w.tx_drop).sum::<u64>()
     );
     println!(
         "taken back      {flushed} (left in the rings of departed clients, returned to the pool)"
     );
     // Copies that failed were never made: they are in `drops` but not in `copies`.
-    let failed = get(info.ctl(ctl::BCAST_COPY_FAIL));
+    let failed = p.copy_fail;
     let crashed = (rx + copies).saturating_sub(tx + drops.saturating_sub(failed) + flushed);
     println!(
         "in killed hands {crashed} (held by killed processes; returned to the pool by the reaper)"
     );
-    for c in 0..o.clients {
+    for w in &p.workers {
         println!(
-            "client {c:<2}       rx {:>12}  tx {:>12}  tx_drop {:>6}  starts {}",
-            get(info.client(c, cli::RX)),
-            get(info.client(c, cli::TX)),
-            get(info.client(c, cli::TX_DROP)),
-            get(info.client(c, cli::STARTS))
+            "client {:<2}       rx {:>12}  tx {:>12}  tx_drop {:>6}  starts {}",
+            w.id, w.rx, w.tx, w.tx_drop, w.starts
         );
     }
     if !pauses.is_empty() {
@@ -465,30 +459,21 @@ fn demo(o: &Opts) -> Result<(), String> {
     Ok(())
 }
 
-/// Sums one server-written counter over the clients.
-fn sum_srv(info: &SharedInfo, n: usize, i: usize) -> u64 {
-    (0..n).map(|c| get(info.server(c, i))).sum()
+/// The server's pipeline (`None` until the server has published it).
+fn pipeline(eal: &Eal) -> Option<PipelineStats> {
+    dispatch::list(eal)
+        .into_iter()
+        .find(|p| p.name == cs::PIPELINE)
 }
 
-fn totals(info: &SharedInfo) -> (u64, u64) {
-    let mask = get(info.ctl(ctl::PORT_MASK));
-    let rx = (0..cs::MAX_PORTS)
-        .filter(|p| mask & (1 << p) != 0)
-        .map(|p| get(info.port(p, cs::port::RX)))
-        .sum();
-    let tx = (0..info.num_clients())
-        .map(|c| get(info.client(c, cli::TX)))
-        .sum();
-    (rx, tx)
+/// Packets received from the ports, and forwarded by the clients.
+fn totals(p: &PipelineStats) -> (u64, u64) {
+    (p.rx, p.workers.iter().map(|w| w.tx).sum())
 }
 
-fn dropped(info: &SharedInfo) -> u64 {
-    let n = info.num_clients();
-    (0..n)
-        .map(|c| get(info.server(c, srv::DROP_FULL)) + get(info.client(c, cli::TX_DROP)))
-        .sum::<u64>()
-        + get(info.ctl(ctl::DROP_NO_CLIENT))
-        + get(info.ctl(ctl::BCAST_COPY_FAIL))
+/// Every drop: the server's (copies that failed among them) and the ports' refusals.
+fn dropped(p: &PipelineStats) -> u64 {
+    p.dropped() + p.copy_fail + p.workers.iter().map(|w| w.tx_drop).sum::<u64>()
 }
 
 fn human(n: u64) -> String {

@@ -141,7 +141,7 @@ fn every_command_checks_its_input_as_the_eal_does() {
     }
     for (args, want) in [
         (&["demo", "--vdev", "net_bogus0"][..], "unknown driver"),
-        (&["demo", "--dist", "prio:10=5"], "client 5"),
+        (&["demo", "--dist", "prio:10=5"], "worker 5"),
         (&["mp_server", "--vdev", "net_bogus0"], "unknown driver"),
         (
             &["mp_server", "--", "--duration", "-1"],
@@ -149,7 +149,7 @@ fn every_command_checks_its_input_as_the_eal_does() {
         ),
         (
             &["mp_server", "--", "--dist", "prio:10=5", "-n", "1"],
-            "client 5",
+            "worker 5",
         ),
         (
             &["mp_client", "--", "-n", "0", "--top", "x"],

@@ -221,3 +221,166 @@ fn a_live_workers_id_is_refused_and_a_dead_ones_is_taken_over() {
     eal.reap_dead();
     assert_eq!(pool.in_use_count(), 0);
 }
+
+#[test]
+fn only_a_dead_distributors_pipeline_can_be_adopted_and_counters_are_aligned() {
+    let eal = ports_eal("disp-adopt-err", &["net_null0"]);
+    let pool = MbufPool::create(&eal, "apool", 511, 0, 0, 2048).unwrap();
+    let ports = ethdev::ports(&eal).unwrap();
+    // Half a line right before the counters: they are still aligned as lines (128 bytes, more
+    // than a memzone's default alignment).
+    shoal::memzone::Memzone::reserve_aligned(&eal, "half", 64, 128).unwrap();
+    let rr = shoal::dispatch::RoundRobin::default;
+    let err = Distributor::builder(&eal, "nope")
+        .adopt(ports.clone(), pool.clone(), rr())
+        .unwrap_err();
+    assert!(matches!(err, Error::Counters { .. }), "{err}");
+    let d = Distributor::builder(&eal, "live")
+        .workers(2)
+        .create(ports.clone(), pool.clone(), rr())
+        .unwrap();
+    let err = Distributor::builder(&eal, "live")
+        .workers(2)
+        .adopt(ports, pool.clone(), rr())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::DistributorRunning { pid, .. } if pid == std::process::id() as u64),
+        "{err}"
+    );
+    let listed = shoal::dispatch::list(&eal);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].adoptions, 0);
+    assert_eq!(listed[0].adopted_first_burst_ns, 0);
+    let s = d.stop(Duration::from_secs(1));
+    assert_eq!(s.workers.len(), 2);
+}
+
+const ADOPT: &str = "a_worker_waiting_for_adoption_keeps_its_ring_through_a_distributors_death";
+
+/// Roles: `dist` (the primary's distributor), `worker` (a secondary that waits for an
+/// adopter), `adopter` (a primary adopting the dead one's group and pipeline).
+fn adopt_roles(role: &str) {
+    shoal::eal::setup_process(&[]);
+    let join = |extra: &[&str]| init(&child_prefix(), &[&["--no-huge"], extra].concat());
+    match role {
+        "dist" | "adopter" => {
+            let adopter = role == "adopter";
+            let eal = if adopter {
+                join(&["-l", "0", "--adopt"]).unwrap()
+            } else {
+                join(&["-l", "0", "--vdev", "net_gen0,flows=16,rate=20000"]).unwrap()
+            };
+            let pool = if adopter {
+                MbufPool::lookup(&eal, "adpool").unwrap()
+            } else {
+                MbufPool::create(&eal, "adpool", 4095, 0, 0, 2048 + 128).unwrap()
+            };
+            let conf = PortConf {
+                tx_queues: Some(2),
+                pool: Some(pool.clone()),
+                ..Default::default()
+            };
+            let ports = ethdev::ports_with(&eal, &conf).unwrap();
+            let b = || Distributor::builder(&eal, "adp").ring_size(256);
+            let mut d = if adopter {
+                let err = b()
+                    .workers(2)
+                    .adopt(
+                        ports.clone(),
+                        pool.clone(),
+                        shoal::dispatch::RoundRobin::default(),
+                    )
+                    .unwrap_err();
+                println!("refused: {err}");
+                b().adopt(ports, pool.clone(), shoal::dispatch::RoundRobin::default())
+                    .unwrap()
+            } else {
+                b().create(ports, pool.clone(), shoal::dispatch::RoundRobin::default())
+                    .unwrap()
+            };
+            println!("{role} ready");
+            let mut events = Vec::new();
+            while !eal.should_quit() {
+                d.poll(&mut events);
+                for e in events.drain(..) {
+                    println!("event {e:?}");
+                }
+                if let Some(p) = d.take_adoption_pause() {
+                    println!("pause {} us", p.pause.as_micros());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let s = d.stop(T);
+            eal.reap_dead();
+            println!(
+                "stopped: unaccounted {} ring {} pool in use {}",
+                s.unaccounted(),
+                s.workers[0].ring_count,
+                pool.in_use_count()
+            );
+        }
+        _ => {
+            let eal = join(&[
+                "-l",
+                "1",
+                "--proc-type=secondary",
+                "--primary-grace",
+                "60000",
+            ])
+            .unwrap();
+            let mut w = Worker::attach(&eal, "adp", 0).unwrap();
+            w.set_wait_for_adoption(true);
+            println!("worker ready");
+            let mut b = MbufBatch::new();
+            while w.recv(&mut b).is_some() {
+                b.clear();
+            }
+            println!("worker left: rx {}", w.stats().rx);
+        }
+    }
+}
+
+#[test]
+fn a_worker_waiting_for_adoption_keeps_its_ring_through_a_distributors_death() {
+    child_or!(adopt_roles);
+    let g = Group::new("disp-adopt");
+    let mut dist = g.spawn_self(ADOPT, "dist", &[]);
+    dist.wait_for("dist ready", T);
+    let mut worker = g.spawn_self(ADOPT, "worker", &[]);
+    worker.wait_for("worker ready", T);
+    dist.wait_for("event Joined { id: 0", T);
+    let eal = shoal::eal::Eal::inspect(g.prefix()).unwrap();
+    let stats = || shoal::dispatch::list(&eal).pop().expect("the pipeline");
+    let deadline = Instant::now() + T;
+    while stats().workers[0].rx < 200 {
+        assert!(Instant::now() < deadline, "{:?}", stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    dist.kill9();
+    worker.wait_for("carrying on for up to 60000 ms", T);
+    let rx_before = stats().workers[0].rx;
+
+    let mut adopter = g.spawn_self(ADOPT, "adopter", &[]);
+    adopter.wait_for("refused: pipeline \"adp\" has 1 workers, not 2", T);
+    adopter.wait_for("adopter ready", T);
+    adopter.wait_for("event Joined { id: 0", T);
+    adopter.wait_for("pause ", T);
+    let deadline = Instant::now() + T;
+    while stats().workers[0].rx < rx_before + 200 {
+        assert!(Instant::now() < deadline, "{:?}", stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let s = stats();
+    assert_eq!(s.adoptions, 1, "{s:?}");
+    assert!(s.adopted_first_burst_ns > 0, "{s:?}");
+    assert!(s.last_adoption_pause_ns > 0, "{s:?}");
+    assert_eq!(s.workers[0].starts, 1, "the worker never restarted: {s:?}");
+    assert!(worker.try_exit().is_none(), "{}", worker.output());
+
+    let (code, out) = adopter.stop(libc::SIGINT, T);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(worker.wait_exit(T), Some(0), "{}", worker.output());
+    assert!(worker.output().contains("worker left: rx"));
+    // The worker drained its ring; every buffer, the dead distributor's included, is back.
+    assert!(out.contains(" ring 0 pool in use 0"), "{out}");
+}

@@ -32,7 +32,12 @@
 //!   refuses the id of a live one), and is back in the rotation at the next look.
 //!
 //! A kill of the distributor leaves the rings and their packets; workers see its liveness lock
-//! free, drain their rings and leave ([`Worker::recv`] returns `None`). No loop here waits on
+//! free, drain their rings and leave ([`Worker::recv`] returns `None`), unless they wait for an
+//! adopter ([`Worker::set_wait_for_adoption`]): then a new distributor that adopts the pipeline
+//! ([`Builder::adopt`], for example in a primary that adopted its dead predecessor's group)
+//! takes over its counters and rings, the workers carry on with their rings and what is in
+//! them, and the adopter measures the pause (the dead distributor's last received burst to its
+//! own first, and what the ports dropped meanwhile). No loop here waits on
 //! another process without checking its liveness: [`Distributor::stop`] waits for workers to
 //! drain only while they live, and never beyond its timeout.
 //!
@@ -125,6 +130,24 @@ pub enum Error {
     /// The pipeline is stopping.
     #[error("pipeline {0:?} is stopping; start a worker once its distributor runs again")]
     Stopping(String),
+    /// Adopting a pipeline whose distributor lives.
+    #[error("pipeline {name:?} has a live distributor (pid {pid}); only a dead one's pipeline can be adopted")]
+    DistributorRunning {
+        /// The pipeline.
+        name: String,
+        /// The live distributor.
+        pid: u64,
+    },
+    /// Adopting a pipeline of another worker count.
+    #[error("pipeline {name:?} has {workers} workers, not {asked}")]
+    WorkerCountMismatch {
+        /// The pipeline.
+        name: String,
+        /// Its workers.
+        workers: usize,
+        /// The count asked for.
+        asked: usize,
+    },
 }
 
 /// What to do with a packet.
@@ -420,6 +443,41 @@ impl Builder<'_> {
         pool: MbufPool,
         dispatcher: D,
     ) -> Result<Distributor<D>, Error> {
+        self.build(ports, pool, dispatcher, false)
+    }
+
+    /// Takes over the pipeline of this name that a dead distributor left (for example in a
+    /// primary that adopted its dead predecessor's group, [`Eal::adopted`]): its counters, its
+    /// worker rings with what they hold, and its workers, which carry on with their rings if
+    /// they wait for an adopter ([`Worker::set_wait_for_adoption`]). The worker count must be
+    /// the pipeline's; the ring size and names are the pipeline's (ring names are looked up
+    /// with [`Builder::ring_names`]). The adoption is counted, and the pause from the dead
+    /// distributor's last received burst to this one's first is measured
+    /// ([`PipelineStats::last_adoption_pause_ns`], [`Distributor::take_adoption_pause`]).
+    ///
+    /// What the dead distributor held when it died (a received burst not yet on the rings) is
+    /// returned to the pool by the group's reap, and its counters stay as they were: the
+    /// distributor's conservation may be off by up to one burst per port after an adoption.
+    ///
+    /// # Errors
+    /// As [`Builder::create`]; no such pipeline or ring; a pipeline whose distributor lives;
+    /// another worker count.
+    pub fn adopt<D: Dispatcher>(
+        self,
+        ports: Vec<Port>,
+        pool: MbufPool,
+        dispatcher: D,
+    ) -> Result<Distributor<D>, Error> {
+        self.build(ports, pool, dispatcher, true)
+    }
+
+    fn build<D: Dispatcher>(
+        self,
+        ports: Vec<Port>,
+        pool: MbufPool,
+        dispatcher: D,
+        adopt: bool,
+    ) -> Result<Distributor<D>, Error> {
         check_name(&self.name)?;
         if self.workers == 0 || self.workers > MAX_WORKERS {
             return Err(Error::BadWorkerCount(self.workers));
@@ -433,10 +491,35 @@ impl Builder<'_> {
         if let Some(p) = ports.iter().find(|p| p.id().0 as usize >= stats::MAX_PORTS) {
             return Err(Error::BadPort(p.id().0));
         }
-        let block = Block::reserve(self.eal, &self.name).map_err(|source| Error::Counters {
+        let counters = |source| Error::Counters {
             name: self.name.clone(),
             source,
-        })?;
+        };
+        let block = if adopt {
+            let block = Block::lookup(self.eal, &self.name).map_err(counters)?;
+            if !block.ready() {
+                return Err(Error::NotReady(self.name.clone()));
+            }
+            let member = MemberId::from_raw(get(block.ctl(ctl::MEMBER)));
+            // Unknown liveness counts as alive: a pipeline is never taken from a distributor
+            // that may live (this process's own included).
+            if !member.is_none() && self.eal.liveness(member) != Liveness::Dead {
+                return Err(Error::DistributorRunning {
+                    name: self.name.clone(),
+                    pid: get(block.ctl(ctl::PID)),
+                });
+            }
+            if block.num_workers() != self.workers {
+                return Err(Error::WorkerCountMismatch {
+                    name: self.name.clone(),
+                    workers: block.num_workers(),
+                    asked: self.workers,
+                });
+            }
+            block
+        } else {
+            Block::reserve(self.eal, &self.name).map_err(counters)?
+        };
         let mut workers = Vec::with_capacity(self.workers);
         for id in 0..self.workers {
             let name = (self.ring_name)(id);
@@ -445,8 +528,12 @@ impl Builder<'_> {
                 cons: SyncMode::Sp,
                 ..RingConfig::new(self.ring_size)
             };
-            let ring = MbufRing::create(self.eal, &name, rc)
-                .map_err(|source| Error::Ring { name, source })?;
+            let ring = if adopt {
+                MbufRing::lookup(self.eal, &name)
+            } else {
+                MbufRing::create(self.eal, &name, rc)
+            }
+            .map_err(|source| Error::Ring { name, source })?;
             workers.push(WorkerSlot {
                 ring,
                 batch: MbufBatch::new(),
@@ -458,18 +545,34 @@ impl Builder<'_> {
                 seen_dead: false,
             });
         }
-        bump(block.ctl(ctl::NUM_WORKERS), self.workers as u64);
+        // The pause of an adoption is measured from the dead distributor's last burst.
+        let pause_from = adopt.then(|| {
+            (
+                get(block.adopt(stats::adopt::LAST_FWD_NS)),
+                get(block.adopt(stats::adopt::PORTS_MISSED)),
+            )
+        });
+        if !adopt {
+            bump(block.ctl(ctl::NUM_WORKERS), self.workers as u64);
+        }
         block
             .ctl(ctl::MEMBER)
             .store(self.eal.member().raw(), Ordering::Relaxed);
         block
             .ctl(ctl::PID)
             .store(std::process::id() as u64, Ordering::Relaxed);
-        block.ctl(ctl::STATE).store(1, Ordering::Relaxed);
-        // M (Release): pairs with the Acquire in `Block::ready`: workers and tools that see the
-        // magic see the rings and the words above.
-        block.ctl(ctl::MAGIC).store(stats::MAGIC, Ordering::Release);
-        tracing::debug!(target: "shoal::dispatch", "pipeline {:?}: {} workers, {} ports", self.name, self.workers, ports.len());
+        if adopt {
+            bump(block.adopt(stats::adopt::ADOPTIONS), 1);
+            // A distributor killed while stopping had asked the workers to leave; this one
+            // runs on.
+            block.ctl(ctl::STATE).store(1, Ordering::Release);
+        } else {
+            block.ctl(ctl::STATE).store(1, Ordering::Relaxed);
+            // M (Release): pairs with the Acquire in `Block::ready`: workers and tools that see
+            // the magic see the rings and the words above.
+            block.ctl(ctl::MAGIC).store(stats::MAGIC, Ordering::Release);
+        }
+        tracing::debug!(target: "shoal::dispatch", "pipeline {:?}: {} workers, {} ports{}", self.name, self.workers, ports.len(), if adopt { " (adopted)" } else { "" });
         Ok(Distributor {
             eal: self.eal.clone(),
             name: self.name,
@@ -486,6 +589,8 @@ impl Builder<'_> {
             answers: Vec::new(),
             last_check: None,
             backoff: Backoff::new(),
+            pause_from,
+            pause: None,
         })
     }
 }
@@ -560,6 +665,21 @@ pub struct Distributor<D> {
     answers: Vec<(usize, MbufBatch)>,
     last_check: Option<Instant>,
     backoff: Backoff,
+    /// An adopter's starting point of the pause: the dead distributor's last burst (ns) and
+    /// the ports' `imissed` then; taken at its first burst.
+    pause_from: Option<(u64, u64)>,
+    pause: Option<AdoptionPause>,
+}
+
+/// The pause of an adoption ([`Builder::adopt`]), as the adopter measured it at its first
+/// received burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdoptionPause {
+    /// From the dead distributor's last received burst to the adopter's first.
+    pub pause: Duration,
+    /// Packets the ports dropped (`imissed`) meanwhile (as the dead distributor last saw
+    /// them: up to 50 ms before it died).
+    pub ports_missed: u64,
 }
 
 impl<D> std::fmt::Debug for Distributor<D> {
@@ -612,6 +732,40 @@ impl<D: Dispatcher> Distributor<D> {
         &mut self.dispatcher
     }
 
+    /// Once, after an adopting distributor ([`Builder::adopt`]) received its first burst: the
+    /// pause it measured. `None` before that, after it was taken, and for a distributor that
+    /// adopted nothing.
+    pub fn take_adoption_pause(&mut self) -> Option<AdoptionPause> {
+        self.pause.take()
+    }
+
+    fn ports_missed(&self) -> u64 {
+        self.ports.iter().map(|p| p.stats().imissed).sum()
+    }
+
+    /// Records the time of a received burst; the first of an adopter ends its pause.
+    fn note_burst(&mut self) {
+        let now = crate::eal::monotonic_ns();
+        let b = &self.block;
+        b.adopt(stats::adopt::LAST_FWD_NS)
+            .store(now, Ordering::Relaxed);
+        if let Some((last, missed)) = self.pause_from.take() {
+            let pause = now.saturating_sub(last);
+            let missed = self.ports_missed().saturating_sub(missed);
+            b.adopt(stats::adopt::LAST_PAUSE_NS)
+                .store(pause, Ordering::Relaxed);
+            b.adopt(stats::adopt::LAST_PAUSE_MISSED)
+                .store(missed, Ordering::Relaxed);
+            // A (Release): a reader that sees this time sees the pause figures above.
+            b.adopt(stats::adopt::FIRST_FWD_NS)
+                .store(now, Ordering::Release);
+            self.pause = Some(AdoptionPause {
+                pause: Duration::from_nanos(pause),
+                ports_missed: missed,
+            });
+        }
+    }
+
     /// One round: looks at the workers when 50 ms have passed (their changes go to `events`),
     /// receives a burst from each port and dispatches it. Returns the packets received.
     pub fn poll(&mut self, events: &mut Vec<WorkerEvent>) -> usize {
@@ -656,6 +810,9 @@ impl<D: Dispatcher> Distributor<D> {
                 }
             }
             self.flush();
+        }
+        if got > 0 {
+            self.note_burst();
         }
         got
     }
@@ -794,6 +951,10 @@ impl<D: Dispatcher> Distributor<D> {
     /// go to `events`. [`Distributor::poll`] does it every 50 ms; call it alone to wait for
     /// workers before receiving anything.
     pub fn check(&mut self, events: &mut Vec<WorkerEvent>) {
+        let missed = self.ports_missed();
+        self.block
+            .adopt(stats::adopt::PORTS_MISSED)
+            .store(missed, Ordering::Relaxed);
         let mut changed = false;
         let b = &self.block;
         for (id, slot) in self.workers.iter_mut().enumerate() {
@@ -943,6 +1104,7 @@ pub struct Worker {
     iter: u64,
     draining: bool,
     left: bool,
+    wait_for_adoption: bool,
 }
 
 impl Worker {
@@ -1019,6 +1181,7 @@ impl Worker {
             iter: 0,
             draining: false,
             left: false,
+            wait_for_adoption: false,
         })
     }
 
@@ -1026,6 +1189,16 @@ impl Worker {
     /// sleeps briefly.
     pub fn set_busy_poll(&mut self, on: bool) {
         self.busy_poll = on;
+    }
+
+    /// With `on`, a dead distributor does not end the worker: it keeps its ring (and what
+    /// is in it) and carries on with the distributor that adopts the pipeline
+    /// ([`Builder::adopt`]). How long to wait for one is the application's choice: for
+    /// example a secondary with a `--primary-grace` whose distributor is its primary sees
+    /// [`Eal::should_quit`] when the grace passes. Off by default: a worker drains its ring
+    /// and leaves once its distributor is dead.
+    pub fn set_wait_for_adoption(&mut self, on: bool) {
+        self.wait_for_adoption = on;
     }
 
     /// This worker's id.
@@ -1045,8 +1218,9 @@ impl Worker {
 
     /// Appends up to a burst of packets to `batch` and returns how many (0 when none came:
     /// the call has backed off a little). Returns `None` once the worker should leave and its
-    /// ring is empty: the distributor stopped the pipeline or died, or this process was asked
-    /// to quit ([`Eal::should_quit`]).
+    /// ring is empty: the distributor stopped the pipeline or died (unless the worker waits for
+    /// an adopter, [`Worker::set_wait_for_adoption`]), or this process was asked to quit
+    /// ([`Eal::should_quit`]).
     pub fn recv(&mut self, batch: &mut MbufBatch) -> Option<usize> {
         if self.left {
             return None;
@@ -1060,7 +1234,9 @@ impl Worker {
         if !self.draining
             && (self.eal.should_quit()
                 || get(b.ctl(ctl::STATE)) >= 2
-                || (self.backoff.is_sleeping() && !self.distributor_alive()))
+                || (self.backoff.is_sleeping()
+                    && !self.wait_for_adoption
+                    && !self.distributor_alive()))
         {
             self.draining = true;
         }

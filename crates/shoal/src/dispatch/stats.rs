@@ -9,6 +9,7 @@
 //! | port `p` | the distributor | packets and bytes received from port `p`, answers sent on it |
 //! | worker `w`, own | worker `w` | heartbeat, pid, member id, rx, tx, tx drops, starts, state |
 //! | worker `w`, about | the distributor | enqueued, ring-full drops, taken back, live, stalled |
+//! | adoption | the distributor | last forwarded burst, ports' `imissed`, adoptions and their pauses |
 //!
 //! Counters are bumped with a relaxed load and store (one writer per line) and read with a
 //! relaxed load: statistics, not synchronisation. Two edges synchronise:
@@ -17,6 +18,7 @@
 //! |------|--------------|--------------|----------|
 //! | M | distributor stores `MAGIC` last | [`super::Worker::attach`], [`list`] | the rings and the configuration words |
 //! | S | worker stores `STATE` = running | distributor's liveness check | the worker's pid and member id |
+//! | A | adopter stores its first burst's time | [`PipelineStats`] reads | the pause figures of that adoption |
 //!
 //! A kill leaves counters as they were: a counter is one word, and nothing else depends on it.
 #![allow(unsafe_code)] // declares the counter lines Shared (atomics only)
@@ -53,7 +55,7 @@ pub const MAX_WORKERS: usize = 64;
 pub const MAX_PORTS: usize = crate::ethdev::MAX_PORTS;
 /// Prefix of a pipeline's statistics memzone.
 pub const MEMZONE_PREFIX: &str = "PL_";
-pub(crate) const MAGIC: u64 = 0x5348_4f41_4c50_4c31; // "SHOALPL1"
+pub(crate) const MAGIC: u64 = 0x5348_4f41_4c50_4c32; // "SHOALPL2"
 
 /// Control line (distributor-written).
 pub(crate) mod ctl {
@@ -105,6 +107,23 @@ pub(crate) mod about {
     pub const WARNINGS: usize = 6;
 }
 
+/// The adoption line (distributor-written): what an adopting distributor measures its pause
+/// from, and what it measured.
+pub(crate) mod adopt {
+    /// When the distributor last received a burst (monotonic ns).
+    pub const LAST_FWD_NS: usize = 0;
+    /// The ports' `imissed` total, as the distributor last saw it (every 50 ms).
+    pub const PORTS_MISSED: usize = 1;
+    /// Times a distributor adopted the pipeline.
+    pub const ADOPTIONS: usize = 2;
+    /// The last adoption's pause: the dead distributor's last burst to the adopter's first.
+    pub const LAST_PAUSE_NS: usize = 3;
+    /// Packets the ports dropped (`imissed`) during that pause.
+    pub const LAST_PAUSE_MISSED: usize = 4;
+    /// When the last adopter received its first burst (monotonic ns); stored last (Release).
+    pub const FIRST_FWD_NS: usize = 5;
+}
+
 pub(crate) const CTL_LINE: usize = 0;
 pub(crate) const fn port_line(p: usize) -> usize {
     1 + p
@@ -115,7 +134,8 @@ pub(crate) const fn worker_line(w: usize) -> usize {
 pub(crate) const fn about_line(w: usize) -> usize {
     2 + MAX_PORTS + 2 * w
 }
-pub(crate) const LINES: usize = 1 + MAX_PORTS + 2 * MAX_WORKERS;
+pub(crate) const ADOPT_LINE: usize = 1 + MAX_PORTS + 2 * MAX_WORKERS;
+pub(crate) const LINES: usize = ADOPT_LINE + 1;
 
 /// Adds to a counter this process alone writes.
 #[inline]
@@ -141,14 +161,14 @@ impl Block {
     }
 
     pub(crate) fn reserve(eal: &Eal, pipeline: &str) -> Result<Block, memzone::Error> {
-        let mz = Memzone::reserve(
+        // Aligned as a line is (`CachePadded` may align beyond the default cache line).
+        let mz = Memzone::reserve_aligned(
             eal,
             &Self::memzone_name(pipeline),
             LINES * std::mem::size_of::<Line>(),
+            std::mem::align_of::<Line>(),
         )?;
-        Ok(Block {
-            region: mz.region().clone(),
-        })
+        Self::from_memzone(&mz).ok_or(memzone::Error::NotFound(mz.name().to_owned()))
     }
 
     pub(crate) fn lookup(eal: &Eal, pipeline: &str) -> Result<Block, memzone::Error> {
@@ -156,14 +176,23 @@ impl Block {
         Self::from_memzone(&mz).ok_or(memzone::Error::NotFound(mz.name().to_owned()))
     }
 
+    /// The block of a memzone long enough and aligned for every line, so that
+    /// [`Block::line`] never fails.
     fn from_memzone(mz: &Memzone) -> Option<Block> {
-        (mz.len() >= LINES * std::mem::size_of::<Line>()).then(|| Block {
-            region: mz.region().clone(),
+        let region = mz.region();
+        let fits = mz.len() >= LINES * std::mem::size_of::<Line>()
+            && region.get::<Line>(0).is_some()
+            && region
+                .get::<Line>((LINES - 1) * std::mem::size_of::<Line>())
+                .is_some();
+        fits.then(|| Block {
+            region: region.clone(),
         })
     }
 
     fn line(&self, i: usize) -> &Line {
-        // Indices are ours (below LINES) and the length was checked when the block was made.
+        // Indices are ours (below LINES); length and alignment were checked when the block
+        // was made.
         self.region
             .get(i * std::mem::size_of::<Line>())
             .expect("counter line inside its block")
@@ -180,6 +209,9 @@ impl Block {
     }
     pub(crate) fn about(&self, w: usize, i: usize) -> &AtomicU64 {
         self.line(about_line(w)).at(i)
+    }
+    pub(crate) fn adopt(&self, i: usize) -> &AtomicU64 {
+        self.line(ADOPT_LINE).at(i)
     }
 
     /// True once the distributor has published the pipeline.
@@ -276,6 +308,17 @@ pub struct PipelineStats {
     pub answered: u64,
     /// Answers the port would not take (dropped).
     pub answer_fail: u64,
+    /// Times a distributor adopted the pipeline after the previous one died
+    /// ([`super::Builder::adopt`]).
+    pub adoptions: u64,
+    /// The last adoption's pause, in ns: from the dead distributor's last received burst to
+    /// the adopter's first.
+    pub last_adoption_pause_ns: u64,
+    /// Packets the ports dropped (`imissed`) during that pause.
+    pub last_adoption_ports_missed: u64,
+    /// When the last adopter received its first burst (monotonic ns, [`crate::eal::monotonic_ns`]),
+    /// 0 before that.
+    pub adopted_first_burst_ns: u64,
     /// Per worker.
     pub workers: Vec<WorkerStats>,
 }
@@ -313,6 +356,8 @@ impl PipelineStats {
             },
         };
         let now = crate::eal::monotonic_ns();
+        // A (Acquire): pairs with the adopter's Release store of its first burst's time.
+        let adopted_first_burst_ns = b.adopt(adopt::FIRST_FWD_NS).load(Ordering::Acquire);
         let workers = (0..b.num_workers())
             .map(|w| {
                 let hb = get(b.worker(w, wkr::HEARTBEAT));
@@ -367,6 +412,12 @@ impl PipelineStats {
             drop_bad_verdict: get(b.ctl(ctl::DROP_BAD_VERDICT)),
             answered: get(b.ctl(ctl::ANSWERED)),
             answer_fail: get(b.ctl(ctl::ANSWER_FAIL)),
+            // Read first: pairs with the Release store of the adopter's first burst, after
+            // which the pause figures are read.
+            adopted_first_burst_ns,
+            adoptions: get(b.adopt(adopt::ADOPTIONS)),
+            last_adoption_pause_ns: get(b.adopt(adopt::LAST_PAUSE_NS)),
+            last_adoption_ports_missed: get(b.adopt(adopt::LAST_PAUSE_MISSED)),
             workers,
         }
     }
@@ -403,6 +454,7 @@ mod tests {
         let mut lines = vec![CTL_LINE];
         lines.extend((0..MAX_PORTS).map(port_line));
         lines.extend((0..MAX_WORKERS).flat_map(|w| [worker_line(w), about_line(w)]));
+        lines.push(ADOPT_LINE);
         assert!(lines.iter().all(|&l| l < LINES), "{lines:?}");
         let mut unique = lines.clone();
         unique.sort_unstable();
