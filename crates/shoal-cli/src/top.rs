@@ -10,7 +10,8 @@
 //!   when the terminal is resized. Keys: `q`, Esc or Ctrl-C quit; `s` cycles the sort column of
 //!   the selected table, Tab and Shift-Tab select another table; `p` pauses the display (the
 //!   samples go on, so rates are current when it resumes). The terminal is restored on every
-//!   way out: a key, an error, the end of `--iterations`, the primary's exit, a panic;
+//!   way out: a key, SIGINT or SIGTERM, an error, the end of `--iterations`, the primary's
+//!   exit, a panic;
 //! - otherwise (stdout is not a terminal, or `--plain`), plain text frames one after another,
 //!   with no escape sequences, rows sorted busiest first.
 
@@ -663,7 +664,7 @@ fn processes(prev: &Sample, cur: &Sample, secs: f64) -> Table {
 mod tui {
     use std::collections::HashMap;
     use std::io::Stdout;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use ratatui::backend::CrosstermBackend;
     use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
@@ -737,6 +738,9 @@ mod tui {
     }
 
     pub(super) fn run(eal: &Eal, o: &Opts) -> i32 {
+        // From here on SIGINT and SIGTERM only raise the flag the loop looks at (installed
+        // before raw mode, so that no signal finds the terminal raw with nobody to restore it).
+        let _ = shoal::eal::quit_requested();
         let mut screen = match Screen::enter() {
             Ok(s) => s,
             Err(e) => {
@@ -773,6 +777,11 @@ mod tui {
             if o.iterations.is_some_and(|max| n >= max) {
                 return Ok(End::Done);
             }
+            // SIGINT or SIGTERM from elsewhere (in raw mode, Ctrl-C is a key): leave as `q`
+            // does, restoring the terminal.
+            if shoal::eal::quit_requested() {
+                return Ok(End::Quit);
+            }
             let now = Instant::now();
             if now >= next {
                 if !primary_alive(eal) {
@@ -788,7 +797,8 @@ mod tui {
                 next = (next + o.interval).max(now);
                 continue;
             }
-            if !event::poll(next - now)? {
+            // Bounded, so that a stop request is seen soon.
+            if !event::poll((next - now).min(Duration::from_millis(100)))? {
                 continue;
             }
             // A resize needs nothing more than the redraw at the top of the loop.
@@ -909,5 +919,55 @@ mod tui {
             let lines: Vec<Line<'_>> = t.footer.iter().map(|l| Line::from(l.trim())).collect();
             f.render_widget(Paragraph::new(lines), footer_area);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sut() -> Table {
+        const COLS: &[Col] = &[left("NAME", 6), right("ID", 3), right("RATE", 6)];
+        let row = |name: &str, id: u64, rate: f64| Row {
+            cells: vec![name.to_string(), id.to_string(), format!("{rate:.1}")],
+            keys: vec![Key::Text(name.into()), Key::Id(id), Key::Measure(rate)],
+        };
+        Table {
+            id: "t".into(),
+            title: "t (3), busiest first".into(),
+            heading: true,
+            label: "t (3)".into(),
+            cols: COLS,
+            rows: vec![row("b", 2, 5.0), row("c", 1, 9.0), row("a", 3, 5.0)],
+            sort: 2,
+            footer: vec!["  end".into()],
+        }
+    }
+
+    fn names(rows: Vec<&Row>) -> Vec<&str> {
+        rows.iter().map(|r| r.cells[0].as_str()).collect()
+    }
+
+    #[test]
+    fn measures_sort_largest_first_and_ties_keep_the_base_order() {
+        assert_eq!(names(sut().sorted(2)), ["c", "b", "a"]);
+    }
+
+    #[test]
+    fn ids_and_names_sort_in_ascending_order() {
+        assert_eq!(names(sut().sorted(1)), ["c", "b", "a"]);
+        assert_eq!(names(sut().sorted(0)), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn plain_text_has_the_title_the_aligned_columns_and_the_footer() {
+        let f = Frame {
+            title: "shoal top: x".into(),
+            tables: vec![sut()],
+        };
+        assert_eq!(
+            f.plain(),
+            "shoal top: x\n\nt (3), busiest first\n  NAME    ID   RATE\n  c        1    9.0\n  b        2    5.0\n  a        3    5.0\n  end\n"
+        );
     }
 }

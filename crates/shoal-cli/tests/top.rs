@@ -272,54 +272,119 @@ fn screen_rx_pps(screen: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// `shoal top` in the pane of a detached tmux session of fixed size (160x60), watching group
+/// `g`. The shell in the pane records, once top has ended, the terminal's settings (`stty -a`)
+/// and then top's exit status.
+struct TopInTmux {
+    tmux: Tmux,
+    _dir: shoal_testkit::TempDir,
+    status: PathBuf,
+    stty: PathBuf,
+}
+
+impl TopInTmux {
+    /// None when tmux is missing (the test has been skipped, or failed under CI=true).
+    #[track_caller]
+    fn start(g: &Group, tag: &str) -> Option<TopInTmux> {
+        if !std::process::Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            shoal_testkit::skip_or_fail(
+                "tmux is not installed (ci/setup.sh installs the packages of ci/apt-packages.txt)",
+            );
+            return None;
+        }
+        let dir = shoal_testkit::TempDir::new(tag);
+        let (status, stty) = (dir.join("status"), dir.join("stty"));
+        let cmd = format!(
+            "'{SHOAL}' top --file-prefix '{}' --interval-ms 300; s=$?; stty -a > '{}'; echo $s > '{}'",
+            g.prefix(),
+            stty.display(),
+            status.display()
+        );
+        let tmux = Tmux::new(tag);
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "top",
+            "-x",
+            "160",
+            "-y",
+            "60",
+            &cmd,
+        ])
+        .expect("tmux new-session");
+        Some(TopInTmux {
+            tmux,
+            _dir: dir,
+            status,
+            stty,
+        })
+    }
+
+    /// Waits until the tables show, with the generators' traffic on both ports; the screen.
+    fn wait_for_tables(&self) -> String {
+        poll("the ports table with traffic on both ports", || {
+            let s = self.tmux.screen("top");
+            let all = RATES.iter().all(|(port, _)| {
+                screen_rx_pps(&s, &format!("net_gen{port}")).is_some_and(|pps| pps > 0.0)
+            });
+            if s.contains("ports (2)") && all {
+                Ok(s)
+            } else {
+                Err(s)
+            }
+        })
+    }
+
+    /// The pid of `shoal top`: the child of the pane's shell.
+    fn pid(&self) -> u32 {
+        let shell = self
+            .tmux
+            .run(&["display-message", "-p", "-t", "top", "#{pane_pid}"])
+            .expect("pane pid");
+        let shell = shell.trim();
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .expect("children of the pane's shell");
+        children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no child of the pane's shell {shell}"))
+    }
+
+    /// Waits for top to end; asserts that it left the terminal as it found it (canonical
+    /// mode, echo on) and returns its exit status.
+    fn exit_status(&self) -> String {
+        let code = poll("top to exit", || {
+            std::fs::read_to_string(&self.status)
+                .ok()
+                .filter(|s| s.ends_with('\n'))
+                .ok_or_else(|| self.tmux.screen("top"))
+        });
+        let stty = std::fs::read_to_string(&self.stty).expect("stty -a after top");
+        let modes: Vec<&str> = stty.split_whitespace().collect();
+        for mode in ["icanon", "echo"] {
+            assert!(
+                modes.contains(&mode),
+                "the terminal is left without {mode}:\n{stty}"
+            );
+        }
+        code.trim().to_string()
+    }
+}
+
 #[test]
 fn top_on_a_terminal_redraws_its_tables_in_place_and_quits_on_q() {
-    if !std::process::Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        shoal_testkit::skip_or_fail(
-            "tmux is not installed (ci/setup.sh installs the packages of ci/apt-packages.txt)",
-        );
-        return;
-    }
     let g = Group::new("top-tui");
     let pipeline = start_pipeline(&g);
-    let dir = shoal_testkit::TempDir::new("top-tui");
-    let status = dir.join("status");
-    // The shell in the pane records top's exit status once it ends.
-    let cmd = format!(
-        "'{SHOAL}' top --file-prefix '{}' --interval-ms 300; echo $? > '{}'",
-        g.prefix(),
-        status.display()
-    );
-    let tmux = Tmux::new("top");
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "top",
-        "-x",
-        "160",
-        "-y",
-        "60",
-        &cmd,
-    ])
-    .expect("tmux new-session");
-
-    // The tables appear, with the generators' traffic on both ports.
-    let screen = poll("the ports table with traffic on both ports", || {
-        let s = tmux.screen("top");
-        let all = RATES.iter().all(|(port, _)| {
-            screen_rx_pps(&s, &format!("net_gen{port}")).is_some_and(|pps| pps > 0.0)
-        });
-        if s.contains("ports (2)") && all {
-            Ok(s)
-        } else {
-            Err(s)
-        }
-    });
+    let Some(top) = TopInTmux::start(&g, "top-tui") else {
+        return;
+    };
+    let screen = top.wait_for_tables();
     for want in [
         "RX_PPS",
         "pipeline \"custom\" running",
@@ -340,19 +405,22 @@ fn top_on_a_terminal_redraws_its_tables_in_place_and_quits_on_q() {
 
     // `s` on the first table (ports) sorts it by the next column; a narrower terminal
     // still shows the tables, within its width.
-    tmux.run(&["send-keys", "-t", "top", "s"]).expect("send s");
+    top.tmux
+        .run(&["send-keys", "-t", "top", "s"])
+        .expect("send s");
     poll("the ports table sorted by RX_MBPS", || {
-        let s = tmux.screen("top");
+        let s = top.tmux.screen("top");
         if s.contains("ports (2) · sorted by RX_MBPS") {
             Ok(())
         } else {
             Err(s)
         }
     });
-    tmux.run(&["resize-window", "-t", "top", "-x", "100", "-y", "40"])
+    top.tmux
+        .run(&["resize-window", "-t", "top", "-x", "100", "-y", "40"])
         .expect("resize");
     poll("the tables redrawn at 100 columns", || {
-        let s = tmux.screen("top");
+        let s = top.tmux.screen("top");
         let fits = s.lines().all(|l| l.chars().count() <= 100);
         // The ports table's top right corner sits in the last column (cut at 100 columns,
         // the old frame's top border would end in a plain line).
@@ -367,9 +435,11 @@ fn top_on_a_terminal_redraws_its_tables_in_place_and_quits_on_q() {
     });
 
     // `p` pauses the display, and says so.
-    tmux.run(&["send-keys", "-t", "top", "p"]).expect("send p");
+    top.tmux
+        .run(&["send-keys", "-t", "top", "p"])
+        .expect("send p");
     poll("the paused display", || {
-        let s = tmux.screen("top");
+        let s = top.tmux.screen("top");
         if s.contains("(PAUSED)") {
             Ok(())
         } else {
@@ -377,13 +447,22 @@ fn top_on_a_terminal_redraws_its_tables_in_place_and_quits_on_q() {
         }
     });
 
-    tmux.run(&["send-keys", "-t", "top", "q"]).expect("send q");
-    let code = poll("top to exit after q", || {
-        std::fs::read_to_string(&status)
-            .ok()
-            .filter(|s| s.ends_with('\n'))
-            .ok_or_else(|| tmux.screen("top"))
-    });
-    assert_eq!(code.trim(), "0", "top's exit status");
+    top.tmux
+        .run(&["send-keys", "-t", "top", "q"])
+        .expect("send q");
+    assert_eq!(top.exit_status(), "0", "top's exit status after q");
+    stop_pipeline(pipeline);
+}
+
+#[test]
+fn top_on_a_terminal_restores_it_on_sigterm() {
+    let g = Group::new("top-term");
+    let pipeline = start_pipeline(&g);
+    let Some(top) = TopInTmux::start(&g, "top-term") else {
+        return;
+    };
+    top.wait_for_tables();
+    shoal::eal::send_signal(top.pid(), libc::SIGTERM).expect("SIGTERM to top");
+    assert_eq!(top.exit_status(), "0", "top's exit status after SIGTERM");
     stop_pipeline(pipeline);
 }
