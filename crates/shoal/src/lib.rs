@@ -73,6 +73,8 @@
 pub mod dispatch;
 pub mod eal;
 pub mod ethdev;
+// The fault-injection sites: for the library's own crash tests and the workspace's tools.
+#[doc(hidden)]
 pub mod fault;
 pub mod group;
 pub mod hotplug;

@@ -155,7 +155,7 @@ impl SegmentHeader {
     /// # Safety
     /// `region` is the whole of a segment this process has just created: no other process has
     /// attached to it yet (nothing was published), and no other header lives there.
-    pub unsafe fn init(
+    pub(crate) unsafe fn init(
         region: &Region,
         backing: u32,
         page_size: u64,

@@ -92,11 +92,6 @@ impl Mapping {
     pub fn len(&self) -> usize {
         self.len
     }
-
-    /// True for a zero-length mapping (never made in practice).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 /// A group's mapping answers liveness questions about the group's members (see
@@ -145,10 +140,11 @@ impl Drop for Mapping {
     }
 }
 
-/// A range of bytes inside a [`Mapping`] (a memzone's bytes, typically). Cloning is cheap and
-/// keeps the mapping alive, and whatever token the region was made with (a memzone's
-/// attachment, which keeps the zone from being freed while any clone of one of its regions
-/// lives). The token is opaque here: the layer that made it gives it its meaning.
+/// A range of bytes inside a mapping of the group's memory or of the heap (a memzone's bytes,
+/// typically). Cloning is cheap and keeps the mapping alive, and whatever token the region was
+/// made with (a memzone's attachment, which keeps the zone from being freed while any clone of
+/// one of its regions lives). The token is opaque here: the layer that made it gives it its
+/// meaning.
 #[derive(Clone)]
 pub struct Region {
     map: Arc<Mapping>,
@@ -234,7 +230,7 @@ impl Region {
     }
 
     /// The mapping the region lives in.
-    pub fn mapping(&self) -> &Arc<Mapping> {
+    pub(crate) fn mapping(&self) -> &Arc<Mapping> {
         &self.map
     }
 
@@ -271,7 +267,7 @@ impl Region {
     /// For the duration of the call, no other thread or process reads or writes the bytes
     /// `offset .. offset + src.len()` (coordinated by the caller through a ring, an atomic flag
     /// with release/acquire, a lock or IPC), and no reference into them is live.
-    pub unsafe fn write(&self, offset: usize, src: &[u8]) -> bool {
+    pub(crate) unsafe fn write(&self, offset: usize, src: &[u8]) -> bool {
         if offset
             .checked_add(src.len())
             .is_none_or(|end| end > self.len)
@@ -295,7 +291,7 @@ impl Region {
     /// `offset .. offset + dst.len()`: they were written before they were published to this
     /// process (with release/acquire ordering) and are not written again while it reads, or
     /// the caller coordinates the writers otherwise.
-    pub unsafe fn read(&self, offset: usize, dst: &mut [u8]) -> bool {
+    pub(crate) unsafe fn read(&self, offset: usize, dst: &mut [u8]) -> bool {
         if offset
             .checked_add(dst.len())
             .is_none_or(|end| end > self.len)

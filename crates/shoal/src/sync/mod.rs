@@ -8,8 +8,13 @@ mod lock;
 mod members;
 mod shared;
 
-pub use lock::{OwnerLock, SharedPlain, ShmGuard, ShmMutex};
-pub use members::{Liveness, Local, MemberId, Members, LOCAL_ME};
+// The robust lock and the member registry are the library's own machinery for its shared
+// metadata: applications synchronise through rings, mempools and IPC.
+pub(crate) use lock::{OwnerLock, SharedPlain, ShmMutex};
+#[cfg(test)]
+pub(crate) use members::LOCAL_ME;
+pub use members::{Liveness, MemberId};
+pub(crate) use members::{Local, Members};
 pub use shared::{AnyBits, Shared};
 /// The crate behind [`AnyBits`], for `#[derive(zerocopy::FromBytes)]` with
 /// `#[zerocopy(crate = "shoal::sync::zerocopy")]`.
