@@ -7,7 +7,9 @@
 //! dies it keeps its ring for a server that adopts the group (with `--primary-grace`; without,
 //! it exits as every secondary whose primary died).
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use crate::args;
@@ -15,7 +17,7 @@ use crate::cs::{self, MAX_CLIENTS};
 use shoal::dispatch::{self, Worker};
 use shoal::eal::{self, Eal};
 use shoal::ethdev::{self, Port};
-use shoal::mbuf::MbufBatch;
+use shoal::mbuf::{ol_flags, Mbuf, MbufBatch};
 use shoal::net::{self, FiveTuple};
 
 /// mp_client's options (after `--`).
@@ -149,7 +151,7 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
 
     let mut rx = MbufBatch::new();
     let mut out: Vec<MbufBatch> = (0..nports).map(|_| MbufBatch::new()).collect();
-    let mut flows: HashMap<FiveTuple, (u64, u64)> = HashMap::new();
+    let mut flows = FlowTable::default();
     let mut neigh = 0u64;
     while let Some(n) = w.recv(&mut rx) {
         if n == 0 {
@@ -159,12 +161,10 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
             // Without the flow table the packet's bytes are never touched (DPDK's sample reads
             // only the mbuf's port): no ARP/ND counting either.
             if !cfg.flow_table {
-            } else if dispatch::is_neighbour_frame(m.data()) {
+            } else if dispatch::is_neighbour(&mut m) {
                 neigh += 1;
-            } else if let Some(t) = net::parse_frame(m.data()).ok().and_then(|i| i.tuple) {
-                let e = flows.entry(t).or_default();
-                e.0 += 1;
-                e.1 += m.pkt_len() as u64;
+            } else {
+                flows.count(&m);
             }
             let dst = (m.port() ^ 1) as usize;
             // A packet for a port that does not exist, or beyond the batch: counted, freed.
@@ -199,11 +199,75 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
         "Client {id}: rx {} tx {} tx_drop {} arp/nd {neigh}",
         s.rx, s.tx, s.tx_drop
     );
-    let mut top: Vec<(FiveTuple, (u64, u64))> = flows.into_iter().collect();
+    let mut top: Vec<(FiveTuple, (u64, u64))> = flows
+        .by_key
+        .into_values()
+        .map(|(t, p, b)| (t, (p, b)))
+        .collect();
     top.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(b.1 .1.cmp(&a.1 .1)));
     println!("Top flows of client {id} ({} flows):", top.len());
     for (t, (pkts, bytes)) in top.iter().take(cfg.top) {
         println!("  {t}  packets {pkts} bytes {bytes}");
     }
     Ok(())
+}
+
+/// The flow table: packets and bytes per flow. Keyed by the hash that came with the packet
+/// (the symmetric flow hash a dispatcher stored, else the receive side's RSS hash), so a packet
+/// is parsed only when its flow is new (to name it) or when no hash came with it: each packet
+/// is parsed once along the pipeline, as DPDK applications key flows by the NIC's `hash.rss`.
+/// With a flow-hash dispatcher both directions of a flow share an entry; two flows whose
+/// 32-bit hashes collide would too (one pair in 2^32).
+#[derive(Default)]
+struct FlowTable {
+    by_key: HashMap<u64, (FiveTuple, u64, u64), BuildHasherDefault<Prehashed>>,
+}
+
+impl FlowTable {
+    fn count(&mut self, m: &Mbuf) {
+        let tuple = || net::parse_frame(m.data()).ok().and_then(|i| i.tuple);
+        let (key, parsed) = match (m.flow_hash(), m.ol_flags() & ol_flags::RX_RSS_HASH != 0) {
+            // A packet without a 5-tuple (the dispatcher hashed it to 0): not a flow.
+            (Some(0), _) => return,
+            (Some(h), _) => (1 << 32 | u64::from(h), None),
+            (None, true) => (2 << 32 | u64::from(m.rss_hash()), None),
+            (None, false) => {
+                let Some(t) = tuple() else {
+                    return;
+                };
+                (3 << 32 | u64::from(t.crc_hash(0)), Some(t))
+            }
+        };
+        let e = match self.by_key.entry(key) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                let Some(t) = parsed.or_else(tuple) else {
+                    return;
+                };
+                v.insert((t, 0, 0))
+            }
+        };
+        e.1 += 1;
+        e.2 += m.pkt_len() as u64;
+    }
+}
+
+/// A hasher for keys that are hashes already: one multiply spreads them over the table.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }

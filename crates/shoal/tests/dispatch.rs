@@ -68,6 +68,83 @@ fn a_dispatcher_may_answer_and_drop_and_every_packet_is_counted() {
 }
 
 #[test]
+fn each_packet_is_parsed_once_along_the_pipeline() {
+    use shoal::dispatch::{self, FlowHash};
+    use shoal::mbuf::ol_flags;
+    use shoal::net::{self, ptype};
+    let eal = ports_eal("disp-once", &["net_gen0,flows=16"]);
+    let pool = MbufPool::create(&eal, "opool", 4095, 0, 0, 2048 + 128).unwrap();
+    let conf = PortConf {
+        tx_queues: Some(2),
+        pool: Some(pool.clone()),
+        ..Default::default()
+    };
+    let ports = ethdev::ports_with(&eal, &conf).unwrap();
+    let mut d = Distributor::builder(&eal, "once")
+        .workers(1)
+        .ring_size(1024)
+        .create(ports, pool.clone(), FlowHash)
+        .unwrap();
+    let mut w = Worker::attach(&eal, "once", 0).unwrap();
+    let mut events = Vec::new();
+    d.check(&mut events);
+    let mut b = MbufBatch::new();
+    let (mut flows, mut arps) = (0u64, 0u64);
+    let deadline = Instant::now() + T;
+    while flows < 2000 || arps < 10 {
+        assert!(Instant::now() < deadline, "{flows} {arps} {:?}", d.stats());
+        d.poll(&mut events);
+        while w.recv(&mut b).is_some_and(|n| n > 0) {
+            for m in b.iter() {
+                let info = net::parse_frame(m.data()).unwrap();
+                // The generator says what it built, as a NIC does.
+                assert_eq!(m.packet_type(), info.ptype());
+                if m.packet_type() == ptype::L2_ETHER_ARP {
+                    // A neighbour frame, copied to every worker: no flow hash.
+                    assert!(dispatch::is_neighbour_frame(m.data()));
+                    assert_eq!(m.flow_hash(), None);
+                    arps += 1;
+                } else {
+                    // What the dispatcher computed travels with the packet.
+                    assert_eq!(m.flow_hash(), Some(dispatch::flow_hash(m.data())));
+                    assert_ne!(m.flow_hash(), Some(0));
+                    assert_ne!(m.ol_flags() & ol_flags::RX_RSS_HASH, 0);
+                    assert_eq!(info.ptype() & ptype::L3_MASK, ptype::L3_IPV4);
+                    flows += 1;
+                }
+            }
+            b.clear();
+        }
+    }
+    drop(w);
+    let s = d.stop(Duration::from_secs(5));
+    assert_eq!(s.unaccounted(), 0, "{s:?}");
+    assert_eq!(pool.in_use_count(), 0);
+}
+
+#[test]
+fn a_neighbour_frame_of_unknown_type_is_found_by_its_bytes_and_typed() {
+    use shoal::dispatch;
+    use shoal::net::{self, ptype, EthernetAddress};
+    let eal = ports_eal("disp-neigh", &["net_null0"]);
+    let pool = MbufPool::create(&eal, "npool", 63, 0, 0, 2048 + 128).unwrap();
+    let a = EthernetAddress([2, 0, 0, 0, 0, 1]);
+    let mut frame = [0u8; 64];
+    let n =
+        net::build_arp_request(&mut frame, a, [10, 0, 0, 1].into(), [10, 0, 0, 2].into()).unwrap();
+    let mut m = pool.alloc().unwrap();
+    m.append(n as u16).unwrap().copy_from_slice(&frame[..n]);
+    assert_eq!(m.packet_type(), 0);
+    assert!(dispatch::is_neighbour(&mut m));
+    assert_eq!(m.packet_type(), ptype::L2_ETHER_ARP);
+    // A known IPv4 type is answered without reading the bytes: claim UDP over an ARP frame.
+    m.set_packet_type(ptype::L2_ETHER | ptype::L3_IPV4 | ptype::L4_UDP);
+    assert!(!dispatch::is_neighbour(&mut m));
+    drop(m);
+    assert_eq!(pool.in_use_count(), 0);
+}
+
+#[test]
 fn joining_errors_say_what_is_wrong() {
     let eal = ports_eal("disp-err", &["net_null0"]);
     let err = Worker::attach(&eal, "nope", 0).unwrap_err();

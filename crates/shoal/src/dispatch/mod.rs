@@ -238,6 +238,34 @@ pub fn flow_hash(data: &[u8]) -> u32 {
         .unwrap_or(0)
 }
 
+/// Parses `pkt` once for every stage after this one: its [`flow_hash`] and packet type go into
+/// the mbuf ([`Mbuf::set_flow_hash`], [`Mbuf::set_packet_type`]), where a worker finds them
+/// without parsing again. Returns the parse (`None` for a frame too short or malformed to
+/// parse, whose flow hash is then 0 and its type left as it was).
+pub fn learn(pkt: &mut Mbuf) -> Option<crate::net::PacketInfo> {
+    let info = crate::net::parse_frame(pkt.data()).ok();
+    let hash = info
+        .and_then(|i| i.tuple)
+        .map(|t| t.symmetric().crc_hash(0))
+        .unwrap_or(0);
+    if let Some(i) = &info {
+        pkt.set_packet_type(i.ptype());
+    }
+    pkt.set_flow_hash(hash);
+    info
+}
+
+/// The flow hash of `pkt`: the one an earlier stage stored, or [`learn`]'s.
+pub fn flow_hash_of(pkt: &mut Mbuf) -> u32 {
+    match pkt.flow_hash() {
+        Some(h) => h,
+        None => {
+            learn(pkt);
+            pkt.flow_hash().unwrap_or(0)
+        }
+    }
+}
+
 /// Rendezvous score of a flow on a worker (SplitMix64's finaliser: cheap, well mixed).
 fn score(hash: u32, worker: usize) -> u32 {
     let mut x = (hash as u64) << 32 | worker as u64;
@@ -258,7 +286,7 @@ pub struct FlowHash;
 
 impl Dispatcher for FlowHash {
     fn dispatch(&mut self, pkt: &mut Mbuf, ctx: &Ctx<'_>) -> Verdict {
-        worker_for_hash(flow_hash(pkt.data()), ctx.live).map_or(Verdict::NoWorker, Verdict::Worker)
+        worker_for_hash(flow_hash_of(pkt), ctx.live).map_or(Verdict::NoWorker, Verdict::Worker)
     }
 }
 
@@ -277,9 +305,8 @@ impl DscpPriority {
 
 impl Dispatcher for DscpPriority {
     fn dispatch(&mut self, pkt: &mut Mbuf, ctx: &Ctx<'_>) -> Verdict {
-        let info = crate::net::parse_frame(pkt.data()).ok();
-        let tuple = info.as_ref().and_then(|i| i.tuple);
-        if let (Some(i), Some(_)) = (&info, tuple) {
+        let info = learn(pkt);
+        if let Some(i) = info.filter(|i| i.tuple.is_some()) {
             if let Some(&(_, w)) = self
                 .map
                 .iter()
@@ -288,7 +315,7 @@ impl Dispatcher for DscpPriority {
                 return Verdict::Worker(w);
             }
         }
-        let hash = tuple.map(|t| t.symmetric().crc_hash(0)).unwrap_or(0);
+        let hash = pkt.flow_hash().unwrap_or(0);
         worker_for_hash(hash, ctx.live).map_or(Verdict::NoWorker, Verdict::Worker)
     }
 }
@@ -327,10 +354,42 @@ pub fn from_spec(spec: &str, workers: usize) -> Result<Box<dyn Dispatcher + Send
     }
 }
 
+/// [`is_neighbour_frame`] of an mbuf, asking its packet type first: ARP, or an IP type that
+/// is not ICMPv6, answers without reading the packet (a generator's frames, or a NIC's). A neighbour frame whose type was unknown gets it set, for the stages after this.
+pub fn is_neighbour(pkt: &mut Mbuf) -> bool {
+    use crate::net::ptype;
+    let t = pkt.packet_type();
+    if t & ptype::L2_MASK == ptype::L2_ETHER_ARP {
+        return true;
+    }
+    let icmp6 = matches!(t & ptype::L3_MASK, ptype::L3_IPV6 | ptype::L3_IPV6_EXT)
+        && t & ptype::L4_MASK == ptype::L4_ICMP;
+    // An IP type that is not ICMPv6 is no neighbour frame; without an L3 type, look.
+    if t & ptype::L3_MASK != 0 && !icmp6 {
+        return false;
+    }
+    let Some(arp) = neighbour_kind(pkt.data()) else {
+        return false;
+    };
+    if t == 0 {
+        pkt.set_packet_type(if arp {
+            ptype::L2_ETHER_ARP
+        } else {
+            ptype::L2_ETHER | ptype::L3_IPV6 | ptype::L4_ICMP
+        });
+    }
+    true
+}
+
 /// True for ARP and IPv6 neighbour discovery frames (router/neighbour solicitation and
 /// advertisement, redirect) behind up to two VLAN tags: the frames F-Stack copies to every
 /// process. A few byte compares, so that round robin needs no full parse.
 pub fn is_neighbour_frame(data: &[u8]) -> bool {
+    neighbour_kind(data).is_some()
+}
+
+/// `Some(true)` for ARP, `Some(false)` for IPv6 neighbour discovery, `None` otherwise.
+fn neighbour_kind(data: &[u8]) -> Option<bool> {
     let be16 = |o: usize| data.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
     let mut off = 12;
     let mut ethertype = be16(off);
@@ -342,12 +401,12 @@ pub fn is_neighbour_frame(data: &[u8]) -> bool {
     }
     let l3 = off + 2;
     match ethertype {
-        Some(0x0806) => true,
+        Some(0x0806) => Some(true),
         // IPv6 whose next header is ICMPv6, of an ND type (133-137).
-        Some(0x86dd) => {
-            data.get(l3 + 6) == Some(&58) && matches!(data.get(l3 + 40), Some(133..=137))
-        }
-        _ => false,
+        Some(0x86dd) => (data.get(l3 + 6) == Some(&58)
+            && matches!(data.get(l3 + 40), Some(133..=137)))
+        .then_some(false),
+        _ => None,
     }
 }
 
@@ -791,7 +850,7 @@ impl<D: Dispatcher> Distributor<D> {
                 self.rx.iter().map(|m| m.pkt_len() as u64).sum(),
             );
             for mut m in self.rx.drain(..) {
-                if self.copy_neighbours && is_neighbour_frame(m.data()) {
+                if self.copy_neighbours && is_neighbour(&mut m) {
                     bump(self.block.ctl(ctl::NEIGH_FRAMES), 1);
                     self.give_all(m);
                     continue;

@@ -186,6 +186,10 @@ pub mod ol_flags {
     pub const RX_IP_CKSUM_GOOD: u64 = 1 << 7;
     /// RX: the L4 checksum is right.
     pub const RX_L4_CKSUM_GOOD: u64 = 1 << 8;
+    /// The second hash word (DPDK's `hash.fdir.hi`) holds the symmetric 5-tuple hash that a
+    /// stage before this one computed ([`super::Mbuf::flow_hash`]). A bit of DPDK's range for
+    /// dynamic flags (between `RTE_MBUF_F_FIRST_FREE` and `RTE_MBUF_F_LAST_FREE`).
+    pub const FLOW_HASH: u64 = 1 << 24;
     /// TX: the packet is IPv4.
     pub const TX_IPV4: u64 = 1 << 55;
     /// TX: the packet is IPv6.
@@ -818,7 +822,24 @@ impl Mbuf {
         self.seg.set_rss_hash(h)
     }
 
-    /// Packet type (DPDK's `RTE_PTYPE_*` bits).
+    /// The symmetric 5-tuple hash ([`crate::net::FiveTuple::symmetric`], CRC32C) that an
+    /// earlier stage stored with [`Mbuf::set_flow_hash`], if one did: a pipeline's
+    /// distributor stores what its dispatcher computed, so that a worker keys its flow state
+    /// by it without parsing the packet again (as DPDK applications use a NIC's `hash.rss`).
+    #[inline]
+    pub fn flow_hash(&self) -> Option<u32> {
+        (self.seg.ol_flags() & ol_flags::FLOW_HASH != 0).then(|| self.seg.hash_hi())
+    }
+
+    /// Stores the packet's symmetric 5-tuple hash (see [`Mbuf::flow_hash`]).
+    #[inline]
+    pub fn set_flow_hash(&mut self, h: u32) {
+        self.seg.set_hash_hi(h);
+        self.seg
+            .set_ol_flags(self.seg.ol_flags() | ol_flags::FLOW_HASH);
+    }
+
+    /// Packet type (DPDK's `RTE_PTYPE_*` bits, [`crate::net::ptype`]); 0 when unknown.
     #[inline]
     pub fn packet_type(&self) -> u32 {
         self.seg.packet_type()

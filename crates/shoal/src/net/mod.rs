@@ -78,7 +78,7 @@ pub use icmpv6::{Icmpv6Message, Icmpv6Packet};
 pub use ip::IpProtocol;
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};
-pub use parse::{parse_frame, PacketClass, PacketInfo};
+pub use parse::{parse_frame, ptype, PacketClass, PacketInfo};
 pub use tcp::{TcpFlags, TcpPacket, TcpRepr};
 pub use tuple::{FiveTuple, FlowKey};
 pub use udp::{UdpPacket, UdpRepr};

@@ -63,6 +63,82 @@ pub struct PacketInfo {
     pub icmp: Option<(u8, u8)>,
 }
 
+/// DPDK's packet type bits (`RTE_PTYPE_*` of `rte_mbuf_ptype.h`), the values
+/// [`PacketInfo::ptype`] gives and an mbuf's `packet_type` carries.
+pub mod ptype {
+    /// Ethernet.
+    pub const L2_ETHER: u32 = 0x0000_0001;
+    /// ARP over Ethernet.
+    pub const L2_ETHER_ARP: u32 = 0x0000_0003;
+    /// Ethernet with one VLAN tag.
+    pub const L2_ETHER_VLAN: u32 = 0x0000_0006;
+    /// Ethernet with two VLAN tags.
+    pub const L2_ETHER_QINQ: u32 = 0x0000_0007;
+    /// The L2 bits.
+    pub const L2_MASK: u32 = 0x0000_000f;
+    /// IPv4 without options.
+    pub const L3_IPV4: u32 = 0x0000_0010;
+    /// IPv4 with options.
+    pub const L3_IPV4_EXT: u32 = 0x0000_0030;
+    /// IPv6 without extension headers.
+    pub const L3_IPV6: u32 = 0x0000_0040;
+    /// IPv6 with extension headers.
+    pub const L3_IPV6_EXT: u32 = 0x0000_00c0;
+    /// The L3 bits.
+    pub const L3_MASK: u32 = 0x0000_00f0;
+    /// TCP.
+    pub const L4_TCP: u32 = 0x0000_0100;
+    /// UDP.
+    pub const L4_UDP: u32 = 0x0000_0200;
+    /// An IP fragment.
+    pub const L4_FRAG: u32 = 0x0000_0300;
+    /// SCTP.
+    pub const L4_SCTP: u32 = 0x0000_0400;
+    /// ICMP or ICMPv6.
+    pub const L4_ICMP: u32 = 0x0000_0500;
+    /// Another IP protocol.
+    pub const L4_NONFRAG: u32 = 0x0000_0600;
+    /// The L4 bits.
+    pub const L4_MASK: u32 = 0x0000_0f00;
+}
+
+impl PacketInfo {
+    /// The packet's type as DPDK's `RTE_PTYPE_*` bits ([`ptype`]): what a NIC (or
+    /// `rte_net_get_ptype`) would put in the mbuf, so that later stages need not parse again.
+    pub fn ptype(&self) -> u32 {
+        let l2 = match (self.vlan, self.vlan_outer) {
+            _ if self.class == PacketClass::Arp => ptype::L2_ETHER_ARP,
+            (Some(_), Some(_)) => ptype::L2_ETHER_QINQ,
+            (Some(_), None) => ptype::L2_ETHER_VLAN,
+            _ => ptype::L2_ETHER,
+        };
+        let Some(t) = self.tuple else {
+            return l2;
+        };
+        let ext = self
+            .l4_offset
+            .map_or(0, |o| o.saturating_sub(self.l3_offset));
+        let l3 = match t.src {
+            std::net::IpAddr::V4(_) if ext > 20 => ptype::L3_IPV4_EXT,
+            std::net::IpAddr::V4(_) => ptype::L3_IPV4,
+            std::net::IpAddr::V6(_) if ext > 40 => ptype::L3_IPV6_EXT,
+            std::net::IpAddr::V6(_) => ptype::L3_IPV6,
+        };
+        let l4 = if self.fragment {
+            ptype::L4_FRAG
+        } else {
+            match t.proto {
+                6 => ptype::L4_TCP,
+                17 => ptype::L4_UDP,
+                132 => ptype::L4_SCTP,
+                1 | 58 => ptype::L4_ICMP,
+                _ => ptype::L4_NONFRAG,
+            }
+        };
+        l2 | l3 | l4
+    }
+}
+
 /// The SCTP common header: ports, verification tag, checksum.
 const SCTP_HEADER_LEN: usize = 12;
 

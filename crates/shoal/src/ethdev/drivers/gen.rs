@@ -13,9 +13,10 @@ use super::{Driver, RxCtx, TxCtx};
 use crate::ethdev::spec::{DriverArgs, GenSize};
 use crate::ethdev::table::{bump, PortShared};
 use crate::ethdev::PortId;
-use crate::mbuf::MbufBatch;
+use crate::mbuf::{ol_flags, MbufBatch};
 use crate::net::{
-    toeplitz::RSS_KEY_DEFAULT, ArpOperation, EthernetAddress, FiveTuple, FrameBuilder, IpProtocol,
+    ptype, toeplitz::RSS_KEY_DEFAULT, ArpOperation, EthernetAddress, FiveTuple, FrameBuilder,
+    IpProtocol,
 };
 use crate::sync::atomic::Ordering;
 
@@ -138,7 +139,9 @@ impl Gen {
         (allowed.saturating_sub(sent) as usize).min(max)
     }
 
-    fn build(&self, buf: &mut [u8], seq: u64, flow: u32) -> usize {
+    /// Writes the frame of packet `seq` (of `flow`) into `buf`; returns its length and its
+    /// packet type.
+    fn build(&self, buf: &mut [u8], seq: u64, flow: u32) -> (usize, u32) {
         let t = flow_tuple(flow, self.seed);
         let len = buf.len();
         if seq % ARP_EVERY == ARP_EVERY - 1 {
@@ -147,9 +150,10 @@ impl Gen {
             };
             let mut b = self.builder;
             b.dst_mac = EthernetAddress::BROADCAST;
-            return b
+            let n = b
                 .arp(buf, ArpOperation::REQUEST, s, EthernetAddress([0; 6]), d)
                 .unwrap_or(0);
+            return (n, ptype::L2_ETHER_ARP);
         }
         let l4_hdr = if t.proto == IpProtocol::TCP.0 { 20 } else { 8 };
         let payload = len.saturating_sub(14 + 20 + l4_hdr);
@@ -160,12 +164,12 @@ impl Gen {
             buf[off..off + 8].copy_from_slice(&seq.to_be_bytes());
             buf[off + 8..off + 12].copy_from_slice(&flow.to_be_bytes());
         }
-        let r = if t.proto == IpProtocol::TCP.0 {
-            self.builder.tcp(buf, &t, payload)
+        let (r, l4) = if t.proto == IpProtocol::TCP.0 {
+            (self.builder.tcp(buf, &t, payload), ptype::L4_TCP)
         } else {
-            self.builder.udp(buf, &t, payload)
+            (self.builder.udp(buf, &t, payload), ptype::L4_UDP)
         };
-        r.unwrap_or(0)
+        (r.unwrap_or(0), ptype::L2_ETHER | ptype::L3_IPV4 | l4)
     }
 }
 
@@ -190,9 +194,15 @@ impl Driver for Gen {
             let (flow, hash) = flows[(nth % flows.len() as u64) as usize];
             let want = frame_size(self.size, seq);
             m.set_port(cx.port);
-            m.set_rss_hash(hash);
             if let Some(buf) = m.append(want as u16) {
-                let got = self.build(buf, seq, flow);
+                let (got, pt) = self.build(buf, seq, flow);
+                // What a NIC tells about the frame it received, so that no stage parses it
+                // to learn it: the packet type, and the RSS hash of an IP frame.
+                m.set_packet_type(pt);
+                if pt != ptype::L2_ETHER_ARP {
+                    m.set_rss_hash(hash);
+                    m.set_ol_flags(ol_flags::RX_RSS_HASH);
+                }
                 if got < want {
                     m.trim((want - got) as u16);
                 }
