@@ -157,7 +157,7 @@ fn run(eal: &Eal, cfg: Config) -> Result<(), String> {
         if n == 0 {
             continue;
         }
-        for m in rx.drain(..) {
+        for mut m in rx.drain(..) {
             // Without the flow table the packet's bytes are never touched (DPDK's sample reads
             // only the mbuf's port): no ARP/ND counting either.
             if !cfg.flow_table {

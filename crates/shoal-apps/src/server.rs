@@ -61,6 +61,15 @@ struct Opts {
     /// Busy-poll without idle back-off (benchmarks)
     #[arg(long)]
     poll: bool,
+    /// Receive only while every live client's ring has room for a burst: forward what the
+    /// clients sustain instead of dropping at a full ring (a NIC drops the rest, counted as
+    /// its missed packets)
+    #[arg(long)]
+    backpressure: bool,
+    /// Do not copy ARP and IPv6 neighbour-discovery frames to every client (the server then
+    /// never reads packet bytes, as DPDK's client_server_mp does not)
+    #[arg(long)]
+    no_neighbour_copy: bool,
 }
 
 /// Value parser of `--dist`: a dispatcher spec of the library ([`dispatch::from_spec`]).
@@ -143,7 +152,9 @@ fn run(eal: &Eal, o: Opts) -> Result<(), String> {
         .workers(o.num_clients)
         .ring_size(o.ring_size)
         .ring_names(cs::client_ring_name)
-        .stall_timeout(o.client_timeout);
+        .stall_timeout(o.client_timeout)
+        .backpressure(o.backpressure)
+        .copy_neighbour_frames(!o.no_neighbour_copy);
     let nports = ports.len();
     let mut d = if adopted {
         b.adopt(ports, pool.clone(), dispatcher)

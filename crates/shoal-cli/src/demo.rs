@@ -56,6 +56,10 @@ struct Opts {
     /// Print only the summary
     #[arg(long)]
     quiet: bool,
+    /// Let the server drop at a full client ring, as DPDK's client_server_mp does, instead of
+    /// receiving only what the clients sustain
+    #[arg(long)]
+    drop_when_full: bool,
 }
 
 impl Opts {
@@ -144,6 +148,9 @@ fn server_args(o: &Opts) -> Vec<String> {
         "--stats-interval".into(),
         "0".into(),
     ]);
+    if !o.drop_when_full {
+        sargs.push("--backpressure".into());
+    }
     sargs
 }
 
@@ -255,6 +262,13 @@ fn demo(o: &Opts) -> Result<(), String> {
         o.clients,
         o.duration.as_secs_f64()
     );
+    let pids = |p: &Procs| {
+        std::iter::once(p.server.id())
+            .chain(p.clients.iter().map(Child::id))
+            .collect::<Vec<u32>>()
+    };
+    let mut cpu = CpuMeter::default();
+    cpu.sample(&pids(&procs));
     let start = Instant::now();
     let mut last = (Instant::now(), 0u64, 0u64);
     let mut killed = false;
@@ -330,6 +344,7 @@ fn demo(o: &Opts) -> Result<(), String> {
             let p = info();
             let (rx, tx) = totals(&p);
             let dt = last.0.elapsed().as_secs_f64();
+            let cpus = cpu.sample(&pids(&procs)) as f64 / crate::top::USER_HZ / dt;
             if !o.quiet {
                 let per: Vec<String> = p
                     .workers
@@ -343,11 +358,14 @@ fn demo(o: &Opts) -> Result<(), String> {
                         )
                     })
                     .collect();
+                let out = (tx - last.2) as f64 / dt / 1e6;
                 println!(
-                    "[{:>4.0}s] in {:>7.3} Mpps  out {:>7.3} Mpps  dropped {:>9}  pool in use {:>6}  | {}",
+                    "[{:>4.0}s] in {:>7.3} Mpps  out {:>7.3} Mpps  on {:.2} CPUs ({:.2} Mpps per CPU)  dropped {:>9}  pool in use {:>6}  | {}",
                     start.elapsed().as_secs_f64(),
                     (rx - last.1) as f64 / dt / 1e6,
-                    (tx - last.2) as f64 / dt / 1e6,
+                    out,
+                    cpus,
+                    if cpus > 0.0 { out / cpus } else { 0.0 },
                     dropped(&p),
                     pool.in_use_count(),
                     per.join("  ")
@@ -357,6 +375,7 @@ fn demo(o: &Opts) -> Result<(), String> {
         }
     }
     let elapsed = start.elapsed();
+    cpu.sample(&pids(&procs));
     let same_clients = procs
         .clients
         .iter_mut()
@@ -388,6 +407,23 @@ fn demo(o: &Opts) -> Result<(), String> {
     println!(
         "forwarded       {tx} packets ({:.3} Mpps)",
         tx as f64 / elapsed.as_secs_f64() / 1e6
+    );
+    let cpu_secs = cpu.total as f64 / crate::top::USER_HZ;
+    if cpu_secs > 0.0 {
+        println!(
+            "cpu             {:.2} CPUs busy on average ({} processes); {:.3} Mpps forwarded per CPU",
+            cpu_secs / elapsed.as_secs_f64(),
+            1 + o.clients,
+            tx as f64 / cpu_secs / 1e6
+        );
+    }
+    println!(
+        "receive         {}",
+        if o.drop_when_full {
+            "as fast as the ports deliver; a full client ring drops (--drop-when-full)"
+        } else {
+            "while every client's ring has room (backpressure): the rate is what the clients sustain"
+        }
     );
     let copies = p.neighbour_copies;
     let drops = dropped(&p);
@@ -457,6 +493,31 @@ fn demo(o: &Opts) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// CPU time of the group's processes, from `/proc/<pid>/stat`: what forwarding costs, so that
+/// the rate per CPU shows what a user can expect (the processes of a 2-CPU machine share it).
+#[derive(Default)]
+struct CpuMeter {
+    /// Last reading per pid (processes restarted under a new pid start from 0).
+    last: std::collections::HashMap<u32, u64>,
+    /// Ticks counted since the first reading.
+    total: u64,
+}
+
+impl CpuMeter {
+    /// Ticks the processes `pids` used since the last reading.
+    fn sample(&mut self, pids: &[u32]) -> u64 {
+        let mut d = 0;
+        for &pid in pids {
+            if let Some(t) = crate::top::cpu_ticks(pid) {
+                let prev = self.last.insert(pid, t);
+                d += t.saturating_sub(prev.unwrap_or(t));
+            }
+        }
+        self.total += d;
+        d
+    }
 }
 
 /// The server's pipeline (`None` until the server has published it).

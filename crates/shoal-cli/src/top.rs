@@ -24,7 +24,7 @@ use shoal::eal::Eal;
 use shoal::telemetry::{snapshot, Snapshot};
 
 /// Kernel clock ticks per second in `/proc/<pid>/stat` (USER_HZ, fixed at 100 on Linux).
-const USER_HZ: f64 = 100.0;
+pub(crate) const USER_HZ: f64 = 100.0;
 
 /// `shoal top`'s options.
 #[derive(clap::Parser, Debug)]
@@ -121,7 +121,7 @@ impl Sample {
 
 /// utime + stime of a process, from `/proc/<pid>/stat` (fields 14 and 15, counted after the
 /// command name's closing parenthesis, since the name may hold spaces).
-fn cpu_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &s[s.rfind(')')? + 1..];
     let f: Vec<&str> = after.split_whitespace().collect();

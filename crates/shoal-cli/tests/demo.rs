@@ -50,6 +50,47 @@ fn demo_forwards_survives_a_killed_client_and_loses_no_buffer() {
 }
 
 #[test]
+fn demo_on_its_defaults_forwards_what_the_clients_sustain_and_drops_nothing() {
+    // Unpaced generators, three pollers: the server receives only what the clients take.
+    let g = Group::new("demo-bp");
+    let mut d = g.spawn_raw(
+        SHOAL,
+        &[
+            "demo",
+            "--duration",
+            "2",
+            "--no-huge",
+            "--file-prefix",
+            g.prefix(),
+        ],
+    );
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        d.output()
+    );
+    let out = d.output();
+    let line = |p: &str| {
+        out.lines()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("no {p:?} line in:\n{out}"))
+            .to_owned()
+    };
+    assert!(line("dropped ").starts_with("dropped         0 ("), "{out}");
+    assert!(line("receive ").contains("backpressure"), "{out}");
+    assert!(line("cpu ").contains("Mpps forwarded per CPU"), "{out}");
+    let n: u64 = line("forwarded")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n > 0, "{out}");
+    assert!(out.contains("— no buffer lost"), "{out}");
+}
+
+#[test]
 fn demo_rejects_bad_options() {
     let g = Group::new("demo-bad");
     let mut d = g.spawn_raw(SHOAL, &["demo", "--clients", "0"]);

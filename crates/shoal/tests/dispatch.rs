@@ -145,6 +145,57 @@ fn a_neighbour_frame_of_unknown_type_is_found_by_its_bytes_and_typed() {
 }
 
 #[test]
+fn with_backpressure_a_slow_worker_holds_the_ports_back_and_nothing_is_dropped() {
+    let eal = ports_eal("disp-bp", &["net_gen0,flows=8"]);
+    let pool = MbufPool::create(&eal, "bpool", 4095, 0, 0, 2048 + 128).unwrap();
+    let conf = PortConf {
+        tx_queues: Some(2),
+        pool: Some(pool.clone()),
+        ..Default::default()
+    };
+    let ports = ethdev::ports_with(&eal, &conf).unwrap();
+    let mut d = Distributor::builder(&eal, "bp")
+        .workers(1)
+        .ring_size(512)
+        .copy_neighbour_frames(false)
+        .backpressure(true)
+        .create(ports, pool.clone(), shoal::dispatch::RoundRobin::default())
+        .unwrap();
+    let mut events = Vec::new();
+    // No live worker: nothing is received (it would have nowhere to go).
+    for _ in 0..100 {
+        assert_eq!(d.poll(&mut events), 0);
+    }
+    assert_eq!(d.stats().rx, 0);
+    let mut w = Worker::attach(&eal, "bp", 0).unwrap();
+    d.check(&mut events);
+    // A worker that takes nothing: the distributor stops at half its ring.
+    for _ in 0..1000 {
+        d.poll(&mut events);
+    }
+    let s = d.stats();
+    assert!(s.rx > 0 && s.rx <= 256 + 32, "{s:?}");
+    assert_eq!(s.workers[0].drop_ring_full, 0, "{s:?}");
+    // It takes them: the distributor goes on.
+    let mut b = MbufBatch::new();
+    let deadline = Instant::now() + T;
+    let mut got = 0;
+    while got < 5000 {
+        assert!(Instant::now() < deadline, "{:?}", d.stats());
+        d.poll(&mut events);
+        while let Some(n) = w.recv(&mut b).filter(|&n| n > 0) {
+            got += n;
+            b.clear();
+        }
+    }
+    drop(w);
+    let s = d.stop(Duration::from_secs(5));
+    assert_eq!(s.unaccounted(), 0, "{s:?}");
+    assert_eq!(s.dropped(), 0, "{s:?}");
+    assert_eq!(pool.in_use_count(), 0);
+}
+
+#[test]
 fn joining_errors_say_what_is_wrong() {
     let eal = ports_eal("disp-err", &["net_null0"]);
     let err = Worker::attach(&eal, "nope", 0).unwrap_err();

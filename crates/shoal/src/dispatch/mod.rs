@@ -437,6 +437,7 @@ pub struct Builder<'e> {
     copy_neighbours: bool,
     stall_timeout: Duration,
     burst: usize,
+    backpressure: bool,
 }
 
 impl std::fmt::Debug for Builder<'_> {
@@ -486,6 +487,17 @@ impl Builder<'_> {
     /// Packets received per port per poll (1 to [`MAX_BURST`], default 32).
     pub fn burst(mut self, n: usize) -> Self {
         self.burst = n.clamp(1, MAX_BURST);
+        self
+    }
+
+    /// Receives only while every live worker's ring has room for a burst from every port
+    /// (default off: a full ring drops, counted, as DPDK's client_server_mp does). The
+    /// distributor then forwards what its workers sustain: a generator port produces no more
+    /// than that and nothing is dropped; a NIC holds the rest and drops past its own
+    /// capacity, counted as its missed packets. While it holds back, a distributor that does
+    /// not busy-poll backs off and leaves its CPU to the workers.
+    pub fn backpressure(mut self, on: bool) -> Self {
+        self.backpressure = on;
         self
     }
 
@@ -644,6 +656,7 @@ impl Builder<'_> {
             copy_neighbours: self.copy_neighbours,
             stall_timeout: self.stall_timeout,
             burst: self.burst,
+            backpressure: self.backpressure,
             rx: MbufBatch::new(),
             answers: Vec::new(),
             last_check: None,
@@ -720,6 +733,7 @@ pub struct Distributor<D> {
     copy_neighbours: bool,
     stall_timeout: Duration,
     burst: usize,
+    backpressure: bool,
     rx: MbufBatch,
     answers: Vec<(usize, MbufBatch)>,
     last_check: Option<Instant>,
@@ -766,6 +780,7 @@ impl Distributor<()> {
             copy_neighbours: true,
             stall_timeout: Duration::from_secs(1),
             burst: 32,
+            backpressure: false,
         }
     }
 }
@@ -835,6 +850,9 @@ impl<D: Dispatcher> Distributor<D> {
             self.last_check = Some(Instant::now());
             self.check(events);
         }
+        if self.backpressure && !self.room_for_a_round() {
+            return 0;
+        }
         let mut got = 0;
         for pi in 0..self.ports.len() {
             let n = self.ports[pi].rx_burst(QueueId(0), &mut self.rx, self.burst);
@@ -896,6 +914,19 @@ impl<D: Dispatcher> Distributor<D> {
                 self.backoff.reset();
             }
         }
+    }
+
+    /// Whether there is a live worker and every live worker's ring is at most half full, with
+    /// room for a burst from every port (with [`Builder::backpressure`]): half a ring keeps a
+    /// worker busy while the distributor catches up, and no ring comes near the usage warning.
+    fn room_for_a_round(&self) -> bool {
+        let round = (self.burst * self.ports.len()) as u32;
+        // Nobody to take packets: they stay where they are.
+        !self.live.is_empty()
+            && self.live.iter().all(|&w| {
+                let r = &self.workers[w].ring;
+                r.free_count() >= round.max(r.ring().capacity() / 2)
+            })
     }
 
     fn give_worker(&mut self, w: usize, m: Mbuf) {

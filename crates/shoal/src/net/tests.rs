@@ -474,3 +474,37 @@ fn throughput_figures() {
         u32::from(checksum::data(black_box(&frame[14..34])))
     });
 }
+
+#[test]
+fn packet_types_are_dpdks_bits() {
+    let a = EthernetAddress([2, 0, 0, 0, 0, 1]);
+    let mut buf = [0u8; 256];
+    let t = |proto: u8| FiveTuple {
+        src: Ipv4Addr::new(10, 0, 0, 1).into(),
+        dst: Ipv4Addr::new(10, 0, 0, 2).into(),
+        src_port: 1,
+        dst_port: 2,
+        proto,
+    };
+    // RTE_PTYPE_L2_ETHER | RTE_PTYPE_L3_IPV4 | RTE_PTYPE_L4_UDP, as rte_net_get_ptype says.
+    let n = build_udp_ipv4(&mut buf, a, a, &t(17), 10).unwrap();
+    assert_eq!(parse_frame(&buf[..n]).unwrap().ptype(), 0x0000_0211);
+    let n = build_tcp_ipv4(&mut buf, a, a, &t(6), 10).unwrap();
+    assert_eq!(parse_frame(&buf[..n]).unwrap().ptype(), 0x0000_0111);
+    let n = build_arp_request(&mut buf, a, [10, 0, 0, 1].into(), [10, 0, 0, 2].into()).unwrap();
+    assert_eq!(parse_frame(&buf[..n]).unwrap().ptype(), ptype::L2_ETHER_ARP);
+    let v6 = FiveTuple {
+        src: Ipv6Addr::LOCALHOST.into(),
+        dst: Ipv6Addr::LOCALHOST.into(),
+        src_port: 1,
+        dst_port: 2,
+        proto: 17,
+    };
+    let mut b = FrameBuilder::new(a, a);
+    b.vlan = Some(VlanTci::new(0, false, 7));
+    let n = b.udp(&mut buf, &v6, 10).unwrap();
+    assert_eq!(
+        parse_frame(&buf[..n]).unwrap().ptype(),
+        ptype::L2_ETHER_VLAN | ptype::L3_IPV6 | ptype::L4_UDP
+    );
+}
