@@ -558,7 +558,7 @@ shoal_cs_run() {
     before=$(placement)
     cpu_busy_begin
     timeout $((secs + 40)) "$srv" -l 0 --file-prefix "$prefix" --vdev net_null0 --vdev net_null1 \
-        -- -p 0x3 -n 1 --poll --wait-clients --stats-interval 1000 \
+        -- -p 0x3 -n 1 --poll --wait-clients --no-neighbour-copy --stats-interval 1000 \
         > >(stamp_lines >"$slog") 2>&1 &
     srv_pid=$!
     live_pids=("$srv_pid")
@@ -651,7 +651,8 @@ json_line_runs() {
 
 # client_server: forwarding rate (packets/s) of one server (CPU 0) and one client (CPU 1) with
 # two net_null ports: DPDK's client_server_mp (benches/dpdk/client_server.sh) against shoal's
-# mp_server --poll --wait-clients and mp_client --poll --no-flow-table, both on hugepages. The
+# mp_server --poll --wait-clients --no-neighbour-copy and mp_client --poll --no-flow-table (neither
+# reads packet bytes, as DPDK's server and client do not), both on hugepages. The
 # rate is the client's tx growth per second over CS_SECONDS, from 1 s after it connected.
 # Ratio: shoal pps / DPDK pps. About (2 x CS_SECONDS + 25) s per pair.
 run_client_server() {
