@@ -224,13 +224,21 @@ impl Store {
         h.journal.store(journal(OP_POP, c, n), Relaxed);
         crate::fault::point("store.take.journaled");
         let slots = &self.slots()[(c - n) as usize..c as usize];
-        for (o, s) in out.iter_mut().zip(slots) {
-            *o = s.load(Relaxed);
-        }
-        if let Some(tags) = tags {
-            for &i in out.iter() {
-                if let Some(tg) = tags.get(i as usize) {
-                    tg.store(t, Relaxed);
+        // One pass: each index is tagged as it is read, so the tag stores do not sit between
+        // the reads of `out` (a second pass read back what the first had just written).
+        match tags {
+            Some(tags) => {
+                for (o, s) in out.iter_mut().zip(slots) {
+                    let i = s.load(Relaxed);
+                    *o = i;
+                    if let Some(tg) = tags.get(i as usize) {
+                        tg.store(t, Relaxed);
+                    }
+                }
+            }
+            None => {
+                for (o, s) in out.iter_mut().zip(slots) {
+                    *o = s.load(Relaxed);
                 }
             }
         }
