@@ -110,7 +110,9 @@ fn copy_idx(dst: &mut [u32], src: &[u32]) {
     fn ends<const K: usize>(d: &mut [u32], s: &[u32]) {
         let n = d.len();
         d[..K].copy_from_slice(&s[..K]);
-        d[n - K..].copy_from_slice(&s[n - K..]);
+        if n > K {
+            d[n - K..].copy_from_slice(&s[n - K..]);
+        }
     }
     match n {
         0 => {}
