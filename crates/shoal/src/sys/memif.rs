@@ -15,30 +15,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 
 use super::unix_dgram::{self, sockaddr, Addr};
+use super::{cvt, seqpacket};
 // Atomics shared with a process outside the group (a peer that may not be shoal at all): the
 // real ones, also under loom, which cannot model another program.
 use std::sync::atomic::{AtomicU16, AtomicU32};
-
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn seqpacket(flags: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall, no pointers.
-    let fd = cvt(unsafe {
-        libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | flags,
-            0,
-        )
-    })?;
-    // SAFETY: fd was just returned by socket() and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
 
 /// A socket address: a path, or (`abstract_ns`) a name in the abstract namespace whose
 /// length is exactly the name's (as DPDK's `socket-abstract=yes` and libmemif's `@name`).
@@ -52,7 +32,7 @@ pub(crate) fn sock_addr(name: &str, abstract_ns: bool) -> Addr {
 
 /// A non-blocking listening seqpacket socket bound to `addr`.
 pub(crate) fn listen(addr: &Addr) -> io::Result<OwnedFd> {
-    let fd = seqpacket(libc::SOCK_NONBLOCK)?;
+    let fd = seqpacket::socket(libc::SOCK_NONBLOCK)?;
     let (sa, len) = sockaddr(addr)?;
     // SAFETY: sa is a valid sockaddr_un of at least len bytes.
     cvt(unsafe {
@@ -91,7 +71,7 @@ pub(crate) fn accept(listener: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
 
 /// Connects to the listener at `addr`; the connection does not block.
 pub(crate) fn connect(addr: &Addr) -> io::Result<OwnedFd> {
-    let fd = seqpacket(0)?;
+    let fd = seqpacket::socket(0)?;
     let (sa, len) = sockaddr(addr)?;
     loop {
         // SAFETY: sa is a valid sockaddr_un of at least len bytes.

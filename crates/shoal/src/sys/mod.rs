@@ -15,6 +15,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::NonNull;
 
+/// A libc return value as an `io::Result`: negative is the thread's `errno`.
+pub(crate) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
 /// Maps `len` bytes of `file` shared and read-write.
 pub(crate) fn mmap_shared(file: &File, len: usize, populate: bool) -> io::Result<NonNull<u8>> {
     let flags = libc::MAP_SHARED | if populate { libc::MAP_POPULATE } else { 0 };

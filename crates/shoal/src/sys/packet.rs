@@ -23,20 +23,14 @@
 use std::cell::Cell;
 use std::ffi::c_void;
 use std::io;
+
+use super::cvt;
 use std::marker::PhantomData;
 use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-
-fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
 
 /// `struct ifreq` as the kernel lays it out on 64-bit Linux: a name and a 24-byte union.
 #[repr(C)]

@@ -8,17 +8,11 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
+use super::cvt;
 use super::unix_dgram::{sockaddr, Addr};
 
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn socket(flags: libc::c_int) -> io::Result<OwnedFd> {
+/// A new `AF_UNIX` `SOCK_SEQPACKET` socket, close-on-exec, with extra `flags`.
+pub(super) fn socket(flags: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall, no pointers.
     let fd = cvt(unsafe {
         libc::socket(

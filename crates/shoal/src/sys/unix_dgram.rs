@@ -3,6 +3,8 @@
 #![allow(unsafe_code)] // FFI to libc: sendmsg/recvmsg with control messages, setsockopt, bind, ppoll
 
 use std::io;
+
+use super::cvt;
 use std::mem::{size_of, MaybeUninit};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -102,14 +104,6 @@ fn addr_from(sa: &libc::sockaddr_un, len: libc::socklen_t) -> Addr {
             let end = path.iter().position(|b| *b == 0).unwrap_or(path.len());
             Addr::Path(PathBuf::from(std::ffi::OsStr::from_bytes(&path[..end])))
         }
-    }
-}
-
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
     }
 }
 

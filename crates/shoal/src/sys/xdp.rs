@@ -16,18 +16,12 @@
 #![allow(unsafe_code)] // FFI: socket options, mmap of the rings, bpf(2)
 
 use std::io;
+
+use super::cvt;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 
 use crate::sync::atomic::{AtomicU32, Ordering};
-
-fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
 
 fn setsockopt<T>(fd: BorrowedFd<'_>, opt: libc::c_int, v: &T) -> io::Result<()> {
     // SAFETY: `v` is a valid, initialised T for the duration of the call and the length is
