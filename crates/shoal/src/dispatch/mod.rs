@@ -231,9 +231,12 @@ impl Dispatcher for RoundRobin {
 /// The symmetric CRC32C hash of a packet's 5-tuple (0 when it has none): both directions of a
 /// flow hash alike.
 pub fn flow_hash(data: &[u8]) -> u32 {
-    crate::net::parse_frame(data)
-        .ok()
-        .and_then(|i| i.tuple)
+    tuple_hash(crate::net::parse_frame(data).ok().as_ref())
+}
+
+/// [`flow_hash`] of a parse.
+fn tuple_hash(info: Option<&crate::net::PacketInfo>) -> u32 {
+    info.and_then(|i| i.tuple)
         .map(|t| t.symmetric().crc_hash(0))
         .unwrap_or(0)
 }
@@ -244,14 +247,10 @@ pub fn flow_hash(data: &[u8]) -> u32 {
 /// parse, whose flow hash is then 0 and its type left as it was).
 pub fn learn(pkt: &mut Mbuf) -> Option<crate::net::PacketInfo> {
     let info = crate::net::parse_frame(pkt.data()).ok();
-    let hash = info
-        .and_then(|i| i.tuple)
-        .map(|t| t.symmetric().crc_hash(0))
-        .unwrap_or(0);
     if let Some(i) = &info {
         pkt.set_packet_type(i.ptype());
     }
-    pkt.set_flow_hash(hash);
+    pkt.set_flow_hash(tuple_hash(info.as_ref()));
     info
 }
 
